@@ -1,0 +1,60 @@
+"""bpfkit: a BCC-style eBPF toolkit for Python with a Rust core.
+
+>>> from bpfkit import BPF
+>>> b = BPF(text=open("probe.bpf.c").read())   # compiled against this kernel's BTF, loaded, attached
+>>> b["counts"].items()
+
+See README.md for the tour and ``bpfkit list`` for the bundled tools.
+"""
+
+import logging as _logging
+
+from . import _native
+from ._bpf import (
+    BPF,
+    DEBUG_BPF,
+    DEBUG_BPF_REGISTER_STATE,
+    DEBUG_LLVM_IR,
+    DEBUG_PREPROCESSOR,
+    DEBUG_SOURCE,
+)
+from ._errors import (
+    AttachError,
+    BPFError,
+    CacheError,
+    ClosedError,
+    CompileError,
+    CompilerNotFoundError,
+    LoadError,
+    MapError,
+    NotSupportedError,
+    PrivilegeError,
+)
+from .table import print_log2_hist
+
+__version__ = "0.1.0"
+LIBBPF_VERSION: str = _native.LIBBPF_VERSION
+
+_logging.getLogger("bpfkit").addHandler(_logging.NullHandler())
+
+__all__ = [
+    "BPF",
+    "BPFError",
+    "CompileError",
+    "CompilerNotFoundError",
+    "LoadError",
+    "AttachError",
+    "NotSupportedError",
+    "MapError",
+    "PrivilegeError",
+    "CacheError",
+    "ClosedError",
+    "DEBUG_LLVM_IR",
+    "DEBUG_BPF",
+    "DEBUG_PREPROCESSOR",
+    "DEBUG_SOURCE",
+    "DEBUG_BPF_REGISTER_STATE",
+    "print_log2_hist",
+    "LIBBPF_VERSION",
+    "__version__",
+]

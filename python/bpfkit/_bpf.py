@@ -1,0 +1,304 @@
+"""The :class:`BPF` object: compile, load, attach, and reach the maps, with BCC's names."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping, Optional, Union
+
+from . import _native
+from .table import RingBufTable, make_table
+
+__all__ = ["BPF", "DEBUG_LLVM_IR", "DEBUG_BPF", "DEBUG_PREPROCESSOR", "DEBUG_SOURCE", "DEBUG_BPF_REGISTER_STATE"]
+
+log = logging.getLogger("bpfkit")
+
+# BCC's debug flags, with the same values.
+DEBUG_LLVM_IR = 0x1  #: print the LLVM IR
+DEBUG_BPF = 0x2  #: print the verifier log of every program
+DEBUG_PREPROCESSOR = 0x4  #: print the preprocessed C
+DEBUG_SOURCE = 0x8  #: print the BPF assembly
+DEBUG_BPF_REGISTER_STATE = 0x10  #: print the verifier log with register state at each instruction
+
+StrPath = Union[str, bytes, "os.PathLike[str]"]
+
+
+def _s(v: Any) -> str:
+    if isinstance(v, bytes):
+        return v.decode()
+    return os.fspath(v) if isinstance(v, os.PathLike) else str(v)
+
+
+def _zig_path() -> Optional[str]:
+    """The zig binary of the ``ziglang`` package, when installed (a BPF compiler of last resort)."""
+    try:
+        spec = importlib.util.find_spec("ziglang")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for loc in spec.submodule_search_locations:
+        p = Path(loc) / "zig"
+        if p.is_file():
+            return str(p)
+    return None
+
+
+class BPF:
+    """A BPF program compiled from C, loaded, and attached.
+
+    >>> from bpfkit import BPF
+    >>> with BPF(text='''
+    ... struct { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1);
+    ...          __type(key, u32); __type(value, u64); } calls SEC(".maps");
+    ... SEC("tracepoint/syscalls/sys_enter_getppid")
+    ... int count(void *ctx) { u32 k = 0; u64 *v = bpf_map_lookup_elem(&calls, &k);
+    ...                        if (v) __sync_fetch_and_add(v, 1); return 0; }
+    ... ''') as b:
+    ...     os.getppid()
+    ...     print(b["calls"][0].value)
+
+    The C needs no includes: the kernel's types (from its BTF), libbpf's ``bpf_helpers.h``,
+    ``bpf_tracing.h``, ``bpf_core_read.h``, ``bpf_endian.h`` and ``bpfkit.h`` are all there.
+    Programs whose ``SEC()`` names a hook are attached on load unless ``autoattach=False``.
+
+    ``consts`` sets ``const volatile`` globals before load (no recompile); ``debug`` takes BCC's
+    ``DEBUG_*`` flags.
+    """
+
+    def __init__(self, src_file: StrPath = "", hdr_file: StrPath = "", text: Union[str, bytes, None] = None,
+                 debug: int = 0, cflags: Optional[Iterable[str]] = None, usdt_contexts: Optional[list] = None,
+                 allow_rlimit: bool = True, device: Any = None, attach_usdt_ignore_pid: bool = False, *,
+                 consts: Optional[Mapping[str, Any]] = None, autoattach: bool = True,
+                 name: Optional[str] = None, cache_dir: Optional[StrPath] = None) -> None:
+        self._obj: Any = None
+        self._tables: dict[str, Any] = {}
+        self.debug = debug
+        src_dir: Optional[str] = None
+        if text is not None:
+            source = _s(text)
+            display = "<text>"
+        elif src_file:
+            path = Path(_s(src_file))
+            source = path.read_text()
+            display = str(path)
+            src_dir = str(path.parent.resolve())
+        else:
+            raise ValueError("BPF() needs text= or src_file=")
+        if hdr_file:
+            source = Path(_s(hdr_file)).read_text() + "\n" + source
+        if usdt_contexts:
+            raise NotImplementedError("USDT contexts arrive with the attach-points work (USDT class)")
+        flags = [_s(f) for f in (cflags or [])]
+        zig = _zig_path()
+        for bit, emit in ((DEBUG_PREPROCESSOR, "preprocessed"), (DEBUG_LLVM_IR, "llvm-ir"), (DEBUG_SOURCE, "asm")):
+            if debug & bit:
+                print(_native.compile_text(source, emit, display_name=display, cflags=flags, zig=zig,
+                                           source_dir=src_dir), file=sys.stderr)
+        obj, cached, header, warnings, _key = _native.compile(
+            source, display_name=display, cflags=flags, zig=zig, source_dir=src_dir,
+            cache_dir=_s(cache_dir) if cache_dir else None)
+        if warnings.strip():
+            log.debug("clang warnings:\n%s", warnings)
+        log.debug("compiled %s (%s)", display, "cached" if cached else f"{header} header")
+        self.object_bytes: bytes = obj
+        log_level = 2 if debug & DEBUG_BPF_REGISTER_STATE else (1 if debug & DEBUG_BPF else 0)
+        self._obj = _native.Object.load(obj, name=name or "bpfkit", consts=list((consts or {}).items()),
+                                        log_level=log_level)
+        if autoattach:
+            try:
+                self._obj.autoattach()
+            except BaseException:
+                self.close()
+                raise
+
+    # -- lifetime ----------------------------------------------------------------------------
+    def close(self) -> None:
+        """Detaches every program and releases every fd, at once. Idempotent."""
+        if self._obj is not None:
+            self._obj.close()
+        self._tables.clear()
+
+    cleanup = close  # BCC's name
+
+    @property
+    def closed(self) -> bool:
+        return self._obj is None or self._obj.closed
+
+    def __enter__(self) -> "BPF":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # -- maps --------------------------------------------------------------------------------
+    def get_table(self, name: Union[str, bytes], keytype: Any = None, leaftype: Any = None, reducer: Any = None) -> Any:
+        """The map ``name`` as a mapping (see :mod:`bpfkit.table`)."""
+        n = _s(name)
+        t = self._tables.get(n)
+        if t is None or keytype is not None or leaftype is not None:
+            try:
+                m = self._obj.map(n)
+            except ValueError as e:
+                raise KeyError(str(e)) from None
+            t = make_table(self, m) if isinstance(keytype, type(None)) and leaftype is None else make_table(self, m, keytype, leaftype)
+            if keytype is None and leaftype is None:
+                self._tables[n] = t
+        return t
+
+    def __getitem__(self, name: Union[str, bytes]) -> Any:
+        return self.get_table(name)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, (str, bytes)) and _s(name) in self._map_names()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._map_names())
+
+    def __len__(self) -> int:
+        return len(self._map_names())
+
+    def _map_names(self) -> list:
+        return [m["name"] for m in self._obj.maps() if not m["internal"]]
+
+    # -- globals -----------------------------------------------------------------------------
+    def get_global(self, name: str) -> Any:
+        """The current value of a global: an int for integers, else a ctypes object."""
+        from ._btftypes import ctype_of
+
+        _sec, desc = self._obj.global_info(name)
+        raw = self._obj.read_global(name)
+        v = ctype_of(desc).from_buffer_copy(raw)
+        return v.value if hasattr(v, "value") and not hasattr(v, "_length_") else v
+
+    def set_global(self, name: str, value: Any) -> None:
+        """Writes a ``.data``/``.bss`` global (``const volatile`` ones are set with ``consts=``)."""
+        from ._btftypes import ctype_of
+        from .table import Table
+
+        _sec, desc = self._obj.global_info(name)
+        self._obj.write_global(name, Table._to_bytes(ctype_of(desc), value, "value", name))
+
+    # -- programs and attachments ------------------------------------------------------------
+    def programs(self) -> list:
+        """``[(name, section)]`` of every program."""
+        return [(p[0], p[1]) for p in self._obj.programs()]
+
+    def links(self) -> list:
+        """``[(kind, target, program)]`` of every attachment."""
+        return [(k, t, p) for _id, k, t, p in self._obj.links()]
+
+    def attach_tracepoint(self, tp: Union[str, bytes] = "", tp_re: str = "", fn_name: Union[str, bytes] = "") -> None:
+        """Attaches ``fn_name`` to tracepoint ``tp`` ("category:name")."""
+        if tp_re:
+            raise NotImplementedError("tp_re arrives with the attach-points work")
+        cat, _, name = _s(tp).partition(":")
+        if not name:
+            raise ValueError(f"tracepoint must be 'category:name', got {_s(tp)!r}")
+        self._obj.attach_tracepoint(_s(fn_name), cat, name)
+
+    def detach_tracepoint(self, tp: Union[str, bytes] = "", fn_name: Optional[str] = None) -> None:
+        """Detaches what was attached to tracepoint ``tp``."""
+        self._detach("tracepoint", _s(tp), fn_name)
+
+    def attach_raw_tracepoint(self, tp: Union[str, bytes] = "", fn_name: Union[str, bytes] = "") -> None:
+        """Attaches ``fn_name`` to raw tracepoint ``tp`` (e.g. "sched_switch")."""
+        self._obj.attach_raw_tracepoint(_s(fn_name), _s(tp))
+
+    def detach_raw_tracepoint(self, tp: Union[str, bytes] = "", fn_name: Optional[str] = None) -> None:
+        self._detach("raw_tracepoint", _s(tp), fn_name)
+
+    def attach_kprobe(self, event: Union[str, bytes] = "", event_off: int = 0, fn_name: Union[str, bytes] = "",
+                      event_re: str = "") -> None:
+        """Attaches ``fn_name`` to kernel function ``event`` (+``event_off``). Raises
+        ``NotSupportedError`` naming CONFIG_KPROBES on a kernel without kprobes."""
+        if event_re:
+            raise NotImplementedError("event_re arrives with the attach-points work")
+        self._obj.attach_kprobe(_s(fn_name), _s(event), event_off, False)
+
+    def attach_kretprobe(self, event: Union[str, bytes] = "", fn_name: Union[str, bytes] = "", event_re: str = "",
+                         maxactive: int = 0) -> None:
+        """Attaches ``fn_name`` to the return of kernel function ``event``."""
+        if event_re:
+            raise NotImplementedError("event_re arrives with the attach-points work")
+        self._obj.attach_kprobe(_s(fn_name), _s(event), 0, True)
+
+    def detach_kprobe(self, event: Union[str, bytes] = "", fn_name: Optional[str] = None) -> None:
+        self._detach("kprobe", _s(event), fn_name)
+
+    def detach_kretprobe(self, event: Union[str, bytes] = "", fn_name: Optional[str] = None) -> None:
+        self._detach("kretprobe", _s(event), fn_name)
+
+    def _uprobe_target(self, name: Union[str, bytes], sym: Union[str, bytes], addr: Optional[int], sym_off: int,
+                       pid: int) -> tuple:
+        path = _native.resolve_binary(_s(name), pid if pid and pid > 0 else None)
+        symbol = _s(sym) if sym else None
+        offset = sym_off if symbol else (addr or 0)
+        if not symbol and not addr:
+            raise ValueError("attach_uprobe needs sym= or addr=")
+        return path, symbol, offset
+
+    def attach_uprobe(self, name: Union[str, bytes] = "", sym: Union[str, bytes] = "", sym_re: str = "",
+                      addr: Optional[int] = None, fn_name: Union[str, bytes] = "", pid: int = -1,
+                      sym_off: int = 0) -> None:
+        """Attaches ``fn_name`` to ``sym`` in ``name``: a path, or a library short name such as
+        ``"c"``. ``pid`` limits it to one process."""
+        if sym_re:
+            raise NotImplementedError("sym_re arrives with the attach-points work")
+        path, symbol, offset = self._uprobe_target(name, sym, addr, sym_off, pid)
+        self._obj.attach_uprobe(_s(fn_name), path, symbol, offset, pid if pid is not None else -1, False)
+
+    def attach_uretprobe(self, name: Union[str, bytes] = "", sym: Union[str, bytes] = "", sym_re: str = "",
+                         addr: Optional[int] = None, fn_name: Union[str, bytes] = "", pid: int = -1,
+                         sym_off: int = 0) -> None:
+        """Attaches ``fn_name`` to the return of ``sym`` in ``name``."""
+        if sym_re:
+            raise NotImplementedError("sym_re arrives with the attach-points work")
+        path, symbol, offset = self._uprobe_target(name, sym, addr, sym_off, pid)
+        self._obj.attach_uprobe(_s(fn_name), path, symbol, offset, pid if pid is not None else -1, True)
+
+    def detach_uprobe(self, name: Union[str, bytes] = "", sym: Union[str, bytes] = "", addr: Optional[int] = None,
+                      pid: int = -1, sym_off: int = 0) -> None:
+        path, symbol, offset = self._uprobe_target(name, sym, addr, sym_off, pid)
+        self._detach("uprobe", f"{path}:{symbol}" if symbol else f"{path}:{offset:#x}", None)
+
+    def detach_uretprobe(self, name: Union[str, bytes] = "", sym: Union[str, bytes] = "", addr: Optional[int] = None,
+                         pid: int = -1, sym_off: int = 0) -> None:
+        path, symbol, offset = self._uprobe_target(name, sym, addr, sym_off, pid)
+        self._detach("uretprobe", f"{path}:{symbol}" if symbol else f"{path}:{offset:#x}", None)
+
+    def _detach(self, kind: str, target: str, fn_name: Optional[str]) -> None:
+        n = self._obj.detach(kind, target, _s(fn_name) if fn_name else None)
+        if n == 0:
+            raise ValueError(f"no {kind} attached to {target}")
+
+    # -- events ------------------------------------------------------------------------------
+    def ring_buffer_poll(self, timeout: int = -1) -> int:
+        """Waits up to ``timeout`` ms (-1: forever) for ring buffer records and runs the callbacks.
+        The GIL is released while waiting; Ctrl-C raises KeyboardInterrupt at once."""
+        return self._obj.ring_buffer_poll(timeout)
+
+    def ring_buffer_consume(self) -> int:
+        """Runs the callbacks for every record available now."""
+        return self._obj.ring_buffer_consume()
+
+    # -- BCC compatibility helpers -----------------------------------------------------------
+    @staticmethod
+    def tracepoint_exists(category: str, event: str) -> bool:
+        """Whether tracepoint ``category:event`` exists on this kernel."""
+        return _native.tracepoint_exists(_s(category), _s(event))
+
+    @staticmethod
+    def kprobes_supported() -> bool:
+        """Whether this kernel can attach kprobes."""
+        return _native.kprobes_unavailable() is None
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else f"{len(self._obj.programs())} programs"
+        return f"<bpfkit.BPF {state}>"
+
+
+__all__ += ["RingBufTable"]

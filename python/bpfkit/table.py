@@ -1,0 +1,503 @@
+"""Maps as Python mappings, typed from BTF.
+
+``b["counts"]`` is a :class:`HashTable`, :class:`ArrayTable`, :class:`PerCpuHash` or
+:class:`PerCpuArray`. Keys and values are ctypes objects built from the map's BTF, as BCC's are
+(``k.value`` for a scalar, one attribute per struct field); plain ints, tuples and bytes are
+accepted wherever a key or value is expected::
+
+    counts = b["counts"]
+    counts[1234] = 5
+    print(counts[1234].value, 1234 in counts, len(counts))
+    for k, v in counts.items():
+        print(k.value, v.value)
+    keys, values = counts.to_numpy()
+"""
+
+from __future__ import annotations
+
+import ctypes as ct
+from collections.abc import Iterator, MutableMapping
+from typing import Any, Callable, Optional
+
+from . import _btftypes
+
+__all__ = [
+    "Table",
+    "HashTable",
+    "LruHash",
+    "ArrayTable",
+    "PerCpuHash",
+    "PerCpuArray",
+    "RingBufTable",
+    "BPF_MAP_TYPE",
+    "print_log2_hist",
+]
+
+#: ``BPF_MAP_TYPE_*`` numbers for the types bpfkit wraps.
+BPF_MAP_TYPE = {
+    "hash": 1,
+    "array": 2,
+    "prog_array": 3,
+    "perf_event_array": 4,
+    "percpu_hash": 5,
+    "percpu_array": 6,
+    "stack_trace": 7,
+    "lru_hash": 9,
+    "lru_percpu_hash": 10,
+    "lpm_trie": 11,
+    "ringbuf": 27,
+}
+
+BPF_ANY, BPF_NOEXIST, BPF_EXIST = 0, 1, 2
+
+
+def _round8(n: int) -> int:
+    return (n + 7) & ~7
+
+
+def _plain_int_desc(size: int) -> dict:
+    if size in (1, 2, 4, 8):
+        return {"kind": "int", "name": f"u{size * 8}", "size": size, "signed": False, "char": False, "bool": False}
+    return {"kind": "array", "len": size, "size": size,
+            "elem": {"kind": "int", "name": "u8", "size": 1, "signed": False, "char": False, "bool": False}}
+
+
+class Table(MutableMapping):
+    """Base of every map wrapper: a mapping over a kernel map, typed from its BTF."""
+
+    def __init__(self, bpf: Any, native_map: Any, keytype: Any = None, leaftype: Any = None) -> None:
+        self.bpf = bpf
+        self._m = native_map
+        self.name: str = native_map.name
+        self.map_type: int = native_map.map_type
+        self.max_entries: int = native_map.max_entries
+        self.flags: int = native_map.flags
+        obj = bpf._obj
+        kdesc = obj.describe_type(native_map.key_type_id) if native_map.key_type_id else _plain_int_desc(native_map.key_size)
+        vdesc = obj.describe_type(native_map.value_type_id) if native_map.value_type_id else _plain_int_desc(native_map.value_size)
+        if kdesc["kind"] == "void" and native_map.key_size:
+            kdesc = _plain_int_desc(native_map.key_size)
+        if vdesc["kind"] == "void" and native_map.value_size:
+            vdesc = _plain_int_desc(native_map.value_size)
+        self.key_desc, self.leaf_desc = kdesc, vdesc
+        self.Key = keytype or (_btftypes.ctype_of(kdesc) if native_map.key_size else None)
+        self.Leaf = leaftype or (_btftypes.ctype_of(vdesc) if native_map.value_size else None)
+        for what, t, size in (("key", self.Key, native_map.key_size), ("value", self.Leaf, native_map.value_size)):
+            if t is not None and ct.sizeof(t) != size:
+                raise TypeError(f"{what} type {t.__name__} is {ct.sizeof(t)} bytes; map `{self.name}` has {size}-byte {what}s")
+
+    # -- conversions -------------------------------------------------------------------------
+    @staticmethod
+    def _to_bytes(t: Any, v: Any, what: str, mapname: str) -> bytes:
+        size = ct.sizeof(t)
+        if isinstance(v, t):
+            return bytes(v)
+        if isinstance(v, (bytes, bytearray, memoryview)):
+            b = bytes(v)
+            if len(b) != size:
+                raise ValueError(f"map `{mapname}` takes {size}-byte {what}s ({t.__name__}), got {len(b)} bytes")
+            return b
+        if isinstance(v, ct._SimpleCData) or isinstance(v, (ct.Structure, ct.Union, ct.Array)):
+            if ct.sizeof(v) != size:
+                raise ValueError(
+                    f"map `{mapname}` takes {size}-byte {what}s ({t.__name__}), got {type(v).__name__} of {ct.sizeof(v)} bytes")
+            return bytes(v)
+        try:
+            if isinstance(v, tuple):
+                return bytes(t(*v))
+            if issubclass(t, (ct.Structure, ct.Union)) and isinstance(v, dict):
+                return bytes(t(**v))
+            if isinstance(v, bool) or not isinstance(v, (int, float, str)) and not issubclass(t, ct.Array):
+                raise TypeError
+            if issubclass(t, ct.Array) and isinstance(v, str):
+                v = v.encode()
+            if issubclass(t, ct.Array) and isinstance(v, (list, bytes)):
+                return bytes(t(*v)) if isinstance(v, list) else bytes(t.from_buffer_copy(v.ljust(size, b"\0")))
+            return bytes(t(v))
+        except (TypeError, ValueError) as e:
+            raise TypeError(
+                f"map `{mapname}` takes {what}s of type {t.__name__} ({size} bytes); "
+                f"cannot convert {type(v).__name__} {v!r}: {e}") from None
+
+    def _key(self, k: Any) -> bytes:
+        return self._to_bytes(self.Key, k, "key", self.name)
+
+    def _leaf(self, v: Any) -> bytes:
+        return self._to_bytes(self.Leaf, v, "value", self.name)
+
+    def _decode_key(self, b: bytes) -> Any:
+        return self.Key.from_buffer_copy(b)
+
+    def _decode_leaf(self, b: bytes) -> Any:
+        return self.Leaf.from_buffer_copy(b)
+
+    # -- mapping -----------------------------------------------------------------------------
+    def __getitem__(self, key: Any) -> Any:
+        v = self._m.lookup(self._key(key))
+        if v is None:
+            raise KeyError(key)
+        return self._decode_leaf(v)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self._m.update(self._key(key), self._leaf(value), BPF_ANY)
+
+    def __delitem__(self, key: Any) -> None:
+        if not self._m.delete(self._key(key)):
+            raise KeyError(key)
+
+    def __contains__(self, key: object) -> bool:
+        return self._m.lookup(self._key(key)) is not None
+
+    def __iter__(self) -> Iterator[Any]:
+        for k in self._m.keys():
+            yield self._decode_key(k)
+
+    def __len__(self) -> int:
+        return len(self._m.keys())
+
+    def keys(self) -> list:  # type: ignore[override]
+        """Every key, as a list (a snapshot, like BCC's)."""
+        return [self._decode_key(k) for k in self._m.keys()]
+
+    def items(self) -> list:  # type: ignore[override]
+        """Every ``(key, value)``, read in one batch-lookup snapshot."""
+        n, kb, vb = self._m.snapshot()
+        ks, vs = self._m.key_size, self._m.value_buf_size
+        kb, vb = kb.tobytes(), vb.tobytes()
+        return [(self._decode_key(kb[i * ks:(i + 1) * ks]), self._decode_leaf(vb[i * vs:(i + 1) * vs])) for i in range(n)]
+
+    def values(self) -> list:  # type: ignore[override]
+        """Every value, as a list."""
+        return [v for _, v in self.items()]
+
+    def clear(self) -> None:
+        """Deletes every entry."""
+        self._m.clear()
+
+    def zero(self) -> None:
+        """Sets every existing value to zero."""
+        z = bytes(self._m.value_buf_size)
+        for k in self._m.keys():
+            self._m.update(k, z, BPF_EXIST)
+
+    def update_raw(self, key: bytes, value: bytes, flags: int = BPF_ANY) -> None:
+        """Writes packed bytes, with ``BPF_ANY``/``BPF_NOEXIST``/``BPF_EXIST`` flags."""
+        self._m.update(key, value, flags)
+
+    def insert(self, key: Any, value: Any) -> None:
+        """Adds ``key`` only if absent (``BPF_NOEXIST``); raises ``MapError`` (EEXIST) otherwise."""
+        self._m.update(self._key(key), self._leaf(value), BPF_NOEXIST)
+
+    @property
+    def fd(self) -> int:
+        """The map's file descriptor (valid until the object is closed)."""
+        return self._m.fd
+
+    # -- numpy -------------------------------------------------------------------------------
+    def key_dtype(self) -> Any:
+        return _btftypes.numpy_dtype_of(self.key_desc)
+
+    def leaf_dtype(self) -> Any:
+        return _btftypes.numpy_dtype_of(self.leaf_desc)
+
+    def to_numpy(self) -> tuple:
+        """``(keys, values)`` as numpy arrays (structured where the type is a struct), read with
+        batch lookups."""
+        n, kb, vb = self._m.snapshot()
+        keys = kb.view(self.key_dtype())[:n] if n else kb[:0].view(self.key_dtype())
+        return keys, self._values_array(n, vb)
+
+    def _values_array(self, n: int, vb: Any) -> Any:
+        dt = self.leaf_dtype()
+        return vb.view(dt)[:n] if n else vb[:0].view(dt)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} max_entries={self.max_entries}>"
+
+    # -- histograms --------------------------------------------------------------------------
+    def print_log2_hist(self, val_type: str = "value", section_header: str = "Bucket ptr",
+                        section_print_fn: Optional[Callable[[Any], str]] = None,
+                        bucket_fn: Optional[Callable[[Any], Any]] = None,
+                        strip_leading_zero: Optional[bool] = None, bucket_sort_fn: Optional[Callable] = None) -> None:
+        """Prints the map as a power-of-two histogram, as BCC does. Keys are slots (from
+        ``bpf_log2l``), or structs whose first field is a section (e.g. a disk) and whose
+        ``slot`` field is the slot; one histogram per section."""
+        print_log2_hist(self._histograms(bucket_fn), val_type, section_header, section_print_fn,
+                        strip_leading_zero, bucket_sort_fn)
+
+    def _histograms(self, bucket_fn: Optional[Callable[[Any], Any]]) -> dict:
+        hists: dict = {}
+        for k, v in self.items():
+            val = _scalar(v)
+            if isinstance(k, (ct.Structure, ct.Union)):
+                names = [f[0] for f in k._fields_ if not f[0].startswith("__pad")]
+                slot_name = "slot" if "slot" in names else names[-1]
+                sec_name = next(n for n in names if n != slot_name)
+                section = _plain_value(getattr(k, sec_name))
+                if bucket_fn:
+                    section = bucket_fn(section)
+                slot = int(getattr(k, slot_name))
+            else:
+                section, slot = None, int(_scalar(k))
+            h = hists.setdefault(section, {})
+            h[slot] = h.get(slot, 0) + val
+        return hists
+
+
+def _scalar(v: Any) -> Any:
+    if hasattr(v, "sum") and not isinstance(v, ct._SimpleCData):
+        return int(v.sum())
+    return getattr(v, "value", v)
+
+
+def _plain_value(v: Any) -> Any:
+    if isinstance(v, bytes):
+        return v.rstrip(b"\0").decode(errors="replace")
+    if isinstance(v, ct.Array):
+        return bytes(v).rstrip(b"\0").decode(errors="replace") if v._type_ is ct.c_char else list(v)
+    return v
+
+
+class HashTable(Table):
+    """``BPF_MAP_TYPE_HASH`` (kernel 3.19+)."""
+
+
+class LruHash(HashTable):
+    """``BPF_MAP_TYPE_LRU_HASH`` (kernel 4.10+): the least recently used entry is evicted when full."""
+
+
+class ArrayTable(Table):
+    """``BPF_MAP_TYPE_ARRAY`` (kernel 3.19+): keys ``0..max_entries-1``, all present; negative
+    indexes count from the end; ``del`` zeroes."""
+
+    def _index(self, key: Any) -> int:
+        if isinstance(key, (ct._SimpleCData,)):
+            key = key.value
+        if isinstance(key, (bytes, bytearray)):
+            return int.from_bytes(self._key(key), "little")
+        if not isinstance(key, int) or isinstance(key, bool):
+            raise TypeError(f"array `{self.name}` is indexed by int, not {type(key).__name__}")
+        if key < 0:
+            key += self.max_entries
+        if not 0 <= key < self.max_entries:
+            raise IndexError(f"index out of range for array `{self.name}` of {self.max_entries} entries")
+        return key
+
+    def _key(self, k: Any) -> bytes:
+        if isinstance(k, int) and not isinstance(k, bool):
+            return self._to_bytes(self.Key, self._index(k), "key", self.name)
+        return super()._key(k)
+
+    def __getitem__(self, key: Any) -> Any:
+        return super().__getitem__(self._index(key))
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        super().__setitem__(self._index(key), value)
+
+    def __delitem__(self, key: Any) -> None:
+        self._m.update(self._key(self._index(key)), bytes(self._m.value_buf_size), BPF_ANY)
+
+    def __contains__(self, key: object) -> bool:
+        try:
+            self._index(key)
+            return True
+        except (IndexError, TypeError):
+            return False
+
+    def __len__(self) -> int:
+        return self.max_entries
+
+    def __iter__(self) -> Iterator[Any]:
+        for i in range(self.max_entries):
+            yield self.Key(i)
+
+    def keys(self) -> list:  # type: ignore[override]
+        return [self.Key(i) for i in range(self.max_entries)]
+
+    def clear(self) -> None:
+        """Zeroes every element (array elements cannot be deleted)."""
+        self._m.clear()
+
+    zero = clear
+
+
+class _PerCpu:
+    """Values are numpy arrays with one element per possible CPU."""
+
+    _m: Any
+
+    def _decode_leaf(self, b: bytes) -> Any:  # type: ignore[override]
+        import numpy as np
+
+        n = self._m.ncpus
+        return np.frombuffer(b, dtype=self._cpu_dtype(), count=n).copy()
+
+    def _cpu_dtype(self) -> Any:
+        import numpy as np
+
+        dt = self.leaf_dtype()  # type: ignore[attr-defined]
+        stride = _round8(self._m.value_size)
+        if dt.itemsize == stride:
+            return dt
+        if dt.names is None:
+            return np.dtype({"names": ["v"], "formats": [dt], "offsets": [0], "itemsize": stride})
+        return np.dtype({"names": list(dt.names), "formats": [dt.fields[n][0] for n in dt.names],
+                         "offsets": [dt.fields[n][1] for n in dt.names], "itemsize": stride})
+
+    def _unwrap(self, arr: Any) -> Any:
+        dt = arr.dtype
+        if dt.names == ("v",) and self.leaf_dtype().names is None:  # type: ignore[attr-defined]
+            return arr["v"].copy()
+        return arr
+
+    def _leaf(self, v: Any) -> bytes:  # type: ignore[override]
+        n = self._m.ncpus
+        stride = _round8(self._m.value_size)
+        if isinstance(v, (bytes, bytearray)) and len(v) == n * stride:
+            return bytes(v)
+        try:
+            vals = list(v) if not isinstance(v, (int, float, tuple, bytes, ct._SimpleCData, ct.Structure)) else [v] * n
+        except TypeError:
+            vals = [v] * n
+        if len(vals) != n:
+            raise ValueError(f"per-CPU map `{self._m.name}` takes {n} values (one per possible CPU), got {len(vals)}")
+        out = bytearray()
+        for x in vals:
+            if hasattr(x, "item") and not isinstance(x, ct._SimpleCData):
+                x = x.item()
+            b = Table._to_bytes(self.Leaf, x, "value", self._m.name)  # type: ignore[attr-defined]
+            out += b + bytes(stride - len(b))
+        return bytes(out)
+
+    def _values_array(self, n: int, vb: Any) -> Any:
+        ncpu = self._m.ncpus
+        arr = vb.view(self._cpu_dtype()) if n else vb[:0].view(self._cpu_dtype())
+        return self._unwrap(arr.reshape(n, ncpu))
+
+    def __getitem__(self, key: Any) -> Any:
+        return self._unwrap(super().__getitem__(key))  # type: ignore[misc]
+
+    def items(self) -> list:
+        return [(k, self._unwrap(v)) for k, v in super().items()]  # type: ignore[misc]
+
+    def sum(self, key: Any) -> Any:
+        """The sum over CPUs of the value at ``key``."""
+        return self[key].sum()
+
+    def max(self, key: Any) -> Any:
+        """The largest per-CPU value at ``key``."""
+        return self[key].max()
+
+    def average(self, key: Any) -> Any:
+        """The mean over CPUs of the value at ``key``."""
+        return self[key].mean()
+
+
+class PerCpuHash(_PerCpu, HashTable):
+    """``BPF_MAP_TYPE_PERCPU_HASH`` (kernel 4.6+)."""
+
+
+class LruPerCpuHash(_PerCpu, HashTable):
+    """``BPF_MAP_TYPE_LRU_PERCPU_HASH`` (kernel 4.10+)."""
+
+
+class PerCpuArray(_PerCpu, ArrayTable):
+    """``BPF_MAP_TYPE_PERCPU_ARRAY`` (kernel 4.6+)."""
+
+
+class RingBufTable:
+    """``BPF_MAP_TYPE_RINGBUF`` (kernel 5.8+): ``open_ring_buffer(callback)`` then
+    ``b.ring_buffer_poll()``. The callback gets ``(ctx, data, size)`` as in BCC."""
+
+    def __init__(self, bpf: Any, native_map: Any) -> None:
+        self.bpf = bpf
+        self._m = native_map
+        self.name = native_map.name
+        self.map_type = native_map.map_type
+        self.max_entries = native_map.max_entries
+
+    def open_ring_buffer(self, callback: Callable[[Any, Any, int], Any], ctx: Any = None) -> None:
+        """Calls ``callback(ctx, data, size)`` for each record; ``data`` is a ctypes pointer to the
+        bytes, as in BCC, and ``self.event(data)`` decodes it when the record type is known."""
+        def raw(rec: bytes) -> int:
+            buf = ct.create_string_buffer(rec, len(rec))
+            r = callback(ctx, ct.cast(buf, ct.c_void_p), len(rec))
+            return r if isinstance(r, int) else 0
+        self.bpf._obj.open_ring_buffer(self.name, raw)
+
+    def open_raw(self, callback: Callable[[bytes], Any]) -> None:
+        """Calls ``callback(record_bytes)`` for each record (the fastest form)."""
+        self.bpf._obj.open_ring_buffer(self.name, lambda rec: callback(rec) or 0)
+
+    def __repr__(self) -> str:
+        return f"<RingBufTable {self.name!r} size={self.max_entries}>"
+
+
+def _stars(val: int, val_max: int, width: int) -> str:
+    if val_max <= 0:
+        return ""
+    n = min(width, int(width * val / val_max)) if val <= val_max else width
+    text = "*" * n
+    if val > val_max:
+        text = text[:-1] + "+"
+    return text
+
+
+def _print_one_log2(vals: dict, val_type: str, strip_leading_zero: Optional[bool]) -> None:
+    if not vals:
+        return
+    idx_max = max((i for i, v in vals.items() if v > 0), default=-1)
+    val_max = max(vals.values(), default=0)
+    if idx_max <= 32:
+        header, fmt, width = f"     {val_type:<19} : count     distribution", "{:>10} -> {:<10} : {:<8} |{:<40}|", 40
+    else:
+        header, fmt, width = f"               {val_type:<29} : count     distribution", "{:>20} -> {:<20} : {:<8} |{:<20}|", 20
+    if idx_max > 0:
+        print(header)
+    strip = bool(strip_leading_zero)
+    for i in range(1, idx_max + 1):
+        low, high = (1 << i) >> 1, (1 << i) - 1
+        if low == high:
+            low -= 1
+        v = vals.get(i, 0)
+        if strip and not v:
+            continue
+        strip = False
+        print(fmt.format(low, high, v, _stars(v, val_max, width)))
+
+
+def print_log2_hist(hists: dict, val_type: str = "value", section_header: str = "Bucket ptr",
+                    section_print_fn: Optional[Callable[[Any], str]] = None,
+                    strip_leading_zero: Optional[bool] = None, bucket_sort_fn: Optional[Callable] = None) -> None:
+    """Prints ``{section: {slot: count}}`` (section None for a single histogram) in BCC's format."""
+    sections = list(hists)
+    if sections == [None]:
+        _print_one_log2(hists[None], val_type, strip_leading_zero)
+        return
+    if bucket_sort_fn:
+        sections = bucket_sort_fn(sections)
+    else:
+        sections.sort(key=lambda s: (str(type(s)), s))
+    for s in sections:
+        label = section_print_fn(s) if section_print_fn else s
+        print(f"\n{section_header} = {label}")
+        _print_one_log2(hists[s], val_type, strip_leading_zero)
+
+
+_BY_TYPE = {
+    1: HashTable,
+    2: ArrayTable,
+    5: PerCpuHash,
+    6: PerCpuArray,
+    9: LruHash,
+    10: LruPerCpuHash,
+}
+
+
+def make_table(bpf: Any, native_map: Any, keytype: Any = None, leaftype: Any = None) -> Any:
+    """The wrapper class for a native map, by its type."""
+    t = native_map.map_type
+    if t == 27:
+        return RingBufTable(bpf, native_map)
+    cls = _BY_TYPE.get(t, HashTable)
+    return cls(bpf, native_map, keytype, leaftype)

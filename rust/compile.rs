@@ -1,0 +1,593 @@
+//! Compiling C to a BPF object at run time.
+//!
+//! The kernel's types come from its own BTF: for each compile bpfkit prints (with libbpf's
+//! btf_dump) only the types the source names and what they depend on, which makes clang's work
+//! ~10x smaller than the full 3 MB `vmlinux.h`; if that header is not enough it falls back to the
+//! full one, generated once per kernel and cached. The source goes to clang on stdin, with the
+//! implicit headers pulled in by `-include`, so clang's line numbers are the user's own.
+//!
+//! Objects are cached under a SHA-256 of everything that determines them: the source, the flags,
+//! the compiler's identity, this generator's version with the embedded headers, and the kernel's
+//! BTF identity. A second compile of the same text on the same kernel never runs clang.
+//!
+//! Why not clang-sys for finding clang: its `Clang::find` runs `llvm-config`, `clang --version`
+//! and `clang -E -v` and prints to stderr on the way, which costs tens of milliseconds on a path
+//! that must stay fast, and it knows nothing of `BPFKIT_CLANG` or ziglang. A PATH scan is a few
+//! `readdir`s.
+
+use std::collections::HashSet;
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+
+use once_cell::sync::Lazy;
+use sha2::{Digest, Sha256};
+
+use crate::btf::Btf;
+use crate::cache::{hex, sha256_hex, Cache};
+use crate::error::{Error, Result};
+use crate::sys;
+
+include!(concat!(env!("OUT_DIR"), "/embedded_headers.rs"));
+
+/// Bump when the generated headers or flags change in a way the other key parts do not capture.
+const GENERATOR_VERSION: &str = "bpfkit-gen-1";
+
+/// Where the kernel publishes its BTF.
+pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
+
+/// What `-D__TARGET_ARCH_*` bpf_tracing.h needs for the host architecture.
+pub fn target_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "x86",
+        "aarch64" => "arm64",
+        "s390x" => "s390",
+        "powerpc64" => "powerpc",
+        "riscv64" => "riscv",
+        "loongarch64" => "loongarch",
+        "arm" => "arm",
+        "mips64" => "mips",
+        "sparc64" => "sparc",
+        other => other,
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Finding a compiler
+
+/// A compiler able to emit BPF.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Compiler {
+    /// The executable.
+    pub path: PathBuf,
+    /// Arguments that go before ours (`cc` for zig).
+    pub prefix: Vec<String>,
+    /// The target flag(s).
+    pub target: Vec<String>,
+    /// How it was found, for messages: "BPFKIT_CLANG", "PATH" or "ziglang".
+    pub source: &'static str,
+}
+
+impl Compiler {
+    /// Identity for cache keys: resolved path, size, mtime and inode of the executable.
+    pub fn identity(&self) -> String {
+        let real = fs::canonicalize(&self.path).unwrap_or_else(|_| self.path.clone());
+        match fs::metadata(&real) {
+            Ok(m) => format!("{}|{}|{}|{}|{:?}", real.display(), m.len(), m.mtime(), m.ino(), self.prefix),
+            Err(_) => format!("{}|?|{:?}", real.display(), self.prefix),
+        }
+    }
+}
+
+fn is_executable(p: &Path) -> bool {
+    fs::metadata(p).map(|m| m.is_file() && m.mode() & 0o111 != 0).unwrap_or(false)
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    if name.contains('/') {
+        let p = PathBuf::from(name);
+        return is_executable(&p).then_some(p);
+    }
+    std::env::var_os("PATH")
+        .map(|path| std::env::split_paths(&path).map(|d| d.join(name)).find(|p| is_executable(p)))
+        .unwrap_or(None)
+}
+
+/// The `clang-NN` with the highest NN on PATH.
+fn newest_versioned_clang() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    let mut best: Option<(u32, PathBuf)> = None;
+    for dir in std::env::split_paths(&path) {
+        let Ok(rd) = fs::read_dir(&dir) else { continue };
+        for e in rd.flatten() {
+            let name = e.file_name();
+            let Some(n) = name.to_str().and_then(|n| n.strip_prefix("clang-")).and_then(|v| v.parse::<u32>().ok()) else {
+                continue;
+            };
+            let p = e.path();
+            if is_executable(&p) && best.as_ref().is_none_or(|(b, _)| n > *b) {
+                best = Some((n, p));
+            }
+        }
+    }
+    best.map(|(_, p)| p)
+}
+
+fn clang_at(path: PathBuf, source: &'static str) -> Compiler {
+    Compiler { path, prefix: vec![], target: vec!["-target".into(), "bpf".into()], source }
+}
+
+/// Finds a BPF compiler: `$BPFKIT_CLANG`, then `clang` or the newest `clang-NN` on PATH, then
+/// the `zig` binary of the `ziglang` Python package (`zig`, found by the caller).
+pub fn find_compiler(zig: Option<&Path>) -> Result<Compiler> {
+    if let Some(v) = std::env::var_os("BPFKIT_CLANG").filter(|v| !v.is_empty()) {
+        let name = v.to_string_lossy().into_owned();
+        return match which(&name) {
+            Some(p) if p.file_name().is_some_and(|f| f == "zig") => Ok(zig_at(p, "BPFKIT_CLANG")),
+            Some(p) => Ok(clang_at(p, "BPFKIT_CLANG")),
+            None => Err(Error::CompilerNotFound {
+                message: format!("BPFKIT_CLANG is set to `{name}`, which is not an executable file"),
+            }),
+        };
+    }
+    if let Some(p) = which("clang").or_else(newest_versioned_clang) {
+        return Ok(clang_at(p, "PATH"));
+    }
+    if let Some(z) = zig.filter(|z| is_executable(z)) {
+        return Ok(zig_at(z.to_path_buf(), "ziglang"));
+    }
+    Err(Error::CompilerNotFound {
+        message: "no BPF compiler found: set BPFKIT_CLANG to a clang binary, install clang \
+                  (`apt install clang`, giving `clang` or `clang-NN` on PATH), or `pip install ziglang`"
+            .to_string(),
+    })
+}
+
+fn zig_at(path: PathBuf, source: &'static str) -> Compiler {
+    Compiler {
+        path,
+        prefix: vec!["cc".into()],
+        target: vec!["-target".into(), "bpfel-freestanding-none".into()],
+        source,
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Kernel BTF identity and headers
+
+/// The running kernel's BTF, parsed once per process.
+struct KernelBtf {
+    identity: String,
+    parsed: Btf,
+}
+
+static KERNEL_BTF: Lazy<Mutex<Option<std::sync::Arc<KernelBtf>>>> = Lazy::new(|| Mutex::new(None));
+
+fn kernel_btf() -> Result<std::sync::Arc<KernelBtf>> {
+    let mut g = KERNEL_BTF.lock().map_err(|_| Error::Value("kernel BTF lock poisoned".into()))?;
+    if let Some(k) = g.as_ref() {
+        return Ok(k.clone());
+    }
+    let raw = fs::read(VMLINUX_BTF).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Error::NotSupported {
+            feature: "kernel BTF".into(),
+            since: Some("5.4".into()),
+            message: format!("{VMLINUX_BTF} is missing: the kernel was built without CONFIG_DEBUG_INFO_BTF"),
+        },
+        _ => Error::io(format!("reading {VMLINUX_BTF}"), &e),
+    })?;
+    let identity = sha256_hex(&raw);
+    let parsed = Btf::parse(raw)?;
+    let k = std::sync::Arc::new(KernelBtf { identity, parsed });
+    *g = Some(k.clone());
+    Ok(k)
+}
+
+fn boot_id() -> Option<String> {
+    fs::read_to_string("/proc/sys/kernel/random/boot_id").ok().map(|s| s.trim().to_string())
+}
+
+/// The kernel's BTF identity (SHA-256 of its BTF). Memoised per boot in the cache, since a
+/// kernel's BTF cannot change while it runs, so the warm path does not read 5 MB.
+pub fn btf_identity(cache: &Cache) -> Result<String> {
+    if let Some(k) = KERNEL_BTF.lock().ok().and_then(|g| g.as_ref().map(|k| k.identity.clone())) {
+        return Ok(k);
+    }
+    let memo = boot_id().and_then(|b| {
+        let uts = fs::read_to_string("/proc/sys/kernel/version").unwrap_or_default();
+        let rel = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+        cache.private_dir("btf").ok().map(|d| d.join(format!("id-{}", sha256_hex(format!("{b}|{uts}|{rel}").as_bytes()))))
+    });
+    if let Some(m) = &memo {
+        if let Ok(Some(v)) = cache.read_file(m) {
+            let v = String::from_utf8_lossy(&v).trim().to_string();
+            if v.len() == 64 {
+                return Ok(v);
+            }
+        }
+    }
+    let id = kernel_btf()?.identity.clone();
+    if let Some(m) = &memo {
+        let _ = cache.write_file(m, id.as_bytes());
+    }
+    Ok(id)
+}
+
+const HEADER_OPEN: &str = "/* Kernel types from /sys/kernel/btf/vmlinux, printed by bpfkit. */\n\
+#ifndef __VMLINUX_H__\n#define __VMLINUX_H__\n\
+#ifndef BPF_NO_PRESERVE_ACCESS_INDEX\n\
+#pragma clang attribute push (__attribute__((preserve_access_index)), apply_to = record)\n#endif\n\n";
+const HEADER_CLOSE: &str = "\n#ifndef BPF_NO_PRESERVE_ACCESS_INDEX\n#pragma clang attribute pop\n#endif\n#endif /* __VMLINUX_H__ */\n";
+
+/// Names always printed: the fixed-width types every program uses and the register file the
+/// tracing macros dereference.
+const BASE_PLAIN: &[&str] = &[
+    "__u8", "__u16", "__u32", "__u64", "__s8", "__s16", "__s32", "__s64", "u8", "u16", "u32", "u64", "s8", "s16",
+    "s32", "s64", "__be16", "__be32", "__be64", "__le16", "__le32", "__le64", "__wsum", "__sum16", "bool", "size_t",
+    "pid_t", "uid_t", "gid_t", "false", "true",
+];
+const BASE_TAGGED: &[&str] = &["pt_regs"];
+
+/// Identifiers of a C source, each with whether it follows `struct`, `union` or `enum`.
+/// Comments and string/char literals are skipped.
+pub fn scan_identifiers(src: &str) -> (HashSet<String>, HashSet<String>) {
+    let b = src.as_bytes();
+    let (mut plain, mut tagged) = (HashSet::new(), HashSet::new());
+    let mut i = 0;
+    let mut after_tag = false;
+    while i < b.len() {
+        let c = b[i];
+        if c == b'/' && b.get(i + 1) == Some(&b'/') {
+            while i < b.len() && b[i] != b'\n' {
+                i += 1;
+            }
+        } else if c == b'/' && b.get(i + 1) == Some(&b'*') {
+            i += 2;
+            while i + 1 < b.len() && !(b[i] == b'*' && b[i + 1] == b'/') {
+                i += 1;
+            }
+            i += 2;
+        } else if c == b'"' || c == b'\'' {
+            i += 1;
+            while i < b.len() && b[i] != c {
+                if b[i] == b'\\' {
+                    i += 1;
+                }
+                i += 1;
+            }
+            i += 1;
+            after_tag = false;
+        } else if c.is_ascii_alphabetic() || c == b'_' {
+            let s = i;
+            while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
+                i += 1;
+            }
+            let w = &src[s..i];
+            if after_tag {
+                tagged.insert(w.to_string());
+                after_tag = false;
+            } else if matches!(w, "struct" | "union" | "enum") {
+                after_tag = true;
+            } else {
+                plain.insert(w.to_string());
+            }
+        } else if c.is_ascii_digit() {
+            while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b'.') {
+                i += 1;
+            }
+        } else {
+            if !c.is_ascii_whitespace() {
+                after_tag = false;
+            }
+            i += 1;
+        }
+    }
+    (plain, tagged)
+}
+
+/// A `vmlinux.h` holding only the kernel types `src` names, and what they depend on.
+pub fn minimal_vmlinux_h(src: &str) -> Result<String> {
+    let k = kernel_btf()?;
+    let (mut plain, mut tagged) = scan_identifiers(src);
+    plain.extend(BASE_PLAIN.iter().map(|s| s.to_string()));
+    tagged.extend(BASE_TAGGED.iter().map(|s| s.to_string()));
+    let all: HashSet<&str> = plain.iter().chain(tagged.iter()).map(|s| s.as_str()).collect();
+    let (found_tagged, found_plain) = k.parsed.find_names(&all);
+    let mut ids: Vec<u32> = Vec::new();
+    for (name, v) in &found_tagged {
+        if tagged.contains(name) {
+            ids.extend(v);
+        }
+    }
+    for (name, v) in &found_plain {
+        if plain.contains(name) {
+            ids.extend(v);
+        }
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    dump_header(&k.parsed, ids)
+}
+
+fn dump_header(btf: &Btf, ids: Vec<u32>) -> Result<String> {
+    let lb = sys::Btf::from_raw(btf.raw()).map_err(|f| Error::Os { errno: f.errno, message: f.message() })?;
+    let body = lb.dump_c(ids).map_err(|f| Error::Os { errno: f.errno, message: f.message() })?;
+    Ok(format!("{HEADER_OPEN}{body}{HEADER_CLOSE}"))
+}
+
+/// The full `vmlinux.h` of the running kernel, generated once per BTF identity into the cache.
+pub fn full_vmlinux_h(cache: &Cache) -> Result<PathBuf> {
+    let id = btf_identity(cache)?;
+    let dir = cache.private_dir(&format!("btf/{id}"))?;
+    let path = dir.join("vmlinux.h");
+    if cache.read_file(&path)?.is_some() {
+        return Ok(path);
+    }
+    let k = kernel_btf()?;
+    let text = dump_header(&k.parsed, (1..=k.parsed.len()).collect())?;
+    cache.write_file(&path, text.as_bytes())?;
+    Ok(path)
+}
+
+/// libbpf's version ("1.7") from the embedded `libbpf_version.h`.
+pub fn libbpf_version() -> String {
+    let num = |key: &str| {
+        LIBBPF_VERSION_H
+            .lines()
+            .find_map(|l| l.strip_prefix("#define ").and_then(|r| r.strip_prefix(key)).map(|v| v.trim().to_string()))
+            .unwrap_or_else(|| "?".into())
+    };
+    format!("{}.{}", num("LIBBPF_MAJOR_VERSION"), num("LIBBPF_MINOR_VERSION"))
+}
+
+fn headers_digest() -> String {
+    let mut h = Sha256::new();
+    for (name, data) in HEADERS {
+        h.update(name.as_bytes());
+        h.update((data.len() as u64).to_le_bytes());
+        h.update(data);
+    }
+    h.update(LIBBPF_VERSION_H.as_bytes());
+    h.update(GENERATOR_VERSION.as_bytes());
+    hex(&h.finalize())
+}
+
+static HEADERS_DIGEST: Lazy<String> = Lazy::new(headers_digest);
+
+const PRELUDE: &str = "/* Included before every bpfkit program (clang -include). */\n\
+#include \"vmlinux.h\"\n#include <bpf/bpf_helpers.h>\n#include <bpf/bpf_tracing.h>\n\
+#include <bpf/bpf_core_read.h>\n#include <bpf/bpf_endian.h>\n#include <bpfkit.h>\n";
+
+/// The embedded headers written out under the cache (once per header digest; contents checked).
+fn headers_dir(cache: &Cache) -> Result<PathBuf> {
+    let dir = cache.private_dir(&format!("headers/{}", &HEADERS_DIGEST[..16]))?;
+    cache.private_dir(&format!("headers/{}/bpf", &HEADERS_DIGEST[..16]))?;
+    let mut files: Vec<(&str, &[u8])> = HEADERS.to_vec();
+    files.push(("bpfkit_prelude.h", PRELUDE.as_bytes()));
+    for (name, data) in files {
+        let p = dir.join(name);
+        if cache.read_file(&p)?.as_deref() != Some(data) {
+            cache.write_file(&p, data)?;
+        }
+    }
+    Ok(dir)
+}
+
+// ------------------------------------------------------------------------------------------
+// Compiling
+
+/// What to compile.
+#[derive(Debug, Clone, Default)]
+pub struct Request<'a> {
+    /// The C source.
+    pub source: &'a str,
+    /// Name used for the source in diagnostics (`<text>` or the file's path).
+    pub display_name: &'a str,
+    /// Extra flags (`-DX=1`, `-I...`).
+    pub cflags: &'a [String],
+    /// The zig binary of the `ziglang` package, if installed.
+    pub zig: Option<&'a Path>,
+    /// Directory of a source file, added to the include path.
+    pub source_dir: Option<&'a Path>,
+}
+
+/// What a compile produced.
+#[derive(Debug, Clone)]
+pub struct Output {
+    /// The BPF ELF object.
+    pub object: Vec<u8>,
+    /// Whether it came from the cache.
+    pub cached: bool,
+    /// Which header was used: "cache", "minimal" or "full".
+    pub header: &'static str,
+    /// clang's warnings, if any.
+    pub warnings: String,
+    /// The cache key.
+    pub key: String,
+}
+
+fn base_flags(req: &Request<'_>) -> Vec<String> {
+    let mut f: Vec<String> = vec![
+        "-g".into(),
+        "-O2".into(),
+        "-mcpu=v3".into(),
+        format!("-D__TARGET_ARCH_{}", target_arch()),
+        "-D__BPFKIT__=1".into(),
+        "-Wno-unused-command-line-argument".into(),
+        "-Wno-compare-distinct-pointer-types".into(),
+        "-fno-stack-protector".into(),
+    ];
+    if !req.source.contains("\"license\"") {
+        f.push("-DBPFKIT_DEFAULT_LICENSE".into());
+    }
+    f.extend(req.cflags.iter().cloned());
+    f
+}
+
+/// The cache key of a request with a given compiler and kernel.
+pub fn cache_key(req: &Request<'_>, compiler: &Compiler, btf_id: &str) -> String {
+    let mut h = Sha256::new();
+    for part in [
+        GENERATOR_VERSION,
+        HEADERS_DIGEST.as_str(),
+        &compiler.identity(),
+        &compiler.target.join(" "),
+        &base_flags(req).join("\u{1}"),
+        btf_id,
+        &req.source_dir.map(|d| d.display().to_string()).unwrap_or_default(),
+        req.source,
+    ] {
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part.as_bytes());
+    }
+    hex(&h.finalize())
+}
+
+/// Output kinds for `debug=`: what clang prints instead of an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Emit {
+    /// A BPF object (the normal case).
+    Object,
+    /// LLVM IR text.
+    LlvmIr,
+    /// Preprocessed C.
+    Preprocessed,
+    /// BPF assembly.
+    Assembly,
+}
+
+fn run_clang(
+    compiler: &Compiler,
+    req: &Request<'_>,
+    gen_dir: &Path,
+    hdr_dir: &Path,
+    out: &Path,
+    emit: Emit,
+) -> Result<(bool, String)> {
+    let mut cmd = Command::new(&compiler.path);
+    cmd.args(&compiler.prefix).args(&compiler.target).args(base_flags(req));
+    cmd.arg(format!("-I{}", gen_dir.display())).arg(format!("-I{}", hdr_dir.display()));
+    if let Some(d) = req.source_dir {
+        cmd.arg(format!("-I{}", d.display()));
+    }
+    cmd.arg("-include").arg(hdr_dir.join("bpfkit_prelude.h"));
+    match emit {
+        Emit::Object => cmd.arg("-c"),
+        Emit::LlvmIr => cmd.args(["-S", "-emit-llvm"]),
+        Emit::Preprocessed => cmd.arg("-E"),
+        Emit::Assembly => cmd.arg("-S"),
+    };
+    cmd.args(["-x", "c", "-o"]).arg(out).arg("-");
+    cmd.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().map_err(|e| Error::CompilerNotFound {
+        message: format!("cannot run {} (found via {}): {e}", compiler.path.display(), compiler.source),
+    })?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A compiler that exits early closes the pipe; its stderr says why.
+        let _ = stdin.write_all(req.source.as_bytes());
+    }
+    let res = child.wait_with_output().map_err(|e| Error::io("waiting for clang", &e))?;
+    let diag = String::from_utf8_lossy(&res.stderr).replace("<stdin>", req.display_name);
+    Ok((res.status.success(), diag))
+}
+
+/// Compiles a request, through the cache.
+pub fn compile(req: &Request<'_>, cache: &Cache) -> Result<Output> {
+    let compiler = find_compiler(req.zig)?;
+    let btf_id = btf_identity(cache)?;
+    let key = cache_key(req, &compiler, &btf_id);
+    if let Some(object) = cache.get_object(&key)? {
+        return Ok(Output { object, cached: true, header: "cache", warnings: String::new(), key });
+    }
+    let hdr_dir = headers_dir(cache)?;
+    let scratch = cache.scratch()?;
+    let out = scratch.path().join("out.o");
+
+    // First the minimal header; if clang refuses it, the full one decides.
+    let minimal = minimal_vmlinux_h(req.source)?;
+    let gen_min = scratch.path().join("min");
+    fs::create_dir(&gen_min).map_err(|e| Error::io("creating scratch directory", &e))?;
+    cache.write_file(&gen_min.join("vmlinux.h"), minimal.as_bytes())?;
+    let (ok, diag) = run_clang(&compiler, req, &gen_min, &hdr_dir, &out, Emit::Object)?;
+    let (header, warnings) = if ok {
+        ("minimal", diag)
+    } else {
+        let full = full_vmlinux_h(cache)?;
+        let gen_full = full.parent().map(Path::to_path_buf).unwrap_or_default();
+        let (ok, diag) = run_clang(&compiler, req, &gen_full, &hdr_dir, &out, Emit::Object)?;
+        if !ok {
+            return Err(compile_error(req, diag));
+        }
+        ("full", diag)
+    };
+    let object = fs::read(&out).map_err(|e| Error::io("reading clang's output", &e))?;
+    cache.put_object(&key, &object)?;
+    Ok(Output { object, cached: false, header, warnings, key })
+}
+
+/// Compiles to text (LLVM IR, preprocessed C or assembly) for `debug=`, with the full header.
+pub fn compile_text(req: &Request<'_>, cache: &Cache, emit: Emit) -> Result<String> {
+    let compiler = find_compiler(req.zig)?;
+    let hdr_dir = headers_dir(cache)?;
+    let full = full_vmlinux_h(cache)?;
+    let gen_full = full.parent().map(Path::to_path_buf).unwrap_or_default();
+    let scratch = cache.scratch()?;
+    let out = scratch.path().join("out.txt");
+    let (ok, diag) = run_clang(&compiler, req, &gen_full, &hdr_dir, &out, emit)?;
+    if !ok {
+        return Err(compile_error(req, diag));
+    }
+    fs::read_to_string(&out).map_err(|e| Error::io("reading clang's output", &e))
+}
+
+fn compile_error(req: &Request<'_>, diag: String) -> Error {
+    let first = diag
+        .lines()
+        .find(|l| l.contains("error:"))
+        .unwrap_or("clang failed")
+        .trim()
+        .to_string();
+    let count = diag.lines().filter(|l| l.contains(" error:")).count();
+    let more = if count > 1 { format!(" (and {} more errors)", count - 1) } else { String::new() };
+    let _ = req;
+    Error::Compile { message: format!("{first}{more}"), diagnostics: diag }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scans_identifiers_outside_comments_and_strings() {
+        let (plain, tagged) = scan_identifiers(
+            "struct task_struct *t; /* struct hidden */ // enum gone\n u32 x = BPF_ANY; char *s = \"struct str\"; \
+             enum  bpf_map_type m; union u v; 0x1f; 12ull;",
+        );
+        assert!(tagged.contains("task_struct") && tagged.contains("bpf_map_type") && tagged.contains("u"));
+        assert!(!tagged.contains("hidden") && !tagged.contains("gone") && !tagged.contains("str"));
+        assert!(plain.contains("u32") && plain.contains("BPF_ANY") && plain.contains("v"));
+        assert!(!plain.contains("ull") && !plain.contains("x1f"));
+    }
+
+    #[test]
+    fn arch_define_is_known() {
+        assert!(!target_arch().is_empty());
+    }
+
+    #[test]
+    fn key_changes_with_every_input() {
+        let c = Compiler { path: "/bin/true".into(), prefix: vec![], target: vec!["-target".into(), "bpf".into()], source: "PATH" };
+        let flags = vec!["-DX=1".to_string()];
+        let base = Request { source: "int x;", display_name: "<text>", ..Default::default() };
+        let k0 = cache_key(&base, &c, "btf1");
+        assert_eq!(k0, cache_key(&base, &c, "btf1"));
+        assert_ne!(k0, cache_key(&base, &c, "btf2"));
+        assert_ne!(k0, cache_key(&Request { source: "int y;", ..base.clone() }, &c, "btf1"));
+        assert_ne!(k0, cache_key(&Request { cflags: &flags, ..base.clone() }, &c, "btf1"));
+        let other = Compiler { path: "/bin/false".into(), ..c.clone() };
+        assert_ne!(k0, cache_key(&base, &other, "btf1"));
+    }
+}

@@ -1,0 +1,241 @@
+//! What bpfkit needs from the host besides the bpf() syscall: privileges, the tracefs/debugfs/bpffs
+//! mounts, kernel feature checks it must make before attaching, and finding shared libraries.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// Capability numbers from `linux/capability.h`.
+pub mod cap {
+    /// CAP_SYS_ADMIN: everything, on kernels before 5.8 the only way to use bpf().
+    pub const SYS_ADMIN: u32 = 21;
+    /// CAP_PERFMON (5.8+): tracing programs and perf events.
+    pub const PERFMON: u32 = 38;
+    /// CAP_BPF (5.8+): loading programs and creating maps.
+    pub const BPF: u32 = 39;
+    /// CAP_NET_ADMIN: XDP and TC.
+    pub const NET_ADMIN: u32 = 12;
+}
+
+/// The effective capability set of this process, from `/proc/self/status`.
+pub fn effective_caps() -> u64 {
+    fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(0)
+}
+
+fn has(caps: u64, c: u32) -> bool {
+    caps & (1u64 << c) != 0
+}
+
+/// Fails with a [`Error::Privilege`] naming what is missing unless the process may load tracing
+/// programs: root (CAP_SYS_ADMIN), or CAP_BPF together with CAP_PERFMON.
+pub fn check_bpf_privileges() -> Result<()> {
+    let caps = effective_caps();
+    if has(caps, cap::SYS_ADMIN) || (has(caps, cap::BPF) && has(caps, cap::PERFMON)) {
+        return Ok(());
+    }
+    let mut missing = Vec::new();
+    if !has(caps, cap::BPF) {
+        missing.push("CAP_BPF");
+    }
+    if !has(caps, cap::PERFMON) {
+        missing.push("CAP_PERFMON");
+    }
+    Err(Error::Privilege {
+        errno: libc::EPERM,
+        message: format!(
+            "loading BPF programs needs root, or CAP_BPF + CAP_PERFMON (this process, uid {}, lacks {}); \
+             run with sudo or grant the capabilities (e.g. `setcap cap_bpf,cap_perfmon+ep`)",
+            // SAFETY: geteuid cannot fail.
+            unsafe { libc::geteuid() },
+            missing.join(" and ")
+        ),
+    })
+}
+
+/// The filesystems bpfkit may mount.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fs {
+    /// tracefs at /sys/kernel/tracing: tracepoint ids, kprobe_events, trace_pipe.
+    Tracefs,
+    /// debugfs at /sys/kernel/debug: the legacy tracing path and kprobe blacklist.
+    Debugfs,
+    /// bpffs at /sys/fs/bpf: pinning.
+    Bpffs,
+}
+
+impl Fs {
+    fn spec(self) -> (&'static str, &'static str, i64) {
+        match self {
+            Fs::Tracefs => ("/sys/kernel/tracing", "tracefs", 0x7472_6163),
+            Fs::Debugfs => ("/sys/kernel/debug", "debugfs", 0x6462_6720),
+            Fs::Bpffs => ("/sys/fs/bpf", "bpf", 0xcafe_4a11),
+        }
+    }
+
+    /// Where it is mounted.
+    pub fn path(self) -> &'static str {
+        self.spec().0
+    }
+}
+
+/// Whether `path` is a mount of the filesystem with magic `magic`.
+fn is_mounted(path: &str, magic: i64) -> bool {
+    let Ok(c) = std::ffi::CString::new(path) else { return false };
+    // SAFETY: all-zero is a valid statfs; c is NUL-terminated and outlives the call.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: as above; st is a valid out-pointer.
+    let r = unsafe { libc::statfs(c.as_ptr(), &mut st) };
+    r == 0 && st.f_type as i64 == magic
+}
+
+/// Makes sure `fs` is mounted at its usual place, mounting it when running as root. Returns
+/// whether bpfkit mounted it. The error says exactly which mount is missing.
+pub fn ensure_mounted(fs_kind: Fs) -> Result<bool> {
+    let (path, fstype, magic) = fs_kind.spec();
+    if is_mounted(path, magic) {
+        return Ok(false);
+    }
+    let cpath = std::ffi::CString::new(path).map_err(|_| Error::Value("path".into()))?;
+    let ctype = std::ffi::CString::new(fstype).map_err(|_| Error::Value("fstype".into()))?;
+    // SAFETY: all pointers are NUL-terminated strings that outlive the call; data is NULL.
+    let r = unsafe {
+        libc::mount(ctype.as_ptr(), cpath.as_ptr(), ctype.as_ptr(), libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC, std::ptr::null())
+    };
+    if r != 0 {
+        let err = std::io::Error::last_os_error();
+        let errno = err.raw_os_error().unwrap_or(libc::EPERM);
+        let message =
+            format!("{fstype} is not mounted at {path} and mounting it failed ({err}); as root run `mount -t {fstype} {fstype} {path}`");
+        return Err(if errno == libc::EPERM { Error::Privilege { errno, message } } else { Error::Os { errno, message } });
+    }
+    Ok(true)
+}
+
+/// The tracing directory (tracefs), mounting tracefs if needed.
+pub fn tracing_dir() -> Result<&'static str> {
+    ensure_mounted(Fs::Tracefs)?;
+    Ok(Fs::Tracefs.path())
+}
+
+/// Why kprobes cannot be used on this kernel, or None when they can.
+pub fn kprobes_unavailable() -> Option<String> {
+    if Path::new("/sys/bus/event_source/devices/kprobe/type").exists() {
+        return None;
+    }
+    // Older kernels without the kprobe PMU use tracefs's kprobe_events.
+    let _ = ensure_mounted(Fs::Tracefs);
+    if Path::new("/sys/kernel/tracing/kprobe_events").exists() || Path::new("/sys/kernel/debug/tracing/kprobe_events").exists() {
+        return None;
+    }
+    Some(
+        "this kernel has no kprobes: no kprobe PMU (/sys/bus/event_source/devices/kprobe) and no \
+         tracefs kprobe_events; it was built without CONFIG_KPROBES (use a tracepoint or raw_tp instead)"
+            .to_string(),
+    )
+}
+
+/// The [`Error::NotSupported`] for kprobes, or Ok when the kernel has them.
+pub fn require_kprobes() -> Result<()> {
+    match kprobes_unavailable() {
+        None => Ok(()),
+        Some(message) => Err(Error::NotSupported { feature: "kprobes (CONFIG_KPROBES)".into(), since: Some("4.1".into()), message }),
+    }
+}
+
+/// Whether tracepoint `category:name` exists.
+pub fn tracepoint_exists(category: &str, name: &str) -> bool {
+    let Ok(dir) = tracing_dir() else { return false };
+    Path::new(dir).join("events").join(category).join(name).join("id").exists()
+}
+
+/// Resolves a uprobe target: a path is returned as is; a short library name (`"c"`, `"libc"`,
+/// `"libc.so.6"`) is looked up in the process's mappings (when `pid` is given), the dynamic
+/// linker's cache and the standard library directories; a bare program name is looked up on PATH.
+pub fn resolve_binary(name: &str, pid: Option<i32>) -> Result<PathBuf> {
+    if name.contains('/') {
+        let p = PathBuf::from(name);
+        return if p.exists() {
+            Ok(p)
+        } else {
+            Err(Error::Os { errno: libc::ENOENT, message: format!("uprobe target {name} does not exist") })
+        };
+    }
+    let stem = name.strip_prefix("lib").unwrap_or(name);
+    let stem = stem.split(".so").next().unwrap_or(stem);
+    let prefix = format!("lib{stem}.so");
+    let matches = |p: &str| {
+        Path::new(p).file_name().and_then(|f| f.to_str()).is_some_and(|f| f == prefix || f.starts_with(&format!("{prefix}.")))
+    };
+    if let Some(pid) = pid.filter(|p| *p > 0) {
+        if let Ok(maps) = fs::read_to_string(format!("/proc/{pid}/maps")) {
+            if let Some(p) = maps.lines().filter_map(|l| l.split_whitespace().nth(5)).find(|p| matches(p)) {
+                return Ok(PathBuf::from(p));
+            }
+        }
+    }
+    if let Ok(cache) = fs::read("/etc/ld.so.cache") {
+        for s in cache.split(|&b| b == 0) {
+            if let Ok(s) = std::str::from_utf8(s) {
+                if s.starts_with('/') && matches(s) && Path::new(s).exists() {
+                    return Ok(PathBuf::from(s));
+                }
+            }
+        }
+    }
+    let arch_dir = format!("{}-linux-gnu", std::env::consts::ARCH);
+    for dir in ["/lib", "/usr/lib", "/lib64", "/usr/lib64", "/usr/local/lib"] {
+        for d in [PathBuf::from(dir).join(&arch_dir), PathBuf::from(dir)] {
+            if let Ok(rd) = fs::read_dir(&d) {
+                let mut found: Vec<PathBuf> =
+                    rd.flatten().map(|e| e.path()).filter(|p| p.to_str().is_some_and(|s| matches(s))).collect();
+                found.sort();
+                if let Some(p) = found.into_iter().next() {
+                    return Ok(p);
+                }
+            }
+        }
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        if let Some(p) = std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file()) {
+            return Ok(p);
+        }
+    }
+    Err(Error::Os {
+        errno: libc::ENOENT,
+        message: format!("cannot find library or binary `{name}` (looked for {prefix}* in ld.so.cache and the library directories, and on PATH)"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_libc_by_short_name() {
+        let p = resolve_binary("c", None).unwrap();
+        assert!(p.to_str().unwrap().contains("libc.so"), "{}", p.display());
+        assert_eq!(resolve_binary("libc.so.6", None).unwrap(), p);
+    }
+
+    #[test]
+    fn paths_pass_through_and_missing_is_an_error() {
+        assert_eq!(resolve_binary("/bin/sh", None).unwrap(), PathBuf::from("/bin/sh"));
+        assert!(resolve_binary("/nonexistent/x", None).is_err());
+        assert!(resolve_binary("surely_no_such_library_xyz", None).is_err());
+    }
+
+    #[test]
+    fn caps_parse() {
+        // The test runner is root in CI; either way the call must not panic.
+        let _ = check_bpf_privileges();
+        let _ = effective_caps();
+    }
+}

@@ -1,0 +1,791 @@
+//! A loaded BPF object: its programs, maps, links and globals, shareable across threads.
+//!
+//! [`BpfObject`] is held in an `Arc` by everything derived from it (map handles, the Python
+//! wrappers), so a map never outlives the object whose fd it uses. `close()` takes the loaded
+//! state out from under its lock: links are destroyed first, then the object with its program
+//! and map fds. Every later use sees [`Error::Closed`]. Dropping the last `Arc` does the same.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use crate::btf::{Btf, SecVar, TypeDesc};
+use crate::error::{Error, Result};
+use crate::host;
+use crate::sys::{self, Failure};
+
+/// Map types bpfkit names (`BPF_MAP_TYPE_*`).
+#[allow(missing_docs)]
+pub mod map_type {
+    pub const HASH: u32 = 1;
+    pub const ARRAY: u32 = 2;
+    pub const PROG_ARRAY: u32 = 3;
+    pub const PERF_EVENT_ARRAY: u32 = 4;
+    pub const PERCPU_HASH: u32 = 5;
+    pub const PERCPU_ARRAY: u32 = 6;
+    pub const STACK_TRACE: u32 = 7;
+    pub const LRU_HASH: u32 = 9;
+    pub const LRU_PERCPU_HASH: u32 = 10;
+    pub const LPM_TRIE: u32 = 11;
+    pub const RINGBUF: u32 = 27;
+}
+
+/// Whether values of this map type are stored once per possible CPU.
+pub fn is_percpu(t: u32) -> bool {
+    matches!(t, map_type::PERCPU_HASH | map_type::PERCPU_ARRAY | map_type::LRU_PERCPU_HASH | 21)
+}
+
+/// Whether this map type is an array (fixed keys 0..max_entries, no deletion).
+pub fn is_array(t: u32) -> bool {
+    matches!(t, map_type::ARRAY | map_type::PERCPU_ARRAY)
+}
+
+fn from_failure(f: Failure) -> Error {
+    let message = f.message();
+    match f.errno {
+        libc::EPERM | libc::EACCES => match host::check_bpf_privileges() {
+            Err(Error::Privilege { message: m, .. }) => Error::Privilege { errno: f.errno, message: format!("{message}: {m}") },
+            _ => Error::Os { errno: f.errno, message },
+        },
+        _ => Error::Os { errno: f.errno, message },
+    }
+}
+
+fn attach_failure(f: Failure) -> Error {
+    match from_failure(f) {
+        Error::Os { errno, message } => Error::Attach { errno, message },
+        e => e,
+    }
+}
+
+fn map_failure(f: Failure) -> Error {
+    match from_failure(f) {
+        Error::Os { errno, message } => Error::Map { errno, message },
+        e => e,
+    }
+}
+
+/// A value for a global set before load.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ConstValue {
+    /// An integer, encoded in the variable's own size and signedness.
+    Int(i128),
+    /// Raw bytes: exactly the variable's size, or shorter for a char array (zero-padded).
+    Bytes(Vec<u8>),
+}
+
+/// How to open and load an object.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// The object's name (internal map names are derived from it).
+    pub name: String,
+    /// Globals to set before load (`const volatile` ones in `.rodata`, or `.data`/`.bss`).
+    pub consts: Vec<(String, ConstValue)>,
+    /// Verifier log level for every program (0: logs only on failure).
+    pub log_level: u32,
+}
+
+/// An attachment owned by an object.
+pub struct LinkRec {
+    /// bpfkit's id for it.
+    pub id: u64,
+    /// What kind of hook ("tracepoint", "raw_tracepoint", "kprobe", "uprobe", ...).
+    pub kind: String,
+    /// The hook ("syscalls:sys_enter_openat", "/usr/lib/libc.so.6:getpid", ...).
+    pub target: String,
+    /// The program's name.
+    pub program: String,
+    link: sys::Link,
+}
+
+struct Loaded {
+    // Field order is drop order: ring buffers and links go before the object that owns the
+    // maps and programs (a ring buffer's mmap would otherwise keep its map alive).
+    rings: std::sync::Mutex<Option<sys::RingBuffer>>,
+    links: Vec<LinkRec>,
+    obj: sys::Object,
+}
+
+/// Information about a map of the object.
+#[derive(Debug, Clone)]
+pub struct MapInfo {
+    /// The map's name.
+    pub name: String,
+    /// `BPF_MAP_TYPE_*`.
+    pub map_type: u32,
+    /// Key size in bytes.
+    pub key_size: u32,
+    /// Value size in bytes (per CPU for per-CPU maps).
+    pub value_size: u32,
+    /// Capacity.
+    pub max_entries: u32,
+    /// `BPF_F_*` flags.
+    pub flags: u32,
+    /// BTF type of the key, 0 if none.
+    pub key_type_id: u32,
+    /// BTF type of the value, 0 if none.
+    pub value_type_id: u32,
+    /// Whether libbpf made the map for a data section.
+    pub internal: bool,
+    fd: i32,
+}
+
+/// A loaded BPF object. See the module docs for its lifetime.
+pub struct BpfObject {
+    name: String,
+    state: RwLock<Option<Loaded>>,
+    btf: Option<Btf>,
+    ncpus: usize,
+    next_link: AtomicU64,
+}
+
+fn section_of(map_name: &str) -> Option<&str> {
+    [".rodata", ".data", ".bss", ".kconfig"].iter().find_map(|s| map_name.find(s).map(|i| &map_name[i..]))
+}
+
+impl BpfObject {
+    /// Opens `data`, sets `opts.consts`, and loads it into the kernel.
+    pub fn load(data: &[u8], opts: &LoadOptions) -> Result<Arc<BpfObject>> {
+        let name = if opts.name.is_empty() { "bpfkit" } else { &opts.name };
+        let mut obj = sys::Object::open_mem(data, name).map_err(|f| match f.errno {
+            libc::EPERM | libc::EACCES => from_failure(f),
+            _ => Error::Load { program: None, errno: f.errno, message: f.message(), log: String::new() },
+        })?;
+        let btf = obj.btf_raw().map(Btf::parse).transpose()?;
+        let ncpus = sys::num_possible_cpus().map_err(from_failure)?;
+        let this = BpfObject { name: name.to_string(), state: RwLock::new(None), btf, ncpus, next_link: AtomicU64::new(1) };
+        for (var, value) in &opts.consts {
+            let (map_name, sv, desc) = this.find_global(&obj, var)?;
+            let bytes = encode_const(var, &sv, &desc, value)?;
+            let map = obj.maps().into_iter().find(|m| m.name() == map_name);
+            let ok = map.is_some_and(|m| m.write_data(sv.offset as usize, &bytes));
+            if !ok {
+                return Err(Error::Value(format!("cannot set global `{var}` before load")));
+            }
+        }
+        host::check_bpf_privileges()?;
+        match obj.load(opts.log_level, 4 << 20) {
+            Ok(_) => {}
+            Err(lf) => return Err(load_error(lf)),
+        }
+        *this.write()? = Some(Loaded { rings: std::sync::Mutex::new(None), links: Vec::new(), obj });
+        Ok(Arc::new(this))
+    }
+
+    fn read(&self) -> Result<RwLockReadGuard<'_, Option<Loaded>>> {
+        self.state.read().map_err(|_| Error::Value("object lock poisoned".into()))
+    }
+
+    fn write(&self) -> Result<RwLockWriteGuard<'_, Option<Loaded>>> {
+        self.state.write().map_err(|_| Error::Value("object lock poisoned".into()))
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&Loaded) -> Result<T>) -> Result<T> {
+        let g = self.read()?;
+        match g.as_ref() {
+            Some(l) => f(l),
+            None => Err(Error::Closed),
+        }
+    }
+
+    /// The object's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Number of possible CPUs (the length of per-CPU values).
+    pub fn ncpus(&self) -> usize {
+        self.ncpus
+    }
+
+    /// The object's own BTF, if it has any.
+    pub fn btf(&self) -> Option<&Btf> {
+        self.btf.as_ref()
+    }
+
+    /// Whether `close()` has run.
+    pub fn is_closed(&self) -> bool {
+        self.read().map(|g| g.is_none()).unwrap_or(true)
+    }
+
+    /// Detaches everything and releases every fd. Idempotent.
+    pub fn close(&self) {
+        let taken = self.state.write().map(|mut g| g.take()).unwrap_or(None);
+        if let Some(mut l) = taken {
+            if let Ok(mut r) = l.rings.lock() {
+                r.take();
+            }
+            l.links.clear();
+            drop(l);
+        }
+    }
+
+    /// `(name, section, prog_type, fd)` of every program.
+    pub fn programs(&self) -> Result<Vec<(String, String, u32, i32)>> {
+        self.with(|l| Ok(l.obj.programs().iter().map(|p| (p.name(), p.section(), p.prog_type(), p.fd())).collect()))
+    }
+
+    /// Every map, internal ones included.
+    pub fn maps(&self) -> Result<Vec<MapInfo>> {
+        self.with(|l| {
+            Ok(l.obj
+                .maps()
+                .iter()
+                .map(|m| MapInfo {
+                    name: m.name(),
+                    map_type: m.map_type(),
+                    key_size: m.key_size(),
+                    value_size: m.value_size(),
+                    max_entries: m.max_entries(),
+                    flags: m.map_flags(),
+                    key_type_id: m.btf_key_type_id(),
+                    value_type_id: m.btf_value_type_id(),
+                    internal: m.is_internal(),
+                    fd: m.fd(),
+                })
+                .collect())
+        })
+    }
+
+    /// A handle on the map called `name`.
+    pub fn map(self: &Arc<Self>, name: &str) -> Result<MapHandle> {
+        let maps = self.maps()?;
+        match maps.into_iter().find(|m| m.name == name && !m.internal) {
+            Some(info) => Ok(MapHandle { obj: self.clone(), info }),
+            None => {
+                let names: Vec<String> = self.maps()?.into_iter().filter(|m| !m.internal).map(|m| m.name).collect();
+                Err(Error::Value(format!(
+                    "no map named `{name}` (maps: {})",
+                    if names.is_empty() { "none".to_string() } else { names.join(", ") }
+                )))
+            }
+        }
+    }
+
+    /// Describes BTF type `id` of this object.
+    pub fn describe_type(&self, id: u32) -> TypeDesc {
+        self.btf.as_ref().map_or(TypeDesc::Void, |b| b.describe(id))
+    }
+
+    fn find_global(&self, obj: &sys::Object, var: &str) -> Result<(String, SecVar, TypeDesc)> {
+        let btf = self.btf.as_ref().ok_or_else(|| Error::Value("the object has no BTF, so no globals".into()))?;
+        let mut known = Vec::new();
+        for m in obj.maps().iter().filter(|m| m.is_internal()) {
+            let mname = m.name();
+            let Some(sec) = section_of(&mname) else { continue };
+            let Some(ds) = btf.find_datasec(sec) else { continue };
+            for sv in btf.datasec_vars(ds) {
+                if sv.name == var {
+                    let desc = btf.describe(sv.type_id);
+                    return Ok((mname, sv, desc));
+                }
+                known.push(sv.name);
+            }
+        }
+        Err(Error::Value(format!(
+            "no global variable `{var}` in the program (globals: {})",
+            if known.is_empty() { "none".to_string() } else { known.join(", ") }
+        )))
+    }
+
+    /// The section (`.rodata`, `.data`, `.bss`) and type of global `var`.
+    pub fn global_info(&self, var: &str) -> Result<(String, TypeDesc)> {
+        self.with(|l| {
+            let (m, _, d) = self.find_global(&l.obj, var)?;
+            Ok((section_of(&m).unwrap_or("").to_string(), d))
+        })
+    }
+
+    /// The current bytes of global `var`.
+    pub fn read_global(&self, var: &str) -> Result<Vec<u8>> {
+        self.with(|l| {
+            let (mname, sv, _) = self.find_global(&l.obj, var)?;
+            let maps = l.obj.maps();
+            let map = maps.iter().find(|m| m.name() == mname).ok_or(Error::Closed)?;
+            if let Some(b) = map.read_data(sv.offset as usize, sv.size as usize) {
+                return Ok(b);
+            }
+            let mut val = vec![0u8; map.value_size() as usize];
+            sys::map_lookup(map.fd(), &0u32.to_le_bytes(), &mut val).map_err(map_failure)?;
+            Ok(val[sv.offset as usize..(sv.offset + sv.size) as usize].to_vec())
+        })
+    }
+
+    /// Writes global `var` of `.data` or `.bss` (a `const volatile` one is fixed once loaded).
+    pub fn write_global(&self, var: &str, bytes: &[u8]) -> Result<()> {
+        self.with(|l| {
+            let (mname, sv, _) = self.find_global(&l.obj, var)?;
+            if mname.contains(".rodata") {
+                return Err(Error::Value(format!(
+                    "`{var}` is read-only once loaded (const volatile, in .rodata): set it before load with consts={{\"{var}\": ...}}"
+                )));
+            }
+            if bytes.len() != sv.size as usize {
+                return Err(Error::Value(format!("`{var}` is {} bytes, got {}", sv.size, bytes.len())));
+            }
+            let maps = l.obj.maps();
+            let map = maps.iter().find(|m| m.name() == mname).ok_or(Error::Closed)?;
+            if map.write_data(sv.offset as usize, bytes) {
+                return Ok(());
+            }
+            let mut val = vec![0u8; map.value_size() as usize];
+            sys::map_lookup(map.fd(), &0u32.to_le_bytes(), &mut val).map_err(map_failure)?;
+            val[sv.offset as usize..(sv.offset + sv.size) as usize].copy_from_slice(bytes);
+            sys::map_update(map.fd(), &0u32.to_le_bytes(), &val, 0).map_err(map_failure)
+        })
+    }
+
+    fn push_link(&self, links: &mut Vec<LinkRec>, kind: &str, target: String, program: &str, link: sys::Link) -> u64 {
+        let id = self.next_link.fetch_add(1, Ordering::Relaxed);
+        links.push(LinkRec { id, kind: kind.to_string(), target, program: program.to_string(), link });
+        id
+    }
+
+    fn with_program<T>(&self, prog: &str, f: impl FnOnce(&mut Vec<LinkRec>, sys::Program<'_>) -> Result<T>) -> Result<T> {
+        let mut g = self.write()?;
+        let Loaded { links, obj, .. } = g.as_mut().ok_or(Error::Closed)?;
+        let p = match obj.program(prog) {
+            Some(p) => p,
+            None => {
+                let names: Vec<String> = obj.programs().iter().map(|p| p.name()).collect();
+                return Err(Error::Value(format!("no program named `{prog}` (programs: {})", names.join(", "))));
+            }
+        };
+        if p.fd() < 0 {
+            return Err(Error::Value(format!("program `{prog}` was not loaded")));
+        }
+        f(links, p)
+    }
+
+    /// Attaches program `prog` to tracepoint `category:name`.
+    pub fn attach_tracepoint(&self, prog: &str, category: &str, name: &str) -> Result<u64> {
+        host::tracing_dir()?;
+        self.with_program(prog, |l, p| {
+            let link = p.attach_tracepoint(category, name).map_err(|f| tp_failure(f, category, name))?;
+            Ok(self.push_link(l, "tracepoint", format!("{category}:{name}"), prog, link))
+        })
+    }
+
+    /// Attaches program `prog` to raw tracepoint `name`.
+    pub fn attach_raw_tracepoint(&self, prog: &str, name: &str) -> Result<u64> {
+        self.with_program(prog, |l, p| {
+            let link = p.attach_raw_tracepoint(name).map_err(attach_failure)?;
+            Ok(self.push_link(l, "raw_tracepoint", name.to_string(), prog, link))
+        })
+    }
+
+    /// Attaches a kprobe or kretprobe. Fails with [`Error::NotSupported`] on a kernel without
+    /// kprobes.
+    pub fn attach_kprobe(&self, prog: &str, func: &str, offset: u64, retprobe: bool) -> Result<u64> {
+        host::require_kprobes()?;
+        self.with_program(prog, |l, p| {
+            let link = p.attach_kprobe(func, offset, retprobe).map_err(attach_failure)?;
+            Ok(self.push_link(l, if retprobe { "kretprobe" } else { "kprobe" }, func.to_string(), prog, link))
+        })
+    }
+
+    /// Attaches a uprobe or uretprobe on `path` at `symbol`+`offset` (or file offset `offset`).
+    pub fn attach_uprobe(&self, prog: &str, path: &str, symbol: Option<&str>, offset: u64, pid: i32, retprobe: bool) -> Result<u64> {
+        self.with_program(prog, |l, p| {
+            let spec = sys::UprobeSpec { path, symbol, offset, pid, retprobe };
+            let link = p.attach_uprobe(&spec).map_err(attach_failure)?;
+            let target = match symbol {
+                Some(s) => format!("{path}:{s}"),
+                None => format!("{path}:{offset:#x}"),
+            };
+            Ok(self.push_link(l, if retprobe { "uretprobe" } else { "uprobe" }, target, prog, link))
+        })
+    }
+
+    /// Attaches every loaded program whose section names its hook. Returns `(program, kind,
+    /// target)` for each attachment made.
+    pub fn autoattach(&self) -> Result<Vec<(String, String, String)>> {
+        let progs = self.programs()?;
+        let mut done = Vec::new();
+        for (name, sec, _, fd) in progs {
+            if fd < 0 {
+                continue;
+            }
+            let (kind, rest) = sec.split_once('/').unwrap_or((sec.as_str(), ""));
+            if rest.is_empty() {
+                continue;
+            }
+            match kind {
+                "tracepoint" | "tp" => {
+                    let Some((cat, tp)) = rest.split_once('/') else { continue };
+                    self.attach_tracepoint(&name, cat, tp)?;
+                    done.push((name, "tracepoint".into(), format!("{cat}:{tp}")));
+                }
+                "raw_tp" | "raw_tracepoint" | "raw_tp.w" | "raw_tracepoint.w" => {
+                    self.attach_raw_tracepoint(&name, rest)?;
+                    done.push((name, "raw_tracepoint".into(), rest.into()));
+                }
+                "kprobe" | "kretprobe" | "ksyscall" | "kretsyscall" | "kprobe.multi" | "kretprobe.multi" => {
+                    host::require_kprobes()?;
+                    self.attach_auto(&name, kind, rest)?;
+                    done.push((name, kind.into(), rest.into()));
+                }
+                "uprobe" | "uretprobe" | "uprobe.s" | "uretprobe.s" | "usdt" => {
+                    if !rest.contains(':') {
+                        continue;
+                    }
+                    self.attach_auto(&name, kind, rest)?;
+                    done.push((name, kind.into(), rest.into()));
+                }
+                "tp_btf" | "fentry" | "fexit" | "fmod_ret" | "lsm" | "fentry.s" | "fexit.s" | "lsm.s" | "iter" => {
+                    self.attach_auto(&name, kind, rest)?;
+                    done.push((name, kind.into(), rest.into()));
+                }
+                _ => {}
+            }
+        }
+        Ok(done)
+    }
+
+    fn attach_auto(&self, prog: &str, kind: &str, target: &str) -> Result<u64> {
+        self.with_program(prog, |l, p| {
+            let link = p.attach_auto().map_err(attach_failure)?;
+            Ok(self.push_link(l, kind, target.to_string(), prog, link))
+        })
+    }
+
+    /// `(id, kind, target, program)` of every attachment.
+    pub fn links(&self) -> Result<Vec<(u64, String, String, String)>> {
+        self.with(|l| Ok(l.links.iter().map(|r| (r.id, r.kind.clone(), r.target.clone(), r.program.clone())).collect()))
+    }
+
+    /// Detaches attachments matching `kind`, and `target` and `program` when given. Returns how
+    /// many were detached.
+    pub fn detach(&self, kind: &str, target: Option<&str>, program: Option<&str>) -> Result<usize> {
+        let mut g = self.write()?;
+        let l = g.as_mut().ok_or(Error::Closed)?;
+        let before = l.links.len();
+        l.links.retain(|r| {
+            !(r.kind == kind && target.is_none_or(|t| r.target == t) && program.is_none_or(|p| r.program == p))
+        });
+        Ok(before - l.links.len())
+    }
+
+    /// Detaches the attachment with bpfkit id `id`.
+    pub fn detach_id(&self, id: u64) -> Result<bool> {
+        let mut g = self.write()?;
+        let l = g.as_mut().ok_or(Error::Closed)?;
+        let before = l.links.len();
+        l.links.retain(|r| r.id != id);
+        Ok(before != l.links.len())
+    }
+
+    /// Adds ring buffer map `map` to the object's ring buffer reader; `cb` gets each record.
+    pub fn open_ring_buffer(&self, map: &str, cb: sys::SampleFn) -> Result<()> {
+        self.with(|l| {
+            let m = l.obj.maps().into_iter().find(|m| m.name() == map && !m.is_internal());
+            let m = m.ok_or_else(|| Error::Value(format!("no map named `{map}`")))?;
+            if m.map_type() != map_type::RINGBUF {
+                return Err(Error::Type(format!("map `{map}` is not a BPF_MAP_TYPE_RINGBUF")));
+            }
+            let mut r = l.rings.lock().map_err(|_| Error::Value("ring buffer lock poisoned".into()))?;
+            match r.as_mut() {
+                Some(rb) => rb.add(m.fd(), cb).map_err(map_failure),
+                None => {
+                    *r = Some(sys::RingBuffer::new(m.fd(), cb).map_err(map_failure)?);
+                    Ok(())
+                }
+            }
+        })
+    }
+
+    /// Waits up to `timeout_ms` (-1: forever) for ring buffer records and hands them to the
+    /// callbacks. Returns the number of records, or the negative errno/callback value (EINTR
+    /// when a signal arrived).
+    pub fn ring_buffer_poll(&self, timeout_ms: i32) -> Result<i32> {
+        self.with(|l| {
+            let mut r = l.rings.lock().map_err(|_| Error::Value("ring buffer lock poisoned".into()))?;
+            let rb = r.as_mut().ok_or_else(|| Error::Value("no ring buffer is open: call open_ring_buffer() first".into()))?;
+            match rb.poll(timeout_ms) {
+                Ok(n) => Ok(n),
+                Err(f) => Ok(-f.errno),
+            }
+        })
+    }
+
+    /// Hands every available record to the callbacks without waiting.
+    pub fn ring_buffer_consume(&self) -> Result<i32> {
+        self.with(|l| {
+            let mut r = l.rings.lock().map_err(|_| Error::Value("ring buffer lock poisoned".into()))?;
+            let rb = r.as_mut().ok_or_else(|| Error::Value("no ring buffer is open: call open_ring_buffer() first".into()))?;
+            match rb.consume() {
+                Ok(n) => Ok(n),
+                Err(f) => Ok(-f.errno),
+            }
+        })
+    }
+
+    /// The fd of a link (for tests and introspection).
+    pub fn link_fd(&self, id: u64) -> Result<Option<i32>> {
+        self.with(|l| Ok(l.links.iter().find(|r| r.id == id).map(|r| r.link.fd())))
+    }
+}
+
+impl Drop for BpfObject {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn tp_failure(f: Failure, category: &str, name: &str) -> Error {
+    if f.errno == libc::ENOENT {
+        return Error::Attach {
+            errno: f.errno,
+            message: format!("{}: no tracepoint {category}:{name} in /sys/kernel/tracing/events", f.message()),
+        };
+    }
+    attach_failure(f)
+}
+
+fn load_error(lf: sys::LoadFailure) -> Error {
+    let f = lf.failure;
+    if matches!(f.errno, libc::EPERM | libc::EACCES) && lf.log.is_empty() {
+        if let Err(e) = host::check_bpf_privileges() {
+            return e;
+        }
+        let lockdown = std::fs::read_to_string("/sys/kernel/security/lockdown").unwrap_or_default();
+        if lockdown.contains("[integrity]") || lockdown.contains("[confidentiality]") {
+            let prog = lf.program.clone().unwrap_or_default();
+            return Error::NotSupported {
+                feature: "BPF program type under kernel lockdown".into(),
+                since: None,
+                message: format!(
+                    "loading program `{prog}` failed with EPERM: the kernel is in lockdown mode ({}), which refuses \
+                     this kind of program (fentry/fexit/LSM and others that read kernel memory); {}",
+                    lockdown.trim(),
+                    f.message()
+                ),
+            };
+        }
+    }
+    let tail: Vec<&str> = lf.log.lines().rev().take(12).collect::<Vec<_>>().into_iter().rev().collect();
+    let message = match &lf.program {
+        Some(p) if !lf.log.is_empty() => {
+            format!("the verifier rejected program `{p}`: {}\n{}", f.message(), tail.join("\n"))
+        }
+        Some(p) => format!("loading program `{p}`: {}", f.message()),
+        None => f.message(),
+    };
+    Error::Load { program: lf.program, errno: f.errno, message, log: lf.log }
+}
+
+fn encode_const(var: &str, sv: &SecVar, desc: &TypeDesc, value: &ConstValue) -> Result<Vec<u8>> {
+    let size = sv.size as usize;
+    match value {
+        ConstValue::Bytes(b) => {
+            let is_char_array = matches!(desc, TypeDesc::Array { elem, .. } if matches!(**elem, TypeDesc::Int { size: 1, .. }));
+            if b.len() == size || (is_char_array && b.len() < size) {
+                let mut out = b.clone();
+                out.resize(size, 0);
+                Ok(out)
+            } else {
+                Err(Error::Value(format!("`{var}` is {size} bytes, got {} bytes", b.len())))
+            }
+        }
+        ConstValue::Int(v) => {
+            let signed = match desc {
+                TypeDesc::Int { signed, .. } => *signed,
+                TypeDesc::Enum { signed, .. } => *signed,
+                TypeDesc::Ptr { .. } => false,
+                _ => return Err(Error::Type(format!("`{var}` is not an integer; pass bytes of its {size}-byte value"))),
+            };
+            let bits = (size * 8) as u32;
+            let (lo, hi): (i128, i128) = if signed {
+                (-(1i128 << (bits - 1)), (1i128 << (bits - 1)) - 1)
+            } else {
+                (0, (1i128 << bits) - 1)
+            };
+            if *v < lo || *v > hi {
+                return Err(Error::Value(format!(
+                    "{v} does not fit `{var}`, a {}{bits}-bit integer",
+                    if signed { "signed " } else { "unsigned " }
+                )));
+            }
+            Ok(v.to_le_bytes()[..size].to_vec())
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Maps
+
+/// A map of a loaded object. Holds the object alive; fails with [`Error::Closed`] after close.
+#[derive(Clone)]
+pub struct MapHandle {
+    obj: Arc<BpfObject>,
+    info: MapInfo,
+}
+
+fn round8(n: usize) -> usize {
+    (n + 7) & !7
+}
+
+impl MapHandle {
+    /// The map's description.
+    pub fn info(&self) -> &MapInfo {
+        &self.info
+    }
+
+    /// The object it belongs to.
+    pub fn object(&self) -> &Arc<BpfObject> {
+        &self.obj
+    }
+
+    /// Bytes of one value as the syscalls see it (all CPUs' copies for per-CPU maps).
+    pub fn value_buf_size(&self) -> usize {
+        if is_percpu(self.info.map_type) {
+            round8(self.info.value_size as usize) * self.obj.ncpus
+        } else {
+            self.info.value_size as usize
+        }
+    }
+
+    /// The kernel fd (valid while the object is open).
+    pub fn fd(&self) -> Result<i32> {
+        self.obj.with(|_| Ok(self.info.fd))
+    }
+
+    fn check_key(&self, key: &[u8]) -> Result<()> {
+        if key.len() != self.info.key_size as usize {
+            return Err(Error::Value(format!(
+                "map `{}` takes {}-byte keys, got {} bytes",
+                self.info.name,
+                self.info.key_size,
+                key.len()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Looks `key` up.
+    pub fn lookup(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.check_key(key)?;
+        self.obj.with(|_| {
+            let mut v = vec![0u8; self.value_buf_size()];
+            let found = sys::map_lookup(self.info.fd, key, &mut v).map_err(map_failure)?;
+            Ok(found.then_some(v))
+        })
+    }
+
+    /// Sets `key` to `value` (`flags`: 0 any, 1 only new, 2 only existing).
+    pub fn update(&self, key: &[u8], value: &[u8], flags: u64) -> Result<()> {
+        self.check_key(key)?;
+        if value.len() != self.value_buf_size() {
+            return Err(Error::Value(format!(
+                "map `{}` takes {}-byte values, got {} bytes",
+                self.info.name,
+                self.value_buf_size(),
+                value.len()
+            )));
+        }
+        self.obj.with(|_| {
+            sys::map_update(self.info.fd, key, value, flags).map_err(|f| match f.errno {
+                libc::E2BIG => Error::Map { errno: f.errno, message: format!("map `{}` is full ({} entries)", self.info.name, self.info.max_entries) },
+                _ => map_failure(f),
+            })
+        })
+    }
+
+    /// Deletes `key`; false if it was absent.
+    pub fn delete(&self, key: &[u8]) -> Result<bool> {
+        self.check_key(key)?;
+        self.obj.with(|_| sys::map_delete(self.info.fd, key).map_err(map_failure))
+    }
+
+    /// Every key, by `get_next_key`, each at most once even if entries are deleted meanwhile
+    /// (deleting the current key makes the kernel restart from the first key).
+    pub fn keys(&self) -> Result<Vec<Vec<u8>>> {
+        self.obj.with(|_| {
+            let ks = self.info.key_size as usize;
+            let mut out = Vec::new();
+            let mut seen = HashSet::new();
+            let mut cur: Option<Vec<u8>> = None;
+            let limit = (self.info.max_entries as usize).saturating_mul(4).max(1024);
+            for _ in 0..limit {
+                let mut next = vec![0u8; ks];
+                if !sys::map_next_key(self.info.fd, cur.as_deref(), &mut next).map_err(map_failure)? {
+                    break;
+                }
+                if seen.insert(next.clone()) {
+                    out.push(next.clone());
+                }
+                cur = Some(next);
+            }
+            Ok(out)
+        })
+    }
+
+    /// A snapshot of every entry as packed keys and values: `(count, keys, values)`. Uses batch
+    /// lookups where the kernel has them (5.6+), else key iteration plus lookups.
+    pub fn snapshot(&self) -> Result<(usize, Vec<u8>, Vec<u8>)> {
+        let ks = self.info.key_size as usize;
+        let vs = self.value_buf_size();
+        match self.snapshot_batch(ks, vs) {
+            Ok(r) => return Ok(r),
+            Err(Error::Map { errno, .. }) if matches!(errno, libc::EINVAL | libc::EOPNOTSUPP | 524) => {}
+            Err(e) => return Err(e),
+        }
+        let keys = self.keys()?;
+        let (mut kout, mut vout, mut n) = (Vec::with_capacity(keys.len() * ks), Vec::with_capacity(keys.len() * vs), 0);
+        for k in keys {
+            if let Some(v) = self.lookup(&k)? {
+                kout.extend_from_slice(&k);
+                vout.extend_from_slice(&v);
+                n += 1;
+            }
+        }
+        Ok((n, kout, vout))
+    }
+
+    fn snapshot_batch(&self, ks: usize, vs: usize) -> Result<(usize, Vec<u8>, Vec<u8>)> {
+        self.obj.with(|_| {
+            let chunk = (self.info.max_entries as usize).clamp(1, 16384);
+            let (mut keys, mut vals) = (Vec::new(), Vec::new());
+            let mut total = 0usize;
+            let cur_len = ks.max(8);
+            let mut cursor: Option<Vec<u8>> = None;
+            let mut next = vec![0u8; cur_len];
+            loop {
+                keys.resize((total + chunk) * ks, 0);
+                vals.resize((total + chunk) * vs, 0);
+                let (n, done) = sys::map_lookup_batch(
+                    self.info.fd,
+                    cursor.as_deref(),
+                    &mut next,
+                    &mut keys[total * ks..],
+                    &mut vals[total * vs..],
+                    chunk as u32,
+                )
+                .map_err(map_failure)?;
+                total += n as usize;
+                if done {
+                    break;
+                }
+                cursor = Some(next.clone());
+            }
+            keys.truncate(total * ks);
+            vals.truncate(total * vs);
+            Ok((total, keys, vals))
+        })
+    }
+
+    /// Removes every entry (hash maps) or zeroes every value (arrays).
+    pub fn clear(&self) -> Result<()> {
+        if is_array(self.info.map_type) {
+            let zero = vec![0u8; self.value_buf_size()];
+            for i in 0..self.info.max_entries {
+                self.update(&i.to_le_bytes(), &zero, 0)?;
+            }
+            return Ok(());
+        }
+        for k in self.keys()? {
+            self.delete(&k)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,648 @@
+//! The PyO3 face of the core: `bpfkit._native`.
+//!
+//! Thin by design: each method converts arguments, runs the core (with the GIL released for
+//! anything that may block: compiling, loading, attaching, bulk map reads), forwards libbpf's
+//! messages to Python `logging`, and maps [`Error`] onto the `bpfkit.BPFError` hierarchy defined
+//! in `bpfkit/_errors.py`. A panic in the core is caught here and raised as a `BPFError`.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use numpy::IntoPyArray;
+use pyo3::exceptions::{PyKeyError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList};
+
+use crate::btf::TypeDesc;
+use crate::cache::Cache;
+use crate::compile::{self as core_compile, Emit, Request};
+use crate::error::Error;
+use crate::host::{self, Fs};
+use crate::object::{BpfObject, ConstValue, LoadOptions, MapHandle};
+use crate::sys::{self, LogLevel};
+
+/// Runs `f`, turning a panic into an error so that none reaches Python.
+fn guarded<T>(f: impl FnOnce() -> crate::Result<T>) -> crate::Result<T> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(p) => {
+            let what = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            Err(Error::Os { errno: libc::EFAULT, message: format!("internal error in bpfkit (please report): {what}") })
+        }
+    }
+}
+
+/// Sends libbpf's queued messages to the `bpfkit.libbpf` logger.
+fn flush_logs(py: Python<'_>) {
+    let msgs = sys::take_messages();
+    if msgs.is_empty() {
+        return;
+    }
+    let Ok(logging) = py.import("logging") else { return };
+    let Ok(logger) = logging.call_method1("getLogger", ("bpfkit.libbpf",)) else { return };
+    for (level, msg) in msgs {
+        let lvl = match level {
+            LogLevel::Warn => 30,
+            LogLevel::Info => 20,
+            LogLevel::Debug => 10,
+        };
+        let _ = logger.call_method1("log", (lvl, msg));
+    }
+}
+
+fn to_pyerr(py: Python<'_>, e: Error) -> PyErr {
+    flush_logs(py);
+    let (kind, errno, message, extra) = match &e {
+        Error::KeyNotFound => return PyKeyError::new_err("key not found"),
+        Error::Value(m) => return PyValueError::new_err(m.clone()),
+        Error::Type(m) => return PyTypeError::new_err(m.clone()),
+        Error::Compile { message, diagnostics } => ("compile", None, message.clone(), vec![("diagnostics", diagnostics.clone())]),
+        Error::CompilerNotFound { message } => ("compiler_not_found", Some(libc::ENOENT), message.clone(), vec![]),
+        Error::Load { program, errno, message, log } => (
+            "load",
+            Some(*errno),
+            message.clone(),
+            vec![("program", program.clone().unwrap_or_default()), ("verifier_log", log.clone())],
+        ),
+        Error::Attach { errno, message } => ("attach", Some(*errno), message.clone(), vec![]),
+        Error::NotSupported { feature, since, message } => (
+            "not_supported",
+            Some(libc::EOPNOTSUPP),
+            message.clone(),
+            vec![("feature", feature.clone()), ("since", since.clone().unwrap_or_default())],
+        ),
+        Error::Map { errno, message } => ("map", Some(*errno), message.clone(), vec![]),
+        Error::Privilege { errno, message } => ("privilege", Some(*errno), message.clone(), vec![]),
+        Error::Cache { errno, message } => ("cache", Some(*errno), message.clone(), vec![]),
+        Error::Closed => ("closed", Some(libc::EBADF), e.to_string(), vec![]),
+        Error::Os { errno, message } => ("os", Some(*errno), message.clone(), vec![]),
+    };
+    let build = || -> PyResult<PyErr> {
+        let m = py.import("bpfkit._errors")?;
+        let extra_d = PyDict::new(py);
+        for (k, v) in extra {
+            extra_d.set_item(k, v)?;
+        }
+        let exc = m.getattr("_from_native")?.call1((kind, errno, message.clone(), extra_d))?;
+        Ok(PyErr::from_value(exc))
+    };
+    build().unwrap_or_else(|err| err)
+}
+
+trait IntoPy<T> {
+    fn py(self, py: Python<'_>) -> PyResult<T>;
+}
+
+impl<T> IntoPy<T> for crate::Result<T> {
+    fn py(self, py: Python<'_>) -> PyResult<T> {
+        flush_logs(py);
+        self.map_err(|e| to_pyerr(py, e))
+    }
+}
+
+fn desc_to_py<'py>(py: Python<'py>, d: &TypeDesc) -> PyResult<Bound<'py, PyDict>> {
+    let out = PyDict::new(py);
+    match d {
+        TypeDesc::Void => out.set_item("kind", "void")?,
+        TypeDesc::Int { name, size, signed, is_char, is_bool } => {
+            out.set_item("kind", "int")?;
+            out.set_item("name", name)?;
+            out.set_item("size", size)?;
+            out.set_item("signed", signed)?;
+            out.set_item("char", is_char)?;
+            out.set_item("bool", is_bool)?;
+        }
+        TypeDesc::Float { name, size } => {
+            out.set_item("kind", "float")?;
+            out.set_item("name", name)?;
+            out.set_item("size", size)?;
+        }
+        TypeDesc::Ptr { size } => {
+            out.set_item("kind", "ptr")?;
+            out.set_item("size", size)?;
+        }
+        TypeDesc::Array { elem, len } => {
+            out.set_item("kind", "array")?;
+            out.set_item("elem", desc_to_py(py, elem)?)?;
+            out.set_item("len", len)?;
+            out.set_item("size", d.size())?;
+        }
+        TypeDesc::Struct { name, size, union, members } => {
+            out.set_item("kind", if *union { "union" } else { "struct" })?;
+            out.set_item("name", name)?;
+            out.set_item("size", size)?;
+            let ms = PyList::empty(py);
+            for m in members {
+                let md = PyDict::new(py);
+                md.set_item("name", &m.name)?;
+                md.set_item("bit_offset", m.bit_offset)?;
+                md.set_item("bitfield_size", m.bitfield_size)?;
+                md.set_item("type", desc_to_py(py, &m.ty)?)?;
+                ms.append(md)?;
+            }
+            out.set_item("members", ms)?;
+        }
+        TypeDesc::Enum { name, size, signed } => {
+            out.set_item("kind", "enum")?;
+            out.set_item("name", name)?;
+            out.set_item("size", size)?;
+            out.set_item("signed", signed)?;
+        }
+        TypeDesc::Opaque { name, size } => {
+            out.set_item("kind", "opaque")?;
+            out.set_item("name", name)?;
+            out.set_item("size", size)?;
+        }
+    }
+    Ok(out)
+}
+
+/// A loaded BPF object (see `bpfkit.BPF` for the public face).
+#[pyclass(module = "bpfkit._native", name = "Object", frozen)]
+struct PyBpfObject {
+    inner: Arc<BpfObject>,
+    /// The first exception a ring buffer callback raised during the current poll.
+    pending: Arc<std::sync::Mutex<Option<PyErr>>>,
+}
+
+impl PyBpfObject {
+    fn after_poll(&self, py: Python<'_>, n: i32) -> PyResult<i32> {
+        if let Some(e) = self.pending.lock().ok().and_then(|mut s| s.take()) {
+            return Err(e);
+        }
+        if n == -libc::EINTR {
+            py.check_signals()?;
+            return Ok(0);
+        }
+        if n < 0 {
+            return Err(to_pyerr(py, Error::Os { errno: -n, message: format!("polling ring buffers: {}", crate::error::strerror(-n)) }));
+        }
+        Ok(n)
+    }
+}
+
+#[pymethods]
+impl PyBpfObject {
+    /// Opens an ELF object, sets `consts`, and loads it. Releases the GIL.
+    #[staticmethod]
+    #[pyo3(signature = (data, *, name = "bpfkit".to_string(), consts = Vec::new(), log_level = 0))]
+    fn load(py: Python<'_>, data: Vec<u8>, name: String, consts: Vec<(String, Bound<'_, PyAny>)>, log_level: u32) -> PyResult<Self> {
+        let mut cv = Vec::with_capacity(consts.len());
+        for (k, v) in consts {
+            let val = if let Ok(b) = v.cast::<PyBytes>() {
+                ConstValue::Bytes(b.as_bytes().to_vec())
+            } else if v.is_instance_of::<pyo3::types::PyBool>() {
+                ConstValue::Int(i128::from(v.extract::<bool>()?))
+            } else if let Ok(i) = v.extract::<i128>() {
+                ConstValue::Int(i)
+            } else {
+                return Err(PyTypeError::new_err(format!(
+                    "consts[{k:?}] must be an int or bytes, not {}",
+                    v.get_type().name()?
+                )));
+            };
+            cv.push((k, val));
+        }
+        let opts = LoadOptions { name, consts: cv, log_level };
+        let r = py.detach(|| guarded(|| BpfObject::load(&data, &opts)));
+        let inner = r.py(py)?;
+        Ok(PyBpfObject { inner, pending: Arc::new(std::sync::Mutex::new(None)) })
+    }
+
+    /// `[(name, section, prog_type, fd)]` of every program.
+    fn programs(&self, py: Python<'_>) -> PyResult<Vec<(String, String, u32, i32)>> {
+        guarded(|| self.inner.programs()).py(py)
+    }
+
+    /// A dict per map: name, type, key_size, value_size, max_entries, flags, internal, type ids.
+    fn maps<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        let maps = guarded(|| self.inner.maps()).py(py)?;
+        maps.into_iter()
+            .map(|m| {
+                let d = PyDict::new(py);
+                d.set_item("name", m.name)?;
+                d.set_item("type", m.map_type)?;
+                d.set_item("key_size", m.key_size)?;
+                d.set_item("value_size", m.value_size)?;
+                d.set_item("max_entries", m.max_entries)?;
+                d.set_item("flags", m.flags)?;
+                d.set_item("internal", m.internal)?;
+                d.set_item("key_type_id", m.key_type_id)?;
+                d.set_item("value_type_id", m.value_type_id)?;
+                Ok(d)
+            })
+            .collect()
+    }
+
+    /// The map called `name`.
+    fn map(&self, py: Python<'_>, name: &str) -> PyResult<PyMap> {
+        let inner = guarded(|| self.inner.map(name)).py(py)?;
+        Ok(PyMap { inner })
+    }
+
+    /// The BTF type `type_id` of this object as a descriptor dict.
+    fn describe_type<'py>(&self, py: Python<'py>, type_id: u32) -> PyResult<Bound<'py, PyDict>> {
+        desc_to_py(py, &self.inner.describe_type(type_id))
+    }
+
+    /// The id of the struct or union called `name` in the object's BTF, if any.
+    fn find_struct(&self, name: &str) -> Option<u32> {
+        self.inner.btf().and_then(|b| b.find_struct(name))
+    }
+
+    /// `(section, type descriptor)` of global `name`.
+    fn global_info<'py>(&self, py: Python<'py>, name: &str) -> PyResult<(String, Bound<'py, PyDict>)> {
+        let (sec, d) = guarded(|| self.inner.global_info(name)).py(py)?;
+        Ok((sec, desc_to_py(py, &d)?))
+    }
+
+    /// The bytes of global `name`.
+    fn read_global<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyBytes>> {
+        let b = guarded(|| self.inner.read_global(name)).py(py)?;
+        Ok(PyBytes::new(py, &b))
+    }
+
+    /// Writes global `name` (in `.data` or `.bss`).
+    fn write_global(&self, py: Python<'_>, name: &str, value: &[u8]) -> PyResult<()> {
+        guarded(|| self.inner.write_global(name, value)).py(py)
+    }
+
+    /// Attaches program `prog` to tracepoint `category:name`; returns the attachment id.
+    fn attach_tracepoint(&self, py: Python<'_>, prog: &str, category: &str, name: &str) -> PyResult<u64> {
+        let inner = self.inner.clone();
+        let (p, c, n) = (prog.to_string(), category.to_string(), name.to_string());
+        py.detach(move || guarded(|| inner.attach_tracepoint(&p, &c, &n))).py(py)
+    }
+
+    /// Attaches program `prog` to raw tracepoint `name`.
+    fn attach_raw_tracepoint(&self, py: Python<'_>, prog: &str, name: &str) -> PyResult<u64> {
+        let inner = self.inner.clone();
+        let (p, n) = (prog.to_string(), name.to_string());
+        py.detach(move || guarded(|| inner.attach_raw_tracepoint(&p, &n))).py(py)
+    }
+
+    /// Attaches a kprobe (or kretprobe) on kernel function `func`.
+    #[pyo3(signature = (prog, func, offset = 0, retprobe = false))]
+    fn attach_kprobe(&self, py: Python<'_>, prog: &str, func: &str, offset: u64, retprobe: bool) -> PyResult<u64> {
+        let inner = self.inner.clone();
+        let (p, f) = (prog.to_string(), func.to_string());
+        py.detach(move || guarded(|| inner.attach_kprobe(&p, &f, offset, retprobe))).py(py)
+    }
+
+    /// Attaches a uprobe (or uretprobe) on `path` at `symbol`+`offset`.
+    #[pyo3(signature = (prog, path, symbol = None, offset = 0, pid = -1, retprobe = false))]
+    fn attach_uprobe(
+        &self,
+        py: Python<'_>,
+        prog: &str,
+        path: &str,
+        symbol: Option<String>,
+        offset: u64,
+        pid: i32,
+        retprobe: bool,
+    ) -> PyResult<u64> {
+        let inner = self.inner.clone();
+        let (p, pa) = (prog.to_string(), path.to_string());
+        py.detach(move || guarded(|| inner.attach_uprobe(&p, &pa, symbol.as_deref(), offset, pid, retprobe))).py(py)
+    }
+
+    /// Attaches every program whose section names its hook; `[(program, kind, target)]`.
+    fn autoattach(&self, py: Python<'_>) -> PyResult<Vec<(String, String, String)>> {
+        let inner = self.inner.clone();
+        py.detach(move || guarded(|| inner.autoattach())).py(py)
+    }
+
+    /// `[(id, kind, target, program)]` of every attachment.
+    fn links(&self, py: Python<'_>) -> PyResult<Vec<(u64, String, String, String)>> {
+        guarded(|| self.inner.links()).py(py)
+    }
+
+    /// Detaches matching attachments; returns how many.
+    #[pyo3(signature = (kind, target = None, program = None))]
+    fn detach(&self, py: Python<'_>, kind: &str, target: Option<&str>, program: Option<&str>) -> PyResult<usize> {
+        guarded(|| self.inner.detach(kind, target, program)).py(py)
+    }
+
+    /// Detaches attachment `id`.
+    fn detach_id(&self, py: Python<'_>, id: u64) -> PyResult<bool> {
+        guarded(|| self.inner.detach_id(id)).py(py)
+    }
+
+    /// Releases every link and fd now. Idempotent.
+    fn close(&self, py: Python<'_>) {
+        let inner = self.inner.clone();
+        py.detach(move || inner.close());
+        flush_logs(py);
+    }
+
+    /// Reads ring buffer map `map` into `callback(data: memoryview-able bytes)`. A callback's
+    /// exception stops the poll and is raised from it.
+    fn open_ring_buffer(&self, py: Python<'_>, map: &str, callback: Py<PyAny>) -> PyResult<()> {
+        let slot = self.pending.clone();
+        let cb: sys::SampleFn = Box::new(move |rec: &[u8]| {
+            Python::attach(|py| match callback.call1(py, (PyBytes::new(py, rec),)) {
+                Ok(v) => v.extract::<i32>(py).unwrap_or(0).min(0),
+                Err(e) => {
+                    if let Ok(mut s) = slot.lock() {
+                        s.get_or_insert(e);
+                    }
+                    -1
+                }
+            })
+        });
+        guarded(|| self.inner.open_ring_buffer(map, cb)).py(py)
+    }
+
+    /// Polls the ring buffers for up to `timeout` ms (-1: forever), GIL released. Returns the
+    /// number of records handled. Ctrl-C raises KeyboardInterrupt at once.
+    #[pyo3(signature = (timeout = -1))]
+    fn ring_buffer_poll(&self, py: Python<'_>, timeout: i32) -> PyResult<i32> {
+        let inner = self.inner.clone();
+        let n = py.detach(move || guarded(|| inner.ring_buffer_poll(timeout))).py(py)?;
+        self.after_poll(py, n)
+    }
+
+    /// Handles every available record without waiting.
+    fn ring_buffer_consume(&self, py: Python<'_>) -> PyResult<i32> {
+        let inner = self.inner.clone();
+        let n = py.detach(move || guarded(|| inner.ring_buffer_consume())).py(py)?;
+        self.after_poll(py, n)
+    }
+
+    /// Whether `close()` has run.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.inner.is_closed()
+    }
+
+    /// Number of possible CPUs.
+    #[getter]
+    fn ncpus(&self) -> usize {
+        self.inner.ncpus()
+    }
+}
+
+/// A map of a loaded object, at the level of bytes; `bpfkit.table` gives it types.
+#[pyclass(module = "bpfkit._native", name = "Map", frozen)]
+struct PyMap {
+    inner: MapHandle,
+}
+
+#[pymethods]
+impl PyMap {
+    #[getter]
+    fn name(&self) -> String {
+        self.inner.info().name.clone()
+    }
+    #[getter]
+    fn map_type(&self) -> u32 {
+        self.inner.info().map_type
+    }
+    #[getter]
+    fn key_size(&self) -> u32 {
+        self.inner.info().key_size
+    }
+    /// Size of one value (one CPU's copy for per-CPU maps).
+    #[getter]
+    fn value_size(&self) -> u32 {
+        self.inner.info().value_size
+    }
+    /// Bytes a lookup returns (every CPU's copy, each padded to 8 bytes, for per-CPU maps).
+    #[getter]
+    fn value_buf_size(&self) -> usize {
+        self.inner.value_buf_size()
+    }
+    #[getter]
+    fn max_entries(&self) -> u32 {
+        self.inner.info().max_entries
+    }
+    #[getter]
+    fn flags(&self) -> u32 {
+        self.inner.info().flags
+    }
+    #[getter]
+    fn key_type_id(&self) -> u32 {
+        self.inner.info().key_type_id
+    }
+    #[getter]
+    fn value_type_id(&self) -> u32 {
+        self.inner.info().value_type_id
+    }
+    #[getter]
+    fn ncpus(&self) -> usize {
+        self.inner.object().ncpus()
+    }
+    /// The map's fd (valid until the object is closed).
+    #[getter]
+    fn fd(&self, py: Python<'_>) -> PyResult<i32> {
+        self.inner.fd().py(py)
+    }
+
+    /// The value bytes for `key`, or None.
+    fn lookup<'py>(&self, py: Python<'py>, key: &[u8]) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let v = guarded(|| self.inner.lookup(key)).py(py)?;
+        Ok(v.map(|v| PyBytes::new(py, &v)))
+    }
+
+    /// Sets `key` to `value`; `flags` 0 (any), 1 (BPF_NOEXIST), 2 (BPF_EXIST).
+    #[pyo3(signature = (key, value, flags = 0))]
+    fn update(&self, py: Python<'_>, key: &[u8], value: &[u8], flags: u64) -> PyResult<()> {
+        guarded(|| self.inner.update(key, value, flags)).py(py)
+    }
+
+    /// Deletes `key`; False if it was absent.
+    fn delete(&self, py: Python<'_>, key: &[u8]) -> PyResult<bool> {
+        guarded(|| self.inner.delete(key)).py(py)
+    }
+
+    /// Every key (each once, even under concurrent deletion).
+    fn keys<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyBytes>>> {
+        let inner = self.inner.clone();
+        let ks = py.detach(move || guarded(|| inner.keys())).py(py)?;
+        Ok(ks.iter().map(|k| PyBytes::new(py, k)).collect())
+    }
+
+    /// `(count, keys, values)`: every entry, packed into two uint8 numpy arrays, read with batch
+    /// lookups. Releases the GIL.
+    fn snapshot<'py>(&self, py: Python<'py>) -> PyResult<(usize, Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+        let inner = self.inner.clone();
+        let (n, k, v) = py.detach(move || guarded(|| inner.snapshot())).py(py)?;
+        Ok((n, k.into_pyarray(py).into_any(), v.into_pyarray(py).into_any()))
+    }
+
+    /// Deletes every entry (hash) or zeroes every value (array).
+    fn clear(&self, py: Python<'_>) -> PyResult<()> {
+        let inner = self.inner.clone();
+        py.detach(move || guarded(|| inner.clear())).py(py)
+    }
+}
+
+/// Compiles C to a BPF object through the cache: `(object, cached, header, warnings, key)`.
+/// Releases the GIL.
+#[pyfunction]
+#[pyo3(signature = (source, *, display_name = "<text>".to_string(), cflags = Vec::new(), zig = None, source_dir = None, cache_dir = None))]
+fn compile<'py>(
+    py: Python<'py>,
+    source: String,
+    display_name: String,
+    cflags: Vec<String>,
+    zig: Option<PathBuf>,
+    source_dir: Option<PathBuf>,
+    cache_dir: Option<PathBuf>,
+) -> PyResult<(Bound<'py, PyBytes>, bool, String, String, String)> {
+    let out = py
+        .detach(|| {
+            guarded(|| {
+                let cache = match &cache_dir {
+                    Some(d) => Cache::open(d)?,
+                    None => Cache::open_default()?,
+                };
+                let req = Request {
+                    source: &source,
+                    display_name: &display_name,
+                    cflags: &cflags,
+                    zig: zig.as_deref(),
+                    source_dir: source_dir.as_deref(),
+                };
+                core_compile::compile(&req, &cache)
+            })
+        })
+        .py(py)?;
+    Ok((PyBytes::new(py, &out.object), out.cached, out.header.to_string(), out.warnings, out.key))
+}
+
+/// Compiles to text for `debug=`: `emit` is "llvm-ir", "preprocessed" or "asm".
+#[pyfunction]
+#[pyo3(signature = (source, emit, *, display_name = "<text>".to_string(), cflags = Vec::new(), zig = None, source_dir = None))]
+fn compile_text(
+    py: Python<'_>,
+    source: String,
+    emit: &str,
+    display_name: String,
+    cflags: Vec<String>,
+    zig: Option<PathBuf>,
+    source_dir: Option<PathBuf>,
+) -> PyResult<String> {
+    let emit = match emit {
+        "llvm-ir" => Emit::LlvmIr,
+        "preprocessed" => Emit::Preprocessed,
+        "asm" => Emit::Assembly,
+        other => return Err(PyValueError::new_err(format!("unknown emit kind {other:?}"))),
+    };
+    py.detach(|| {
+        guarded(|| {
+            let cache = Cache::open_default()?;
+            let req = Request { source: &source, display_name: &display_name, cflags: &cflags, zig: zig.as_deref(), source_dir: source_dir.as_deref() };
+            core_compile::compile_text(&req, &cache, emit)
+        })
+    })
+    .py(py)
+}
+
+/// `(path, how_found)` of the compiler bpfkit would use.
+#[pyfunction]
+#[pyo3(signature = (zig = None))]
+fn find_compiler(py: Python<'_>, zig: Option<PathBuf>) -> PyResult<(String, String)> {
+    let c = guarded(|| core_compile::find_compiler(zig.as_deref())).py(py)?;
+    Ok((c.path.display().to_string(), c.source.to_string()))
+}
+
+/// Opens and checks a cache directory (the default when None); returns its path.
+#[pyfunction]
+#[pyo3(signature = (path = None))]
+fn open_cache(py: Python<'_>, path: Option<PathBuf>) -> PyResult<String> {
+    let c = guarded(|| match &path {
+        Some(p) => Cache::open(p),
+        None => Cache::open_default(),
+    })
+    .py(py)?;
+    Ok(c.root().display().to_string())
+}
+
+/// A `vmlinux.h` holding only the kernel types `source` names (for inspection and benchmarks).
+#[pyfunction]
+fn minimal_vmlinux_h(py: Python<'_>, source: String) -> PyResult<String> {
+    py.detach(|| guarded(|| core_compile::minimal_vmlinux_h(&source))).py(py)
+}
+
+/// Ids of every kernel object of `kind` ("prog", "map" or "link").
+#[pyfunction]
+fn kernel_object_ids(py: Python<'_>, kind: &str) -> PyResult<Vec<u32>> {
+    let k = match kind {
+        "prog" => sys::IdKind::Prog,
+        "map" => sys::IdKind::Map,
+        "link" => sys::IdKind::Link,
+        other => return Err(PyValueError::new_err(format!("unknown kind {other:?}"))),
+    };
+    guarded(|| sys::object_ids(k).map_err(|f| Error::Os { errno: f.errno, message: f.message() })).py(py)
+}
+
+/// Mounts "tracefs", "debugfs" or "bpffs" at its usual place if needed; True if it mounted it.
+#[pyfunction]
+fn ensure_mounted(py: Python<'_>, fs: &str) -> PyResult<bool> {
+    let f = match fs {
+        "tracefs" => Fs::Tracefs,
+        "debugfs" => Fs::Debugfs,
+        "bpffs" => Fs::Bpffs,
+        other => return Err(PyValueError::new_err(format!("unknown filesystem {other:?}"))),
+    };
+    guarded(|| host::ensure_mounted(f)).py(py)
+}
+
+/// Why kprobes cannot be used here, or None.
+#[pyfunction]
+fn kprobes_unavailable() -> Option<String> {
+    host::kprobes_unavailable()
+}
+
+/// Whether tracepoint `category:name` exists.
+#[pyfunction]
+fn tracepoint_exists(category: &str, name: &str) -> bool {
+    host::tracepoint_exists(category, name)
+}
+
+/// The path of a binary or library given by path or short name (`"c"`).
+#[pyfunction]
+#[pyo3(signature = (name, pid = None))]
+fn resolve_binary(py: Python<'_>, name: &str, pid: Option<i32>) -> PyResult<String> {
+    guarded(|| host::resolve_binary(name, pid)).py(py).map(|p| p.display().to_string())
+}
+
+/// Raises PrivilegeError unless the process may load tracing programs.
+#[pyfunction]
+fn check_privileges(py: Python<'_>) -> PyResult<()> {
+    guarded(host::check_bpf_privileges).py(py)
+}
+
+/// Number of possible CPUs.
+#[pyfunction]
+fn num_possible_cpus(py: Python<'_>) -> PyResult<usize> {
+    guarded(|| sys::num_possible_cpus().map_err(|f| Error::Os { errno: f.errno, message: f.message() })).py(py)
+}
+
+/// The `bpfkit._native` extension module.
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    sys::install_print_hook();
+    m.add_class::<PyBpfObject>()?;
+    m.add_class::<PyMap>()?;
+    m.add_function(wrap_pyfunction!(compile, m)?)?;
+    m.add_function(wrap_pyfunction!(compile_text, m)?)?;
+    m.add_function(wrap_pyfunction!(find_compiler, m)?)?;
+    m.add_function(wrap_pyfunction!(open_cache, m)?)?;
+    m.add_function(wrap_pyfunction!(minimal_vmlinux_h, m)?)?;
+    m.add_function(wrap_pyfunction!(kernel_object_ids, m)?)?;
+    m.add_function(wrap_pyfunction!(ensure_mounted, m)?)?;
+    m.add_function(wrap_pyfunction!(kprobes_unavailable, m)?)?;
+    m.add_function(wrap_pyfunction!(tracepoint_exists, m)?)?;
+    m.add_function(wrap_pyfunction!(resolve_binary, m)?)?;
+    m.add_function(wrap_pyfunction!(check_privileges, m)?)?;
+    m.add_function(wrap_pyfunction!(num_possible_cpus, m)?)?;
+    m.add("LIBBPF_VERSION", crate::compile::libbpf_version())?;
+    Ok(())
+}

@@ -1,0 +1,862 @@
+//! The FFI funnel: the only module that names `libbpf_sys`.
+//!
+//! Every libbpf call goes through one of two funnels, [`check`] for calls that return a negative
+//! errno and [`check_ptr`] for calls that return a pointer (NULL with `errno` set), each adding
+//! what was being done ("loading program `count_opens`"). Above this module the core is safe
+//! Rust: owned handles ([`Object`], [`Link`], [`Btf`], [`RingBuffer`]) free themselves on drop,
+//! and borrowed handles ([`Program`], [`Map`]) cannot outlive the object they belong to.
+
+use std::cell::RefCell;
+use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use std::marker::PhantomData;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr::{self, NonNull};
+use std::sync::Once;
+
+use libbpf_sys as lb;
+
+/// A failed libbpf call: the errno and what was being attempted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// Positive errno (libbpf's own codes, 4000 and up, included).
+    pub errno: i32,
+    /// What bpfkit was doing, e.g. "attaching program `count_opens`".
+    pub context: String,
+}
+
+impl Failure {
+    /// `"<context>: <strerror> (<ERRNO>)"`.
+    pub fn message(&self) -> String {
+        format!("{}: {} ({})", self.context, strerror(self.errno), crate::error::errno_name(self.errno))
+    }
+}
+
+/// Funnel for calls returning a negative errno on failure.
+fn check(ret: c_int, context: impl FnOnce() -> String) -> Result<c_int, Failure> {
+    if ret < 0 {
+        Err(Failure { errno: -ret, context: context() })
+    } else {
+        Ok(ret)
+    }
+}
+
+/// Funnel for calls returning NULL (with `errno` set) on failure.
+fn check_ptr<T>(p: *mut T, context: impl FnOnce() -> String) -> Result<NonNull<T>, Failure> {
+    NonNull::new(p).ok_or_else(|| Failure { errno: last_errno(), context: context() })
+}
+
+fn last_errno() -> i32 {
+    match std::io::Error::last_os_error().raw_os_error() {
+        Some(0) | None => libc::EINVAL,
+        Some(e) => e,
+    }
+}
+
+fn cstring(s: &str, what: &str) -> Result<CString, Failure> {
+    CString::new(s).map_err(|_| Failure { errno: libc::EINVAL, context: format!("{what} `{s}` contains a NUL byte") })
+}
+
+/// libbpf's text for an errno, including its own LIBBPF_ERRNO__* codes.
+pub fn strerror(errno: i32) -> String {
+    let mut buf = [0 as c_char; 256];
+    // SAFETY: libbpf_strerror writes at most `buf.len()` bytes, NUL-terminated, into `buf`.
+    let ret = unsafe { lb::libbpf_strerror(errno, buf.as_mut_ptr(), buf.len() as _) };
+    if ret < 0 {
+        return crate::error::strerror(errno);
+    }
+    // SAFETY: libbpf_strerror NUL-terminates within the buffer.
+    unsafe { CStr::from_ptr(buf.as_ptr()) }.to_string_lossy().into_owned()
+}
+
+// ------------------------------------------------------------------------------------------
+// libbpf's log output
+
+/// Severity of a libbpf message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    /// Something failed or looks wrong.
+    Warn,
+    /// Informational.
+    Info,
+    /// Verbose detail.
+    Debug,
+}
+
+/// Messages kept per thread until the bindings drain them; older ones are dropped past this.
+const MAX_PENDING_MESSAGES: usize = 512;
+
+thread_local! {
+    static MESSAGES: RefCell<Vec<(LogLevel, String)>> = const { RefCell::new(Vec::new()) };
+}
+
+extern "C" {
+    // Declared with libbpf-sys's own va_list type so the argument passes straight through.
+    fn vsnprintf(s: *mut c_char, n: usize, format: *const c_char, ap: *mut lb::__va_list_tag) -> c_int;
+}
+
+/// Formats a printf-style call into a String, truncating very long messages.
+///
+/// # Safety
+/// `fmt` and `ap` must be a valid format string and matching argument list.
+unsafe fn format_va(fmt: *const c_char, ap: *mut lb::__va_list_tag) -> String {
+    let mut buf = vec![0u8; 8192];
+    // SAFETY: buf is writable for its length; fmt/ap come from libbpf (caller's contract).
+    let n = unsafe { vsnprintf(buf.as_mut_ptr().cast(), buf.len(), fmt, ap) };
+    if n < 0 {
+        return String::new();
+    }
+    let n = (n as usize).min(buf.len() - 1);
+    buf.truncate(n);
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+unsafe extern "C" fn print_hook(level: lb::libbpf_print_level, fmt: *const c_char, ap: *mut lb::__va_list_tag) -> c_int {
+    // A panic must not unwind into C.
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: libbpf hands us its own format string and argument list.
+        let msg = unsafe { format_va(fmt, ap) };
+        let level = match level {
+            lb::LIBBPF_WARN => LogLevel::Warn,
+            lb::LIBBPF_INFO => LogLevel::Info,
+            _ => LogLevel::Debug,
+        };
+        let msg = msg.trim_end_matches('\n').to_string();
+        if msg.is_empty() {
+            return;
+        }
+        MESSAGES.with(|m| {
+            if let Ok(mut m) = m.try_borrow_mut() {
+                if m.len() >= MAX_PENDING_MESSAGES {
+                    m.remove(0);
+                }
+                m.push((level, msg));
+            }
+        });
+    }));
+    0
+}
+
+/// Routes libbpf's messages into a per-thread queue instead of stderr. Idempotent.
+pub fn install_print_hook() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: print_hook has the signature libbpf expects and never unwinds.
+        unsafe { lb::libbpf_set_print(Some(print_hook)) };
+    });
+}
+
+/// Takes the libbpf messages this thread has produced since the last call.
+pub fn take_messages() -> Vec<(LogLevel, String)> {
+    MESSAGES.with(|m| m.try_borrow_mut().map(|mut m| std::mem::take(&mut *m)).unwrap_or_default())
+}
+
+// ------------------------------------------------------------------------------------------
+// Objects, programs, maps
+
+/// An opened (and later loaded) `bpf_object`. Closing it releases every program and map fd.
+pub struct Object {
+    ptr: NonNull<lb::bpf_object>,
+}
+
+// SAFETY: a bpf_object is plain heap data with no thread affinity; the core serialises access
+// to it (an RwLock in `object.rs`), so moving or sharing the handle between threads is sound.
+unsafe impl Send for Object {}
+// SAFETY: as above; `&Object` methods only read libbpf state or issue fd-based syscalls.
+unsafe impl Sync for Object {}
+
+/// Why a load failed: the errno, the program that failed (if one did) and its verifier log.
+#[derive(Debug, Clone)]
+pub struct LoadFailure {
+    /// What failed and how.
+    pub failure: Failure,
+    /// The program the kernel refused, if the failure was a program's.
+    pub program: Option<String>,
+    /// That program's verifier log (empty when the kernel gave none).
+    pub log: String,
+}
+
+/// Verifier log per program, when logs were requested for a successful load.
+pub type ProgramLogs = Vec<(String, String)>;
+
+impl Object {
+    /// Opens an ELF object held in memory. `name` becomes the object's name in the kernel.
+    pub fn open_mem(data: &[u8], name: &str) -> Result<Object, Failure> {
+        install_print_hook();
+        let cname = cstring(name, "object name")?;
+        // SAFETY: all-zero is a valid bpf_object_open_opts (NULL pointers, false, 0).
+        let mut opts: lb::bpf_object_open_opts = unsafe { std::mem::zeroed() };
+        opts.sz = std::mem::size_of::<lb::bpf_object_open_opts>() as _;
+        opts.object_name = cname.as_ptr();
+        // SAFETY: data is valid for its length and libbpf copies what it keeps; opts and the
+        // name outlive the call.
+        let p = unsafe { lb::bpf_object__open_mem(data.as_ptr().cast(), data.len() as _, &opts) };
+        let ptr = check_ptr(p, || format!("opening BPF object `{name}`"))?;
+        Ok(Object { ptr })
+    }
+
+    /// The programs of the object, in ELF order.
+    pub fn programs(&self) -> Vec<Program<'_>> {
+        let mut out = Vec::new();
+        let mut cur: *mut lb::bpf_program = ptr::null_mut();
+        loop {
+            // SAFETY: self.ptr is a live object; cur is NULL or a program of it.
+            cur = unsafe { lb::bpf_object__next_program(self.ptr.as_ptr(), cur) };
+            match NonNull::new(cur) {
+                Some(p) => out.push(Program { ptr: p, _obj: PhantomData }),
+                None => return out,
+            }
+        }
+    }
+
+    /// The program called `name`, if any.
+    pub fn program(&self, name: &str) -> Option<Program<'_>> {
+        self.programs().into_iter().find(|p| p.name() == name)
+    }
+
+    /// The maps of the object, internal ones (`.rodata`, `.data`, `.bss`) included.
+    pub fn maps(&self) -> Vec<Map<'_>> {
+        let mut out = Vec::new();
+        let mut cur: *mut lb::bpf_map = ptr::null_mut();
+        loop {
+            // SAFETY: self.ptr is a live object; cur is NULL or a map of it.
+            cur = unsafe { lb::bpf_object__next_map(self.ptr.as_ptr(), cur) };
+            match NonNull::new(cur) {
+                Some(p) => out.push(Map { ptr: p, _obj: PhantomData }),
+                None => return out,
+            }
+        }
+    }
+
+    /// Loads every autoloaded program and creates every map.
+    ///
+    /// Each program gets a log buffer; the kernel fills it only when the load fails (libbpf
+    /// then retries at log level 1), unless `log_level > 0`, in which case every program's log
+    /// is returned on success too.
+    pub fn load(&mut self, log_level: u32, log_size: usize) -> Result<ProgramLogs, LoadFailure> {
+        let progs: Vec<(NonNull<lb::bpf_program>, String)> =
+            self.programs().iter().map(|p| (p.ptr, p.name())).collect();
+        let mut bufs: Vec<Vec<u8>> = progs.iter().map(|_| vec![0u8; log_size]).collect();
+        for ((p, _), buf) in progs.iter().zip(bufs.iter_mut()) {
+            // SAFETY: buf stays alive (and unmoved: only the Vec header moves) until after
+            // bpf_object__load returns and the buffers are detached below.
+            unsafe {
+                lb::bpf_program__set_log_buf(p.as_ptr(), buf.as_mut_ptr().cast(), buf.len() as _);
+                if log_level > 0 {
+                    lb::bpf_program__set_log_level(p.as_ptr(), log_level);
+                }
+            }
+        }
+        // SAFETY: self.ptr is a live, not yet loaded object.
+        let ret = unsafe { lb::bpf_object__load(self.ptr.as_ptr()) };
+        let logs: Vec<(String, String)> = progs
+            .iter()
+            .zip(bufs.iter())
+            .map(|((_, name), buf)| {
+                let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+                (name.clone(), String::from_utf8_lossy(&buf[..end]).into_owned())
+            })
+            .collect();
+        for (p, _) in &progs {
+            // SAFETY: detaching the buffers before they are freed; a NULL buffer is allowed.
+            unsafe { lb::bpf_program__set_log_buf(p.as_ptr(), ptr::null_mut(), 0) };
+        }
+        drop(bufs);
+        match check(ret, || "loading BPF object".to_string()) {
+            Ok(_) => Ok(if log_level > 0 { logs } else { Vec::new() }),
+            Err(failure) => {
+                // The program that failed is the one whose log the kernel wrote (libbpf stops
+                // at the first failure); with logs on for all, it is the first without an fd.
+                let failed = if log_level == 0 {
+                    logs.into_iter().find(|(_, log)| !log.is_empty())
+                } else {
+                    let fds: Vec<i32> = self.programs().iter().map(|p| p.fd()).collect();
+                    let autoload: Vec<bool> = self.programs().iter().map(|p| p.autoload()).collect();
+                    logs.into_iter()
+                        .zip(fds.into_iter().zip(autoload))
+                        .find(|(_, (fd, auto))| *fd < 0 && *auto)
+                        .map(|(l, _)| l)
+                };
+                let (program, log) = match failed {
+                    Some((name, log)) => (Some(name), log),
+                    None => (None, String::new()),
+                };
+                Err(LoadFailure { failure, program, log })
+            }
+        }
+    }
+
+    /// The object's BTF in its raw form, if the object has BTF.
+    pub fn btf_raw(&self) -> Option<Vec<u8>> {
+        // SAFETY: self.ptr is live; the returned btf (if any) is owned by the object.
+        let btf = unsafe { lb::bpf_object__btf(self.ptr.as_ptr()) };
+        if btf.is_null() {
+            return None;
+        }
+        let mut size: u32 = 0;
+        // SAFETY: btf is live while the object is; raw_data points to `size` bytes it owns.
+        let data = unsafe { lb::btf__raw_data(btf, &mut size) };
+        if data.is_null() {
+            return None;
+        }
+        // SAFETY: as above; the bytes are copied out before the object can change.
+        Some(unsafe { std::slice::from_raw_parts(data.cast::<u8>(), size as usize) }.to_vec())
+    }
+}
+
+impl Drop for Object {
+    fn drop(&mut self) {
+        // SAFETY: we own the object; links into it were destroyed first by the owner
+        // (`object.rs` drops links before the object), and no Program/Map borrow can outlive it.
+        unsafe { lb::bpf_object__close(self.ptr.as_ptr()) };
+    }
+}
+
+fn cstr_or_empty(p: *const c_char) -> String {
+    if p.is_null() {
+        return String::new();
+    }
+    // SAFETY: libbpf returns NUL-terminated strings it owns; we copy them out at once.
+    unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
+}
+
+/// A program of an [`Object`], borrowed from it.
+#[derive(Clone, Copy)]
+pub struct Program<'a> {
+    ptr: NonNull<lb::bpf_program>,
+    _obj: PhantomData<&'a Object>,
+}
+
+/// Options for attaching a uprobe or uretprobe.
+#[derive(Debug, Clone, Default)]
+pub struct UprobeSpec<'s> {
+    /// Absolute path of the binary or library.
+    pub path: &'s str,
+    /// Symbol to resolve in `path`; when set, `offset` is relative to it.
+    pub symbol: Option<&'s str>,
+    /// File offset, or offset from `symbol`.
+    pub offset: u64,
+    /// Process to trace, or -1 for every process.
+    pub pid: i32,
+    /// Probe the return instead of the entry.
+    pub retprobe: bool,
+}
+
+impl<'a> Program<'a> {
+    /// The program's name: its C function name.
+    pub fn name(&self) -> String {
+        // SAFETY: the program is live for 'a.
+        cstr_or_empty(unsafe { lb::bpf_program__name(self.ptr.as_ptr()) })
+    }
+
+    /// The ELF section the program was in, e.g. `tracepoint/syscalls/sys_enter_openat`.
+    pub fn section(&self) -> String {
+        // SAFETY: the program is live for 'a.
+        cstr_or_empty(unsafe { lb::bpf_program__section_name(self.ptr.as_ptr()) })
+    }
+
+    /// The program's fd once loaded, else a negative number.
+    pub fn fd(&self) -> i32 {
+        // SAFETY: the program is live for 'a.
+        unsafe { lb::bpf_program__fd(self.ptr.as_ptr()) }
+    }
+
+    /// The kernel program type (`BPF_PROG_TYPE_*`).
+    pub fn prog_type(&self) -> u32 {
+        // SAFETY: the program is live for 'a.
+        unsafe { lb::bpf_program__type(self.ptr.as_ptr()) }
+    }
+
+    /// Whether the program is loaded with the object.
+    pub fn autoload(&self) -> bool {
+        // SAFETY: the program is live for 'a.
+        unsafe { lb::bpf_program__autoload(self.ptr.as_ptr()) }
+    }
+
+    /// Sets whether the program is loaded with the object (before load only).
+    pub fn set_autoload(&self, on: bool) -> Result<(), Failure> {
+        // SAFETY: the program is live for 'a.
+        let ret = unsafe { lb::bpf_program__set_autoload(self.ptr.as_ptr(), on) };
+        check(ret, || format!("setting autoload of program `{}`", self.name())).map(drop)
+    }
+
+    fn link(&self, p: *mut lb::bpf_link, what: impl FnOnce() -> String) -> Result<Link, Failure> {
+        check_ptr(p, what).map(|ptr| Link { ptr })
+    }
+
+    /// Attaches the program where its section name says (libbpf's auto-attach).
+    pub fn attach_auto(&self) -> Result<Link, Failure> {
+        // SAFETY: the program is live and loaded (libbpf checks and fails otherwise).
+        let p = unsafe { lb::bpf_program__attach(self.ptr.as_ptr()) };
+        self.link(p, || format!("attaching program `{}` ({})", self.name(), self.section()))
+    }
+
+    /// Attaches to the tracepoint `category:name`.
+    pub fn attach_tracepoint(&self, category: &str, name: &str) -> Result<Link, Failure> {
+        let c = cstring(category, "tracepoint category")?;
+        let n = cstring(name, "tracepoint name")?;
+        // SAFETY: the program is live; the strings outlive the call.
+        let p = unsafe { lb::bpf_program__attach_tracepoint(self.ptr.as_ptr(), c.as_ptr(), n.as_ptr()) };
+        self.link(p, || format!("attaching program `{}` to tracepoint {category}:{name}", self.name()))
+    }
+
+    /// Attaches to the raw tracepoint `name`.
+    pub fn attach_raw_tracepoint(&self, name: &str) -> Result<Link, Failure> {
+        let n = cstring(name, "raw tracepoint name")?;
+        // SAFETY: the program is live; the string outlives the call.
+        let p = unsafe { lb::bpf_program__attach_raw_tracepoint(self.ptr.as_ptr(), n.as_ptr()) };
+        self.link(p, || format!("attaching program `{}` to raw tracepoint {name}", self.name()))
+    }
+
+    /// Attaches a kprobe (or kretprobe) to kernel function `func` at `offset`.
+    pub fn attach_kprobe(&self, func: &str, offset: u64, retprobe: bool) -> Result<Link, Failure> {
+        let f = cstring(func, "kernel function name")?;
+        // SAFETY: all-zero is a valid bpf_kprobe_opts.
+        let mut opts: lb::bpf_kprobe_opts = unsafe { std::mem::zeroed() };
+        opts.sz = std::mem::size_of::<lb::bpf_kprobe_opts>() as _;
+        opts.offset = offset as _;
+        opts.retprobe = retprobe;
+        // SAFETY: the program is live; the string and opts outlive the call.
+        let p = unsafe { lb::bpf_program__attach_kprobe_opts(self.ptr.as_ptr(), f.as_ptr(), &opts) };
+        let kind = if retprobe { "kretprobe" } else { "kprobe" };
+        self.link(p, || format!("attaching program `{}` as {kind} on {func}+{offset}", self.name()))
+    }
+
+    /// Attaches a uprobe (or uretprobe).
+    pub fn attach_uprobe(&self, spec: &UprobeSpec<'_>) -> Result<Link, Failure> {
+        let path = cstring(spec.path, "binary path")?;
+        let sym = spec.symbol.map(|s| cstring(s, "symbol")).transpose()?;
+        // SAFETY: all-zero is a valid bpf_uprobe_opts.
+        let mut opts: lb::bpf_uprobe_opts = unsafe { std::mem::zeroed() };
+        opts.sz = std::mem::size_of::<lb::bpf_uprobe_opts>() as _;
+        opts.retprobe = spec.retprobe;
+        opts.func_name = sym.as_ref().map_or(ptr::null(), |s| s.as_ptr());
+        // SAFETY: the program is live; path, sym and opts outlive the call.
+        let p = unsafe {
+            lb::bpf_program__attach_uprobe_opts(self.ptr.as_ptr(), spec.pid, path.as_ptr(), spec.offset as _, &opts)
+        };
+        let kind = if spec.retprobe { "uretprobe" } else { "uprobe" };
+        self.link(p, || {
+            let at = match spec.symbol {
+                Some(s) if spec.offset != 0 => format!("{s}+{:#x}", spec.offset),
+                Some(s) => s.to_string(),
+                None => format!("{:#x}", spec.offset),
+            };
+            format!("attaching program `{}` as {kind} on {}:{at}", self.name(), spec.path)
+        })
+    }
+}
+
+/// A map of an [`Object`], borrowed from it.
+#[derive(Clone, Copy)]
+pub struct Map<'a> {
+    ptr: NonNull<lb::bpf_map>,
+    _obj: PhantomData<&'a Object>,
+}
+
+impl<'a> Map<'a> {
+    /// The map's name (internal maps are named like `<obj>.rodata`).
+    pub fn name(&self) -> String {
+        // SAFETY: the map is live for 'a.
+        cstr_or_empty(unsafe { lb::bpf_map__name(self.ptr.as_ptr()) })
+    }
+    /// The map's fd once created, else negative.
+    pub fn fd(&self) -> i32 {
+        // SAFETY: the map is live for 'a.
+        unsafe { lb::bpf_map__fd(self.ptr.as_ptr()) }
+    }
+    /// `BPF_MAP_TYPE_*`.
+    pub fn map_type(&self) -> u32 {
+        // SAFETY: the map is live for 'a.
+        unsafe { lb::bpf_map__type(self.ptr.as_ptr()) }
+    }
+    /// Key size in bytes.
+    pub fn key_size(&self) -> u32 {
+        // SAFETY: the map is live for 'a.
+        unsafe { lb::bpf_map__key_size(self.ptr.as_ptr()) }
+    }
+    /// Value size in bytes (per CPU, for per-CPU maps).
+    pub fn value_size(&self) -> u32 {
+        // SAFETY: the map is live for 'a.
+        unsafe { lb::bpf_map__value_size(self.ptr.as_ptr()) }
+    }
+    /// Capacity.
+    pub fn max_entries(&self) -> u32 {
+        // SAFETY: the map is live for 'a.
+        unsafe { lb::bpf_map__max_entries(self.ptr.as_ptr()) }
+    }
+    /// `BPF_F_*` creation flags.
+    pub fn map_flags(&self) -> u32 {
+        // SAFETY: the map is live for 'a.
+        unsafe { lb::bpf_map__map_flags(self.ptr.as_ptr()) }
+    }
+    /// BTF type id of the key in the object's BTF (0 when unknown).
+    pub fn btf_key_type_id(&self) -> u32 {
+        // SAFETY: the map is live for 'a.
+        unsafe { lb::bpf_map__btf_key_type_id(self.ptr.as_ptr()) }
+    }
+    /// BTF type id of the value in the object's BTF (0 when unknown).
+    pub fn btf_value_type_id(&self) -> u32 {
+        // SAFETY: the map is live for 'a.
+        unsafe { lb::bpf_map__btf_value_type_id(self.ptr.as_ptr()) }
+    }
+    /// Whether libbpf made this map for a data section (`.rodata`, `.data`, `.bss`, `.kconfig`).
+    pub fn is_internal(&self) -> bool {
+        // SAFETY: the map is live for 'a.
+        unsafe { lb::bpf_map__is_internal(self.ptr.as_ptr()) }
+    }
+
+    fn initial_value_ptr(&self) -> Option<(NonNull<u8>, usize)> {
+        let mut size: usize = 0;
+        // SAFETY: the map is live; libbpf returns its own buffer (or the mmap'd map) and size.
+        let p = unsafe { lb::bpf_map__initial_value(self.ptr.as_ptr(), (&mut size as *mut usize).cast()) };
+        NonNull::new(p.cast::<u8>()).map(|p| (p, size))
+    }
+
+    /// Copies `len` bytes at `offset` of a data-section map's contents: libbpf's staging copy
+    /// before load, the live memory-mapped map after. `None` when the memory is not mapped.
+    pub fn read_data(&self, offset: usize, len: usize) -> Option<Vec<u8>> {
+        let (p, size) = self.initial_value_ptr()?;
+        if offset.checked_add(len)? > size {
+            return None;
+        }
+        let mut out = vec![0u8; len];
+        // SAFETY: [offset, offset+len) lies within the `size` bytes libbpf reported; the copy goes
+        // through raw pointers, as the kernel may write the mapping concurrently.
+        unsafe { ptr::copy_nonoverlapping(p.as_ptr().add(offset), out.as_mut_ptr(), len) };
+        Some(out)
+    }
+
+    /// Writes bytes at `offset` of a data-section map's contents (see [`Map::read_data`]).
+    /// Returns false when the memory is not mapped writable here. The caller must not write a
+    /// read-only (`.rodata`) map after load: its mapping is then read-only.
+    pub fn write_data(&self, offset: usize, bytes: &[u8]) -> bool {
+        let Some((p, size)) = self.initial_value_ptr() else { return false };
+        match offset.checked_add(bytes.len()) {
+            Some(end) if end <= size => {
+                // SAFETY: in bounds as checked; writable: before load it is libbpf's heap copy,
+                // after load callers only write maps mapped read-write.
+                unsafe { ptr::copy_nonoverlapping(bytes.as_ptr(), p.as_ptr().add(offset), bytes.len()) };
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Links
+
+/// An attachment. Dropping it detaches the program.
+pub struct Link {
+    ptr: NonNull<lb::bpf_link>,
+}
+
+// SAFETY: a bpf_link is heap data plus an fd, with no thread affinity.
+unsafe impl Send for Link {}
+// SAFETY: `&Link` only reads the fd.
+unsafe impl Sync for Link {}
+
+impl Link {
+    /// The link's fd (a perf event fd for perf-based links on old kernels).
+    pub fn fd(&self) -> i32 {
+        // SAFETY: the link is live.
+        unsafe { lb::bpf_link__fd(self.ptr.as_ptr()) }
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        // SAFETY: we own the link; destroying it detaches and frees it exactly once.
+        unsafe { lb::bpf_link__destroy(self.ptr.as_ptr()) };
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Map syscalls (fd based)
+
+/// `BPF_MAP_LOOKUP_ELEM`. Ok(false) when the key is absent.
+pub fn map_lookup(fd: i32, key: &[u8], value: &mut [u8]) -> Result<bool, Failure> {
+    // SAFETY: key and value are valid for the map's key and value sizes (callers check sizes).
+    let ret = unsafe { lb::bpf_map_lookup_elem(fd, key.as_ptr().cast(), value.as_mut_ptr().cast()) };
+    match check(ret, || "looking up a key".to_string()) {
+        Ok(_) => Ok(true),
+        Err(f) if f.errno == libc::ENOENT => Ok(false),
+        Err(f) => Err(f),
+    }
+}
+
+/// `BPF_MAP_UPDATE_ELEM` with `BPF_ANY`/`BPF_NOEXIST`/`BPF_EXIST` flags.
+pub fn map_update(fd: i32, key: &[u8], value: &[u8], flags: u64) -> Result<(), Failure> {
+    // SAFETY: key and value are valid for the map's sizes (callers check sizes).
+    let ret = unsafe { lb::bpf_map_update_elem(fd, key.as_ptr().cast(), value.as_ptr().cast(), flags) };
+    check(ret, || "updating a key".to_string()).map(drop)
+}
+
+/// `BPF_MAP_DELETE_ELEM`. Ok(false) when the key was absent.
+pub fn map_delete(fd: i32, key: &[u8]) -> Result<bool, Failure> {
+    // SAFETY: key is valid for the map's key size (callers check).
+    let ret = unsafe { lb::bpf_map_delete_elem(fd, key.as_ptr().cast()) };
+    match check(ret, || "deleting a key".to_string()) {
+        Ok(_) => Ok(true),
+        Err(f) if f.errno == libc::ENOENT => Ok(false),
+        Err(f) => Err(f),
+    }
+}
+
+/// `BPF_MAP_GET_NEXT_KEY`: the key after `key` (the first key when `key` is None or absent).
+/// Ok(false) at the end.
+pub fn map_next_key(fd: i32, key: Option<&[u8]>, next: &mut [u8]) -> Result<bool, Failure> {
+    let k = key.map_or(ptr::null(), |k| k.as_ptr().cast());
+    // SAFETY: key (if any) and next are valid for the map's key size (callers check).
+    let ret = unsafe { lb::bpf_map_get_next_key(fd, k, next.as_mut_ptr().cast()) };
+    match check(ret, || "iterating keys".to_string()) {
+        Ok(_) => Ok(true),
+        Err(f) if f.errno == libc::ENOENT => Ok(false),
+        Err(f) => Err(f),
+    }
+}
+
+/// One `BPF_MAP_LOOKUP_BATCH` step. `cursor` is None for the first call; `next_cursor` receives
+/// the cursor for the following call. Returns (entries read, finished).
+pub fn map_lookup_batch(
+    fd: i32,
+    cursor: Option<&[u8]>,
+    next_cursor: &mut [u8],
+    keys: &mut [u8],
+    values: &mut [u8],
+    count: u32,
+) -> Result<(u32, bool), Failure> {
+    let mut n = count;
+    // SAFETY: all-zero is a valid bpf_map_batch_opts.
+    let mut opts: lb::bpf_map_batch_opts = unsafe { std::mem::zeroed() };
+    opts.sz = std::mem::size_of::<lb::bpf_map_batch_opts>() as _;
+    let inb = cursor.map_or(ptr::null_mut(), |c| c.as_ptr() as *mut c_void);
+    // SAFETY: keys/values hold `count` entries (callers size them), cursors hold at least the
+    // key size (and at least 8 bytes), opts outlives the call.
+    let ret = unsafe {
+        lb::bpf_map_lookup_batch(
+            fd,
+            inb,
+            next_cursor.as_mut_ptr().cast(),
+            keys.as_mut_ptr().cast(),
+            values.as_mut_ptr().cast(),
+            &mut n,
+            &opts,
+        )
+    };
+    match check(ret, || "batch lookup".to_string()) {
+        Ok(_) => Ok((n, false)),
+        Err(f) if f.errno == libc::ENOENT => Ok((n, true)),
+        Err(f) => Err(f),
+    }
+}
+
+/// `BPF_MAP_DELETE_BATCH` of `count` keys packed in `keys`. Returns how many were deleted.
+pub fn map_delete_batch(fd: i32, keys: &[u8], count: u32) -> Result<u32, Failure> {
+    let mut n = count;
+    // SAFETY: all-zero is a valid bpf_map_batch_opts.
+    let mut opts: lb::bpf_map_batch_opts = unsafe { std::mem::zeroed() };
+    opts.sz = std::mem::size_of::<lb::bpf_map_batch_opts>() as _;
+    // SAFETY: keys holds `count` packed keys (callers check).
+    let ret = unsafe { lb::bpf_map_delete_batch(fd, keys.as_ptr().cast(), &mut n, &opts) };
+    check(ret, || "batch delete".to_string()).map(|_| n)
+}
+
+/// Number of possible CPUs: the stride of per-CPU map values.
+pub fn num_possible_cpus() -> Result<usize, Failure> {
+    // SAFETY: no arguments; libbpf parses /sys/devices/system/cpu/possible once.
+    let n = unsafe { lb::libbpf_num_possible_cpus() };
+    check(n, || "counting possible CPUs".to_string()).map(|n| n as usize)
+}
+
+/// Which kernel object ids to enumerate.
+#[derive(Debug, Clone, Copy)]
+pub enum IdKind {
+    /// Loaded programs.
+    Prog,
+    /// Maps.
+    Map,
+    /// Links.
+    Link,
+}
+
+/// Ids of every program, map or link in the kernel (needs CAP_SYS_ADMIN).
+pub fn object_ids(kind: IdKind) -> Result<Vec<u32>, Failure> {
+    let mut out = Vec::new();
+    let mut id = 0u32;
+    loop {
+        let mut next = 0u32;
+        // SAFETY: next is a valid out-pointer.
+        let ret = unsafe {
+            match kind {
+                IdKind::Prog => lb::bpf_prog_get_next_id(id, &mut next),
+                IdKind::Map => lb::bpf_map_get_next_id(id, &mut next),
+                IdKind::Link => lb::bpf_link_get_next_id(id, &mut next),
+            }
+        };
+        match check(ret, || format!("listing {kind:?} ids")) {
+            Ok(_) => {
+                out.push(next);
+                id = next;
+            }
+            Err(f) if f.errno == libc::ENOENT => return Ok(out),
+            Err(f) => return Err(f),
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// BTF dumping (libbpf's btf_dump, for vmlinux.h)
+
+/// A BTF object owned by libbpf, used to print C declarations.
+pub struct Btf {
+    ptr: NonNull<lb::btf>,
+}
+
+// SAFETY: a struct btf is heap data; it is only read after construction.
+unsafe impl Send for Btf {}
+impl Btf {
+    /// Parses raw BTF bytes (libbpf copies them).
+    pub fn from_raw(data: &[u8]) -> Result<Btf, Failure> {
+        install_print_hook();
+        // SAFETY: data is valid for its length; libbpf copies it.
+        let p = unsafe { lb::btf__new(data.as_ptr().cast(), data.len() as u32) };
+        check_ptr(p, || "parsing kernel BTF".to_string()).map(|ptr| Btf { ptr })
+    }
+
+    /// C declarations for `ids` and everything they need, in dependency order, each type once.
+    pub fn dump_c(&self, ids: impl IntoIterator<Item = u32>) -> Result<String, Failure> {
+        let mut out = String::new();
+        // SAFETY: all-zero is a valid btf_dump_opts.
+        let mut opts: lb::btf_dump_opts = unsafe { std::mem::zeroed() };
+        opts.sz = std::mem::size_of::<lb::btf_dump_opts>() as _;
+        // SAFETY: self.ptr is live; `out` outlives the dumper (freed below); dump_printf matches
+        // the callback type and appends to the String behind ctx.
+        let d = unsafe {
+            lb::btf_dump__new(self.ptr.as_ptr(), Some(dump_printf), (&mut out as *mut String).cast(), &opts)
+        };
+        let d = check_ptr(d, || "creating a BTF dumper".to_string())?;
+        let mut result = Ok(());
+        for id in ids {
+            // SAFETY: d is live; ids beyond the BTF are rejected by libbpf with -EINVAL.
+            let ret = unsafe { lb::btf_dump__dump_type(d.as_ptr(), id) };
+            if let Err(f) = check(ret, || format!("printing BTF type {id}")) {
+                result = Err(f);
+                break;
+            }
+        }
+        // SAFETY: d was created above and is freed once.
+        unsafe { lb::btf_dump__free(d.as_ptr()) };
+        result.map(|_| out)
+    }
+}
+
+impl Drop for Btf {
+    fn drop(&mut self) {
+        // SAFETY: we own the btf and free it once.
+        unsafe { lb::btf__free(self.ptr.as_ptr()) };
+    }
+}
+
+unsafe extern "C" fn dump_printf(ctx: *mut c_void, fmt: *const c_char, ap: *mut lb::__va_list_tag) {
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: ctx is the &mut String passed to btf_dump__new, alive for the dump.
+        let out = unsafe { &mut *ctx.cast::<String>() };
+        // SAFETY: libbpf's own format string and arguments.
+        out.push_str(&unsafe { format_va(fmt, ap) });
+    }));
+}
+
+// ------------------------------------------------------------------------------------------
+// Ring buffers
+
+/// Called with each record; a negative return stops the poll and is returned from it.
+pub type SampleFn = Box<dyn FnMut(&[u8]) -> i32 + Send>;
+
+/// A libbpf ring buffer manager over one or more `BPF_MAP_TYPE_RINGBUF` maps.
+pub struct RingBuffer {
+    ptr: NonNull<lb::ring_buffer>,
+    callbacks: Vec<*mut SampleFn>,
+}
+
+// SAFETY: the manager is heap data plus an epoll fd and mmaps; callbacks are Send.
+unsafe impl Send for RingBuffer {}
+
+unsafe extern "C" fn sample_trampoline(ctx: *mut c_void, data: *mut c_void, size: lb::size_t) -> c_int {
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: ctx is the boxed callback registered with this ring, alive until the ring is
+        // freed; data points to `size` readable bytes of the record.
+        let cb = unsafe { &mut *ctx.cast::<SampleFn>() };
+        let rec = unsafe { std::slice::from_raw_parts(data.cast::<u8>(), size as usize) };
+        cb(rec)
+    }));
+    r.unwrap_or(-libc::EFAULT)
+}
+
+impl RingBuffer {
+    /// A manager reading ring buffer map `fd` into `cb`.
+    pub fn new(fd: i32, cb: SampleFn) -> Result<RingBuffer, Failure> {
+        install_print_hook();
+        let ctx = Box::into_raw(Box::new(cb));
+        // SAFETY: ctx is a leaked Box freed in Drop (or below on failure).
+        let p = unsafe { lb::ring_buffer__new(fd, Some(sample_trampoline), ctx.cast(), ptr::null()) };
+        match check_ptr(p, || "opening a ring buffer".to_string()) {
+            Ok(ptr) => Ok(RingBuffer { ptr, callbacks: vec![ctx] }),
+            Err(f) => {
+                // SAFETY: ctx came from Box::into_raw above and was not kept by libbpf.
+                drop(unsafe { Box::from_raw(ctx) });
+                Err(f)
+            }
+        }
+    }
+
+    /// Adds another ring buffer map to the same manager.
+    pub fn add(&mut self, fd: i32, cb: SampleFn) -> Result<(), Failure> {
+        let ctx = Box::into_raw(Box::new(cb));
+        // SAFETY: self.ptr is live; ctx is kept until Drop.
+        let ret = unsafe { lb::ring_buffer__add(self.ptr.as_ptr(), fd, Some(sample_trampoline), ctx.cast()) };
+        match check(ret, || "adding a ring buffer".to_string()) {
+            Ok(_) => {
+                self.callbacks.push(ctx);
+                Ok(())
+            }
+            Err(f) => {
+                // SAFETY: not registered, so not referenced by libbpf.
+                drop(unsafe { Box::from_raw(ctx) });
+                Err(f)
+            }
+        }
+    }
+
+    /// Waits up to `timeout_ms` (-1: forever) and consumes what is there. Returns the number of
+    /// records, or the negative value a callback returned.
+    pub fn poll(&mut self, timeout_ms: i32) -> Result<i32, Failure> {
+        // SAFETY: self.ptr is live; &mut self prevents concurrent use.
+        let ret = unsafe { lb::ring_buffer__poll(self.ptr.as_ptr(), timeout_ms) };
+        check(ret, || "polling a ring buffer".to_string())
+    }
+
+    /// Consumes whatever is available without waiting.
+    pub fn consume(&mut self) -> Result<i32, Failure> {
+        // SAFETY: self.ptr is live; &mut self prevents concurrent use.
+        let ret = unsafe { lb::ring_buffer__consume(self.ptr.as_ptr()) };
+        check(ret, || "consuming a ring buffer".to_string())
+    }
+
+    /// The epoll fd that becomes readable when records arrive.
+    pub fn epoll_fd(&self) -> i32 {
+        // SAFETY: self.ptr is live.
+        unsafe { lb::ring_buffer__epoll_fd(self.ptr.as_ptr()) }
+    }
+}
+
+impl Drop for RingBuffer {
+    fn drop(&mut self) {
+        // SAFETY: freeing the manager first, so no callback can run after its box is freed.
+        unsafe { lb::ring_buffer__free(self.ptr.as_ptr()) };
+        for cb in self.callbacks.drain(..) {
+            // SAFETY: each came from Box::into_raw and is freed once.
+            drop(unsafe { Box::from_raw(cb) });
+        }
+    }
+}

@@ -1,0 +1,84 @@
+// SPDX-License-Identifier: GPL-2.0
+/* biolatency: block device I/O latency as a histogram, from the block BTF tracepoints. */
+
+#define MAX_SLOTS 27
+#define DISK_NAME_LEN 32
+
+const volatile bool queued = false;   /* -Q: from insertion into the OS queue */
+const volatile bool millis = false;   /* -m: milliseconds instead of microseconds */
+const volatile bool per_disk = false; /* -D */
+const volatile bool per_flag = false; /* -F */
+
+struct hist_key {
+	char disk[DISK_NAME_LEN];
+	u64 flags;
+	u64 slot;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 10240);
+	__type(key, struct request *);
+	__type(value, u64);
+} start SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct hist_key);
+	__type(value, u64);
+} dist SEC(".maps");
+
+SEC("tp_btf/block_rq_insert")
+int BPF_PROG(rq_insert, struct request *rq)
+{
+	u64 ts = bpf_ktime_get_ns();
+
+	if (queued)
+		bpf_map_update_elem(&start, &rq, &ts, BPF_ANY);
+	return 0;
+}
+
+SEC("tp_btf/block_rq_issue")
+int BPF_PROG(rq_issue, struct request *rq)
+{
+	u64 ts = bpf_ktime_get_ns();
+
+	if (queued) {
+		/* Requests that skipped the queue are stamped at issue. */
+		bpf_map_update_elem(&start, &rq, &ts, BPF_NOEXIST);
+		return 0;
+	}
+	bpf_map_update_elem(&start, &rq, &ts, BPF_ANY);
+	return 0;
+}
+
+SEC("tp_btf/block_rq_complete")
+int BPF_PROG(rq_complete, struct request *rq, int error, unsigned int nr_bytes)
+{
+	u64 *tsp = bpf_map_lookup_elem(&start, &rq);
+	struct hist_key key = {};
+	u64 one = 1, *count;
+
+	if (!tsp)
+		return 0;
+	u64 delta = bpf_ktime_get_ns() - *tsp;
+	bpf_map_delete_elem(&start, &rq);
+	delta /= millis ? 1000000 : 1000;
+
+	if (per_disk) {
+		struct gendisk *disk = BPF_CORE_READ(rq, q, disk);
+		if (disk)
+			bpf_probe_read_kernel_str(key.disk, sizeof(key.disk), disk->disk_name);
+	}
+	if (per_flag)
+		key.flags = BPF_CORE_READ(rq, cmd_flags);
+	key.slot = bpfkit_log2_slot(delta, MAX_SLOTS);
+
+	count = bpf_map_lookup_elem(&dist, &key);
+	if (count)
+		__sync_fetch_and_add(count, 1);
+	else
+		bpf_map_update_elem(&dist, &key, &one, BPF_NOEXIST);
+	return 0;
+}

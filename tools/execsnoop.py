@@ -1,0 +1,145 @@
+"""execsnoop: trace new processes via exec() syscalls, with BCC's flags and columns.
+
+Examples::
+
+    bpfkit execsnoop               # trace all exec() syscalls
+    bpfkit execsnoop -x            # include failed exec()s
+    bpfkit execsnoop -T            # include time (HH:MM:SS)
+    bpfkit execsnoop -U            # include UID
+    bpfkit execsnoop -u 1000       # only trace UID 1000
+    bpfkit execsnoop -t            # include timestamps
+    bpfkit execsnoop -q            # add "quotemarks" around arguments
+    bpfkit execsnoop -n main       # only print command lines containing "main"
+    bpfkit execsnoop -l tpkg       # only print command where arguments contains "tpkg"
+    bpfkit execsnoop --max-args 5  # print at most 5 arguments
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes as ct
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+SOURCE = Path(__file__).with_name("execsnoop.bpf.c")
+ARGS_BUF = 60 * 128
+
+
+class ExecEvent(ct.Structure):
+    """struct exec_event."""
+
+    _fields_ = [
+        ("ts_ns", ct.c_uint64),
+        ("pid", ct.c_uint32),
+        ("ppid", ct.c_uint32),
+        ("uid", ct.c_uint32),
+        ("ret", ct.c_int32),
+        ("args_count", ct.c_uint32),
+        ("args_size", ct.c_uint32),
+        ("comm", ct.c_char * 16),
+        ("args", ct.c_char * ARGS_BUF),
+    ]
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="bpfkit execsnoop", description="Trace exec() syscalls",
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("Examples::", 1)[1])
+    p.add_argument("-T", "--time", action="store_true", help="include time column on output (HH:MM:SS)")
+    p.add_argument("-t", "--timestamp", action="store_true", help="include timestamp on output")
+    p.add_argument("-x", "--fails", action="store_true", help="include failed exec()s")
+    p.add_argument("--cgroupmap", help=argparse.SUPPRESS)
+    p.add_argument("-u", "--uid", type=int, help="trace this UID only")
+    p.add_argument("-q", "--quote", action="store_true", help='Add quotemarks (") around arguments.')
+    p.add_argument("-n", "--name", help="only print commands matching this name (regex), any arg")
+    p.add_argument("-l", "--line", help="only print commands where arg contains this line (regex)")
+    p.add_argument("-U", "--print-uid", action="store_true", help="print UID column")
+    p.add_argument("--max-args", type=int, default=20, help="maximum number of arguments parsed and displayed, defaults to 20")
+    p.add_argument("-d", "--duration", type=float, help="total duration of trace in seconds")
+    p.add_argument("--ebpf", action="store_true", help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parse_args(argv)
+    if args.ebpf:
+        print(SOURCE.read_text())
+        return 0
+    from bpfkit import BPF
+
+    consts = {
+        "max_args": max(1, min(args.max_args, 59)),
+        "targ_uid": args.uid or 0,
+        "filter_uid": args.uid is not None,
+        # BCC's execsnoop shows successful execs only unless -x; -x adds the failures.
+        "only_failed": False,
+    }
+    with BPF(src_file=SOURCE, consts=consts) as b:
+        return _run(b, args)
+
+
+def _run(b: object, args: argparse.Namespace) -> int:
+    out = sys.stdout
+    start: list = []
+    name_re = re.compile(args.name.encode()) if args.name else None
+    line_re = re.compile(args.line.encode()) if args.line else None
+
+    def on_event(_ctx: object, data: object, _size: int) -> None:
+        e = ct.cast(data, ct.POINTER(ExecEvent)).contents
+        if e.ret != 0 and not args.fails:
+            return
+        raw = ct.string_at(ct.addressof(e) + ExecEvent.args.offset, min(e.args_size, ARGS_BUF))
+        argv = raw.split(b"\0")[:-1] if raw.endswith(b"\0") else raw.split(b"\0")
+        # The program counts one argument more than it stored when it stopped at --max-args.
+        truncated = e.args_count > len(argv)
+        if args.quote:
+            argv = [b'"' + a.replace(b'"', b'\\"') + b'"' for a in argv]
+        text = b" ".join(argv)
+        if truncated:
+            text += b" ..."
+        if name_re and not name_re.search(e.comm + b" " + text):
+            return
+        if line_re and not line_re.search(text):
+            return
+        if not start:
+            start.append(e.ts_ns)
+        line = ""
+        if args.time:
+            line += "%-9s" % time.strftime("%H:%M:%S")
+        if args.timestamp:
+            line += "%-8.3f" % ((e.ts_ns - start[0]) / 1e9)
+        if args.print_uid:
+            line += "%-6d" % e.uid
+        line += "%-16s %-7d %-7s %3d " % (e.comm.decode(errors="replace"), e.pid, str(e.ppid) if e.ppid else "?", e.ret)
+        out.write(line + text.decode(errors="replace") + "\n")
+        out.flush()
+
+    b["events"].open_ring_buffer(on_event)  # type: ignore[index]
+    header = ""
+    if args.time:
+        header += "%-9s" % "TIME"
+    if args.timestamp:
+        header += "%-8s" % "TIME(s)"
+    if args.print_uid:
+        header += "%-6s" % "UID"
+    out.write(header + "%-16s %-7s %-7s %3s %s\n" % ("PCOMM", "PID", "PPID", "RET", "ARGS"))
+    out.flush()
+    deadline = time.monotonic() + args.duration if args.duration else None
+    try:
+        while deadline is None or time.monotonic() < deadline:
+            timeout = 100 if deadline is None else max(1, min(100, int((deadline - time.monotonic()) * 1000)))
+            b.ring_buffer_poll(timeout)  # type: ignore[attr-defined]
+        b.ring_buffer_consume()  # type: ignore[attr-defined]
+    except KeyboardInterrupt:
+        pass
+    dropped = b.get_global("dropped")  # type: ignore[attr-defined]
+    if dropped:
+        print(f"WARNING: {dropped} events lost (ring buffer full)", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,137 @@
+"""opensnoop: trace open() syscalls, with BCC's flags and columns.
+
+Examples::
+
+    bpfkit opensnoop              # trace all open() syscalls
+    bpfkit opensnoop -T           # include timestamps
+    bpfkit opensnoop -U           # include UID
+    bpfkit opensnoop -x           # only show failed opens
+    bpfkit opensnoop -p 181       # only trace PID 181
+    bpfkit opensnoop -t 123       # only trace TID 123
+    bpfkit opensnoop -u 1000      # only trace UID 1000
+    bpfkit opensnoop -d 10        # trace for 10 seconds only
+    bpfkit opensnoop -n main      # only print process names containing "main"
+    bpfkit opensnoop -e           # show extended fields (flags)
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes as ct
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+SOURCE = Path(__file__).with_name("opensnoop.bpf.c")
+
+
+class OpenEvent(ct.Structure):
+    """The record the program submits (struct open_event)."""
+
+    _fields_ = [
+        ("ts_ns", ct.c_uint64),
+        ("pid", ct.c_uint32),
+        ("tid", ct.c_uint32),
+        ("uid", ct.c_uint32),
+        ("ret", ct.c_int32),
+        ("flags", ct.c_int32),
+        ("comm", ct.c_char * 16),
+        ("path", ct.c_char * 256),
+    ]
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="bpfkit opensnoop", description="Trace open() syscalls",
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("Examples::", 1)[1])
+    p.add_argument("-T", "--timestamp", action="store_true", help="include timestamp on output")
+    p.add_argument("-U", "--print-uid", action="store_true", help="print UID column")
+    p.add_argument("-x", "--failed", action="store_true", help="only show failed opens")
+    p.add_argument("-p", "--pid", type=int, help="trace this PID only")
+    p.add_argument("-t", "--tid", type=int, help="trace this TID only")
+    p.add_argument("-u", "--uid", type=int, help="trace this UID only")
+    p.add_argument("-d", "--duration", type=float, help="total duration of trace in seconds")
+    p.add_argument("-n", "--name", help="only print process names containing this name")
+    p.add_argument("-e", "--extended_fields", action="store_true", help="show extended fields")
+    p.add_argument("--ebpf", action="store_true", help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parse_args(argv)
+    if args.ebpf:
+        print(SOURCE.read_text())
+        return 0
+    from bpfkit import BPF
+
+    consts = {
+        "targ_tgid": args.pid or 0,
+        "targ_tid": args.tid or 0,
+        "targ_uid": args.uid or 0,
+        "filter_uid": args.uid is not None,
+        "only_failed": args.failed,
+    }
+    b = BPF(src_file=SOURCE, consts=consts)
+    try:
+        # open(2) and openat2(2) are not on every architecture and kernel: attach where present.
+        for name, enter in (("open", "enter_open"), ("openat2", "enter_openat2")):
+            if BPF.tracepoint_exists("syscalls", f"sys_enter_{name}"):
+                b.attach_tracepoint(tp=f"syscalls:sys_enter_{name}", fn_name=enter)
+                b.attach_tracepoint(tp=f"syscalls:sys_exit_{name}", fn_name="exit_open")
+        return _run(b, args)
+    finally:
+        b.close()
+
+
+def _run(b: object, args: argparse.Namespace) -> int:
+    out = sys.stdout
+    start_ns: list = []
+    name = args.name.encode() if args.name else None
+
+    def on_event(_ctx: object, data: object, _size: int) -> None:
+        e = ct.cast(data, ct.POINTER(OpenEvent)).contents
+        if name and name not in e.comm:
+            return
+        if not start_ns:
+            start_ns.append(e.ts_ns)
+        fd, err = (e.ret, 0) if e.ret >= 0 else (-1, -e.ret)
+        line = ""
+        if args.timestamp:
+            line += "%-14.9f" % ((e.ts_ns - start_ns[0]) / 1e9)
+        if args.print_uid:
+            line += "%-6d" % e.uid
+        line += "%-6d %-16s %4d %3d " % (e.tid if args.tid else e.pid, e.comm.decode(errors="replace"), fd, err)
+        if args.extended_fields:
+            line += "%08o " % e.flags
+        out.write(line + e.path.decode(errors="replace") + "\n")
+        out.flush()
+
+    b["events"].open_ring_buffer(on_event)  # type: ignore[index]
+    header = ""
+    if args.timestamp:
+        header += "%-14s" % "TIME(s)"
+    if args.print_uid:
+        header += "%-6s" % "UID"
+    header += "%-6s %-16s %4s %3s " % ("TID" if args.tid else "PID", "COMM", "FD", "ERR")
+    if args.extended_fields:
+        header += "%-9s" % "FLAGS"
+    out.write(header + "PATH\n")
+    out.flush()
+    deadline = time.monotonic() + args.duration if args.duration else None
+    try:
+        while deadline is None or time.monotonic() < deadline:
+            timeout = 100 if deadline is None else max(1, min(100, int((deadline - time.monotonic()) * 1000)))
+            b.ring_buffer_poll(timeout)  # type: ignore[attr-defined]
+        b.ring_buffer_consume()  # type: ignore[attr-defined]
+    except KeyboardInterrupt:
+        pass
+    dropped = b.get_global("dropped")  # type: ignore[attr-defined]
+    if dropped:
+        print(f"WARNING: {dropped} events lost (ring buffer full)", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
