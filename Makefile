@@ -1,0 +1,66 @@
+# bpfkit: set up, build, run, test, benchmark. Targets install what they need when it is missing
+# (Debian packages via apt, Python packages into .venv), so a fresh machine needs only `make`.
+SHELL := /bin/bash
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# Build: clang compiles BPF at run time; libbpf-sys's vendored build needs the autotools and friends.
+APT_BUILD := clang llvm gcc make pkg-config autoconf autopoint automake libtool gettext flex bison gawk \
+             libc6-dev python3-venv iproute2
+# Benchmarks compare with these (BCC's Python, libbpf-tools, bpftrace) and time with hyperfine.
+APT_BENCH := python3-bpfcc bpfcc-tools libbpf-tools bpftrace hyperfine
+
+STAMP := $(VENV)/.bpfkit-installed
+SOURCES := $(shell find rust python tools -type f \( -name '*.rs' -o -name '*.py' -o -name '*.c' -o -name '*.h' \)) \
+           Cargo.toml pyproject.toml
+
+.PHONY: all deps bench-deps build run test test-rust test-python bench clean
+
+all: build
+
+define apt_install
+	@missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing:" $$missing; \
+		if [ "$$(id -u)" != 0 ]; then echo "need root to apt-get install $$missing" >&2; exit 1; fi; \
+		(apt-get install -y -q $$missing || (apt-get update -q && apt-get install -y -q $$missing)) >/dev/null; \
+	fi
+endef
+
+deps:
+	$(call apt_install,$(APT_BUILD))
+	@command -v cargo >/dev/null || { echo "cargo not found: install Rust (https://rustup.rs)" >&2; exit 1; }
+
+bench-deps: deps
+	$(call apt_install,$(APT_BENCH))
+
+$(PY): | deps
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "maturin>=1.7,<2" "numpy>=1.21" "pytest>=7"
+
+# `pip install .` is the supported install; building it here proves it works.
+$(STAMP): $(PY) $(SOURCES)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pip install -q --no-build-isolation .
+	@touch $@
+
+build: deps $(STAMP)
+
+# The quick start: trace every open() on the machine for 10 seconds with a bundled tool.
+run: build
+	$(VENV)/bin/bpfkit opensnoop -d $${DURATION:-10}
+
+test-rust: deps
+	cargo test --release --quiet
+
+test-python: build
+	$(PY) -m pytest -q tests
+
+test: test-rust test-python
+
+bench: bench-deps build
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) target

@@ -1,0 +1,124 @@
+"""The compile cache: content-addressed, private, checked before every use, and fast on a hit."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+from pathlib import Path
+
+import pytest
+
+from bpfkit import BPF, CacheError, _native
+
+SRC = 'SEC("tracepoint/syscalls/sys_enter_getppid")\nint g(void *ctx) { return 0; }\n'
+
+
+@pytest.fixture
+def counting_clang(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """BPFKIT_CLANG pointing at a wrapper that logs each run, so tests see when clang ran."""
+    log = tmp_path / "clang-runs"
+    wrapper = tmp_path / "clang-wrapper"
+    wrapper.write_text(f'#!/bin/sh\necho run >> {log}\nexec {shutil.which("clang")} "$@"\n')
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("BPFKIT_CLANG", str(wrapper))
+    return log
+
+
+def runs(log: Path) -> int:
+    return len(log.read_text().splitlines()) if log.exists() else 0
+
+
+def test_second_compile_skips_clang(counting_clang, cache_dir):
+    obj1, cached1, header1, _, key1 = _native.compile(SRC, cache_dir=str(cache_dir))
+    assert (cached1, header1) == (False, "minimal") and runs(counting_clang) == 1
+    obj2, cached2, header2, _, key2 = _native.compile(SRC, cache_dir=str(cache_dir))
+    assert (cached2, header2) == (True, "cache") and runs(counting_clang) == 1
+    assert obj1 == obj2 and key1 == key2
+    with BPF(text=SRC, cache_dir=cache_dir) as b:
+        assert b.programs() == [("g", "tracepoint/syscalls/sys_enter_getppid")]
+    assert runs(counting_clang) == 1
+
+
+def test_key_covers_flags_and_source(counting_clang, cache_dir):
+    k1 = _native.compile(SRC, cache_dir=str(cache_dir))[4]
+    k2 = _native.compile(SRC, cflags=["-DX=1"], cache_dir=str(cache_dir))[4]
+    k3 = _native.compile(SRC + "\n", cache_dir=str(cache_dir))[4]
+    assert len({k1, k2, k3}) == 3 and runs(counting_clang) == 3
+
+
+def test_cache_is_created_private(cache_dir):
+    _native.open_cache(str(cache_dir))
+    assert stat.S_IMODE(cache_dir.stat().st_mode) == 0o700
+    for sub in cache_dir.iterdir():
+        assert stat.S_IMODE(sub.stat().st_mode) == 0o700, sub
+
+
+def test_group_or_world_writable_cache_is_refused(cache_dir):
+    _native.open_cache(str(cache_dir))
+    os.chmod(cache_dir, 0o777)
+    with pytest.raises(CacheError, match="lets group or others write it") as ei:
+        BPF(text=SRC, cache_dir=cache_dir)
+    assert ei.value.errno == 1
+    os.chmod(cache_dir, 0o720)
+    with pytest.raises(CacheError, match="chmod 700"):
+        _native.compile(SRC, cache_dir=str(cache_dir))
+
+
+def test_cache_owned_by_another_user_is_refused(cache_dir, monkeypatch):
+    cache_dir.mkdir(mode=0o700)
+    os.chown(cache_dir, 65534, 65534)
+    monkeypatch.setenv("BPFKIT_CACHE_DIR", str(cache_dir))
+    with pytest.raises(CacheError, match="owned by uid 65534"):
+        BPF(text=SRC)
+
+
+def test_a_subdirectory_swapped_by_another_user_is_refused(cache_dir):
+    _native.open_cache(str(cache_dir))
+    os.chown(cache_dir / "blobs", 65534, 65534)
+    with pytest.raises(CacheError, match="owned by uid 65534"):
+        _native.compile(SRC, cache_dir=str(cache_dir))
+
+
+def test_tampered_object_is_recompiled(counting_clang, cache_dir):
+    obj = _native.compile(SRC, cache_dir=str(cache_dir))[0]
+    blobs = list((cache_dir / "blobs").iterdir())
+    assert len(blobs) == 1 and blobs[0].read_bytes() == obj
+    blobs[0].write_bytes(obj.replace(b"GPL", b"XXX"))
+    obj2, cached, *_ = _native.compile(SRC, cache_dir=str(cache_dir))
+    assert not cached and obj2 == obj and runs(counting_clang) == 2
+
+
+def test_default_location_order(monkeypatch, tmp_path):
+    monkeypatch.delenv("BPFKIT_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert _native.open_cache() == str(tmp_path / "xdg" / "bpfkit")
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert _native.open_cache() == str(tmp_path / "home" / ".cache" / "bpfkit")
+    monkeypatch.setenv("BPFKIT_CACHE_DIR", str(tmp_path / "explicit"))
+    assert _native.open_cache() == str(tmp_path / "explicit")
+
+
+def test_minimal_header_names_only_what_the_source_uses():
+    h = _native.minimal_vmlinux_h("struct task_struct *t; u32 x = BPF_ANY;")
+    assert "struct task_struct {" in h and "BPF_ANY = 0" in h
+    assert "struct xdp_md {" not in h and "struct tcp_sock {" not in h
+    assert len(h) < 2_000_000, "far smaller than the full vmlinux.h"
+
+
+def test_falls_back_to_the_full_header_when_the_minimal_one_is_not_enough(cache_dir):
+    # The type is named only through token pasting, which the source scan cannot see.
+    src = r"""
+    #define TAGGED(x) struct x
+    u32 seen_pid = 0;
+    SEC("tp_btf/sched_switch")
+    int BPF_PROG(on_switch, bool preempt, TAGGED(task_struct) *prev)
+    {
+        seen_pid = BPF_CORE_READ(prev, pid);
+        return 0;
+    }
+    """
+    _obj, cached, header, _, _ = _native.compile(src, cache_dir=str(cache_dir))
+    assert (cached, header) == (False, "full")
+    assert (cache_dir / "btf").is_dir()
