@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 APT_BUILD := clang llvm gcc make pkg-config autoconf autopoint automake libtool gettext flex bison gawk \
              libc6-dev python3-venv iproute2
 # Benchmarks compare with these (BCC's Python, libbpf-tools, bpftrace) and time with hyperfine.
-APT_BENCH := python3-bpfcc bpfcc-tools libbpf-tools bpftrace hyperfine
+APT_BENCH := python3-bpfcc bpfcc-tools libbpf-tools bpftrace linux-headers-amd64
 
 STAMP := $(VENV)/.bpfkit-installed
 SOURCES := $(shell find rust python tools -type f \( -name '*.rs' -o -name '*.py' -o -name '*.c' -o -name '*.h' \)) \
@@ -38,7 +38,7 @@ bench-deps: deps
 $(PY): | deps
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q "maturin>=1.7,<2" "numpy>=1.21" "pytest>=7"
+	$(PY) -m pip install -q "maturin>=1.7,<2" "numpy>=1.21" "pytest>=7" ziglang
 
 # `pip install .` is the supported install; building it here proves it works.
 $(STAMP): $(PY) $(SOURCES)

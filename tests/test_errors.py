@@ -163,3 +163,48 @@ def test_wrong_program_and_map_names():
             b["nope"]
         with pytest.raises(ValueError, match="no program named `nope`"):
             b.attach_tracepoint(tp="syscalls:sys_enter_getppid", fn_name="nope")
+
+
+def test_ziglang_is_the_compiler_of_last_resort(tmp_path):
+    """With no clang anywhere, the `ziglang` package's zig compiles the program (Makefile installs it)."""
+    pytest.importorskip("ziglang", reason="ziglang is installed by `make test`; pip install ziglang")
+    code = textwrap.dedent("""
+        import os, sys
+        from bpfkit import BPF, _native
+        from bpfkit._bpf import _zig_path
+        path, how = _native.find_compiler(zig=_zig_path())
+        assert how == "ziglang", (path, how)
+        src = '''
+        struct { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1); __type(key, u32); __type(value, u64); } n SEC(".maps");
+        SEC("tracepoint/syscalls/sys_enter_getppid")
+        int count(void *ctx)
+        {
+            u32 k = 0;
+            u64 *v = bpf_map_lookup_elem(&n, &k);
+            if (v && (bpf_get_current_pid_tgid() >> 32) == TARGET)
+                __sync_fetch_and_add(v, 1);
+            return 0;
+        }
+        '''
+        with BPF(text=src, cflags=[f"-DTARGET={os.getpid()}"]) as b:
+            for _ in range(77):
+                os.getppid()
+            print(how, b["n"][0].value)
+        """)
+    env = dict(os.environ, PATH=str(tmp_path), BPFKIT_CACHE_DIR=str(tmp_path / "cache"))
+    env.pop("BPFKIT_CLANG", None)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["ziglang", "77"]
+
+
+def test_debug_flags_print_ir_preprocessed_source_and_assembly(capfd):
+    from bpfkit import DEBUG_LLVM_IR, DEBUG_PREPROCESSOR, DEBUG_SOURCE
+
+    src = 'SEC("tracepoint/syscalls/sys_enter_getppid")\nint dbg_prog(void *ctx) { return 0; }\n'
+    with BPF(text=src, debug=DEBUG_LLVM_IR | DEBUG_PREPROCESSOR | DEBUG_SOURCE):
+        pass
+    err = capfd.readouterr().err
+    assert "define dso_local i32 @dbg_prog" in err  # LLVM IR
+    assert 'int dbg_prog(void *ctx)' in err and "struct pt_regs" in err  # preprocessed C, headers included
+    assert "dbg_prog:" in err and "r0 = 0" in err  # BPF assembly

@@ -166,3 +166,14 @@ def test_biolatency_milliseconds_and_interval_count(disk_file: Path):
     out = finish(p)
     assert len(re.findall(r"^\d\d:\d\d:\d\d\s*$", out, re.M)) == 2, out
     assert "msecs" in out
+
+
+def test_examples_run():
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run([sys.executable, str(root / "examples" / "count_opens.py")], capture_output=True, text=True,
+                         timeout=120, check=True).stdout
+    assert out.splitlines()[0] == "1000"
+    out = subprocess.run([sys.executable, str(root / "examples" / "uprobe_latency.py"), "0.5"], capture_output=True,
+                         text=True, timeout=120, check=True).stdout
+    assert "usecs               : count     distribution" in out
+    assert sum(int(m) for m in re.findall(r":\s+(\d+)\s+\|", out)) > 10
