@@ -540,7 +540,8 @@ pub fn compile_text(req: &Request<'_>, cache: &Cache, emit: Emit) -> Result<Stri
     if !ok {
         return Err(compile_error(req, diag));
     }
-    fs::read_to_string(&out).map_err(|e| Error::io("reading clang's output", &e))
+    let text = fs::read_to_string(&out).map_err(|e| Error::io("reading clang's output", &e))?;
+    Ok(text.replace("<stdin>", req.display_name))
 }
 
 fn compile_error(req: &Request<'_>, diag: String) -> Error {

@@ -195,7 +195,7 @@ pub fn resolve_binary(name: &str, pid: Option<i32>) -> Result<PathBuf> {
         for d in [PathBuf::from(dir).join(&arch_dir), PathBuf::from(dir)] {
             if let Ok(rd) = fs::read_dir(&d) {
                 let mut found: Vec<PathBuf> =
-                    rd.flatten().map(|e| e.path()).filter(|p| p.to_str().is_some_and(|s| matches(s))).collect();
+                    rd.flatten().map(|e| e.path()).filter(|p| p.to_str().is_some_and(&matches)).collect();
                 found.sort();
                 if let Some(p) = found.into_iter().next() {
                     return Ok(p);

@@ -727,7 +727,7 @@ impl MapHandle {
         let vs = self.value_buf_size();
         match self.snapshot_batch(ks, vs) {
             Ok(r) => return Ok(r),
-            Err(Error::Map { errno, .. }) if matches!(errno, libc::EINVAL | libc::EOPNOTSUPP | 524) => {}
+            Err(Error::Map { errno: libc::EINVAL | libc::EOPNOTSUPP | 524, .. }) => {}
             Err(e) => return Err(e),
         }
         let keys = self.keys()?;

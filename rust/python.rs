@@ -296,6 +296,7 @@ impl PyBpfObject {
 
     /// Attaches a uprobe (or uretprobe) on `path` at `symbol`+`offset`.
     #[pyo3(signature = (prog, path, symbol = None, offset = 0, pid = -1, retprobe = false))]
+    #[allow(clippy::too_many_arguments)] // mirrors the Python keyword arguments one for one
     fn attach_uprobe(
         &self,
         py: Python<'_>,

@@ -344,3 +344,15 @@ def test_bpffs_and_tracefs_are_mounted_on_demand():
     assert os.path.ismount("/sys/kernel/tracing")
     _native.ensure_mounted("bpffs")
     assert os.path.ismount("/sys/fs/bpf")
+
+
+def test_the_leak_check_sees_a_leak():
+    """The autouse fixture must be able to fail: an object kept open is reported."""
+    before = snapshot()
+    b = BPF(text=COUNT_OPENS)
+    try:
+        extra = leaked(before, timeout=0.2)
+        assert extra.get("prog") and extra.get("map") and extra.get("link") and extra.get("fd"), extra
+    finally:
+        b.close()
+    assert not leaked(before)

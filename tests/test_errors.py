@@ -207,4 +207,4 @@ def test_debug_flags_print_ir_preprocessed_source_and_assembly(capfd):
     err = capfd.readouterr().err
     assert "define dso_local i32 @dbg_prog" in err  # LLVM IR
     assert 'int dbg_prog(void *ctx)' in err and "struct pt_regs" in err  # preprocessed C, headers included
-    assert "dbg_prog:" in err and "r0 = 0" in err  # BPF assembly
+    assert "dbg_prog:" in err and "w0 = 0" in err and "\texit" in err  # BPF assembly (-mcpu=v3: 32-bit ALU)
