@@ -34,7 +34,7 @@ use crate::sys;
 include!(concat!(env!("OUT_DIR"), "/embedded_headers.rs"));
 
 /// Bump when the generated headers or flags change in a way the other key parts do not capture.
-const GENERATOR_VERSION: &str = "bpfkit-gen-1";
+const GENERATOR_VERSION: &str = "bpfkit-gen-2";
 
 /// Where the kernel publishes its BTF.
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
@@ -288,6 +288,69 @@ pub fn scan_identifiers(src: &str) -> (HashSet<String>, HashSet<String>) {
     (plain, tagged)
 }
 
+/// Names of the structs `src` defines (`struct NAME {`), outside comments and strings.
+pub fn defined_structs(src: &str) -> Vec<String> {
+    let b = src.as_bytes();
+    let mut toks: Vec<&str> = Vec::new();
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if c == b'/' && b.get(i + 1) == Some(&b'/') {
+            while i < b.len() && b[i] != b'\n' {
+                i += 1;
+            }
+        } else if c == b'/' && b.get(i + 1) == Some(&b'*') {
+            i += 2;
+            while i + 1 < b.len() && !(b[i] == b'*' && b[i + 1] == b'/') {
+                i += 1;
+            }
+            i += 2;
+        } else if c == b'"' || c == b'\'' {
+            i += 1;
+            while i < b.len() && b[i] != c {
+                i += if b[i] == b'\\' { 2 } else { 1 };
+            }
+            i += 1;
+            toks.push("\"");
+        } else if c.is_ascii_alphabetic() || c == b'_' {
+            let st = i;
+            while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
+                i += 1;
+            }
+            toks.push(&src[st..i]);
+        } else if c == b'{' {
+            let n = toks.len();
+            if n >= 2 && toks[n - 2] == "struct" && !out.iter().any(|o| o == toks[n - 1]) {
+                out.push(toks[n - 1].to_string());
+            }
+            toks.push("{");
+            i += 1;
+        } else {
+            if !c.is_ascii_whitespace() {
+                toks.push("");
+            }
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Declarations appended after the user's source so that every struct it defines is in the
+/// object's BTF (clang only emits BTF for types that globals and functions reach), which lets
+/// an event's record type be decoded from BTF without a declaration in Python. Appended, so
+/// the user's line numbers do not move.
+fn type_anchors(src: &str) -> String {
+    let mut out = String::new();
+    for name in defined_structs(src) {
+        out.push_str(&format!("\nstruct {name} *__bpfkit_btf_{name} __attribute__((unused));"));
+    }
+    if !out.is_empty() {
+        out.push('\n');
+    }
+    out
+}
+
 /// A `vmlinux.h` holding only the kernel types `src` names, and what they depend on.
 pub fn minimal_vmlinux_h(src: &str) -> Result<String> {
     let k = kernel_btf()?;
@@ -488,6 +551,7 @@ fn run_clang(
     if let Some(mut stdin) = child.stdin.take() {
         // A compiler that exits early closes the pipe; its stderr says why.
         let _ = stdin.write_all(req.source.as_bytes());
+        let _ = stdin.write_all(type_anchors(req.source).as_bytes());
     }
     let res = child.wait_with_output().map_err(|e| Error::io("waiting for clang", &e))?;
     let diag = String::from_utf8_lossy(&res.stderr).replace("<stdin>", req.display_name);
@@ -571,6 +635,12 @@ mod tests {
         assert!(!tagged.contains("hidden") && !tagged.contains("gone") && !tagged.contains("str"));
         assert!(plain.contains("u32") && plain.contains("BPF_ANY") && plain.contains("v"));
         assert!(!plain.contains("ull") && !plain.contains("x1f"));
+    }
+
+    #[test]
+    fn finds_defined_structs_only() {
+        let src = "struct a { int x; };\n// struct b { }\nstruct c *p; struct d\n{ int y; }; char *s = \"struct e {\";";
+        assert_eq!(defined_structs(src), vec!["a".to_string(), "d".to_string()]);
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod btf;
 pub mod cache;
 pub mod compile;
 pub mod error;
+pub mod events;
 pub mod host;
 pub mod object;
 pub mod sys;

@@ -11,6 +11,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::btf::{Btf, SecVar, TypeDesc};
 use crate::error::{Error, Result};
+use crate::events::EventStream;
 use crate::host;
 use crate::sys::{self, Failure};
 
@@ -99,9 +100,9 @@ pub struct LinkRec {
 }
 
 struct Loaded {
-    // Field order is drop order: ring buffers and links go before the object that owns the
+    // Field order is drop order: event streams and links go before the object that owns the
     // maps and programs (a ring buffer's mmap would otherwise keep its map alive).
-    rings: std::sync::Mutex<Option<sys::RingBuffer>>,
+    streams: Vec<Arc<EventStream>>,
     links: Vec<LinkRec>,
     obj: sys::Object,
 }
@@ -168,7 +169,7 @@ impl BpfObject {
             Ok(_) => {}
             Err(lf) => return Err(load_error(lf)),
         }
-        *this.write()? = Some(Loaded { rings: std::sync::Mutex::new(None), links: Vec::new(), obj });
+        *this.write()? = Some(Loaded { streams: Vec::new(), links: Vec::new(), obj });
         Ok(Arc::new(this))
     }
 
@@ -212,8 +213,8 @@ impl BpfObject {
     pub fn close(&self) {
         let taken = self.state.write().map(|mut g| g.take()).unwrap_or(None);
         if let Some(mut l) = taken {
-            if let Ok(mut r) = l.rings.lock() {
-                r.take();
+            for st in l.streams.drain(..) {
+                st.close();
             }
             l.links.clear();
             drop(l);
@@ -475,49 +476,24 @@ impl BpfObject {
         Ok(before != l.links.len())
     }
 
-    /// Adds ring buffer map `map` to the object's ring buffer reader; `cb` gets each record.
-    pub fn open_ring_buffer(&self, map: &str, cb: sys::SampleFn) -> Result<()> {
-        self.with(|l| {
-            let m = l.obj.maps().into_iter().find(|m| m.name() == map && !m.is_internal());
-            let m = m.ok_or_else(|| Error::Value(format!("no map named `{map}`")))?;
-            if m.map_type() != map_type::RINGBUF {
-                return Err(Error::Type(format!("map `{map}` is not a BPF_MAP_TYPE_RINGBUF")));
-            }
-            let mut r = l.rings.lock().map_err(|_| Error::Value("ring buffer lock poisoned".into()))?;
-            match r.as_mut() {
-                Some(rb) => rb.add(m.fd(), cb).map_err(map_failure),
-                None => {
-                    *r = Some(sys::RingBuffer::new(m.fd(), cb).map_err(map_failure)?);
-                    Ok(())
-                }
-            }
-        })
-    }
-
-    /// Waits up to `timeout_ms` (-1: forever) for ring buffer records and hands them to the
-    /// callbacks. Returns the number of records, or the negative errno/callback value (EINTR
-    /// when a signal arrived).
-    pub fn ring_buffer_poll(&self, timeout_ms: i32) -> Result<i32> {
-        self.with(|l| {
-            let mut r = l.rings.lock().map_err(|_| Error::Value("ring buffer lock poisoned".into()))?;
-            let rb = r.as_mut().ok_or_else(|| Error::Value("no ring buffer is open: call open_ring_buffer() first".into()))?;
-            match rb.poll(timeout_ms) {
-                Ok(n) => Ok(n),
-                Err(f) => Ok(-f.errno),
-            }
-        })
-    }
-
-    /// Hands every available record to the callbacks without waiting.
-    pub fn ring_buffer_consume(&self) -> Result<i32> {
-        self.with(|l| {
-            let mut r = l.rings.lock().map_err(|_| Error::Value("ring buffer lock poisoned".into()))?;
-            let rb = r.as_mut().ok_or_else(|| Error::Value("no ring buffer is open: call open_ring_buffer() first".into()))?;
-            match rb.consume() {
-                Ok(n) => Ok(n),
-                Err(f) => Ok(-f.errno),
-            }
-        })
+    /// Opens an event stream on ring buffer or perf event array map `map` (`page_cnt` pages per
+    /// CPU for perf buffers). The stream closes with the object.
+    pub fn open_stream(&self, map: &str, page_cnt: usize, guard: usize) -> Result<Arc<EventStream>> {
+        let mut g = self.write()?;
+        let l = g.as_mut().ok_or(Error::Closed)?;
+        let m = l.obj.maps().into_iter().find(|m| m.name() == map && !m.is_internal());
+        let m = m.ok_or_else(|| Error::Value(format!("no map named `{map}`")))?;
+        if l.streams.iter().any(|s| s.map == map) {
+            return Err(Error::Value(format!("map `{map}` already has an open event stream")));
+        }
+        let st = match m.map_type() {
+            map_type::RINGBUF => EventStream::ring(map, m.fd(), guard)?,
+            map_type::PERF_EVENT_ARRAY => EventStream::perf(map, m.fd(), page_cnt, guard)?,
+            _ => return Err(Error::Type(format!("map `{map}` is neither a ring buffer nor a perf event array"))),
+        };
+        let st = Arc::new(st);
+        l.streams.push(st.clone());
+        Ok(st)
     }
 
     /// The fd of a link (for tests and introspection).

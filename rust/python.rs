@@ -18,6 +18,7 @@ use crate::btf::TypeDesc;
 use crate::cache::Cache;
 use crate::compile::{self as core_compile, Emit, Request};
 use crate::error::Error;
+use crate::events::{self, EventStream, StreamKind};
 use crate::host::{self, Fs};
 use crate::object::{BpfObject, ConstValue, LoadOptions, MapHandle};
 use crate::sys::{self, LogLevel};
@@ -166,24 +167,6 @@ fn desc_to_py<'py>(py: Python<'py>, d: &TypeDesc) -> PyResult<Bound<'py, PyDict>
 #[pyclass(module = "bpfkit._native", name = "Object", frozen)]
 struct PyBpfObject {
     inner: Arc<BpfObject>,
-    /// The first exception a ring buffer callback raised during the current poll.
-    pending: Arc<std::sync::Mutex<Option<PyErr>>>,
-}
-
-impl PyBpfObject {
-    fn after_poll(&self, py: Python<'_>, n: i32) -> PyResult<i32> {
-        if let Some(e) = self.pending.lock().ok().and_then(|mut s| s.take()) {
-            return Err(e);
-        }
-        if n == -libc::EINTR {
-            py.check_signals()?;
-            return Ok(0);
-        }
-        if n < 0 {
-            return Err(to_pyerr(py, Error::Os { errno: -n, message: format!("polling ring buffers: {}", crate::error::strerror(-n)) }));
-        }
-        Ok(n)
-    }
 }
 
 #[pymethods]
@@ -211,7 +194,7 @@ impl PyBpfObject {
         let opts = LoadOptions { name, consts: cv, log_level };
         let r = py.detach(|| guarded(|| BpfObject::load(&data, &opts)));
         let inner = r.py(py)?;
-        Ok(PyBpfObject { inner, pending: Arc::new(std::sync::Mutex::new(None)) })
+        Ok(PyBpfObject { inner })
     }
 
     /// `[(name, section, prog_type, fd)]` of every program.
@@ -341,38 +324,11 @@ impl PyBpfObject {
         flush_logs(py);
     }
 
-    /// Reads ring buffer map `map` into `callback(data: memoryview-able bytes)`. A callback's
-    /// exception stops the poll and is raised from it.
-    fn open_ring_buffer(&self, py: Python<'_>, map: &str, callback: Py<PyAny>) -> PyResult<()> {
-        let slot = self.pending.clone();
-        let cb: sys::SampleFn = Box::new(move |rec: &[u8]| {
-            Python::attach(|py| match callback.call1(py, (PyBytes::new(py, rec),)) {
-                Ok(v) => v.extract::<i32>(py).unwrap_or(0).min(0),
-                Err(e) => {
-                    if let Ok(mut s) = slot.lock() {
-                        s.get_or_insert(e);
-                    }
-                    -1
-                }
-            })
-        });
-        guarded(|| self.inner.open_ring_buffer(map, cb)).py(py)
-    }
-
-    /// Polls the ring buffers for up to `timeout` ms (-1: forever), GIL released. Returns the
-    /// number of records handled. Ctrl-C raises KeyboardInterrupt at once.
-    #[pyo3(signature = (timeout = -1))]
-    fn ring_buffer_poll(&self, py: Python<'_>, timeout: i32) -> PyResult<i32> {
-        let inner = self.inner.clone();
-        let n = py.detach(move || guarded(|| inner.ring_buffer_poll(timeout))).py(py)?;
-        self.after_poll(py, n)
-    }
-
-    /// Handles every available record without waiting.
-    fn ring_buffer_consume(&self, py: Python<'_>) -> PyResult<i32> {
-        let inner = self.inner.clone();
-        let n = py.detach(move || guarded(|| inner.ring_buffer_consume())).py(py)?;
-        self.after_poll(py, n)
+    /// Opens the event stream of ring buffer or perf event array `map`.
+    #[pyo3(signature = (map, page_cnt = 64, guard = 4096))]
+    fn open_stream(&self, py: Python<'_>, map: &str, page_cnt: usize, guard: usize) -> PyResult<PyEventStream> {
+        let inner = guarded(|| self.inner.open_stream(map, page_cnt, guard)).py(py)?;
+        Ok(PyEventStream { inner })
     }
 
     /// Whether `close()` has run.
@@ -480,6 +436,117 @@ impl PyMap {
     fn clear(&self, py: Python<'_>) -> PyResult<()> {
         let inner = self.inner.clone();
         py.detach(move || guarded(|| inner.clear())).py(py)
+    }
+}
+
+/// A ring buffer's or perf buffer's records, read in bulk (see `bpfkit.table`).
+#[pyclass(module = "bpfkit._native", name = "EventStream", frozen)]
+struct PyEventStream {
+    inner: Arc<EventStream>,
+}
+
+fn interrupted(py: Python<'_>, e: &Error) -> Option<PyResult<usize>> {
+    match e {
+        Error::Os { errno, .. } if *errno == libc::EINTR => Some(py.check_signals().map(|_| 0)),
+        _ => None,
+    }
+}
+
+#[pymethods]
+impl PyEventStream {
+    /// The map's name.
+    #[getter]
+    fn map(&self) -> String {
+        self.inner.map.clone()
+    }
+    /// "ring" or "perf".
+    #[getter]
+    fn kind(&self) -> &'static str {
+        match self.inner.kind {
+            StreamKind::Ring => "ring",
+            StreamKind::Perf => "perf",
+        }
+    }
+    /// Samples the kernel dropped (perf buffers).
+    #[getter]
+    fn lost(&self) -> u64 {
+        self.inner.lost()
+    }
+    /// Records received so far.
+    #[getter]
+    fn received(&self) -> u64 {
+        self.inner.received()
+    }
+    /// Records waiting to be handed over.
+    #[getter]
+    fn queued(&self) -> usize {
+        self.inner.queued()
+    }
+    /// The epoll fd that is readable when records wait in the kernel.
+    fn fileno(&self, py: Python<'_>) -> PyResult<i32> {
+        guarded(|| self.inner.epoll_fd()).py(py)
+    }
+
+    /// Reads records from the kernel into the queue, waiting up to `timeout` ms (0: none, -1:
+    /// forever) with the GIL released; a ring buffer stops at `limit` queued. Ctrl-C raises
+    /// KeyboardInterrupt at once. Returns the number queued.
+    #[pyo3(signature = (timeout = 0, limit = usize::MAX))]
+    fn fill(&self, py: Python<'_>, timeout: i32, limit: usize) -> PyResult<usize> {
+        let inner = self.inner.clone();
+        match py.detach(move || guarded(|| inner.fill(timeout, limit))) {
+            Ok(n) => Ok(n),
+            Err(e) => match interrupted(py, &e) {
+                Some(r) => r,
+                None => Err(to_pyerr(py, e)),
+            },
+        }
+    }
+
+    /// Calls `callback(first, address, size)` for each queued record, where `first` is `ctx` for
+    /// a ring buffer and the CPU for a perf buffer, and `address` points at the record (valid
+    /// during the call, as BCC's `data`). If the callback raises, the records after it stay queued
+    /// and the exception propagates. Returns the number handled.
+    #[pyo3(signature = (callback, ctx = None))]
+    fn dispatch(&self, py: Python<'_>, callback: Bound<'_, PyAny>, ctx: Option<Bound<'_, PyAny>>) -> PyResult<usize> {
+        let q = guarded(|| self.inner.take()).py(py)?;
+        let ring = self.inner.kind == StreamKind::Ring;
+        let ctx = ctx.unwrap_or_else(|| py.None().into_bound(py));
+        let base = q.data.as_ptr() as usize;
+        for (i, &(off, len, cpu)) in q.spans.iter().enumerate() {
+            let r = if ring { callback.call1((&ctx, base + off, len)) } else { callback.call1((cpu, base + off, len)) };
+            if let Err(e) = r {
+                let _ = self.inner.requeue_front(&q, i + 1);
+                return Err(e);
+            }
+        }
+        Ok(q.len())
+    }
+
+    /// Takes up to `max` queued records as one uint8 array of `max`×`rec_size` bytes (each record
+    /// cut or zero-padded to `rec_size`): `(count, array)`.
+    fn take_packed<'py>(&self, py: Python<'py>, max: usize, rec_size: usize) -> PyResult<(usize, Bound<'py, PyAny>)> {
+        let inner = self.inner.clone();
+        let (n, v) = py.detach(move || guarded(|| inner.take_packed(max, rec_size))).py(py)?;
+        Ok((n, v.into_pyarray(py).into_any()))
+    }
+
+    /// Stops reading and releases the kernel-side buffers.
+    fn close(&self) {
+        self.inner.close();
+    }
+}
+
+/// Waits until one of `fds` is readable or `timeout` ms pass, GIL released; returns the ready
+/// indexes. Ctrl-C raises KeyboardInterrupt at once.
+#[pyfunction]
+fn wait_any(py: Python<'_>, fds: Vec<i32>, timeout: i32) -> PyResult<Vec<usize>> {
+    match py.detach(move || guarded(|| events::wait_any(&fds, timeout))) {
+        Ok(v) => Ok(v),
+        Err(Error::Os { errno, .. }) if errno == libc::EINTR => {
+            py.check_signals()?;
+            Ok(Vec::new())
+        }
+        Err(e) => Err(to_pyerr(py, e)),
     }
 }
 
@@ -632,6 +699,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     sys::install_print_hook();
     m.add_class::<PyBpfObject>()?;
     m.add_class::<PyMap>()?;
+    m.add_class::<PyEventStream>()?;
+    m.add_function(wrap_pyfunction!(wait_any, m)?)?;
     m.add_function(wrap_pyfunction!(compile, m)?)?;
     m.add_function(wrap_pyfunction!(compile_text, m)?)?;
     m.add_function(wrap_pyfunction!(find_compiler, m)?)?;

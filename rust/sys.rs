@@ -860,3 +860,153 @@ impl Drop for RingBuffer {
         }
     }
 }
+
+// ------------------------------------------------------------------------------------------
+// Perf buffers
+
+/// Called with (cpu, record) for each sample.
+pub type CpuSampleFn = Box<dyn FnMut(i32, &[u8]) + Send>;
+/// Called with (cpu, count) when the kernel dropped samples.
+pub type LostFn = Box<dyn FnMut(i32, u64) + Send>;
+
+struct PerfCtx {
+    sample: CpuSampleFn,
+    lost: LostFn,
+}
+
+/// A libbpf perf buffer over a `BPF_MAP_TYPE_PERF_EVENT_ARRAY`: one ring per CPU.
+pub struct PerfBuffer {
+    ptr: NonNull<lb::perf_buffer>,
+    ctx: *mut PerfCtx,
+}
+
+// SAFETY: heap data, perf fds and mmaps; the callbacks are Send.
+unsafe impl Send for PerfBuffer {}
+
+unsafe extern "C" fn perf_sample_trampoline(ctx: *mut c_void, cpu: c_int, data: *mut c_void, size: u32) {
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: ctx is the PerfCtx registered with this buffer, alive until it is freed; data
+        // points to `size` readable bytes.
+        let c = unsafe { &mut *ctx.cast::<PerfCtx>() };
+        let rec = unsafe { std::slice::from_raw_parts(data.cast::<u8>(), size as usize) };
+        (c.sample)(cpu, rec);
+    }));
+}
+
+unsafe extern "C" fn perf_lost_trampoline(ctx: *mut c_void, cpu: c_int, cnt: u64) {
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: as above.
+        let c = unsafe { &mut *ctx.cast::<PerfCtx>() };
+        (c.lost)(cpu, cnt);
+    }));
+}
+
+impl PerfBuffer {
+    /// Opens per-CPU rings of `page_cnt` pages (a power of two) on perf event array `fd`.
+    pub fn new(fd: i32, page_cnt: usize, sample: CpuSampleFn, lost: LostFn) -> Result<PerfBuffer, Failure> {
+        install_print_hook();
+        let ctx = Box::into_raw(Box::new(PerfCtx { sample, lost }));
+        // SAFETY: ctx is kept until Drop (or freed below on failure); opts may be NULL.
+        let p = unsafe {
+            lb::perf_buffer__new(
+                fd,
+                page_cnt as _,
+                Some(perf_sample_trampoline),
+                Some(perf_lost_trampoline),
+                ctx.cast(),
+                ptr::null(),
+            )
+        };
+        match check_ptr(p, || format!("opening a perf buffer of {page_cnt} pages per CPU")) {
+            Ok(ptr) => Ok(PerfBuffer { ptr, ctx }),
+            Err(f) => {
+                // SAFETY: not kept by libbpf on failure.
+                drop(unsafe { Box::from_raw(ctx) });
+                Err(f)
+            }
+        }
+    }
+
+    /// Waits up to `timeout_ms` and handles what is there; returns the number of rings read.
+    pub fn poll(&mut self, timeout_ms: i32) -> Result<i32, Failure> {
+        // SAFETY: live; &mut self serialises use.
+        let ret = unsafe { lb::perf_buffer__poll(self.ptr.as_ptr(), timeout_ms) };
+        check(ret, || "polling a perf buffer".to_string())
+    }
+
+    /// Handles everything available without waiting.
+    pub fn consume(&mut self) -> Result<i32, Failure> {
+        // SAFETY: live; &mut self serialises use.
+        let ret = unsafe { lb::perf_buffer__consume(self.ptr.as_ptr()) };
+        check(ret, || "consuming a perf buffer".to_string())
+    }
+
+    /// The epoll fd that becomes readable when samples arrive.
+    pub fn epoll_fd(&self) -> i32 {
+        // SAFETY: live.
+        unsafe { lb::perf_buffer__epoll_fd(self.ptr.as_ptr()) }
+    }
+}
+
+impl Drop for PerfBuffer {
+    fn drop(&mut self) {
+        // SAFETY: free the buffer first so no callback runs after the context is freed.
+        unsafe { lb::perf_buffer__free(self.ptr.as_ptr()) };
+        // SAFETY: from Box::into_raw in new(), freed once.
+        drop(unsafe { Box::from_raw(self.ctx) });
+    }
+}
+
+/// `BPF_MAP_LOOKUP_AND_DELETE_ELEM` with no key: pops from a queue or stack map. Ok(false) when
+/// empty.
+pub fn map_pop(fd: i32, value: &mut [u8]) -> Result<bool, Failure> {
+    // SAFETY: value is the map's value size (callers check); queue/stack maps take a NULL key.
+    let ret = unsafe { lb::bpf_map_lookup_and_delete_elem(fd, ptr::null(), value.as_mut_ptr().cast()) };
+    match check(ret, || "popping a value".to_string()) {
+        Ok(_) => Ok(true),
+        Err(f) if f.errno == libc::ENOENT => Ok(false),
+        Err(f) => Err(f),
+    }
+}
+
+/// `BPF_MAP_LOOKUP_ELEM` with no key: peeks at a queue/stack head, or asks a bloom filter
+/// whether `value` may be present. Ok(false) when empty or absent.
+pub fn map_peek(fd: i32, value: &mut [u8]) -> Result<bool, Failure> {
+    // SAFETY: value is the map's value size (callers check); these maps take a NULL key.
+    let ret = unsafe { lb::bpf_map_lookup_elem(fd, ptr::null(), value.as_mut_ptr().cast()) };
+    match check(ret, || "peeking".to_string()) {
+        Ok(_) => Ok(true),
+        Err(f) if f.errno == libc::ENOENT => Ok(false),
+        Err(f) => Err(f),
+    }
+}
+
+/// `BPF_MAP_UPDATE_ELEM` with no key: pushes onto a queue/stack, or adds to a bloom filter.
+pub fn map_push(fd: i32, value: &[u8], flags: u64) -> Result<(), Failure> {
+    // SAFETY: value is the map's value size (callers check); these maps take a NULL key.
+    let ret = unsafe { lb::bpf_map_update_elem(fd, ptr::null(), value.as_ptr().cast(), flags) };
+    check(ret, || "pushing a value".to_string()).map(drop)
+}
+
+/// Pins the object behind `fd` at `path` on a bpffs.
+pub fn obj_pin(fd: i32, path: &str) -> Result<(), Failure> {
+    let p = cstring(path, "pin path")?;
+    // SAFETY: p is NUL-terminated and outlives the call.
+    let ret = unsafe { lb::bpf_obj_pin(fd, p.as_ptr()) };
+    check(ret, || format!("pinning at {path}")).map(drop)
+}
+
+/// Opens the object pinned at `path`; the caller owns the returned fd.
+pub fn obj_get(path: &str) -> Result<i32, Failure> {
+    let p = cstring(path, "pin path")?;
+    // SAFETY: p is NUL-terminated and outlives the call.
+    let ret = unsafe { lb::bpf_obj_get(p.as_ptr()) };
+    check(ret, || format!("opening pinned object {path}"))
+}
+
+/// An fd for the map with kernel id `id`; the caller owns it.
+pub fn map_fd_by_id(id: u32) -> Result<i32, Failure> {
+    // SAFETY: no pointers.
+    let ret = unsafe { lb::bpf_map_get_fd_by_id(id) };
+    check(ret, || format!("opening map id {id}"))
+}

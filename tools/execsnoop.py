@@ -28,22 +28,6 @@ SOURCE = Path(__file__).with_name("execsnoop.bpf.c")
 ARGS_BUF = 60 * 128
 
 
-class ExecEvent(ct.Structure):
-    """struct exec_event."""
-
-    _fields_ = [
-        ("ts_ns", ct.c_uint64),
-        ("pid", ct.c_uint32),
-        ("ppid", ct.c_uint32),
-        ("uid", ct.c_uint32),
-        ("ret", ct.c_int32),
-        ("args_count", ct.c_uint32),
-        ("args_size", ct.c_uint32),
-        ("comm", ct.c_char * 16),
-        ("args", ct.c_char * ARGS_BUF),
-    ]
-
-
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="bpfkit execsnoop", description="Trace exec() syscalls",
@@ -87,11 +71,14 @@ def _run(b: object, args: argparse.Namespace) -> int:
     name_re = re.compile(args.name.encode()) if args.name else None
     line_re = re.compile(args.line.encode()) if args.line else None
 
-    def on_event(_ctx: object, data: object, _size: int) -> None:
-        e = ct.cast(data, ct.POINTER(ExecEvent)).contents
+    events = b["events"]  # type: ignore[index]
+
+    def on_event(_ctx: object, data: int, _size: int) -> None:
+        e = events.event(data)  # struct exec_event, typed from the program's BTF
         if e.ret != 0 and not args.fails:
             return
-        raw = ct.string_at(ct.addressof(e) + ExecEvent.args.offset, min(e.args_size, ARGS_BUF))
+        # The arguments are NUL-separated strings: read the field's raw bytes, not up to the first NUL.
+        raw = ct.string_at(ct.addressof(e) + type(e).args.offset, min(e.args_size, ARGS_BUF))
         argv = raw.split(b"\0")[:-1] if raw.endswith(b"\0") else raw.split(b"\0")
         # The program counts one argument more than it stored when it stopped at --max-args.
         truncated = e.args_count > len(argv)
@@ -117,7 +104,7 @@ def _run(b: object, args: argparse.Namespace) -> int:
         out.write(line + text.decode(errors="replace") + "\n")
         out.flush()
 
-    b["events"].open_ring_buffer(on_event)  # type: ignore[index]
+    events.open_ring_buffer(on_event)
     header = ""
     if args.time:
         header += "%-9s" % "TIME"

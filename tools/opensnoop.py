@@ -17,7 +17,6 @@ Examples::
 from __future__ import annotations
 
 import argparse
-import ctypes as ct
 import os
 import sys
 import time
@@ -25,21 +24,6 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 SOURCE = Path(__file__).with_name("opensnoop.bpf.c")
-
-
-class OpenEvent(ct.Structure):
-    """The record the program submits (struct open_event)."""
-
-    _fields_ = [
-        ("ts_ns", ct.c_uint64),
-        ("pid", ct.c_uint32),
-        ("tid", ct.c_uint32),
-        ("uid", ct.c_uint32),
-        ("ret", ct.c_int32),
-        ("flags", ct.c_int32),
-        ("comm", ct.c_char * 16),
-        ("path", ct.c_char * 256),
-    ]
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -90,8 +74,10 @@ def _run(b: object, args: argparse.Namespace) -> int:
     start_ns: list = []
     name = args.name.encode() if args.name else None
 
-    def on_event(_ctx: object, data: object, _size: int) -> None:
-        e = ct.cast(data, ct.POINTER(OpenEvent)).contents
+    events = b["events"]  # type: ignore[index]
+
+    def on_event(_ctx: object, data: int, _size: int) -> None:
+        e = events.event(data)  # struct open_event, typed from the program's BTF
         if name and name not in e.comm:
             return
         if not start_ns:
@@ -108,7 +94,7 @@ def _run(b: object, args: argparse.Namespace) -> int:
         out.write(line + e.path.decode(errors="replace") + "\n")
         out.flush()
 
-    b["events"].open_ring_buffer(on_event)  # type: ignore[index]
+    events.open_ring_buffer(on_event)
     header = ""
     if args.timestamp:
         header += "%-14s" % "TIME(s)"

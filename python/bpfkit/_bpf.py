@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Optional, Union
 
 from . import _native
-from .table import RingBufTable, make_table
+from .table import make_table
 
 __all__ = ["BPF", "DEBUG_LLVM_IR", "DEBUG_BPF", "DEBUG_PREPROCESSOR", "DEBUG_SOURCE", "DEBUG_BPF_REGISTER_STATE"]
 
@@ -76,6 +76,7 @@ class BPF:
                  name: Optional[str] = None, cache_dir: Optional[StrPath] = None) -> None:
         self._obj: Any = None
         self._tables: dict[str, Any] = {}
+        self._streams: list = []  # event tables with an open stream
         self.debug = debug
         src_dir: Optional[str] = None
         if text is not None:
@@ -105,6 +106,7 @@ class BPF:
             log.debug("clang warnings:\n%s", warnings)
         log.debug("compiled %s (%s)", display, "cached" if cached else f"{header} header")
         self.object_bytes: bytes = obj
+        self._source = source
         log_level = 2 if debug & DEBUG_BPF_REGISTER_STATE else (1 if debug & DEBUG_BPF else 0)
         self._obj = _native.Object.load(obj, name=name or "bpfkit", consts=list((consts or {}).items()),
                                         log_level=log_level)
@@ -121,6 +123,7 @@ class BPF:
         if self._obj is not None:
             self._obj.close()
         self._tables.clear()
+        self._streams.clear()
 
     cleanup = close  # BCC's name
 
@@ -276,14 +279,73 @@ class BPF:
             raise ValueError(f"no {kind} attached to {target}")
 
     # -- events ------------------------------------------------------------------------------
+    def _poll(self, kind: str, timeout: int) -> int:
+        tables = [t for t in self._streams if t._kind == kind and t._callback is not None]
+        if not tables:
+            raise ValueError(f"no {'ring' if kind == 'ring' else 'perf'} buffer is open: call "
+                             f"{'open_ring_buffer' if kind == 'ring' else 'open_perf_buffer'}() first")
+        n = sum(t._dispatch() for t in tables if t._stream.queued)
+        if n:
+            return n
+        ready = _native.wait_any([t._stream.fileno() for t in tables], timeout)
+        for i in ready:
+            tables[i]._stream.fill(0)
+        return sum(t._dispatch() for t in tables)
+
     def ring_buffer_poll(self, timeout: int = -1) -> int:
         """Waits up to ``timeout`` ms (-1: forever) for ring buffer records and runs the callbacks.
-        The GIL is released while waiting; Ctrl-C raises KeyboardInterrupt at once."""
-        return self._obj.ring_buffer_poll(timeout)
+        The GIL is released while waiting; Ctrl-C raises KeyboardInterrupt at once; a callback's
+        exception propagates (the records after it stay queued). Returns the records handled."""
+        return self._poll("ring", timeout)
 
     def ring_buffer_consume(self) -> int:
-        """Runs the callbacks for every record available now."""
-        return self._obj.ring_buffer_consume()
+        """Runs the ring buffer callbacks for every record available now."""
+        return self._poll("ring", 0)
+
+    def perf_buffer_poll(self, timeout: int = -1) -> int:
+        """As :meth:`ring_buffer_poll`, for perf buffers; lost samples reach ``lost_cb``."""
+        return self._poll("perf", timeout)
+
+    def perf_buffer_consume(self) -> int:
+        """Runs the perf buffer callbacks for every sample available now."""
+        return self._poll("perf", 0)
+
+    def _guess_record(self, table: str) -> str:
+        """The record type of an event map, when the source makes it unambiguous: the one struct
+        the source defines that is neither a map's key or value nor a part of another struct."""
+        import re
+
+        src = re.sub(r"//[^\n]*|/\*.*?\*/", " ", self._source, flags=re.S)
+        defined = list(dict.fromkeys(re.findall(r"\bstruct\s+(\w+)\s*\{", src)))
+        defined = [n for n in defined if self._obj.find_struct(n) is not None]
+        used = set()
+        for m in self._obj.maps():
+            for tid in (m["key_type_id"], m["value_type_id"]):
+                if tid:
+                    d = self._obj.describe_type(tid)
+                    if d.get("name"):
+                        used.add(d["name"])
+        cands = [n for n in defined if n not in used] or defined
+        # A struct nested in another candidate is a part, not the record.
+        nested: set = set()
+
+        def walk(d: dict) -> None:
+            for m in d.get("members", ()):
+                t = m["type"]
+                while t["kind"] == "array":
+                    t = t["elem"]
+                if t["kind"] in ("struct", "union"):
+                    nested.add(t.get("name"))
+                    walk(t)
+
+        for n in cands:
+            walk(self._obj.describe_type(self._obj.find_struct(n)))
+        cands = [n for n in cands if n not in nested] or cands
+        if len(cands) == 1:
+            return cands[0]
+        raise ValueError(
+            f"cannot tell the record type of `{table}`: the source defines "
+            f"{', '.join('struct ' + n for n in cands) or 'no struct'}; pass record='struct NAME'")
 
     # -- BCC compatibility helpers -----------------------------------------------------------
     @staticmethod
@@ -301,4 +363,4 @@ class BPF:
         return f"<bpfkit.BPF {state}>"
 
 
-__all__ += ["RingBufTable"]
+

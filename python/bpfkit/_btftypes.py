@@ -130,9 +130,21 @@ def _aggregate(desc: dict) -> Any:
             continue
         if _matches(cls, desc) or (packed and ct.sizeof(cls) == desc["size"]):
             cls.__repr__ = _struct_repr
+            if not any(f[0] == "str" for f in fields):
+                cls.str = _str_field
             return cls
     # Could not reproduce the layout: raw bytes of the right size.
     return ct.c_uint8 * desc["size"]
+
+
+def _str_field(self: Any, name: str, encoding: str = "utf-8") -> str:
+    """A ``char[]`` field as text (up to its first NUL)."""
+    v = getattr(self, name)
+    if isinstance(v, ct.Array):
+        v = bytes(v)
+    if isinstance(v, bytes):
+        return v.split(b"\0", 1)[0].decode(encoding, errors="replace")
+    return str(v)
 
 
 def _struct_repr(self: Any) -> str:

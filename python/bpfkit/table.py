@@ -28,7 +28,9 @@ __all__ = [
     "ArrayTable",
     "PerCpuHash",
     "PerCpuArray",
+    "RingBuf",
     "RingBufTable",
+    "PerfEventArray",
     "BPF_MAP_TYPE",
     "print_log2_hist",
 ]
@@ -405,32 +407,213 @@ class PerCpuArray(_PerCpu, ArrayTable):
     """``BPF_MAP_TYPE_PERCPU_ARRAY`` (kernel 4.6+)."""
 
 
-class RingBufTable:
-    """``BPF_MAP_TYPE_RINGBUF`` (kernel 5.8+): ``open_ring_buffer(callback)`` then
-    ``b.ring_buffer_poll()``. The callback gets ``(ctx, data, size)`` as in BCC."""
+class _EventTable:
+    """Common part of ring buffers and perf buffers: decoding records from BTF, per-record
+    callbacks, and batches as numpy structured arrays."""
+
+    #: BCC's name for the per-record callback's registration; set by subclasses.
+    _kind = ""
 
     def __init__(self, bpf: Any, native_map: Any) -> None:
         self.bpf = bpf
         self._m = native_map
-        self.name = native_map.name
-        self.map_type = native_map.map_type
-        self.max_entries = native_map.max_entries
+        self.name: str = native_map.name
+        self.map_type: int = native_map.map_type
+        self.max_entries: int = native_map.max_entries
+        self._stream: Any = None
+        self._callback: Optional[Callable] = None
+        self._ctx: Any = None
+        self._record: Any = None  # (name, descriptor, ctype)
+        self._page_cnt = 64
 
-    def open_ring_buffer(self, callback: Callable[[Any, Any, int], Any], ctx: Any = None) -> None:
-        """Calls ``callback(ctx, data, size)`` for each record; ``data`` is a ctypes pointer to the
-        bytes, as in BCC, and ``self.event(data)`` decodes it when the record type is known."""
-        def raw(rec: bytes) -> int:
-            buf = ct.create_string_buffer(rec, len(rec))
-            r = callback(ctx, ct.cast(buf, ct.c_void_p), len(rec))
-            return r if isinstance(r, int) else 0
-        self.bpf._obj.open_ring_buffer(self.name, raw)
+    # -- record type -------------------------------------------------------------------------
+    def set_record(self, record: Any) -> None:
+        """Names the C type of a record: ``"struct event"`` (or ``"event"``), or a ctypes class."""
+        if isinstance(record, type):
+            self._record = (record.__name__, None, record)
+            return
+        name = str(record).replace("struct ", "").strip()
+        tid = self.bpf._obj.find_struct(name)
+        if tid is None:
+            raise ValueError(f"no struct {name} in the program's BTF (is it used in the C source?)")
+        desc = self.bpf._obj.describe_type(tid)
+        self._record = (name, desc, _btftypes.ctype_of(desc))
 
-    def open_raw(self, callback: Callable[[bytes], Any]) -> None:
-        """Calls ``callback(record_bytes)`` for each record (the fastest form)."""
-        self.bpf._obj.open_ring_buffer(self.name, lambda rec: callback(rec) or 0)
+    def _record_type(self) -> tuple:
+        if self._record is None:
+            self.set_record(self.bpf._guess_record(self.name))
+        return self._record
+
+    @property
+    def Event(self) -> Any:
+        """The ctypes class of a record."""
+        return self._record_type()[2]
+
+    def event(self, data: Any) -> Any:
+        """Decodes one record: ``data`` is what a callback received (an address, as in BCC) or the
+        record's bytes. Fields are attributes; ``char[]`` fields read as bytes, and
+        ``ev.str("comm")`` gives them as text."""
+        T = self.Event
+        if isinstance(data, int):
+            obj = T()
+            ct.memmove(ct.addressof(obj), data, ct.sizeof(T))
+            return obj
+        b = bytes(data)
+        return T.from_buffer_copy(b.ljust(ct.sizeof(T), b"\0")[: ct.sizeof(T)])
+
+    def dtype(self) -> Any:
+        """The numpy dtype of a record (structured; ``char[]`` fields as ``S<n>``)."""
+        _name, desc, T = self._record_type()
+        if desc is None:
+            import numpy as np
+
+            return np.dtype(T)
+        return _btftypes.numpy_dtype_of(desc)
+
+    # -- the stream --------------------------------------------------------------------------
+    def _open(self) -> Any:
+        if self._stream is None:
+            guard = 4096
+            try:
+                guard = max(guard, ct.sizeof(self.Event))
+            except ValueError:
+                pass  # no record type known: raw use only
+            self._stream = self.bpf._obj.open_stream(self.name, page_cnt=self._page_cnt, guard=guard)
+            self.bpf._streams.append(self)
+        return self._stream
+
+    def open(self, page_cnt: Optional[int] = None) -> None:
+        """Starts collecting records for :meth:`read` (a perf buffer only collects from then on;
+        ``page_cnt`` pages per CPU). ``read()`` opens the stream itself when needed."""
+        if page_cnt is not None:
+            if page_cnt <= 0 or page_cnt & (page_cnt - 1):
+                raise ValueError(f"page_cnt must be a power of two, got {page_cnt}")
+            if self._stream is not None and page_cnt != self._page_cnt:
+                raise ValueError(f"`{self.name}` is already open with page_cnt={self._page_cnt}")
+            self._page_cnt = page_cnt
+        self._open()
+
+    def fileno(self) -> int:
+        """An fd that is readable when records are waiting (for select/epoll/asyncio)."""
+        return self._open().fileno()
+
+    @property
+    def lost(self) -> int:
+        """Records the kernel dropped because the buffer was full (perf buffers; a ring buffer's
+        program sees a failed reserve and counts it itself)."""
+        return self._stream.lost if self._stream is not None else 0
+
+    @property
+    def received(self) -> int:
+        """Records received so far."""
+        return self._stream.received if self._stream is not None else 0
+
+    def read(self, max: int = 4096, timeout: int = -1) -> Any:
+        """Up to ``max`` records as a numpy structured array, waiting up to ``timeout`` ms (-1:
+        forever, 0: not at all) for the first. Records are drained in Rust: no Python call per
+        record."""
+        st = self._open()
+        dt = self.dtype()
+        if st.queued == 0:
+            st.fill(timeout, max)
+        if st.queued < max:
+            st.fill(0, max)
+        n, raw = st.take_packed(max, dt.itemsize)
+        return raw.view(dt)[:n] if n else raw[:0].view(dt)
+
+    def batches(self, max: int = 4096, timeout: int = 100) -> Iterator[Any]:
+        """Yields non-empty batches (see :meth:`read`) until the object is closed."""
+        while not self.bpf.closed:
+            batch = self.read(max, timeout)
+            if len(batch):
+                yield batch
+
+    async def aread(self, max: int = 4096) -> Any:
+        """Awaits the next non-empty batch without blocking the event loop."""
+        import asyncio
+
+        st = self._open()
+        while True:
+            batch = self.read(max, 0)
+            if len(batch):
+                return batch
+            loop = asyncio.get_running_loop()
+            ready = loop.create_future()
+            fd = st.fileno()
+            loop.add_reader(fd, lambda: ready.done() or ready.set_result(None))
+            try:
+                await ready
+            finally:
+                loop.remove_reader(fd)
+
+    def __aiter__(self) -> Any:
+        return self._agen()
+
+    async def _agen(self) -> Any:
+        while not self.bpf.closed:
+            yield await self.aread()
+
+    def _dispatch(self) -> int:
+        if self._callback is None or self._stream is None:
+            return 0
+        return self._stream.dispatch(self._callback, self._ctx)
 
     def __repr__(self) -> str:
-        return f"<RingBufTable {self.name!r} size={self.max_entries}>"
+        return f"<{type(self).__name__} {self.name!r} size={self.max_entries}>"
+
+
+class RingBuf(_EventTable):
+    """``BPF_MAP_TYPE_RINGBUF`` (kernel 5.8+). ``open_ring_buffer(cb)`` then
+    ``b.ring_buffer_poll()``: ``cb(ctx, data, size)`` as in BCC, ``table.event(data)`` decodes
+    ``data`` with the record type from the program's BTF. Or ``read()`` batches as numpy."""
+
+    _kind = "ring"
+
+    def open_ring_buffer(self, callback: Callable[[Any, int, int], Any], ctx: Any = None,
+                         record: Any = None) -> None:
+        """Calls ``callback(ctx, data, size)`` for each record from ``b.ring_buffer_poll()``."""
+        if record is not None:
+            self.set_record(record)
+        self._callback, self._ctx = callback, ctx
+        self._open()
+
+
+RingBufTable = RingBuf
+
+
+class PerfEventArray(_EventTable):
+    """``BPF_MAP_TYPE_PERF_EVENT_ARRAY`` (kernel 4.3+) read as a perf buffer (one ring per CPU).
+    ``open_perf_buffer(cb, page_cnt=, lost_cb=)`` then ``b.perf_buffer_poll()``; ``cb(cpu, data,
+    size)`` as in BCC. Dropped samples reach ``lost_cb(count)`` and the running total ``lost``."""
+
+    _kind = "perf"
+
+    def __init__(self, bpf: Any, native_map: Any) -> None:
+        super().__init__(bpf, native_map)
+        self._lost_cb: Optional[Callable[[int], Any]] = None
+        self._lost_seen = 0
+        self._page_cnt = 8
+
+    def open_perf_buffer(self, callback: Callable[[int, int, int], Any], page_cnt: int = 8,
+                         lost_cb: Optional[Callable[[int], Any]] = None, wakeup_events: int = 1,
+                         record: Any = None) -> None:
+        """Calls ``callback(cpu, data, size)`` per sample from ``b.perf_buffer_poll()``."""
+        if page_cnt <= 0 or page_cnt & (page_cnt - 1):
+            raise ValueError(f"page_cnt must be a power of two, got {page_cnt}")
+        if record is not None:
+            self.set_record(record)
+        self._page_cnt = page_cnt
+        self._callback, self._lost_cb = callback, lost_cb
+        self._open()
+
+    def _dispatch(self) -> int:
+        n = super()._dispatch()
+        if self._stream is not None and self._lost_cb is not None:
+            lost = self._stream.lost
+            if lost > self._lost_seen:
+                delta, self._lost_seen = lost - self._lost_seen, lost
+                self._lost_cb(delta)
+        return n
 
 
 def _stars(val: int, val_max: int, width: int) -> str:
@@ -498,6 +681,8 @@ def make_table(bpf: Any, native_map: Any, keytype: Any = None, leaftype: Any = N
     """The wrapper class for a native map, by its type."""
     t = native_map.map_type
     if t == 27:
-        return RingBufTable(bpf, native_map)
+        return RingBuf(bpf, native_map)
+    if t == 4:
+        return PerfEventArray(bpf, native_map)
     cls = _BY_TYPE.get(t, HashTable)
     return cls(bpf, native_map, keytype, leaftype)

@@ -1,0 +1,284 @@
+//! Event streams: ring buffers (`BPF_MAP_TYPE_RINGBUF`, 5.8+) and perf buffers
+//! (`BPF_MAP_TYPE_PERF_EVENT_ARRAY`, 4.3+), read in bulk.
+//!
+//! libbpf's callbacks run with the GIL released and only copy each record into a Rust queue
+//! (8-byte aligned, so a record can be viewed in place as its C struct). The bindings then drain
+//! the queue with the GIL held once per poll, not once per record: either into a Python callback
+//! per record, or packed into one numpy array for a whole batch. A queue has a limit; a ring
+//! buffer stops being read at the limit (the rest stays in the kernel's ring), while a perf
+//! buffer, which libbpf reads in full, keeps the excess for the next read.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::error::{Error, Result};
+use crate::sys;
+
+/// Which kind of map a stream reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamKind {
+    /// `BPF_MAP_TYPE_RINGBUF`.
+    Ring,
+    /// `BPF_MAP_TYPE_PERF_EVENT_ARRAY`.
+    Perf,
+}
+
+/// Records waiting to be handed over: packed bytes and `(offset, len, cpu)` per record.
+#[derive(Default)]
+pub struct Queue {
+    /// Record bytes, each record starting 8-byte aligned, followed by a zeroed guard region.
+    pub data: Vec<u8>,
+    /// `(offset, length, cpu)` per record; cpu is -1 for ring buffers.
+    pub spans: Vec<(usize, usize, i32)>,
+}
+
+impl Queue {
+    fn push(&mut self, cpu: i32, rec: &[u8]) {
+        let at = (self.data.len() + 7) & !7;
+        self.data.resize(at, 0);
+        self.data.extend_from_slice(rec);
+        self.spans.push((at, rec.len(), cpu));
+    }
+
+    /// Number of records.
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    /// Whether no record is queued.
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+}
+
+enum Reader {
+    Ring(sys::RingBuffer),
+    Perf(sys::PerfBuffer),
+}
+
+/// Sentinel a ring callback returns to stop reading once the queue reaches its limit.
+const STOP: i32 = -libc::ENOSPC;
+
+/// One map's event stream.
+pub struct EventStream {
+    /// The map's name.
+    pub map: String,
+    /// Ring or perf.
+    pub kind: StreamKind,
+    reader: Mutex<Option<Reader>>,
+    queue: Arc<Mutex<Queue>>,
+    limit: Arc<AtomicUsize>,
+    lost: Arc<AtomicU64>,
+    received: Arc<AtomicU64>,
+    guard: usize,
+}
+
+fn lock<T>(m: &Mutex<T>) -> Result<MutexGuard<'_, T>> {
+    m.lock().map_err(|_| Error::Value("event stream lock poisoned".into()))
+}
+
+fn failure(f: sys::Failure) -> Error {
+    Error::Map { errno: f.errno, message: f.message() }
+}
+
+impl EventStream {
+    /// Opens a stream on ring buffer map `fd`. `guard` zero bytes follow the queued records, so a
+    /// record shorter than its C struct can still be read as one.
+    pub fn ring(map: &str, fd: i32, guard: usize) -> Result<EventStream> {
+        let (queue, limit, received) = Self::shared();
+        let (q, lim, rcv) = (queue.clone(), limit.clone(), received.clone());
+        let cb: sys::SampleFn = Box::new(move |rec: &[u8]| {
+            let Ok(mut q) = q.lock() else { return -libc::EFAULT };
+            q.push(-1, rec);
+            rcv.fetch_add(1, Ordering::Relaxed);
+            if q.len() >= lim.load(Ordering::Relaxed) {
+                STOP
+            } else {
+                0
+            }
+        });
+        let rb = sys::RingBuffer::new(fd, cb).map_err(failure)?;
+        Ok(Self::build(map, StreamKind::Ring, Reader::Ring(rb), queue, limit, Arc::new(AtomicU64::new(0)), received, guard))
+    }
+
+    /// Opens a stream on perf event array map `fd` with `page_cnt` pages per CPU.
+    pub fn perf(map: &str, fd: i32, page_cnt: usize, guard: usize) -> Result<EventStream> {
+        if page_cnt == 0 || !page_cnt.is_power_of_two() {
+            return Err(Error::Value(format!("page_cnt must be a power of two, got {page_cnt}")));
+        }
+        let (queue, limit, received) = Self::shared();
+        let lost = Arc::new(AtomicU64::new(0));
+        let (q, rcv, l) = (queue.clone(), received.clone(), lost.clone());
+        let sample: sys::CpuSampleFn = Box::new(move |cpu, rec: &[u8]| {
+            if let Ok(mut q) = q.lock() {
+                q.push(cpu, rec);
+                rcv.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        let lost_cb: sys::LostFn = Box::new(move |_cpu, n| {
+            l.fetch_add(n, Ordering::Relaxed);
+        });
+        let pb = sys::PerfBuffer::new(fd, page_cnt, sample, lost_cb).map_err(failure)?;
+        Ok(Self::build(map, StreamKind::Perf, Reader::Perf(pb), queue, limit, lost, received, guard))
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn shared() -> (Arc<Mutex<Queue>>, Arc<AtomicUsize>, Arc<AtomicU64>) {
+        (Arc::new(Mutex::new(Queue::default())), Arc::new(AtomicUsize::new(usize::MAX)), Arc::new(AtomicU64::new(0)))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn build(
+        map: &str,
+        kind: StreamKind,
+        reader: Reader,
+        queue: Arc<Mutex<Queue>>,
+        limit: Arc<AtomicUsize>,
+        lost: Arc<AtomicU64>,
+        received: Arc<AtomicU64>,
+        guard: usize,
+    ) -> EventStream {
+        EventStream { map: map.to_string(), kind, reader: Mutex::new(Some(reader)), queue, limit, lost, received, guard }
+    }
+
+    /// The epoll fd that is readable when records are waiting in the kernel.
+    pub fn epoll_fd(&self) -> Result<i32> {
+        match lock(&self.reader)?.as_ref() {
+            Some(Reader::Ring(r)) => Ok(r.epoll_fd()),
+            Some(Reader::Perf(p)) => Ok(p.epoll_fd()),
+            None => Err(Error::Closed),
+        }
+    }
+
+    /// Samples the kernel dropped because a perf ring was full (ring buffers cannot tell: the
+    /// program sees the failed reserve and should count it).
+    pub fn lost(&self) -> u64 {
+        self.lost.load(Ordering::Relaxed)
+    }
+
+    /// Records received since the stream opened.
+    pub fn received(&self) -> u64 {
+        self.received.load(Ordering::Relaxed)
+    }
+
+    /// Records waiting in the queue.
+    pub fn queued(&self) -> usize {
+        self.queue.lock().map(|q| q.len()).unwrap_or(0)
+    }
+
+    /// Reads from the kernel into the queue: waits up to `timeout_ms` (0: no wait, -1: forever)
+    /// unless records are available, stopping a ring buffer at `limit` queued records. Returns
+    /// the number queued, or `Err(EINTR)` when a signal interrupted the wait.
+    pub fn fill(&self, timeout_ms: i32, limit: usize) -> Result<usize> {
+        self.limit.store(limit.max(1), Ordering::Relaxed);
+        let mut r = lock(&self.reader)?;
+        let res = match r.as_mut() {
+            Some(Reader::Ring(rb)) => {
+                if timeout_ms == 0 {
+                    rb.consume()
+                } else {
+                    rb.poll(timeout_ms)
+                }
+            }
+            Some(Reader::Perf(pb)) => {
+                if timeout_ms == 0 {
+                    pb.consume()
+                } else {
+                    pb.poll(timeout_ms)
+                }
+            }
+            None => return Err(Error::Closed),
+        };
+        drop(r);
+        match res {
+            Ok(_) => {}
+            Err(f) if f.errno == -STOP => {}
+            Err(f) if f.errno == libc::EINTR => return Err(Error::Os { errno: libc::EINTR, message: "interrupted".into() }),
+            Err(f) => return Err(failure(f)),
+        }
+        Ok(self.queued())
+    }
+
+    /// Takes every queued record out (the guard region appended).
+    pub fn take(&self) -> Result<Queue> {
+        let mut q = lock(&self.queue)?;
+        let mut out = std::mem::take(&mut *q);
+        drop(q);
+        let end = out.data.len();
+        out.data.resize(end + self.guard, 0);
+        Ok(out)
+    }
+
+    /// Takes up to `max` queued records, each copied into a slot of `rec_size` bytes (cut or
+    /// zero-padded): `(count, bytes)`. Later records stay queued.
+    pub fn take_packed(&self, max: usize, rec_size: usize) -> Result<(usize, Vec<u8>)> {
+        let mut q = lock(&self.queue)?;
+        let n = q.len().min(max);
+        let mut out = vec![0u8; n * rec_size];
+        for (i, &(off, len, _)) in q.spans[..n].iter().enumerate() {
+            let m = len.min(rec_size);
+            out[i * rec_size..i * rec_size + m].copy_from_slice(&q.data[off..off + m]);
+        }
+        if n == q.len() {
+            q.data.clear();
+            q.spans.clear();
+        } else {
+            let rest: Vec<(usize, usize, i32)> = q.spans[n..].to_vec();
+            let mut nq = Queue::default();
+            for (off, len, cpu) in rest {
+                let rec = q.data[off..off + len].to_vec();
+                nq.push(cpu, &rec);
+            }
+            *q = nq;
+        }
+        Ok((n, out))
+    }
+
+    /// Puts records `from..` of a taken queue back in front of what has been queued since.
+    pub fn requeue_front(&self, taken: &Queue, from: usize) -> Result<()> {
+        let mut q = lock(&self.queue)?;
+        let mut nq = Queue::default();
+        for &(off, len, cpu) in &taken.spans[from.min(taken.spans.len())..] {
+            nq.push(cpu, &taken.data[off..off + len]);
+        }
+        for &(off, len, cpu) in &q.spans {
+            nq.push(cpu, &q.data[off..off + len]);
+        }
+        *q = nq;
+        Ok(())
+    }
+
+    /// Stops reading and frees the kernel-side resources (mmaps, perf fds). Idempotent.
+    pub fn close(&self) {
+        if let Ok(mut r) = self.reader.lock() {
+            r.take();
+        }
+    }
+}
+
+/// Waits until one of `fds` (epoll fds of streams) is readable or `timeout_ms` passes (-1:
+/// forever). Returns the indexes of the ready ones; `Err(EINTR)` on a signal.
+pub fn wait_any(fds: &[i32], timeout_ms: i32) -> Result<Vec<usize>> {
+    let mut pfds: Vec<libc::pollfd> = fds.iter().map(|&fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }).collect();
+    // SAFETY: pfds is a valid array of pollfd of the given length.
+    let r = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, timeout_ms) };
+    if r < 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(Error::Os { errno: e.raw_os_error().unwrap_or(libc::EIO), message: format!("waiting for events: {e}") });
+    }
+    Ok(pfds.iter().enumerate().filter(|(_, p)| p.revents != 0).map(|(i, _)| i).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queue_aligns_records() {
+        let mut q = Queue::default();
+        q.push(-1, b"abc");
+        q.push(2, b"defghijkl");
+        assert_eq!(q.spans, vec![(0, 3, -1), (8, 9, 2)]);
+        assert_eq!(&q.data[8..17], b"defghijkl");
+    }
+}
