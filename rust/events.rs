@@ -8,8 +8,10 @@
 //! buffer stops being read at the limit (the rest stays in the kernel's ring), while a perf
 //! buffer, which libbpf reads in full, keeps the excess for the next read.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::sys;
@@ -71,7 +73,22 @@ pub struct EventStream {
     lost: Arc<AtomicU64>,
     received: Arc<AtomicU64>,
     guard: usize,
+    pump: Mutex<Option<Pump>>,
+    arrived: Condvar,
+    /// An eventfd the pump signals when records arrive (readable while the queue is not empty),
+    /// for select/epoll/asyncio users of a pumped stream.
+    notify_fd: std::sync::atomic::AtomicI32,
 }
+
+/// A native thread that keeps draining the kernel buffer into the queue, so that nothing the
+/// Python side does (a GC pause, slow processing) can let the kernel buffer fill up.
+struct Pump {
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<()>>,
+}
+
+/// Records the pump keeps at most before it stops draining (the kernel then drops, and says so).
+pub const PUMP_MAX_QUEUED: usize = 1 << 22;
 
 fn lock<T>(m: &Mutex<T>) -> Result<MutexGuard<'_, T>> {
     m.lock().map_err(|_| Error::Value("event stream lock poisoned".into()))
@@ -138,7 +155,20 @@ impl EventStream {
         received: Arc<AtomicU64>,
         guard: usize,
     ) -> EventStream {
-        EventStream { map: map.to_string(), kind, reader: Mutex::new(Some(reader)), queue, limit, lost, received, guard }
+        EventStream {
+            map: map.to_string(),
+            kind,
+            reader: Mutex::new(Some(reader)),
+            queue,
+            limit,
+            lost,
+            received,
+            guard,
+            pump: Mutex::new(None),
+            arrived: Condvar::new(),
+            // SAFETY: eventfd has no pointer arguments; -1 on failure is handled by users.
+            notify_fd: std::sync::atomic::AtomicI32::new(unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) }),
+        }
     }
 
     /// The epoll fd that is readable when records are waiting in the kernel.
@@ -203,6 +233,7 @@ impl EventStream {
     pub fn take(&self) -> Result<Queue> {
         let mut q = lock(&self.queue)?;
         let mut out = std::mem::take(&mut *q);
+        self.unsignal();
         drop(q);
         let end = out.data.len();
         out.data.resize(end + self.guard, 0);
@@ -222,6 +253,7 @@ impl EventStream {
         if n == q.len() {
             q.data.clear();
             q.spans.clear();
+            self.unsignal();
         } else {
             let rest: Vec<(usize, usize, i32)> = q.spans[n..].to_vec();
             let mut nq = Queue::default();
@@ -248,10 +280,127 @@ impl EventStream {
         Ok(())
     }
 
-    /// Stops reading and frees the kernel-side resources (mmaps, perf fds). Idempotent.
+    /// Starts a native thread that drains the kernel buffer continuously, lingering `linger`
+    /// after a small batch so that records accumulate (a consumer that is always caught up
+    /// makes the kernel wake it for nearly every record). Idempotent.
+    pub fn start_pump(self: &Arc<Self>, linger: Duration) -> Result<()> {
+        let mut p = lock(&self.pump)?;
+        if p.is_some() {
+            return Ok(());
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let (me, st) = (Arc::downgrade(self), stop.clone());
+        let handle = std::thread::Builder::new()
+            .name(format!("bpfkit-pump-{}", self.map))
+            .spawn(move || {
+                while !st.load(Ordering::Acquire) {
+                    let Some(s) = me.upgrade() else { break };
+                    let before = s.queued();
+                    if before >= PUMP_MAX_QUEUED {
+                        drop(s);
+                        std::thread::sleep(linger.max(Duration::from_millis(1)));
+                        continue;
+                    }
+                    match s.fill(100, PUMP_MAX_QUEUED) {
+                        Ok(n) if n > before => {
+                            s.arrived.notify_all();
+                            s.signal();
+                            let small = n - before < 4096;
+                            drop(s);
+                            if small && !linger.is_zero() {
+                                std::thread::sleep(linger);
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(Error::Os { errno, .. }) if errno == libc::EINTR => {}
+                        Err(_) => break,
+                    }
+                }
+            })
+            .map_err(|e| Error::io("starting the event pump thread", &e))?;
+        *p = Some(Pump { stop, handle: Some(handle) });
+        Ok(())
+    }
+
+    fn signal(&self) {
+        let fd = self.notify_fd.load(Ordering::Acquire);
+        if fd >= 0 {
+            let one: u64 = 1;
+            // SAFETY: writes 8 bytes from a valid u64 to our own eventfd.
+            unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
+        }
+    }
+
+    /// Resets the eventfd; called with the queue lock held, after the queue was emptied.
+    fn unsignal(&self) {
+        let fd = self.notify_fd.load(Ordering::Acquire);
+        if fd >= 0 {
+            let mut v: u64 = 0;
+            // SAFETY: reads 8 bytes into a valid u64 from our own non-blocking eventfd.
+            unsafe { libc::read(fd, (&mut v as *mut u64).cast(), 8) };
+        }
+    }
+
+    /// The fd to wait on: the eventfd when a pump runs (readable while records are queued),
+    /// else the kernel buffer's epoll fd.
+    pub fn wait_fd(&self) -> Result<i32> {
+        if self.pumped() {
+            let fd = self.notify_fd.load(Ordering::Acquire);
+            if fd >= 0 {
+                return Ok(fd);
+            }
+        }
+        self.epoll_fd()
+    }
+
+    /// Whether a pump thread is draining this stream.
+    pub fn pumped(&self) -> bool {
+        self.pump.lock().map(|p| p.is_some()).unwrap_or(false)
+    }
+
+    /// With a pump running: waits up to `timeout_ms` (-1: forever) until a record is queued.
+    /// Returns the number queued.
+    pub fn wait_queued(&self, timeout_ms: i32) -> Result<usize> {
+        let deadline = (timeout_ms >= 0).then(|| Instant::now() + Duration::from_millis(timeout_ms as u64));
+        let mut q = lock(&self.queue)?;
+        while q.is_empty() {
+            if lock(&self.reader)?.is_none() {
+                return Err(Error::Closed);
+            }
+            let wait = match deadline {
+                Some(d) => match d.checked_duration_since(Instant::now()) {
+                    Some(w) if !w.is_zero() => w.min(Duration::from_millis(50)),
+                    _ => break,
+                },
+                None => Duration::from_millis(50),
+            };
+            q = self.arrived.wait_timeout(q, wait).map_err(|_| Error::Value("event stream lock poisoned".into()))?.0;
+            if deadline.is_none() {
+                // Return periodically so the caller can check for signals.
+                break;
+            }
+        }
+        Ok(q.len())
+    }
+
+    /// Stops the pump (if any), then stops reading and frees the kernel-side resources (mmaps,
+    /// perf fds). Idempotent.
     pub fn close(&self) {
+        let pump = self.pump.lock().ok().and_then(|mut p| p.take());
+        if let Some(mut p) = pump {
+            p.stop.store(true, Ordering::Release);
+            if let Some(h) = p.handle.take() {
+                let _ = h.join();
+            }
+        }
         if let Ok(mut r) = self.reader.lock() {
             r.take();
+        }
+        self.arrived.notify_all();
+        let fd = self.notify_fd.swap(-1, Ordering::AcqRel);
+        if fd >= 0 {
+            // SAFETY: our own eventfd, closed once (swapped out above).
+            unsafe { libc::close(fd) };
         }
     }
 }
@@ -267,6 +416,12 @@ pub fn wait_any(fds: &[i32], timeout_ms: i32) -> Result<Vec<usize>> {
         return Err(Error::Os { errno: e.raw_os_error().unwrap_or(libc::EIO), message: format!("waiting for events: {e}") });
     }
     Ok(pfds.iter().enumerate().filter(|(_, p)| p.revents != 0).map(|(i, _)| i).collect())
+}
+
+impl Drop for EventStream {
+    fn drop(&mut self) {
+        self.close();
+    }
 }
 
 #[cfg(test)]

@@ -102,6 +102,7 @@ pub struct LinkRec {
 struct Loaded {
     // Field order is drop order: event streams and links go before the object that owns the
     // maps and programs (a ring buffer's mmap would otherwise keep its map alive).
+    mmaps: Vec<Arc<MmapRegion>>,
     streams: Vec<Arc<EventStream>>,
     links: Vec<LinkRec>,
     obj: sys::Object,
@@ -169,7 +170,7 @@ impl BpfObject {
             Ok(_) => {}
             Err(lf) => return Err(load_error(lf)),
         }
-        *this.write()? = Some(Loaded { streams: Vec::new(), links: Vec::new(), obj });
+        *this.write()? = Some(Loaded { mmaps: Vec::new(), streams: Vec::new(), links: Vec::new(), obj });
         Ok(Arc::new(this))
     }
 
@@ -215,6 +216,9 @@ impl BpfObject {
         if let Some(mut l) = taken {
             for st in l.streams.drain(..) {
                 st.close();
+            }
+            for m in l.mmaps.drain(..) {
+                m.detach();
             }
             l.links.clear();
             drop(l);
@@ -474,6 +478,13 @@ impl BpfObject {
         let before = l.links.len();
         l.links.retain(|r| r.id != id);
         Ok(before != l.links.len())
+    }
+
+    fn register_mmap(&self, region: Arc<MmapRegion>) -> Result<()> {
+        let mut g = self.write()?;
+        let l = g.as_mut().ok_or(Error::Closed)?;
+        l.mmaps.push(region);
+        Ok(())
     }
 
     /// Opens an event stream on ring buffer or perf event array map `map` (`page_cnt` pages per
@@ -763,5 +774,100 @@ impl MapHandle {
             self.delete(&k)?;
         }
         Ok(())
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Memory-mapped arrays
+
+/// `BPF_F_MMAPABLE`: an array map whose values can be mapped into user memory (5.5+).
+pub const BPF_F_MMAPABLE: u32 = 1 << 10;
+
+/// A shared mapping of a `BPF_F_MMAPABLE` array: user space and the program see the same memory.
+///
+/// Views handed to Python (numpy arrays) may outlive the object. Closing the object therefore
+/// does not unmap the region (a view would then fault): it replaces the pages in place with
+/// private zero pages, which drops the kernel map's last reference while every view stays
+/// valid memory. The address range is unmapped when the last owner drops.
+pub struct MmapRegion {
+    addr: usize,
+    len: usize,
+    detached: std::sync::atomic::AtomicBool,
+}
+
+impl MmapRegion {
+    fn new(fd: i32, len: usize) -> Result<MmapRegion> {
+        // SAFETY: a fresh shared mapping of the map's fd; the kernel checks len and flags.
+        let p = unsafe { libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, fd, 0) };
+        if p == libc::MAP_FAILED {
+            let e = std::io::Error::last_os_error();
+            return Err(Error::Map { errno: e.raw_os_error().unwrap_or(libc::EINVAL), message: format!("mapping the array into memory: {e}") });
+        }
+        Ok(MmapRegion { addr: p as usize, len, detached: std::sync::atomic::AtomicBool::new(false) })
+    }
+
+    /// Start address.
+    pub fn addr(&self) -> usize {
+        self.addr
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the region is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Whether the map behind it has been released (the region now reads zeros).
+    pub fn is_detached(&self) -> bool {
+        self.detached.load(Ordering::Acquire)
+    }
+
+    fn detach(&self) {
+        if self.detached.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        // SAFETY: replaces exactly our own mapping, in place, with anonymous zero pages.
+        unsafe {
+            libc::mmap(
+                self.addr as *mut libc::c_void,
+                self.len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
+                -1,
+                0,
+            )
+        };
+    }
+}
+
+impl Drop for MmapRegion {
+    fn drop(&mut self) {
+        // SAFETY: we own the range [addr, addr+len) and unmap it once.
+        unsafe { libc::munmap(self.addr as *mut libc::c_void, self.len) };
+    }
+}
+
+impl MapHandle {
+    /// Maps a `BPF_F_MMAPABLE` array's values into memory: element `i` is at `i * stride`, with
+    /// `stride` the value size rounded up to 8. Returns `(region, stride)`.
+    pub fn mmap(&self) -> Result<(Arc<MmapRegion>, usize)> {
+        if self.info.map_type != map_type::ARRAY || self.info.flags & BPF_F_MMAPABLE == 0 {
+            return Err(Error::Type(format!(
+                "map `{}` is not an array declared with BPF_F_MMAPABLE (__uint(map_flags, BPF_F_MMAPABLE))",
+                self.info.name
+            )));
+        }
+        let stride = round8(self.info.value_size as usize);
+        // SAFETY: sysconf has no preconditions.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as usize;
+        let len = (stride * self.info.max_entries as usize).div_ceil(page) * page;
+        let fd = self.fd()?;
+        let region = Arc::new(MmapRegion::new(fd, len)?);
+        self.obj.register_mmap(region.clone())?;
+        Ok((region, stride))
     }
 }

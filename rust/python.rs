@@ -20,7 +20,7 @@ use crate::compile::{self as core_compile, Emit, Request};
 use crate::error::Error;
 use crate::events::{self, EventStream, StreamKind};
 use crate::host::{self, Fs};
-use crate::object::{BpfObject, ConstValue, LoadOptions, MapHandle};
+use crate::object::{BpfObject, ConstValue, LoadOptions, MapHandle, MmapRegion};
 use crate::sys::{self, LogLevel};
 
 /// Runs `f`, turning a panic into an error so that none reaches Python.
@@ -432,10 +432,45 @@ impl PyMap {
         Ok((n, k.into_pyarray(py).into_any(), v.into_pyarray(py).into_any()))
     }
 
+    /// A zero-copy view of a `BPF_F_MMAPABLE` array: `(view, stride)`, where `view` exposes the
+    /// array interface (numpy.asarray(view) is a live uint8 array over the map's values).
+    fn mmap(&self, py: Python<'_>) -> PyResult<(PyMmapView, usize)> {
+        let (region, stride) = guarded(|| self.inner.mmap()).py(py)?;
+        Ok((PyMmapView { region }, stride))
+    }
+
     /// Deletes every entry (hash) or zeroes every value (array).
     fn clear(&self, py: Python<'_>) -> PyResult<()> {
         let inner = self.inner.clone();
         py.detach(move || guarded(|| inner.clear())).py(py)
+    }
+}
+
+/// Memory shared with a `BPF_F_MMAPABLE` array, exposed through numpy's array interface.
+#[pyclass(module = "bpfkit._native", name = "MmapView", frozen)]
+struct PyMmapView {
+    region: Arc<MmapRegion>,
+}
+
+#[pymethods]
+impl PyMmapView {
+    /// numpy's array interface: a writable uint8 array over the whole mapping.
+    #[getter]
+    fn __array_interface__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        d.set_item("shape", (self.region.len(),))?;
+        d.set_item("typestr", "|u1")?;
+        d.set_item("data", (self.region.addr(), false))?;
+        d.set_item("version", 3)?;
+        Ok(d)
+    }
+    /// Whether the object was closed: the view then reads zeros and no longer reaches the map.
+    #[getter]
+    fn detached(&self) -> bool {
+        self.region.is_detached()
+    }
+    fn __len__(&self) -> usize {
+        self.region.len()
     }
 }
 
@@ -482,9 +517,10 @@ impl PyEventStream {
     fn queued(&self) -> usize {
         self.inner.queued()
     }
-    /// The epoll fd that is readable when records wait in the kernel.
+    /// An fd that is readable when records are waiting: the kernel buffer's epoll fd, or, once
+    /// a pump drains it, an eventfd readable while records are queued.
     fn fileno(&self, py: Python<'_>) -> PyResult<i32> {
-        guarded(|| self.inner.epoll_fd()).py(py)
+        guarded(|| self.inner.wait_fd()).py(py)
     }
 
     /// Reads records from the kernel into the queue, waiting up to `timeout` ms (0: none, -1:
@@ -530,9 +566,38 @@ impl PyEventStream {
         Ok((n, v.into_pyarray(py).into_any()))
     }
 
+    /// Starts a native thread that drains the kernel buffer continuously (see `read()`),
+    /// lingering `linger` seconds after a small batch.
+    #[pyo3(signature = (linger = 0.001))]
+    fn start_pump(&self, py: Python<'_>, linger: f64) -> PyResult<()> {
+        let d = std::time::Duration::from_secs_f64(linger.clamp(0.0, 1.0));
+        guarded(|| self.inner.start_pump(d)).py(py)
+    }
+
+    /// Whether a pump thread is running.
+    #[getter]
+    fn pumped(&self) -> bool {
+        self.inner.pumped()
+    }
+
+    /// With a pump: waits up to `timeout` ms (-1: forever) for a queued record, GIL released.
+    /// Ctrl-C raises KeyboardInterrupt at once. Returns the number queued.
+    #[pyo3(signature = (timeout = -1))]
+    fn wait(&self, py: Python<'_>, timeout: i32) -> PyResult<usize> {
+        loop {
+            let inner = self.inner.clone();
+            let n = py.detach(move || guarded(|| inner.wait_queued(timeout))).py(py)?;
+            py.check_signals()?;
+            if n > 0 || timeout >= 0 {
+                return Ok(n);
+            }
+        }
+    }
+
     /// Stops reading and releases the kernel-side buffers.
-    fn close(&self) {
-        self.inner.close();
+    fn close(&self, py: Python<'_>) {
+        let inner = self.inner.clone();
+        py.detach(move || inner.close());
     }
 }
 
@@ -700,6 +765,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyBpfObject>()?;
     m.add_class::<PyMap>()?;
     m.add_class::<PyEventStream>()?;
+    m.add_class::<PyMmapView>()?;
     m.add_function(wrap_pyfunction!(wait_any, m)?)?;
     m.add_function(wrap_pyfunction!(compile, m)?)?;
     m.add_function(wrap_pyfunction!(compile_text, m)?)?;

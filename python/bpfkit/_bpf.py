@@ -284,13 +284,14 @@ class BPF:
         if not tables:
             raise ValueError(f"no {'ring' if kind == 'ring' else 'perf'} buffer is open: call "
                              f"{'open_ring_buffer' if kind == 'ring' else 'open_perf_buffer'}() first")
-        n = sum(t._dispatch() for t in tables if t._stream.queued)
-        if n:
-            return n
-        ready = _native.wait_any([t._stream.fileno() for t in tables], timeout)
-        for i in ready:
-            tables[i]._stream.fill(0)
-        return sum(t._dispatch() for t in tables)
+        # The streams' pump threads drain the kernel buffers into queues; wait (GIL released) for
+        # one to have records, then run the callbacks for everything queued.
+        if timeout == 0:
+            for t in tables:
+                t._stream.fill(0)  # what is in the kernel buffer now, not only what was pumped
+        elif not any(t._stream.queued for t in tables):
+            _native.wait_any([t._stream.fileno() for t in tables], timeout)
+        return sum(t._dispatch() for t in tables if t._stream.queued)
 
     def ring_buffer_poll(self, timeout: int = -1) -> int:
         """Waits up to ``timeout`` ms (-1: forever) for ring buffer records and runs the callbacks.
