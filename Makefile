@@ -8,6 +8,8 @@ PY := $(VENV)/bin/python
 # Build: clang compiles BPF at run time; libbpf-sys's vendored build needs the autotools and friends.
 APT_BUILD := clang llvm gcc make pkg-config autoconf autopoint automake libtool gettext flex bison gawk \
              libc6-dev python3-venv iproute2
+# Tests compare bpfkit's histogram output with BCC's own printing functions.
+APT_TEST := python3-bpfcc
 # Benchmarks compare with these (BCC's Python, libbpf-tools, bpftrace) and time with hyperfine.
 APT_BENCH := python3-bpfcc bpfcc-tools libbpf-tools bpftrace linux-headers-amd64
 
@@ -55,6 +57,7 @@ test-rust: deps
 	cargo test --release --quiet
 
 test-python: build
+	$(call apt_install,$(APT_TEST))
 	$(PY) -m pytest -q tests
 
 test: test-rust test-python

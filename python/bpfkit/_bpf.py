@@ -6,6 +6,7 @@ import importlib.util
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Optional, Union
 
@@ -124,6 +125,10 @@ class BPF:
             self._obj.close()
         self._tables.clear()
         self._streams.clear()
+        tf = getattr(self, "_trace_file", None)
+        if tf is not None:
+            tf.close()
+            self._trace_file = None
 
     cleanup = close  # BCC's name
 
@@ -347,6 +352,74 @@ class BPF:
         raise ValueError(
             f"cannot tell the record type of `{table}`: the source defines "
             f"{', '.join('struct ' + n for n in cands) or 'no struct'}; pass record='struct NAME'")
+
+    # -- trace_pipe (bpf_printk output) --------------------------------------------------------
+    _TRACE_RE = None
+
+    def trace_open(self, nonblocking: bool = False) -> Any:
+        """Opens the kernel's trace_pipe (mounting tracefs if needed), where ``bpf_printk``
+        writes. Reading it consumes the lines: only one reader on the machine sees each."""
+        tf = getattr(self, "_trace_file", None)
+        if tf is None:
+            _native.ensure_mounted("tracefs")
+            fd = os.open("/sys/kernel/tracing/trace_pipe", os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            tf = self._trace_file = os.fdopen(fd, "rb", buffering=0)
+            self._trace_buf = b""
+        return tf
+
+    def trace_readline(self, nonblocking: bool = False, timeout: Optional[float] = None) -> Optional[str]:
+        """The next line of trace_pipe, without its newline. With ``nonblocking``, None when
+        none is waiting; otherwise waits, up to ``timeout`` seconds if given (then None), with
+        the GIL released and Ctrl-C working."""
+        import select
+
+        tf = self.trace_open()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while b"\n" not in self._trace_buf:
+            try:
+                chunk = tf.read(65536)
+            except BlockingIOError:
+                chunk = None
+            if chunk:
+                self._trace_buf += chunk
+                continue
+            if nonblocking or (deadline is not None and time.monotonic() >= deadline):
+                return None
+            select.select([tf], [], [], 0.5 if deadline is None else max(0.0, min(0.5, deadline - time.monotonic())))
+        line, _, self._trace_buf = self._trace_buf.partition(b"\n")
+        return line.decode(errors="replace")
+
+    def trace_fields(self, nonblocking: bool = False, timeout: Optional[float] = None) -> Optional[tuple]:
+        """The next ``bpf_printk`` line split as BCC does: ``(task, pid, cpu, flags, ts, msg)``.
+        Lines that are not in the trace format are skipped."""
+        import re
+
+        if BPF._TRACE_RE is None:
+            BPF._TRACE_RE = re.compile(
+                r"^\s*(?P<task>.+?)-(?P<pid>\d+)\s+(?:\(\s*[-\d]+\)\s+)?\[(?P<cpu>\d+)\]\s+(?P<flags>\S+)\s+"
+                r"(?P<ts>\d+\.\d+):\s+(?:[^:]+:\s)?(?P<msg>.*)$")
+        while True:
+            line = self.trace_readline(nonblocking, timeout)
+            if line is None:
+                return None
+            m = BPF._TRACE_RE.match(line)
+            if m:
+                return (m["task"], int(m["pid"]), int(m["cpu"]), m["flags"], float(m["ts"]), m["msg"])
+
+    def trace_print(self, fmt: Optional[str] = None) -> None:
+        """Prints trace_pipe lines until Ctrl-C; ``fmt`` formats the fields as BCC's does
+        (``"{0} {5}"``: task and message; fields are task, pid, cpu, flags, ts, msg)."""
+        try:
+            while True:
+                if fmt:
+                    fields = self.trace_fields()
+                    if fields is None:
+                        continue
+                    print(fmt.format(*fields), flush=True)
+                else:
+                    print(self.trace_readline(), flush=True)
+        except KeyboardInterrupt:
+            pass
 
     # -- BCC compatibility helpers -----------------------------------------------------------
     @staticmethod

@@ -34,6 +34,9 @@ __all__ = [
     "PerfEventArray",
     "BPF_MAP_TYPE",
     "print_log2_hist",
+    "print_linear_hist",
+    "print_json_hist",
+    "log2_buckets",
 ]
 
 #: ``BPF_MAP_TYPE_*`` numbers for the types bpfkit wraps.
@@ -227,6 +230,31 @@ class Table(MutableMapping):
         ``slot`` field is the slot; one histogram per section."""
         print_log2_hist(self._histograms(bucket_fn), val_type, section_header, section_print_fn,
                         strip_leading_zero, bucket_sort_fn)
+
+    def print_linear_hist(self, val_type: str = "value", section_header: str = "Bucket ptr",
+                          section_print_fn: Optional[Callable[[Any], str]] = None,
+                          bucket_fn: Optional[Callable[[Any], Any]] = None,
+                          strip_leading_zero: Optional[bool] = None,
+                          bucket_sort_fn: Optional[Callable] = None) -> None:
+        """Prints the map as a linear histogram (one row per key value), as BCC does."""
+        print_linear_hist(self._histograms(bucket_fn), val_type, section_header, section_print_fn, bucket_sort_fn,
+                          strip_leading_zero)
+
+    def print_json_hist(self, val_type: str = "value", section_header: str = "Bucket ptr",
+                        section_print_fn: Optional[Callable[[Any], str]] = None,
+                        bucket_fn: Optional[Callable[[Any], Any]] = None,
+                        bucket_sort_fn: Optional[Callable] = None) -> None:
+        """Prints the map as a power-of-two histogram in BCC's JSON-like form (one dict per
+        section, with ``ts``, ``val_type`` and ``data``)."""
+        print_json_hist(self._histograms(bucket_fn), val_type, section_header, section_print_fn, bucket_sort_fn)
+
+    def log2_buckets(self, bucket_fn: Optional[Callable[[Any], Any]] = None) -> Any:
+        """The power-of-two histogram as numpy: a structured array of ``(low, high, count)`` per
+        slot from 1 to the highest used (BCC's slot numbering: slot n holds [2^(n-1), 2^n - 1]),
+        or, for a sectioned map, a dict of such arrays by section."""
+        hists = self._histograms(bucket_fn)
+        out = {k: log2_buckets(v) for k, v in hists.items()}
+        return out.get(None, log2_buckets({})) if list(out) in ([], [None]) else out
 
     def _histograms(self, bucket_fn: Optional[Callable[[Any], Any]]) -> dict:
         hists: dict = {}
@@ -699,19 +727,82 @@ def _print_one_log2(vals: dict, val_type: str, strip_leading_zero: Optional[bool
         print(fmt.format(low, high, v, _stars(v, val_max, width)))
 
 
+def _sections(hists: dict, bucket_sort_fn: Optional[Callable]) -> list:
+    sections = list(hists)
+    if bucket_sort_fn:
+        return list(bucket_sort_fn(sections))
+    return sorted(sections, key=lambda s: (str(type(s)), s))
+
+
+def _print_one_linear(vals: dict, val_type: str, strip_leading_zero: Optional[bool] = None) -> None:
+    idx_max = max((i for i, v in vals.items() if v > 0), default=-1)
+    val_max = max(vals.values(), default=0)
+    if idx_max >= 0:
+        print(f"     {val_type:<13} : count     distribution")
+    strip = bool(strip_leading_zero)
+    for i in range(0, idx_max + 1):
+        v = vals.get(i, 0)
+        if strip and not v:
+            continue
+        strip = False
+        print("        {:<10} : {:<8} |{:<40}|".format(i, v, _stars(v, val_max, 40)))
+
+
+def print_linear_hist(hists: dict, val_type: str = "value", section_header: str = "Bucket ptr",
+                      section_print_fn: Optional[Callable[[Any], str]] = None,
+                      bucket_sort_fn: Optional[Callable] = None, strip_leading_zero: Optional[bool] = None) -> None:
+    """Prints ``{section: {value: count}}`` as linear histograms in BCC's format."""
+    if list(hists) == [None]:
+        _print_one_linear(hists[None], val_type, strip_leading_zero)
+        return
+    for s in _sections(hists, bucket_sort_fn):
+        print(f"\n{section_header} = {section_print_fn(s) if section_print_fn else s}")
+        _print_one_linear(hists[s], val_type, strip_leading_zero)
+
+
+def _json_one(vals: dict, val_type: str, section: Optional[tuple]) -> dict:
+    top = max((i for i, v in vals.items() if v), default=0)
+    data = []
+    for i in range(1, top + 1):
+        data.append({"interval-start": (1 << i) >> 1 if i > 1 else 0, "interval-end": (1 << i) - 1,
+                     "count": int(vals.get(i, 0))})
+    h: dict = {"ts": time.strftime("%Y-%m-%d %H:%M:%S"), "val_type": val_type, "data": data}
+    if section is not None:
+        h[section[0]] = section[1]
+    return h
+
+
+def print_json_hist(hists: dict, val_type: str = "value", section_header: str = "Bucket ptr",
+                    section_print_fn: Optional[Callable[[Any], str]] = None,
+                    bucket_sort_fn: Optional[Callable] = None) -> None:
+    """Prints ``{section: {slot: count}}`` as BCC's print_json_hist does: one dict per section."""
+    if list(hists) == [None]:
+        print(_json_one(hists[None], val_type, None))
+        return
+    for s in _sections(hists, bucket_sort_fn):
+        print(_json_one(hists[s], val_type, (section_header, section_print_fn(s) if section_print_fn else s)))
+
+
+def log2_buckets(vals: dict) -> Any:
+    """``{slot: count}`` as a numpy structured array of ``(low, high, count)``, slots 1..max."""
+    import numpy as np
+
+    top = max((i for i, v in vals.items() if v), default=0)
+    out = np.zeros(top, dtype=[("low", np.uint64), ("high", np.uint64), ("count", np.uint64)])
+    for i in range(1, top + 1):
+        low, high = (1 << i) >> 1, (1 << i) - 1
+        out[i - 1] = (low - 1 if low == high else low, high, vals.get(i, 0))
+    return out
+
+
 def print_log2_hist(hists: dict, val_type: str = "value", section_header: str = "Bucket ptr",
                     section_print_fn: Optional[Callable[[Any], str]] = None,
                     strip_leading_zero: Optional[bool] = None, bucket_sort_fn: Optional[Callable] = None) -> None:
     """Prints ``{section: {slot: count}}`` (section None for a single histogram) in BCC's format."""
-    sections = list(hists)
-    if sections == [None]:
+    if list(hists) == [None]:
         _print_one_log2(hists[None], val_type, strip_leading_zero)
         return
-    if bucket_sort_fn:
-        sections = bucket_sort_fn(sections)
-    else:
-        sections.sort(key=lambda s: (str(type(s)), s))
-    for s in sections:
+    for s in _sections(hists, bucket_sort_fn):
         label = section_print_fn(s) if section_print_fn else s
         print(f"\n{section_header} = {label}")
         _print_one_log2(hists[s], val_type, strip_leading_zero)
