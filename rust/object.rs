@@ -256,7 +256,7 @@ impl BpfObject {
     pub fn map(self: &Arc<Self>, name: &str) -> Result<MapHandle> {
         let maps = self.maps()?;
         match maps.into_iter().find(|m| m.name == name && !m.internal) {
-            Some(info) => Ok(MapHandle { obj: self.clone(), info }),
+            Some(info) => Ok(MapHandle { owner: Owner::Obj(self.clone()), ncpus: self.ncpus, info }),
             None => {
                 let names: Vec<String> = self.maps()?.into_iter().filter(|m| !m.internal).map(|m| m.name).collect();
                 Err(Error::Value(format!(
@@ -601,10 +601,28 @@ fn encode_const(var: &str, sv: &SecVar, desc: &TypeDesc, value: &ConstValue) -> 
 // ------------------------------------------------------------------------------------------
 // Maps
 
-/// A map of a loaded object. Holds the object alive; fails with [`Error::Closed`] after close.
+/// Who keeps a map's fd open.
+#[derive(Clone)]
+enum Owner {
+    /// A map of a loaded object: valid until the object closes.
+    Obj(Arc<BpfObject>),
+    /// A map opened on its own (pinned, by id, an inner map): owns its fd and its BTF.
+    Own(Arc<OwnedMap>),
+}
+
+/// A map fd owned outside any object, with the map's BTF when the kernel has it.
+pub struct OwnedMap {
+    // Held for its Drop: the map stays open exactly as long as a handle refers to it.
+    _fd: std::os::fd::OwnedFd,
+    btf: Option<Btf>,
+}
+
+/// A map of a loaded object, or one opened by pin path or id. A map of an object holds the
+/// object alive and fails with [`Error::Closed`] after the object is closed.
 #[derive(Clone)]
 pub struct MapHandle {
-    obj: Arc<BpfObject>,
+    owner: Owner,
+    ncpus: usize,
     info: MapInfo,
 }
 
@@ -618,15 +636,133 @@ impl MapHandle {
         &self.info
     }
 
-    /// The object it belongs to.
-    pub fn object(&self) -> &Arc<BpfObject> {
-        &self.obj
+    /// Number of possible CPUs (the length of per-CPU values).
+    pub fn ncpus(&self) -> usize {
+        self.ncpus
+    }
+
+    /// Runs `f` while the map's fd is guaranteed open.
+    fn with<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        match &self.owner {
+            Owner::Obj(o) => o.with(|_| f()),
+            Owner::Own(_) => f(),
+        }
+    }
+
+    /// Opens a map by fd, taking ownership of the fd.
+    pub fn from_fd(fd: std::os::fd::OwnedFd) -> Result<MapHandle> {
+        use std::os::fd::AsRawFd;
+        let raw = fd.as_raw_fd();
+        let ki = sys::map_info_by_fd(raw).map_err(map_failure)?;
+        let btf = if ki.btf_id != 0 { sys::btf_raw_by_id(ki.btf_id).ok().and_then(|r| Btf::parse(r).ok()) } else { None };
+        let info = MapInfo {
+            name: ki.name,
+            map_type: ki.map_type,
+            key_size: ki.key_size,
+            value_size: ki.value_size,
+            max_entries: ki.max_entries,
+            flags: ki.flags,
+            key_type_id: if btf.is_some() { ki.btf_key_type_id } else { 0 },
+            value_type_id: if btf.is_some() { ki.btf_value_type_id } else { 0 },
+            internal: false,
+            fd: raw,
+        };
+        let ncpus = sys::num_possible_cpus().map_err(from_failure)?;
+        Ok(MapHandle { owner: Owner::Own(Arc::new(OwnedMap { _fd: fd, btf })), ncpus, info })
+    }
+
+    /// Opens the map pinned at `path` (on a bpffs).
+    pub fn open_pinned(path: &str) -> Result<MapHandle> {
+        let fd = sys::obj_get(path).map_err(|f| match from_failure(f) {
+            Error::Os { errno, message } => Error::Map { errno, message },
+            e => e,
+        })?;
+        // SAFETY: obj_get returned a fresh fd that nothing else owns.
+        MapHandle::from_fd(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+    }
+
+    /// Opens the map with kernel id `id` (e.g. an inner map of a map-in-map).
+    pub fn open_id(id: u32) -> Result<MapHandle> {
+        let fd = sys::map_fd_by_id(id).map_err(map_failure)?;
+        // SAFETY: a fresh fd that nothing else owns.
+        MapHandle::from_fd(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+    }
+
+    /// The key type, from BTF (Void when the map has none).
+    pub fn key_desc(&self) -> TypeDesc {
+        self.desc(self.info.key_type_id)
+    }
+
+    /// The value type, from BTF (Void when the map has none).
+    pub fn value_desc(&self) -> TypeDesc {
+        self.desc(self.info.value_type_id)
+    }
+
+    fn desc(&self, id: u32) -> TypeDesc {
+        if id == 0 {
+            return TypeDesc::Void;
+        }
+        match &self.owner {
+            Owner::Obj(o) => o.describe_type(id),
+            Owner::Own(m) => m.btf.as_ref().map_or(TypeDesc::Void, |b| b.describe(id)),
+        }
+    }
+
+    /// Pins the map at `path` (mounting bpffs at /sys/fs/bpf first if needed).
+    pub fn pin(&self, path: &str) -> Result<()> {
+        if path.starts_with("/sys/fs/bpf/") {
+            host::ensure_mounted(host::Fs::Bpffs)?;
+        }
+        self.with(|| sys::obj_pin(self.info.fd, path).map_err(map_failure))
+    }
+
+    /// Pushes onto a queue or stack, or adds to a bloom filter.
+    pub fn push(&self, value: &[u8], flags: u64) -> Result<()> {
+        self.check_value(value)?;
+        self.with(|| sys::map_push(self.info.fd, value, flags).map_err(map_failure))
+    }
+
+    /// Pops from a queue or stack; None when empty.
+    pub fn pop(&self) -> Result<Option<Vec<u8>>> {
+        self.with(|| {
+            let mut v = vec![0u8; self.value_buf_size()];
+            Ok(sys::map_pop(self.info.fd, &mut v).map_err(map_failure)?.then_some(v))
+        })
+    }
+
+    /// Peeks at a queue's or stack's head; None when empty.
+    pub fn peek(&self) -> Result<Option<Vec<u8>>> {
+        self.with(|| {
+            let mut v = vec![0u8; self.value_buf_size()];
+            Ok(sys::map_peek(self.info.fd, &mut v).map_err(map_failure)?.then_some(v))
+        })
+    }
+
+    /// Whether a bloom filter may contain `value` (false means certainly not).
+    pub fn bloom_contains(&self, value: &[u8]) -> Result<bool> {
+        self.check_value(value)?;
+        self.with(|| {
+            let mut v = value.to_vec();
+            sys::map_peek(self.info.fd, &mut v).map_err(map_failure)
+        })
+    }
+
+    fn check_value(&self, value: &[u8]) -> Result<()> {
+        if value.len() != self.value_buf_size() {
+            return Err(Error::Value(format!(
+                "map `{}` takes {}-byte values, got {} bytes",
+                self.info.name,
+                self.value_buf_size(),
+                value.len()
+            )));
+        }
+        Ok(())
     }
 
     /// Bytes of one value as the syscalls see it (all CPUs' copies for per-CPU maps).
     pub fn value_buf_size(&self) -> usize {
         if is_percpu(self.info.map_type) {
-            round8(self.info.value_size as usize) * self.obj.ncpus
+            round8(self.info.value_size as usize) * self.ncpus
         } else {
             self.info.value_size as usize
         }
@@ -634,7 +770,7 @@ impl MapHandle {
 
     /// The kernel fd (valid while the object is open).
     pub fn fd(&self) -> Result<i32> {
-        self.obj.with(|_| Ok(self.info.fd))
+        self.with(|| Ok(self.info.fd))
     }
 
     fn check_key(&self, key: &[u8]) -> Result<()> {
@@ -652,7 +788,7 @@ impl MapHandle {
     /// Looks `key` up.
     pub fn lookup(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         self.check_key(key)?;
-        self.obj.with(|_| {
+        self.with(|| {
             let mut v = vec![0u8; self.value_buf_size()];
             let found = sys::map_lookup(self.info.fd, key, &mut v).map_err(map_failure)?;
             Ok(found.then_some(v))
@@ -670,7 +806,7 @@ impl MapHandle {
                 value.len()
             )));
         }
-        self.obj.with(|_| {
+        self.with(|| {
             sys::map_update(self.info.fd, key, value, flags).map_err(|f| match f.errno {
                 libc::E2BIG => Error::Map { errno: f.errno, message: format!("map `{}` is full ({} entries)", self.info.name, self.info.max_entries) },
                 _ => map_failure(f),
@@ -681,13 +817,13 @@ impl MapHandle {
     /// Deletes `key`; false if it was absent.
     pub fn delete(&self, key: &[u8]) -> Result<bool> {
         self.check_key(key)?;
-        self.obj.with(|_| sys::map_delete(self.info.fd, key).map_err(map_failure))
+        self.with(|| sys::map_delete(self.info.fd, key).map_err(map_failure))
     }
 
     /// Every key, by `get_next_key`, each at most once even if entries are deleted meanwhile
     /// (deleting the current key makes the kernel restart from the first key).
     pub fn keys(&self) -> Result<Vec<Vec<u8>>> {
-        self.obj.with(|_| {
+        self.with(|| {
             let ks = self.info.key_size as usize;
             let mut out = Vec::new();
             let mut seen = HashSet::new();
@@ -730,7 +866,7 @@ impl MapHandle {
     }
 
     fn snapshot_batch(&self, ks: usize, vs: usize) -> Result<(usize, Vec<u8>, Vec<u8>)> {
-        self.obj.with(|_| {
+        self.with(|| {
             let chunk = (self.info.max_entries as usize).clamp(1, 16384);
             let (mut keys, mut vals) = (Vec::new(), Vec::new());
             let mut total = 0usize;
@@ -867,7 +1003,9 @@ impl MapHandle {
         let len = (stride * self.info.max_entries as usize).div_ceil(page) * page;
         let fd = self.fd()?;
         let region = Arc::new(MmapRegion::new(fd, len)?);
-        self.obj.register_mmap(region.clone())?;
+        if let Owner::Obj(o) = &self.owner {
+            o.register_mmap(region.clone())?;
+        }
         Ok((region, stride))
     }
 }

@@ -392,7 +392,45 @@ impl PyMap {
     }
     #[getter]
     fn ncpus(&self) -> usize {
-        self.inner.object().ncpus()
+        self.inner.ncpus()
+    }
+
+    /// The key type as a descriptor dict (kind "void" when the map has no BTF).
+    fn key_desc<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        desc_to_py(py, &self.inner.key_desc())
+    }
+
+    /// The value type as a descriptor dict (kind "void" when the map has no BTF).
+    fn value_desc<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        desc_to_py(py, &self.inner.value_desc())
+    }
+
+    /// Pins the map at `path` (bpffs is mounted at /sys/fs/bpf if needed).
+    fn pin(&self, py: Python<'_>, path: &str) -> PyResult<()> {
+        guarded(|| self.inner.pin(path)).py(py)
+    }
+
+    /// Pushes `value` onto a queue/stack, or adds it to a bloom filter.
+    #[pyo3(signature = (value, flags = 0))]
+    fn push(&self, py: Python<'_>, value: &[u8], flags: u64) -> PyResult<()> {
+        guarded(|| self.inner.push(value, flags)).py(py)
+    }
+
+    /// Pops a queue/stack; None when empty.
+    fn pop<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let v = guarded(|| self.inner.pop()).py(py)?;
+        Ok(v.map(|v| PyBytes::new(py, &v)))
+    }
+
+    /// Peeks at a queue/stack head; None when empty.
+    fn peek<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let v = guarded(|| self.inner.peek()).py(py)?;
+        Ok(v.map(|v| PyBytes::new(py, &v)))
+    }
+
+    /// Whether a bloom filter may hold `value`.
+    fn bloom_contains(&self, py: Python<'_>, value: &[u8]) -> PyResult<bool> {
+        guarded(|| self.inner.bloom_contains(value)).py(py)
     }
     /// The map's fd (valid until the object is closed).
     #[getter]
@@ -752,6 +790,20 @@ fn check_privileges(py: Python<'_>) -> PyResult<()> {
     guarded(host::check_bpf_privileges).py(py)
 }
 
+/// Opens the map pinned at `path`.
+#[pyfunction]
+fn open_pinned_map(py: Python<'_>, path: &str) -> PyResult<PyMap> {
+    let inner = guarded(|| MapHandle::open_pinned(path)).py(py)?;
+    Ok(PyMap { inner })
+}
+
+/// Opens the map with kernel id `id`.
+#[pyfunction]
+fn open_map_id(py: Python<'_>, id: u32) -> PyResult<PyMap> {
+    let inner = guarded(|| MapHandle::open_id(id)).py(py)?;
+    Ok(PyMap { inner })
+}
+
 /// Number of possible CPUs.
 #[pyfunction]
 fn num_possible_cpus(py: Python<'_>) -> PyResult<usize> {
@@ -779,6 +831,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(resolve_binary, m)?)?;
     m.add_function(wrap_pyfunction!(check_privileges, m)?)?;
     m.add_function(wrap_pyfunction!(num_possible_cpus, m)?)?;
+    m.add_function(wrap_pyfunction!(open_pinned_map, m)?)?;
+    m.add_function(wrap_pyfunction!(open_map_id, m)?)?;
     m.add("LIBBPF_VERSION", crate::compile::libbpf_version())?;
     Ok(())
 }

@@ -133,7 +133,8 @@ def test_perf_buffer_losses_are_counted_exactly():
         lost_calls = []
         got = []
         table = b["pb"]
-        table.open_perf_buffer(lambda cpu, data, size: got.append(1), page_cnt=1, lost_cb=lost_calls.append)
+        table.open_perf_buffer(lambda cpu, data, size: got.append(1), page_cnt=1, lost_cb=lost_calls.append,
+                               pump=False)
         produce(5000)  # a stalled consumer: one page per CPU holds a few dozen samples
         while b.perf_buffer_poll(timeout=100):
             pass
@@ -151,8 +152,8 @@ def test_perf_buffer_losses_are_counted_exactly():
 def test_ring_buffer_losses_are_counted_by_the_program_exactly():
     with producer(rb_size=4096) as b:
         got = []
-        b["rb"].open_ring_buffer(lambda ctx, data, size: got.append(1))
-        produce(1000)
+        b["rb"].open_ring_buffer(lambda ctx, data, size: got.append(1), pump=False)
+        produce(1000)  # a stalled consumer
         while b.ring_buffer_poll(timeout=100):
             pass
         dropped = b.get_global("dropped")

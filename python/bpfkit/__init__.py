@@ -30,7 +30,7 @@ from ._errors import (
     NotSupportedError,
     PrivilegeError,
 )
-from .table import print_log2_hist
+from .table import open_pinned, print_json_hist, print_linear_hist, print_log2_hist
 
 __version__ = "0.1.0"
 LIBBPF_VERSION: str = _native.LIBBPF_VERSION
@@ -55,6 +55,9 @@ __all__ = [
     "DEBUG_SOURCE",
     "DEBUG_BPF_REGISTER_STATE",
     "print_log2_hist",
+    "print_linear_hist",
+    "print_json_hist",
+    "open_pinned",
     "LIBBPF_VERSION",
     "__version__",
 ]

@@ -296,6 +296,9 @@ class BPF:
                 t._stream.fill(0)  # what is in the kernel buffer now, not only what was pumped
         elif not any(t._stream.queued for t in tables):
             _native.wait_any([t._stream.fileno() for t in tables], timeout)
+            for t in tables:
+                if not t._stream.pumped:
+                    t._stream.fill(0)
         return sum(t._dispatch() for t in tables if t._stream.queued)
 
     def ring_buffer_poll(self, timeout: int = -1) -> int:

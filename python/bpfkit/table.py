@@ -32,6 +32,14 @@ __all__ = [
     "RingBuf",
     "RingBufTable",
     "PerfEventArray",
+    "LpmTrie",
+    "StackTrace",
+    "ProgArray",
+    "MapInMap",
+    "QueueStack",
+    "BloomFilter",
+    "LruPerCpuHash",
+    "open_pinned",
     "BPF_MAP_TYPE",
     "print_log2_hist",
     "print_linear_hist",
@@ -68,6 +76,49 @@ def _plain_int_desc(size: int) -> dict:
             "elem": {"kind": "int", "name": "u8", "size": 1, "signed": False, "char": False, "bool": False}}
 
 
+def _build(t: Any, v: Any) -> Any:
+    """A ctypes ``t`` from a Python value: ints and floats for scalars, bytes/str/lists for
+    arrays, tuples (positional, padding fields skipped) or dicts for structs, recursively."""
+    if isinstance(v, t):
+        return v
+    if issubclass(t, (ct.Structure, ct.Union)):
+        names = [f[0] for f in t._fields_ if not f[0].startswith("__pad")]
+        if isinstance(v, dict):
+            items = v.items()
+        elif isinstance(v, (tuple, list)):
+            if len(v) > len(names):
+                raise TypeError(f"{t.__name__} has {len(names)} fields, got {len(v)} values")
+            items = zip(names, v)
+        else:
+            raise TypeError(f"{t.__name__} takes a tuple or dict")
+        out = t()
+        ftypes = {f[0]: f[1] for f in t._fields_}
+        for name, x in items:
+            if name not in ftypes:
+                raise TypeError(f"{t.__name__} has no field {name!r}")
+            ft = ftypes[name]
+            if issubclass(ft, ct.Array) and ft._type_ is ct.c_char and isinstance(x, (bytes, str)):
+                setattr(out, name, x.encode() if isinstance(x, str) else x)  # ctypes pads char arrays
+            elif issubclass(ft, (ct.Structure, ct.Union, ct.Array)):
+                setattr(out, name, _build(ft, x))
+            else:
+                setattr(out, name, x)
+        return out
+    if issubclass(t, ct.Array):
+        if isinstance(v, str):
+            v = v.encode()
+        if isinstance(v, (bytes, bytearray)) and ct.sizeof(t._type_) == 1:
+            if len(v) > ct.sizeof(t):
+                raise ValueError(f"{len(v)} bytes do not fit {ct.sizeof(t)}")
+            return t.from_buffer_copy(bytes(v).ljust(ct.sizeof(t), b"\0"))
+        if isinstance(v, (list, tuple)):
+            return t(*[_build(t._type_, x) if issubclass(t._type_, (ct.Structure, ct.Union, ct.Array)) else x for x in v])
+        raise TypeError(f"an array of {t._length_} takes a list or bytes")
+    if not isinstance(v, (int, float, bytes)):
+        raise TypeError(f"{type(v).__name__} is not a number")
+    return t(v)
+
+
 class Table(MutableMapping):
     """Base of every map wrapper: a mapping over a kernel map, typed from its BTF."""
 
@@ -78,9 +129,8 @@ class Table(MutableMapping):
         self.map_type: int = native_map.map_type
         self.max_entries: int = native_map.max_entries
         self.flags: int = native_map.flags
-        obj = bpf._obj
-        kdesc = obj.describe_type(native_map.key_type_id) if native_map.key_type_id else _plain_int_desc(native_map.key_size)
-        vdesc = obj.describe_type(native_map.value_type_id) if native_map.value_type_id else _plain_int_desc(native_map.value_size)
+        kdesc = native_map.key_desc()
+        vdesc = native_map.value_desc()
         if kdesc["kind"] == "void" and native_map.key_size:
             kdesc = _plain_int_desc(native_map.key_size)
         if vdesc["kind"] == "void" and native_map.value_size:
@@ -109,17 +159,9 @@ class Table(MutableMapping):
                     f"map `{mapname}` takes {size}-byte {what}s ({t.__name__}), got {type(v).__name__} of {ct.sizeof(v)} bytes")
             return bytes(v)
         try:
-            if isinstance(v, tuple):
-                return bytes(t(*v))
-            if issubclass(t, (ct.Structure, ct.Union)) and isinstance(v, dict):
-                return bytes(t(**v))
-            if isinstance(v, bool) or not isinstance(v, (int, float, str)) and not issubclass(t, ct.Array):
-                raise TypeError
-            if issubclass(t, ct.Array) and isinstance(v, str):
-                v = v.encode()
-            if issubclass(t, ct.Array) and isinstance(v, (list, bytes)):
-                return bytes(t(*v)) if isinstance(v, list) else bytes(t.from_buffer_copy(v.ljust(size, b"\0")))
-            return bytes(t(v))
+            if isinstance(v, bool) and not issubclass(t, (ct.c_bool,)):
+                raise TypeError("a bool is not a number here")
+            return bytes(_build(t, v))
         except (TypeError, ValueError) as e:
             raise TypeError(
                 f"map `{mapname}` takes {what}s of type {t.__name__} ({size} bytes); "
@@ -198,6 +240,31 @@ class Table(MutableMapping):
     def fd(self) -> int:
         """The map's file descriptor (valid until the object is closed)."""
         return self._m.fd
+
+    def pin(self, path: str) -> None:
+        """Pins the map on a bpffs (``/sys/fs/bpf/...``, mounted if needed); reopen it with
+        ``bpfkit.open_pinned(path)``, from this process or another. The pin stays until the file
+        is removed."""
+        self._m.pin(str(path))
+
+    def to_pandas(self) -> Any:
+        """The map as a pandas DataFrame: one column per key and value field (``key``/``value``
+        for scalars). Needs pandas."""
+        try:
+            import pandas as pd
+        except ImportError as e:
+            raise ImportError("to_pandas() needs pandas: pip install pandas") from e
+        keys, values = self.to_numpy() if not isinstance(self, ArrayTable) else (None, self.to_numpy())
+        cols: dict = {}
+        for prefix, arr in (("key", keys), ("value", values)):
+            if arr is None:
+                continue
+            if arr.dtype.names:
+                for n in arr.dtype.names:
+                    cols[f"{prefix}.{n}"] = list(arr[n]) if arr[n].ndim > 1 else arr[n]
+            else:
+                cols[prefix] = list(arr) if arr.ndim > 1 else arr
+        return pd.DataFrame(cols)
 
     # -- numpy -------------------------------------------------------------------------------
     def key_dtype(self) -> Any:
@@ -625,12 +692,14 @@ class _EventTable:
         while not self.bpf.closed:
             yield await self.aread()
 
-    def _start_callbacks(self, callback: Callable, ctx: Any) -> None:
+    def _start_callbacks(self, callback: Callable, ctx: Any, pump: bool) -> None:
         self._callback, self._ctx = callback, ctx
         st = self._open()
         # A native thread drains the kernel buffer; the poll calls run the callbacks from the
-        # queue it fills. Slow callbacks then delay delivery instead of losing records.
-        st.start_pump(self.linger)
+        # queue it fills. Slow callbacks then delay delivery instead of losing records. Without
+        # it (pump=False), records are read from the kernel only during the poll calls, as in BCC.
+        if pump:
+            st.start_pump(self.linger)
 
     def _dispatch(self) -> int:
         if self._callback is None or self._stream is None:
@@ -649,11 +718,12 @@ class RingBuf(_EventTable):
     _kind = "ring"
 
     def open_ring_buffer(self, callback: Callable[[Any, int, int], Any], ctx: Any = None,
-                         record: Any = None) -> None:
-        """Calls ``callback(ctx, data, size)`` for each record from ``b.ring_buffer_poll()``."""
+                         record: Any = None, pump: bool = True) -> None:
+        """Calls ``callback(ctx, data, size)`` for each record from ``b.ring_buffer_poll()``.
+        ``pump=False`` reads the kernel buffer only inside the poll calls (BCC's behaviour)."""
         if record is not None:
             self.set_record(record)
-        self._start_callbacks(callback, ctx)
+        self._start_callbacks(callback, ctx, pump)
 
 
 RingBufTable = RingBuf
@@ -674,15 +744,16 @@ class PerfEventArray(_EventTable):
 
     def open_perf_buffer(self, callback: Callable[[int, int, int], Any], page_cnt: int = 8,
                          lost_cb: Optional[Callable[[int], Any]] = None, wakeup_events: int = 1,
-                         record: Any = None) -> None:
-        """Calls ``callback(cpu, data, size)`` per sample from ``b.perf_buffer_poll()``."""
+                         record: Any = None, pump: bool = True) -> None:
+        """Calls ``callback(cpu, data, size)`` per sample from ``b.perf_buffer_poll()``.
+        ``pump=False`` reads the kernel buffers only inside the poll calls (BCC's behaviour)."""
         if page_cnt <= 0 or page_cnt & (page_cnt - 1):
             raise ValueError(f"page_cnt must be a power of two, got {page_cnt}")
         if record is not None:
             self.set_record(record)
         self._page_cnt = page_cnt
         self._lost_cb = lost_cb
-        self._start_callbacks(callback, None)
+        self._start_callbacks(callback, None, pump)
 
     def _dispatch(self) -> int:
         n = super()._dispatch()
@@ -692,6 +763,128 @@ class PerfEventArray(_EventTable):
                 delta, self._lost_seen = lost - self._lost_seen, lost
                 self._lost_cb(delta)
         return n
+
+
+class LpmTrie(HashTable):
+    """``BPF_MAP_TYPE_LPM_TRIE`` (kernel 4.11+): keys are ``{u32 prefixlen; data}`` structs;
+    a lookup finds the longest matching prefix."""
+
+
+class StackTrace(Table):
+    """``BPF_MAP_TYPE_STACK_TRACE`` (kernel 4.6+): ``walk(stack_id)`` yields a stack's addresses,
+    innermost first, as BCC's does; symbolize them with ``b.ksym()`` / ``b.sym()``."""
+
+    def walk(self, stack_id: int) -> Iterator[int]:
+        """The addresses of stack ``stack_id`` (from ``bpf_get_stackid``)."""
+        if stack_id < 0:
+            return
+        raw = self._m.lookup(self._key(stack_id))
+        if raw is None:
+            raise KeyError(stack_id)
+        n = len(raw) // 8
+        for addr in (int.from_bytes(raw[i * 8:(i + 1) * 8], "little") for i in range(n)):
+            if addr == 0:
+                break
+            yield addr
+
+
+class ProgArray(Table):
+    """``BPF_MAP_TYPE_PROG_ARRAY`` (kernel 4.2+), for tail calls: ``table[i] = "prog_name"``
+    (a program of the same object) or a program fd; reading gives the program's kernel id."""
+
+    def __setitem__(self, key: Any, prog: Any) -> None:
+        if isinstance(prog, str):
+            fds = {p[0]: p[3] for p in self.bpf._obj.programs()}
+            if prog not in fds or fds[prog] < 0:
+                raise KeyError(f"no loaded program named `{prog}`")
+            prog = fds[prog]
+        self._m.update(self._key(key), int(prog).to_bytes(4, "little"), BPF_ANY)
+
+    def _decode_leaf(self, b: bytes) -> Any:
+        return ct.c_uint32(int.from_bytes(b[:4], "little"))
+
+
+class MapInMap(Table):
+    """``BPF_MAP_TYPE_ARRAY_OF_MAPS`` / ``HASH_OF_MAPS`` (kernel 4.12+): ``table[k]`` is the inner
+    map as a table of its own; ``table[k] = other_table`` installs an inner map."""
+
+    def __getitem__(self, key: Any) -> Any:
+        raw = self._m.lookup(self._key(key))
+        if raw is None:
+            raise KeyError(key)
+        from . import _native
+
+        inner = _native.open_map_id(int.from_bytes(raw[:4], "little"))
+        return make_table(self.bpf, inner)
+
+    def __setitem__(self, key: Any, table: Any) -> None:
+        fd = table.fd if hasattr(table, "fd") else int(table)
+        self._m.update(self._key(key), int(fd).to_bytes(4, "little"), BPF_ANY)
+
+    def items(self) -> list:  # type: ignore[override]
+        return [(k, self[k]) for k in self.keys()]
+
+
+class QueueStack:
+    """``BPF_MAP_TYPE_QUEUE`` / ``STACK`` (kernel 4.20+): ``push(v)``, ``pop()``, ``peek()``."""
+
+    def __init__(self, bpf: Any, native_map: Any) -> None:
+        self.bpf, self._m = bpf, native_map
+        self.name, self.map_type, self.max_entries = native_map.name, native_map.map_type, native_map.max_entries
+        vdesc = native_map.value_desc()
+        if vdesc["kind"] == "void":
+            vdesc = _plain_int_desc(native_map.value_size)
+        self.leaf_desc = vdesc
+        self.Leaf = _btftypes.ctype_of(vdesc)
+
+    def push(self, value: Any, flags: int = 0) -> None:
+        """Adds ``value`` (``flags=BPF_EXIST`` (2) overwrites the oldest when full)."""
+        self._m.push(Table._to_bytes(self.Leaf, value, "value", self.name), flags)
+
+    def pop(self) -> Any:
+        """Removes and returns the next value; KeyError when empty."""
+        raw = self._m.pop()
+        if raw is None:
+            raise KeyError("pop from an empty " + ("queue" if self.map_type == 22 else "stack"))
+        return self.Leaf.from_buffer_copy(raw)
+
+    def peek(self) -> Any:
+        """The next value without removing it; KeyError when empty."""
+        raw = self._m.peek()
+        if raw is None:
+            raise KeyError("peek at an empty " + ("queue" if self.map_type == 22 else "stack"))
+        return self.Leaf.from_buffer_copy(raw)
+
+    def values(self) -> list:
+        """Pops every value, in order."""
+        out = []
+        while (raw := self._m.pop()) is not None:
+            out.append(self.Leaf.from_buffer_copy(raw))
+        return out
+
+    itervalues = values
+
+    def pin(self, path: str) -> None:
+        self._m.pin(str(path))
+
+
+class BloomFilter:
+    """``BPF_MAP_TYPE_BLOOM_FILTER`` (kernel 5.16+): ``push(v)`` adds; ``v in f`` is False only
+    when ``v`` was certainly never added."""
+
+    def __init__(self, bpf: Any, native_map: Any) -> None:
+        self.bpf, self._m = bpf, native_map
+        self.name, self.map_type, self.max_entries = native_map.name, native_map.map_type, native_map.max_entries
+        vdesc = native_map.value_desc()
+        if vdesc["kind"] == "void":
+            vdesc = _plain_int_desc(native_map.value_size)
+        self.Leaf = _btftypes.ctype_of(vdesc)
+
+    def push(self, value: Any) -> None:
+        self._m.push(Table._to_bytes(self.Leaf, value, "value", self.name), 0)
+
+    def __contains__(self, value: Any) -> bool:
+        return self._m.bloom_contains(Table._to_bytes(self.Leaf, value, "value", self.name))
 
 
 def _stars(val: int, val_max: int, width: int) -> str:
@@ -811,10 +1004,18 @@ def print_log2_hist(hists: dict, val_type: str = "value", section_header: str = 
 _BY_TYPE = {
     1: HashTable,
     2: ArrayTable,
+    3: ProgArray,
     5: PerCpuHash,
     6: PerCpuArray,
+    7: StackTrace,
     9: LruHash,
     10: LruPerCpuHash,
+    11: LpmTrie,
+    12: MapInMap,
+    13: MapInMap,
+    22: QueueStack,
+    23: QueueStack,
+    30: BloomFilter,
 }
 
 
@@ -826,4 +1027,13 @@ def make_table(bpf: Any, native_map: Any, keytype: Any = None, leaftype: Any = N
     if t == 4:
         return PerfEventArray(bpf, native_map)
     cls = _BY_TYPE.get(t, HashTable)
+    if cls in (QueueStack, BloomFilter):
+        return cls(bpf, native_map)
     return cls(bpf, native_map, keytype, leaftype)
+
+
+def open_pinned(path: str) -> Any:
+    """The map pinned at ``path`` as a table, typed from its BTF when the kernel has it."""
+    from . import _native
+
+    return make_table(None, _native.open_pinned_map(str(path)))
