@@ -10,6 +10,7 @@ pub mod error;
 pub mod events;
 pub mod host;
 pub mod object;
+pub mod symbols;
 pub mod sys;
 
 #[cfg(feature = "python")]

@@ -804,6 +804,27 @@ fn open_map_id(py: Python<'_>, id: u32) -> PyResult<PyMap> {
     Ok(PyMap { inner })
 }
 
+/// `(name, offset, module)` of the kernel symbol containing `addr`, or None.
+#[pyfunction]
+fn ksym(py: Python<'_>, addr: u64) -> PyResult<Option<(String, u64, Option<String>)>> {
+    let r = py.detach(move || guarded(|| crate::symbols::ksym(addr))).py(py)?;
+    Ok(r.map(|r| (r.name, r.offset, r.module)))
+}
+
+/// The address of kernel symbol `name`, or None.
+#[pyfunction]
+fn ksymname(py: Python<'_>, name: String) -> PyResult<Option<u64>> {
+    py.detach(move || guarded(|| crate::symbols::ksymname(&name))).py(py)
+}
+
+/// `(name, offset, module)` of the symbol containing `addr` in process `pid`, or None.
+#[pyfunction]
+#[pyo3(signature = (addr, pid, demangle = true))]
+fn usym(py: Python<'_>, addr: u64, pid: u32, demangle: bool) -> PyResult<Option<(String, u64, Option<String>)>> {
+    let r = py.detach(move || guarded(|| crate::symbols::usym(addr, pid, demangle))).py(py)?;
+    Ok(r.map(|r| (r.name, r.offset, r.module)))
+}
+
 /// Number of possible CPUs.
 #[pyfunction]
 fn num_possible_cpus(py: Python<'_>) -> PyResult<usize> {
@@ -833,6 +854,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(num_possible_cpus, m)?)?;
     m.add_function(wrap_pyfunction!(open_pinned_map, m)?)?;
     m.add_function(wrap_pyfunction!(open_map_id, m)?)?;
+    m.add_function(wrap_pyfunction!(ksym, m)?)?;
+    m.add_function(wrap_pyfunction!(ksymname, m)?)?;
+    m.add_function(wrap_pyfunction!(usym, m)?)?;
     m.add("LIBBPF_VERSION", crate::compile::libbpf_version())?;
     Ok(())
 }

@@ -48,6 +48,18 @@ def _zig_path() -> Optional[str]:
     return None
 
 
+def _format_sym(r: Optional[tuple], show_module: bool, show_offset: bool, default_module: str) -> str:
+    if r is None:
+        return "[unknown]"
+    name, offset, module = r
+    out = name
+    if show_offset:
+        out += f"+{offset:#x}"
+    if show_module:
+        out += f" [{module or default_module}]"
+    return out
+
+
 class BPF:
     """A BPF program compiled from C, loaded, and attached.
 
@@ -423,6 +435,32 @@ class BPF:
                     print(self.trace_readline(), flush=True)
         except KeyboardInterrupt:
             pass
+
+    # -- symbols -------------------------------------------------------------------------------
+    @staticmethod
+    def ksym(addr: int, show_module: bool = False, show_offset: bool = False) -> str:
+        """The kernel symbol containing ``addr`` (from /proc/kallsyms, read once), as BCC's:
+        ``"name"``, ``"name+0x1a"`` with ``show_offset``, ``"name [module]"`` with ``show_module``;
+        ``"[unknown]"`` when none."""
+        r = _native.ksym(addr)
+        return _format_sym(r, show_module, show_offset, "kernel")
+
+    @staticmethod
+    def ksymname(name: Union[str, bytes]) -> int:
+        """The address of kernel symbol ``name``, or -1 (as BCC)."""
+        a = _native.ksymname(_s(name))
+        return -1 if a is None else a
+
+    @staticmethod
+    def sym(addr: int, pid: int, show_module: bool = False, show_offset: bool = False,
+            demangle: bool = True) -> str:
+        """The symbol containing ``addr`` in process ``pid`` (ELF symbols, DWARF, build ids,
+        through blazesym), demangled unless ``demangle=False``; ``"[unknown]"`` when none.
+        A negative ``pid`` means the kernel, as in BCC."""
+        if pid is not None and pid < 0:
+            return BPF.ksym(addr, show_module, show_offset)
+        r = _native.usym(addr, pid, demangle)
+        return _format_sym(r, show_module, show_offset, "")
 
     # -- BCC compatibility helpers -----------------------------------------------------------
     @staticmethod

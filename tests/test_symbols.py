@@ -1,0 +1,97 @@
+"""Symbols: kernel addresses through kallsyms, user addresses of a test binary (C and C++,
+demangled) through blazesym, and a stack trace taken by a program, symbolized."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from bpfkit import BPF
+
+TARGET_C = textwrap.dedent("""
+    #include <stdio.h>
+    #include <unistd.h>
+    extern "C" __attribute__((noinline)) int bpfkit_marker_fn(int x) { return x * 3 + 1; }
+    namespace bk { __attribute__((noinline)) int scaled(int v, double f) { return v * f; } }
+    int main(void) {
+        printf("%p %p\\n", (void *)bpfkit_marker_fn, (void *)bk::scaled);
+        fflush(stdout);
+        pause();
+        return bpfkit_marker_fn(1) + bk::scaled(2, 1.5);
+    }
+""")
+
+
+@pytest.fixture
+def target(tmp_path: Path):
+    gxx = shutil.which("g++")
+    assert gxx, "g++ builds the test binary (build-essential)"
+    src = tmp_path / "target.cc"
+    src.write_text(TARGET_C)
+    exe = tmp_path / "target"
+    subprocess.run([gxx, "-O1", "-g", "-o", str(exe), str(src)], check=True)
+    p = subprocess.Popen([str(exe)], stdout=subprocess.PIPE, text=True)
+    assert p.stdout is not None
+    addrs = [int(a, 16) for a in p.stdout.readline().split()]
+    yield p, exe, addrs
+    p.kill()
+    p.wait()
+
+
+def test_user_symbols_of_a_running_binary(target):
+    p, exe, (c_fn, cxx_fn) = target
+    assert BPF.sym(c_fn, p.pid) == "bpfkit_marker_fn"
+    assert BPF.sym(c_fn + 4, p.pid, show_offset=True) == "bpfkit_marker_fn+0x4"
+    assert BPF.sym(c_fn, p.pid, show_module=True) == f"bpfkit_marker_fn [{exe}]"
+    assert BPF.sym(cxx_fn, p.pid) == "bk::scaled(int, double)"
+    assert BPF.sym(cxx_fn, p.pid, demangle=False) == "_ZN2bk6scaledEid"
+    assert BPF.sym(8, p.pid) == "[unknown]"
+
+
+def test_library_symbol_in_a_process():
+    import ctypes
+
+    libc = ctypes.CDLL("libc.so.6")
+    addr = ctypes.cast(libc.getpid, ctypes.c_void_p).value
+    assert BPF.sym(addr, os.getpid()).endswith("getpid")  # getpid or an alias (__GI_getpid)
+    assert "libc.so" in BPF.sym(addr, os.getpid(), show_module=True)
+
+
+def test_kernel_symbols_both_ways():
+    addr = BPF.ksymname("do_sys_openat2")
+    assert addr > 0
+    assert BPF.ksym(addr) == "do_sys_openat2"
+    assert BPF.ksym(addr + 5, show_offset=True) == "do_sys_openat2+0x5"
+    assert BPF.ksym(addr, show_module=True) == "do_sys_openat2 [kernel]"
+    assert BPF.ksymname("surely_not_a_kernel_symbol_xyz") == -1
+    assert BPF.sym(addr, -1) == "do_sys_openat2"
+
+
+def test_stack_trace_from_a_program_symbolizes():
+    src = r"""
+    struct { __uint(type, BPF_MAP_TYPE_STACK_TRACE); __uint(max_entries, 16); __uint(key_size, 4);
+             __uint(value_size, 127 * 8); } stacks SEC(".maps");
+    s64 kid = -1, uid = -1;
+    SEC("tracepoint/syscalls/sys_enter_getppid")
+    int grab(void *ctx)
+    {
+        if ((bpf_get_current_pid_tgid() >> 32) != TARGET)
+            return 0;
+        kid = bpf_get_stackid(ctx, &stacks, 0);
+        uid = bpf_get_stackid(ctx, &stacks, BPF_F_USER_STACK);
+        return 0;
+    }
+    """
+    with BPF(text=src, cflags=[f"-DTARGET={os.getpid()}"]) as b:
+        os.getppid()
+        kstack = [b.ksym(a) for a in b["stacks"].walk(b.get_global("kid"))]
+        assert any(re.match(r"(do_syscall_64|x64_sys_call|entry_SYSCALL_64.*|syscall_trace_enter.*)$", s)
+                   for s in kstack), kstack
+        ustack = [b.sym(a, os.getpid(), show_module=True) for a in b["stacks"].walk(b.get_global("uid"))]
+        assert ustack and "libc.so" in ustack[0], ustack
