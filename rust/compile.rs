@@ -231,68 +231,23 @@ const BASE_PLAIN: &[&str] = &[
 ];
 const BASE_TAGGED: &[&str] = &["pt_regs"];
 
-/// Identifiers of a C source, each with whether it follows `struct`, `union` or `enum`.
-/// Comments and string/char literals are skipped.
-pub fn scan_identifiers(src: &str) -> (HashSet<String>, HashSet<String>) {
-    let b = src.as_bytes();
-    let (mut plain, mut tagged) = (HashSet::new(), HashSet::new());
-    let mut i = 0;
-    let mut after_tag = false;
-    while i < b.len() {
-        let c = b[i];
-        if c == b'/' && b.get(i + 1) == Some(&b'/') {
-            while i < b.len() && b[i] != b'\n' {
-                i += 1;
-            }
-        } else if c == b'/' && b.get(i + 1) == Some(&b'*') {
-            i += 2;
-            while i + 1 < b.len() && !(b[i] == b'*' && b[i + 1] == b'/') {
-                i += 1;
-            }
-            i += 2;
-        } else if c == b'"' || c == b'\'' {
-            i += 1;
-            while i < b.len() && b[i] != c {
-                if b[i] == b'\\' {
-                    i += 1;
-                }
-                i += 1;
-            }
-            i += 1;
-            after_tag = false;
-        } else if c.is_ascii_alphabetic() || c == b'_' {
-            let s = i;
-            while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
-                i += 1;
-            }
-            let w = &src[s..i];
-            if after_tag {
-                tagged.insert(w.to_string());
-                after_tag = false;
-            } else if matches!(w, "struct" | "union" | "enum") {
-                after_tag = true;
-            } else {
-                plain.insert(w.to_string());
-            }
-        } else if c.is_ascii_digit() {
-            while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b'.') {
-                i += 1;
-            }
-        } else {
-            if !c.is_ascii_whitespace() {
-                after_tag = false;
-            }
-            i += 1;
-        }
-    }
-    (plain, tagged)
+/// A token of C source, as far as bpfkit needs to see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tok<'a> {
+    /// An identifier or keyword.
+    Ident(&'a str),
+    /// A string or character literal.
+    Literal,
+    /// A number.
+    Number,
+    /// Any other non-space character.
+    Punct(u8),
 }
 
-/// Names of the structs `src` defines (`struct NAME {`), outside comments and strings.
-pub fn defined_structs(src: &str) -> Vec<String> {
+/// The tokens of `src`, comments skipped (preprocessor lines are tokenized like any other).
+fn tokens(src: &str) -> Vec<Tok<'_>> {
     let b = src.as_bytes();
-    let mut toks: Vec<&str> = Vec::new();
-    let mut out: Vec<String> = Vec::new();
+    let mut out = Vec::new();
     let mut i = 0;
     while i < b.len() {
         let c = b[i];
@@ -312,25 +267,58 @@ pub fn defined_structs(src: &str) -> Vec<String> {
                 i += if b[i] == b'\\' { 2 } else { 1 };
             }
             i += 1;
-            toks.push("\"");
+            out.push(Tok::Literal);
         } else if c.is_ascii_alphabetic() || c == b'_' {
             let st = i;
             while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
                 i += 1;
             }
-            toks.push(&src[st..i]);
-        } else if c == b'{' {
-            let n = toks.len();
-            if n >= 2 && toks[n - 2] == "struct" && !out.iter().any(|o| o == toks[n - 1]) {
-                out.push(toks[n - 1].to_string());
+            out.push(Tok::Ident(&src[st..i]));
+        } else if c.is_ascii_digit() {
+            while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b'.') {
+                i += 1;
             }
-            toks.push("{");
-            i += 1;
+            out.push(Tok::Number);
         } else {
             if !c.is_ascii_whitespace() {
-                toks.push("");
+                out.push(Tok::Punct(c));
             }
             i += 1;
+        }
+    }
+    out
+}
+
+/// Identifiers of a C source, split by whether they follow `struct`, `union` or `enum`
+/// (`(plain, tagged)`). Comments and string/char literals are skipped.
+pub fn scan_identifiers(src: &str) -> (HashSet<String>, HashSet<String>) {
+    let (mut plain, mut tagged) = (HashSet::new(), HashSet::new());
+    let mut after_tag = false;
+    for t in tokens(src) {
+        match t {
+            Tok::Ident(w) if after_tag => {
+                tagged.insert(w.to_string());
+                after_tag = false;
+            }
+            Tok::Ident("struct" | "union" | "enum") => after_tag = true,
+            Tok::Ident(w) => {
+                plain.insert(w.to_string());
+            }
+            Tok::Number => {}
+            Tok::Literal | Tok::Punct(_) => after_tag = false,
+        }
+    }
+    (plain, tagged)
+}
+
+/// Names of the structs `src` defines (`struct NAME {`), outside comments and strings.
+pub fn defined_structs(src: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for w in tokens(src).windows(3) {
+        if let [Tok::Ident("struct"), Tok::Ident(name), Tok::Punct(b'{')] = w {
+            if !out.iter().any(|o| o == name) {
+                out.push(name.to_string());
+            }
         }
     }
     out

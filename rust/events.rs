@@ -26,12 +26,16 @@ pub enum StreamKind {
 }
 
 /// Records waiting to be handed over: packed bytes and `(offset, len, cpu)` per record.
+/// Records before `head` have been taken; taking is O(records taken), never O(queue), so a
+/// consumer working through a backlog does not hold the lock the pump needs for long.
 #[derive(Default)]
 pub struct Queue {
     /// Record bytes, each record starting 8-byte aligned, followed by a zeroed guard region.
     pub data: Vec<u8>,
     /// `(offset, length, cpu)` per record; cpu is -1 for ring buffers.
     pub spans: Vec<(usize, usize, i32)>,
+    /// Index of the first record not yet taken.
+    pub head: usize,
 }
 
 impl Queue {
@@ -42,14 +46,35 @@ impl Queue {
         self.spans.push((at, rec.len(), cpu));
     }
 
-    /// Number of records.
+    /// Number of records not yet taken.
     pub fn len(&self) -> usize {
-        self.spans.len()
+        self.spans.len() - self.head
     }
 
-    /// Whether no record is queued.
+    /// Whether no record is waiting.
     pub fn is_empty(&self) -> bool {
-        self.spans.is_empty()
+        self.len() == 0
+    }
+
+    /// The records not yet taken.
+    pub fn pending(&self) -> &[(usize, usize, i32)] {
+        &self.spans[self.head..]
+    }
+
+    /// Drops taken records: all at once when none is left, else (rarely) by compacting.
+    fn advance(&mut self, n: usize) {
+        self.head += n;
+        if self.head == self.spans.len() {
+            self.data.clear();
+            self.spans.clear();
+            self.head = 0;
+        } else if self.head >= 1 << 16 && self.head * 2 >= self.spans.len() {
+            let mut nq = Queue::default();
+            for &(off, len, cpu) in self.pending() {
+                nq.push(cpu, &self.data[off..off + len]);
+            }
+            *self = nq;
+        }
     }
 }
 
@@ -57,6 +82,9 @@ enum Reader {
     Ring(sys::RingBuffer),
     Perf(sys::PerfBuffer),
 }
+
+// Lock order: `pump`, then `reader`, then `queue` (libbpf's callbacks take `queue` while `fill`
+// holds `reader`). Nothing may take `reader` while holding `queue`.
 
 /// Sentinel a ring callback returns to stop reading once the queue reaches its limit.
 const STOP: i32 = -libc::ENOSPC;
@@ -78,6 +106,10 @@ pub struct EventStream {
     /// An eventfd the pump signals when records arrive (readable while the queue is not empty),
     /// for select/epoll/asyncio users of a pumped stream.
     notify_fd: std::sync::atomic::AtomicI32,
+    /// Set by close(). Checked instead of the reader lock by waiters, who hold the queue lock:
+    /// the pump takes the reader lock first and the queue lock inside it (in the callbacks), so
+    /// taking them in the other order would deadlock.
+    closed: AtomicBool,
 }
 
 /// A native thread that keeps draining the kernel buffer into the queue, so that nothing the
@@ -168,6 +200,7 @@ impl EventStream {
             arrived: Condvar::new(),
             // SAFETY: eventfd has no pointer arguments; -1 on failure is handled by users.
             notify_fd: std::sync::atomic::AtomicI32::new(unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) }),
+            closed: AtomicBool::new(false),
         }
     }
 
@@ -235,6 +268,13 @@ impl EventStream {
         let mut out = std::mem::take(&mut *q);
         self.unsignal();
         drop(q);
+        if out.head > 0 {
+            let mut nq = Queue::default();
+            for &(off, len, cpu) in out.pending() {
+                nq.push(cpu, &out.data[off..off + len]);
+            }
+            out = nq;
+        }
         let end = out.data.len();
         out.data.resize(end + self.guard, 0);
         Ok(out)
@@ -246,22 +286,13 @@ impl EventStream {
         let mut q = lock(&self.queue)?;
         let n = q.len().min(max);
         let mut out = vec![0u8; n * rec_size];
-        for (i, &(off, len, _)) in q.spans[..n].iter().enumerate() {
+        for (i, &(off, len, _)) in q.pending()[..n].iter().enumerate() {
             let m = len.min(rec_size);
             out[i * rec_size..i * rec_size + m].copy_from_slice(&q.data[off..off + m]);
         }
-        if n == q.len() {
-            q.data.clear();
-            q.spans.clear();
+        q.advance(n);
+        if q.is_empty() {
             self.unsignal();
-        } else {
-            let rest: Vec<(usize, usize, i32)> = q.spans[n..].to_vec();
-            let mut nq = Queue::default();
-            for (off, len, cpu) in rest {
-                let rec = q.data[off..off + len].to_vec();
-                nq.push(cpu, &rec);
-            }
-            *q = nq;
         }
         Ok((n, out))
     }
@@ -270,10 +301,10 @@ impl EventStream {
     pub fn requeue_front(&self, taken: &Queue, from: usize) -> Result<()> {
         let mut q = lock(&self.queue)?;
         let mut nq = Queue::default();
-        for &(off, len, cpu) in &taken.spans[from.min(taken.spans.len())..] {
+        for &(off, len, cpu) in &taken.pending()[from.min(taken.len())..] {
             nq.push(cpu, &taken.data[off..off + len]);
         }
-        for &(off, len, cpu) in &q.spans {
+        for &(off, len, cpu) in q.pending() {
             nq.push(cpu, &q.data[off..off + len]);
         }
         *q = nq;
@@ -341,6 +372,16 @@ impl EventStream {
         }
     }
 
+    /// Clears a stale eventfd signal when nothing is queued (the pump signals after its fill,
+    /// so a consumer may already have taken the records the signal announces).
+    pub fn rearm(&self) -> Result<usize> {
+        let q = lock(&self.queue)?;
+        if q.is_empty() {
+            self.unsignal();
+        }
+        Ok(q.len())
+    }
+
     /// The fd to wait on: the eventfd when a pump runs (readable while records are queued),
     /// else the kernel buffer's epoll fd.
     pub fn wait_fd(&self) -> Result<i32> {
@@ -364,7 +405,7 @@ impl EventStream {
         let deadline = (timeout_ms >= 0).then(|| Instant::now() + Duration::from_millis(timeout_ms as u64));
         let mut q = lock(&self.queue)?;
         while q.is_empty() {
-            if lock(&self.reader)?.is_none() {
+            if self.closed.load(Ordering::Acquire) {
                 return Err(Error::Closed);
             }
             let wait = match deadline {
@@ -386,6 +427,7 @@ impl EventStream {
     /// Stops the pump (if any), then stops reading and frees the kernel-side resources (mmaps,
     /// perf fds). Idempotent.
     pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
         let pump = self.pump.lock().ok().and_then(|mut p| p.take());
         if let Some(mut p) = pump {
             p.stop.store(true, Ordering::Release);
@@ -427,6 +469,19 @@ impl Drop for EventStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn queue_takes_from_the_head() {
+        let mut q = Queue::default();
+        for i in 0..5u8 {
+            q.push(-1, &[i; 3]);
+        }
+        q.advance(2);
+        assert_eq!(q.len(), 3);
+        assert_eq!(q.pending()[0], (16, 3, -1));
+        q.advance(3);
+        assert!(q.is_empty() && q.data.is_empty() && q.head == 0);
+    }
 
     #[test]
     fn queue_aligns_records() {

@@ -798,14 +798,7 @@ impl MapHandle {
     /// Sets `key` to `value` (`flags`: 0 any, 1 only new, 2 only existing).
     pub fn update(&self, key: &[u8], value: &[u8], flags: u64) -> Result<()> {
         self.check_key(key)?;
-        if value.len() != self.value_buf_size() {
-            return Err(Error::Value(format!(
-                "map `{}` takes {}-byte values, got {} bytes",
-                self.info.name,
-                self.value_buf_size(),
-                value.len()
-            )));
-        }
+        self.check_value(value)?;
         self.with(|| {
             sys::map_update(self.info.fd, key, value, flags).map_err(|f| match f.errno {
                 libc::E2BIG => Error::Map { errno: f.errno, message: format!("map `{}` is full ({} entries)", self.info.name, self.info.max_entries) },

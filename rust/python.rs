@@ -586,7 +586,7 @@ impl PyEventStream {
         let ring = self.inner.kind == StreamKind::Ring;
         let ctx = ctx.unwrap_or_else(|| py.None().into_bound(py));
         let base = q.data.as_ptr() as usize;
-        for (i, &(off, len, cpu)) in q.spans.iter().enumerate() {
+        for (i, &(off, len, cpu)) in q.pending().iter().enumerate() {
             let r = if ring { callback.call1((&ctx, base + off, len)) } else { callback.call1((cpu, base + off, len)) };
             if let Err(e) = r {
                 let _ = self.inner.requeue_front(&q, i + 1);
@@ -602,6 +602,11 @@ impl PyEventStream {
         let inner = self.inner.clone();
         let (n, v) = py.detach(move || guarded(|| inner.take_packed(max, rec_size))).py(py)?;
         Ok((n, v.into_pyarray(py).into_any()))
+    }
+
+    /// Clears a stale readiness of `fileno()` when nothing is queued; returns the number queued.
+    fn rearm(&self, py: Python<'_>) -> PyResult<usize> {
+        guarded(|| self.inner.rearm()).py(py)
     }
 
     /// Starts a native thread that drains the kernel buffer continuously (see `read()`),

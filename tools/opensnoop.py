@@ -19,9 +19,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Optional, Sequence
+
+try:
+    from ._common import poll_events
+except ImportError:  # run as a script from tools/
+    from _common import poll_events  # type: ignore[no-redef]
 
 SOURCE = Path(__file__).with_name("opensnoop.bpf.c")
 
@@ -105,17 +109,7 @@ def _run(b: object, args: argparse.Namespace) -> int:
         header += "%-9s" % "FLAGS"
     out.write(header + "PATH\n")
     out.flush()
-    deadline = time.monotonic() + args.duration if args.duration else None
-    try:
-        while deadline is None or time.monotonic() < deadline:
-            timeout = 100 if deadline is None else max(1, min(100, int((deadline - time.monotonic()) * 1000)))
-            b.ring_buffer_poll(timeout)  # type: ignore[attr-defined]
-        b.ring_buffer_consume()  # type: ignore[attr-defined]
-    except KeyboardInterrupt:
-        pass
-    dropped = b.get_global("dropped")  # type: ignore[attr-defined]
-    if dropped:
-        print(f"WARNING: {dropped} events lost (ring buffer full)", file=sys.stderr)
+    poll_events(b, args.duration)
     return 0
 
 

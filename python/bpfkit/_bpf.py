@@ -306,11 +306,19 @@ class BPF:
         if timeout == 0:
             for t in tables:
                 t._stream.fill(0)  # what is in the kernel buffer now, not only what was pumped
-        elif not any(t._stream.queued for t in tables):
-            _native.wait_any([t._stream.fileno() for t in tables], timeout)
-            for t in tables:
-                if not t._stream.pumped:
-                    t._stream.fill(0)
+        else:
+            deadline = None if timeout < 0 else time.monotonic() + timeout / 1000
+            while not any(t._stream.queued for t in tables):
+                for t in tables:
+                    if t._stream.pumped:
+                        t._stream.rearm()
+                left = -1 if deadline is None else int((deadline - time.monotonic()) * 1000)
+                if deadline is not None and left <= 0:
+                    break
+                _native.wait_any([t._stream.fileno() for t in tables], left)
+                for t in tables:
+                    if not t._stream.pumped:
+                        t._stream.fill(0)
         return sum(t._dispatch() for t in tables if t._stream.queued)
 
     def ring_buffer_poll(self, timeout: int = -1) -> int:

@@ -825,8 +825,8 @@ class MapInMap(Table):
         return [(k, self[k]) for k in self.keys()]
 
 
-class QueueStack:
-    """``BPF_MAP_TYPE_QUEUE`` / ``STACK`` (kernel 4.20+): ``push(v)``, ``pop()``, ``peek()``."""
+class _ValueOnly:
+    """Maps with values and no keys (queue, stack, bloom filter)."""
 
     def __init__(self, bpf: Any, native_map: Any) -> None:
         self.bpf, self._m = bpf, native_map
@@ -836,6 +836,14 @@ class QueueStack:
             vdesc = _plain_int_desc(native_map.value_size)
         self.leaf_desc = vdesc
         self.Leaf = _btftypes.ctype_of(vdesc)
+
+    def pin(self, path: str) -> None:
+        """Pins the map (see :meth:`Table.pin`)."""
+        self._m.pin(str(path))
+
+
+class QueueStack(_ValueOnly):
+    """``BPF_MAP_TYPE_QUEUE`` / ``STACK`` (kernel 4.20+): ``push(v)``, ``pop()``, ``peek()``."""
 
     def push(self, value: Any, flags: int = 0) -> None:
         """Adds ``value`` (``flags=BPF_EXIST`` (2) overwrites the oldest when full)."""
@@ -864,21 +872,10 @@ class QueueStack:
 
     itervalues = values
 
-    def pin(self, path: str) -> None:
-        self._m.pin(str(path))
 
-
-class BloomFilter:
+class BloomFilter(_ValueOnly):
     """``BPF_MAP_TYPE_BLOOM_FILTER`` (kernel 5.16+): ``push(v)`` adds; ``v in f`` is False only
     when ``v`` was certainly never added."""
-
-    def __init__(self, bpf: Any, native_map: Any) -> None:
-        self.bpf, self._m = bpf, native_map
-        self.name, self.map_type, self.max_entries = native_map.name, native_map.map_type, native_map.max_entries
-        vdesc = native_map.value_desc()
-        if vdesc["kind"] == "void":
-            vdesc = _plain_int_desc(native_map.value_size)
-        self.Leaf = _btftypes.ctype_of(vdesc)
 
     def push(self, value: Any) -> None:
         self._m.push(Table._to_bytes(self.Leaf, value, "value", self.name), 0)
