@@ -64,6 +64,7 @@ test: test-rust test-python
 
 bench: bench-deps build
 	$(PY) bench/run.py
+	$(PY) bench/events.py
 
 clean:
 	rm -rf $(VENV) target

@@ -208,6 +208,60 @@ print(got[0], lost[0], flush=True)
 """
 
 
+CONSUMER_BPFKIT_RING = CONSUMER_BPFKIT.replace(
+    'b["pb"].open_perf_buffer(cb, page_cnt=64, lost_cb=lambda k: lost.__setitem__(0, lost[0] + k))',
+    'b["rb"].open_ring_buffer(cb)').replace("b.perf_buffer_poll(", "b.ring_buffer_poll(").replace(
+    'print(got[0], lost[0], flush=True)', 'print(got[0], b.get_global("dropped"), flush=True)').replace(
+    'consts={"targ": pid})', 'consts={"targ": pid}, cflags=["-DRB_SIZE=%d" % (4 << 20)])').replace(
+    "while got[0] + lost[0] < n:", "while got[0] + b.get_global('dropped') < n:")
+
+BCC_RING = r"""
+struct rec { u64 seq, ts, a, b; };
+BPF_RINGBUF_OUTPUT(rb, 1 << 10);   /* pages: 4 MiB */
+BPF_ARRAY(cnt, u64, 2);
+TRACEPOINT_PROBE(syscalls, sys_enter_getppid)
+{
+    if ((bpf_get_current_pid_tgid() >> 32) != TARGET)
+        return 0;
+    struct rec r = {};
+    int z = 0, d = 1;
+    u64 *c = cnt.lookup(&z);
+    if (c) r.seq = __sync_fetch_and_add(c, 1);
+    r.ts = bpf_ktime_get_ns();
+    if (rb.ringbuf_output(&r, sizeof(r), 0)) {
+        u64 *x = cnt.lookup(&d);
+        if (x) __sync_fetch_and_add(x, 1);
+    }
+    return 0;
+}
+"""
+
+CONSUMER_BCC_RING = r"""
+import os, sys, time, ctypes as ct
+os.sched_setaffinity(0, {1})
+from bcc import BPF
+pid, n = int(sys.argv[1]), int(sys.argv[2])
+b = BPF(text=sys.argv[3].replace("TARGET", str(pid)))
+got = [0]
+def cb(ctx, data, size):
+    got[0] += 1
+b["rb"].open_ring_buffer(cb)
+dropped = lambda: b["cnt"][ct.c_int(1)].value
+print("ready", flush=True)
+idle = None
+while got[0] + dropped() < n:
+    before = got[0]
+    b.ring_buffer_poll(timeout=100)
+    if got[0] == before:
+        idle = idle or time.monotonic()
+        if time.monotonic() - idle > 2:
+            break
+    else:
+        idle = None
+print(got[0], dropped(), flush=True)
+"""
+
+
 def _producer_exe() -> Path:
     exe = Path(tempfile.gettempdir()) / "bpfkit-bench-producer"
     subprocess.run(["gcc", "-O2", "-o", str(exe), str(HERE / "producer.c")], check=True)
@@ -243,14 +297,17 @@ def concurrent_run(py: str, code: str, src: str, n: int, rate: float, env: dict 
 
 def bench_zero_loss() -> list:
     """The highest producer rate each consumer keeps up with, losing nothing."""
-    impls = [("bpfkit perf buffer callbacks", sys.executable, CONSUMER_BPFKIT, BPFKIT_PERF, None)]
+    impls = [("bpfkit perf buffer callbacks", sys.executable, CONSUMER_BPFKIT, BPFKIT_PERF, None),
+             ("bpfkit ring buffer callbacks", sys.executable, CONSUMER_BPFKIT_RING,
+              BPFKIT_RING.replace("RB_SIZE", str(4 << 20)), None)]
     if have_bcc():
         impls.append(("BCC perf buffer callbacks", SYS_PY, CONSUMER_BCC, BCC_PERF, bcc_env()))
+        impls.append(("BCC ring buffer callbacks", SYS_PY, CONSUMER_BCC_RING, BCC_RING, bcc_env()))
     rows = []
     for label, py, code, src, env in impls:
         best, trace = 0.0, []
-        for rate in (100_000, 400_000, 0):
-            n = 1_000_000
+        for rate in (100_000, 400_000, 1_600_000, 0):
+            n = 2_000_000
             achieved, got, lost = concurrent_run(py, code, src, n, rate, env)
             ok = lost == 0 and got == n
             trace.append(f"{achieved / 1e6:.2f}M/s: {'ok' if ok else f'lost {lost:,}'}")

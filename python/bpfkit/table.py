@@ -609,15 +609,16 @@ class _EventTable:
         return self._stream
 
     def open(self, page_cnt: Optional[int] = None) -> None:
-        """Starts collecting records for :meth:`read` (a perf buffer only collects from then on;
-        ``page_cnt`` pages per CPU). ``read()`` opens the stream itself when needed."""
+        """Starts collecting records for :meth:`read`: the pump thread starts draining the kernel
+        buffer into the queue now (a perf buffer only collects from then on; ``page_cnt`` pages
+        per CPU). ``read()`` does this itself when needed."""
         if page_cnt is not None:
             if page_cnt <= 0 or page_cnt & (page_cnt - 1):
                 raise ValueError(f"page_cnt must be a power of two, got {page_cnt}")
             if self._stream is not None and page_cnt != self._page_cnt:
                 raise ValueError(f"`{self.name}` is already open with page_cnt={self._page_cnt}")
             self._page_cnt = page_cnt
-        self._open()
+        self._open().start_pump(self.linger)
 
     def fileno(self) -> int:
         """An fd that is readable when records are waiting (for select/epoll/asyncio)."""
@@ -651,10 +652,11 @@ class _EventTable:
         ``read()`` takes from that queue. The thread lingers :attr:`linger` seconds after a small
         batch, so that records accumulate instead of the kernel waking it for each."""
         st = self._open()
-        dt = self.dtype()
         if not st.pumped:
-            st.fill(0, max)  # what is there already, before the pump starts
             st.start_pump(self.linger)
+        dt = self.dtype()
+        if st.queued < max:
+            st.fill(0, max)  # what the kernel buffer holds right now, without waiting for the pump
         if st.queued == 0 and timeout != 0:
             st.wait(timeout)
         n, raw = st.take_packed(max, dt.itemsize)
