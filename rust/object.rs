@@ -102,7 +102,7 @@ pub struct LinkRec {
 struct Loaded {
     // Field order is drop order: event streams and links go before the object that owns the
     // maps and programs (a ring buffer's mmap would otherwise keep its map alive).
-    mmaps: Vec<Arc<MmapRegion>>,
+    mmaps: Vec<(String, Arc<MmapRegion>)>,
     streams: Vec<Arc<EventStream>>,
     links: Vec<LinkRec>,
     obj: sys::Object,
@@ -170,7 +170,16 @@ impl BpfObject {
             Ok(_) => {}
             Err(lf) => return Err(load_error(lf)),
         }
-        *this.write()? = Some(Loaded { mmaps: Vec::new(), streams: Vec::new(), links: Vec::new(), obj });
+        // Map every BPF_F_MMAPABLE array now: the kernel inserts all its pages at mmap time, so
+        // doing it at load keeps `to_numpy()` constant-time whatever the array's size.
+        let mut mmaps = Vec::new();
+        for m in obj.maps().iter().filter(|m| !m.is_internal()) {
+            if m.map_type() == map_type::ARRAY && m.map_flags() & BPF_F_MMAPABLE != 0 {
+                let len = mmap_len(m.value_size(), m.max_entries());
+                mmaps.push((m.name(), Arc::new(MmapRegion::new(m.fd(), len)?)));
+            }
+        }
+        *this.write()? = Some(Loaded { mmaps, streams: Vec::new(), links: Vec::new(), obj });
         Ok(Arc::new(this))
     }
 
@@ -217,7 +226,7 @@ impl BpfObject {
             for st in l.streams.drain(..) {
                 st.close();
             }
-            for m in l.mmaps.drain(..) {
+            for (_, m) in l.mmaps.drain(..) {
                 m.detach();
             }
             l.links.clear();
@@ -480,11 +489,9 @@ impl BpfObject {
         Ok(before != l.links.len())
     }
 
-    fn register_mmap(&self, region: Arc<MmapRegion>) -> Result<()> {
-        let mut g = self.write()?;
-        let l = g.as_mut().ok_or(Error::Closed)?;
-        l.mmaps.push(region);
-        Ok(())
+    /// The mapping of mmapable array `map`, made at load.
+    fn mapped(&self, map: &str) -> Result<Option<Arc<MmapRegion>>> {
+        self.with(|l| Ok(l.mmaps.iter().find(|(n, _)| n == map).map(|(_, r)| r.clone())))
     }
 
     /// Opens an event stream on ring buffer or perf event array map `map` (`page_cnt` pages per
@@ -909,6 +916,13 @@ impl MapHandle {
 // ------------------------------------------------------------------------------------------
 // Memory-mapped arrays
 
+/// Bytes to map for an mmapable array: values rounded up to 8, the total to whole pages.
+fn mmap_len(value_size: u32, max_entries: u32) -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as usize;
+    (round8(value_size as usize) * max_entries as usize).div_ceil(page) * page
+}
+
 /// `BPF_F_MMAPABLE`: an array map whose values can be mapped into user memory (5.5+).
 pub const BPF_F_MMAPABLE: u32 = 1 << 10;
 
@@ -991,14 +1005,13 @@ impl MapHandle {
             )));
         }
         let stride = round8(self.info.value_size as usize);
-        // SAFETY: sysconf has no preconditions.
-        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as usize;
-        let len = (stride * self.info.max_entries as usize).div_ceil(page) * page;
-        let fd = self.fd()?;
-        let region = Arc::new(MmapRegion::new(fd, len)?);
         if let Owner::Obj(o) = &self.owner {
-            o.register_mmap(region.clone())?;
+            if let Some(region) = o.mapped(&self.info.name)? {
+                return Ok((region, stride));
+            }
         }
+        let fd = self.fd()?;
+        let region = Arc::new(MmapRegion::new(fd, mmap_len(self.info.value_size, self.info.max_entries))?);
         Ok((region, stride))
     }
 }

@@ -426,10 +426,9 @@ class ArrayTable(Table):
     def to_numpy(self) -> Any:
         """The values as one numpy array, indexed by key (an array's keys are its indexes).
 
-        For a ``BPF_F_MMAPABLE`` array this is a zero-copy live view of the map's memory: a
-        kernel update shows up without re-reading, and a write through numpy is seen by the
-        program. It is made once per table (the kernel maps every page on the first call) and
-        returned as is after that. After ``close()`` the view stays valid memory but reads
+        For a ``BPF_F_MMAPABLE`` array this is a zero-copy live view of the map's memory, in
+        constant time whatever the size (the memory is mapped when the object loads): a kernel
+        update shows up without re-reading, and a write through numpy is seen by the program. After ``close()`` the view stays valid memory but reads
         zeros. Other arrays are read with batch lookups into a copy."""
         if not self.mmapable:
             return super().to_numpy()[1]
