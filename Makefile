@@ -6,7 +6,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 # Build: clang compiles BPF at run time; libbpf-sys's vendored build needs the autotools and friends.
-APT_BUILD := clang llvm gcc make pkg-config autoconf autopoint automake libtool gettext flex bison gawk \
+APT_BUILD := clang llvm gcc g++ make pkg-config autoconf autopoint automake libtool gettext flex bison gawk \
              libc6-dev python3-venv iproute2
 # Tests compare bpfkit's histogram output with BCC's own printing functions.
 APT_TEST := python3-bpfcc
