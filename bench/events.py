@@ -297,11 +297,16 @@ def concurrent_run(py: str, code: str, src: str, n: int, rate: float, env: dict 
 
 def bench_zero_loss() -> list:
     """The highest producer rate each consumer keeps up with, losing nothing."""
+    we32 = ("page_cnt=64,", "page_cnt=64, wakeup_events=32,")
     impls = [("bpfkit perf buffer callbacks", sys.executable, CONSUMER_BPFKIT, BPFKIT_PERF, None),
+             ("bpfkit perf buffer callbacks, wakeup_events=32", sys.executable, CONSUMER_BPFKIT.replace(*we32),
+              BPFKIT_PERF, None),
              ("bpfkit ring buffer callbacks", sys.executable, CONSUMER_BPFKIT_RING,
               BPFKIT_RING.replace("RB_SIZE", str(4 << 20)), None)]
     if have_bcc():
         impls.append(("BCC perf buffer callbacks", SYS_PY, CONSUMER_BCC, BCC_PERF, bcc_env()))
+        impls.append(("BCC perf buffer callbacks, wakeup_events=32", SYS_PY, CONSUMER_BCC.replace(*we32), BCC_PERF,
+                      bcc_env()))
         impls.append(("BCC ring buffer callbacks", SYS_PY, CONSUMER_BCC_RING, BCC_RING, bcc_env()))
     rows = []
     for label, py, code, src, env in impls:

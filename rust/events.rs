@@ -150,8 +150,9 @@ impl EventStream {
         Ok(Self::build(map, StreamKind::Ring, Reader::Ring(rb), queue, limit, Arc::new(AtomicU64::new(0)), received, guard))
     }
 
-    /// Opens a stream on perf event array map `fd` with `page_cnt` pages per CPU.
-    pub fn perf(map: &str, fd: i32, page_cnt: usize, guard: usize) -> Result<EventStream> {
+    /// Opens a stream on perf event array map `fd` with `page_cnt` pages per CPU, the kernel
+    /// waking the reader every `wakeup_events` samples per CPU.
+    pub fn perf(map: &str, fd: i32, page_cnt: usize, wakeup_events: u32, guard: usize) -> Result<EventStream> {
         if page_cnt == 0 || !page_cnt.is_power_of_two() {
             return Err(Error::Value(format!("page_cnt must be a power of two, got {page_cnt}")));
         }
@@ -167,7 +168,7 @@ impl EventStream {
         let lost_cb: sys::LostFn = Box::new(move |_cpu, n| {
             l.fetch_add(n, Ordering::Relaxed);
         });
-        let pb = sys::PerfBuffer::new(fd, page_cnt, sample, lost_cb).map_err(failure)?;
+        let pb = sys::PerfBuffer::new(fd, page_cnt, wakeup_events, sample, lost_cb).map_err(failure)?;
         Ok(Self::build(map, StreamKind::Perf, Reader::Perf(pb), queue, limit, lost, received, guard))
     }
 
@@ -342,7 +343,14 @@ impl EventStream {
                                 std::thread::sleep(linger);
                             }
                         }
-                        Ok(_) => {}
+                        Ok(_) => {
+                            // Nothing woke us: read anyway, for perf samples below the
+                            // wake-up threshold (wakeup_events > 1), so none waits long.
+                            if s.kind == StreamKind::Perf && s.fill(0, PUMP_MAX_QUEUED).unwrap_or(0) > before {
+                                s.arrived.notify_all();
+                                s.signal();
+                            }
+                        }
                         Err(Error::Os { errno, .. }) if errno == libc::EINTR => {}
                         Err(_) => break,
                     }

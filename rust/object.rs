@@ -496,7 +496,7 @@ impl BpfObject {
 
     /// Opens an event stream on ring buffer or perf event array map `map` (`page_cnt` pages per
     /// CPU for perf buffers). The stream closes with the object.
-    pub fn open_stream(&self, map: &str, page_cnt: usize, guard: usize) -> Result<Arc<EventStream>> {
+    pub fn open_stream(&self, map: &str, page_cnt: usize, wakeup_events: u32, guard: usize) -> Result<Arc<EventStream>> {
         let mut g = self.write()?;
         let l = g.as_mut().ok_or(Error::Closed)?;
         let m = l.obj.maps().into_iter().find(|m| m.name() == map && !m.is_internal());
@@ -506,7 +506,7 @@ impl BpfObject {
         }
         let st = match m.map_type() {
             map_type::RINGBUF => EventStream::ring(map, m.fd(), guard)?,
-            map_type::PERF_EVENT_ARRAY => EventStream::perf(map, m.fd(), page_cnt, guard)?,
+            map_type::PERF_EVENT_ARRAY => EventStream::perf(map, m.fd(), page_cnt, wakeup_events, guard)?,
             _ => return Err(Error::Type(format!("map `{map}` is neither a ring buffer nor a perf event array"))),
         };
         let st = Arc::new(st);

@@ -325,9 +325,9 @@ impl PyBpfObject {
     }
 
     /// Opens the event stream of ring buffer or perf event array `map`.
-    #[pyo3(signature = (map, page_cnt = 64, guard = 4096))]
-    fn open_stream(&self, py: Python<'_>, map: &str, page_cnt: usize, guard: usize) -> PyResult<PyEventStream> {
-        let inner = guarded(|| self.inner.open_stream(map, page_cnt, guard)).py(py)?;
+    #[pyo3(signature = (map, page_cnt = 64, wakeup_events = 1, guard = 4096))]
+    fn open_stream(&self, py: Python<'_>, map: &str, page_cnt: usize, wakeup_events: u32, guard: usize) -> PyResult<PyEventStream> {
+        let inner = guarded(|| self.inner.open_stream(map, page_cnt, wakeup_events, guard)).py(py)?;
         Ok(PyEventStream { inner })
     }
 

@@ -902,11 +902,16 @@ unsafe extern "C" fn perf_lost_trampoline(ctx: *mut c_void, cpu: c_int, cnt: u64
 }
 
 impl PerfBuffer {
-    /// Opens per-CPU rings of `page_cnt` pages (a power of two) on perf event array `fd`.
-    pub fn new(fd: i32, page_cnt: usize, sample: CpuSampleFn, lost: LostFn) -> Result<PerfBuffer, Failure> {
+    /// Opens per-CPU rings of `page_cnt` pages (a power of two) on perf event array `fd`; the
+    /// kernel wakes the reader every `wakeup_events` samples per CPU.
+    pub fn new(fd: i32, page_cnt: usize, wakeup_events: u32, sample: CpuSampleFn, lost: LostFn) -> Result<PerfBuffer, Failure> {
         install_print_hook();
         let ctx = Box::into_raw(Box::new(PerfCtx { sample, lost }));
-        // SAFETY: ctx is kept until Drop (or freed below on failure); opts may be NULL.
+        // SAFETY: all-zero is a valid perf_buffer_opts.
+        let mut opts: lb::perf_buffer_opts = unsafe { std::mem::zeroed() };
+        opts.sz = std::mem::size_of::<lb::perf_buffer_opts>() as _;
+        opts.sample_period = wakeup_events.max(1);
+        // SAFETY: ctx is kept until Drop (or freed below on failure); opts outlives the call.
         let p = unsafe {
             lb::perf_buffer__new(
                 fd,
@@ -914,7 +919,7 @@ impl PerfBuffer {
                 Some(perf_sample_trampoline),
                 Some(perf_lost_trampoline),
                 ctx.cast(),
-                ptr::null(),
+                &opts,
             )
         };
         match check_ptr(p, || format!("opening a perf buffer of {page_cnt} pages per CPU")) {

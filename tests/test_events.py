@@ -289,3 +289,15 @@ def test_record_type_is_named_or_guessed():
         assert b["rb"].Event.__name__ == "event"
         with pytest.raises(ValueError, match="no struct nope"):
             b["rb"].set_record("struct nope")
+
+
+def test_perf_wakeup_events_batches_wakeups_without_stranding_samples():
+    with producer(perf=True) as b:
+        got = []
+        b["pb"].open_perf_buffer(lambda cpu, data, size: got.append(b["pb"].event(data).seq),
+                                 page_cnt=64, wakeup_events=32)
+        produce(5)  # fewer than the wake-up threshold: the pump still reads them
+        deadline = time.monotonic() + 5
+        while len(got) < 5 and time.monotonic() < deadline:
+            b.perf_buffer_poll(timeout=200)
+        assert sorted(got) == [0, 1, 2, 3, 4]

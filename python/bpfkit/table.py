@@ -550,6 +550,7 @@ class _EventTable:
         self._ctx: Any = None
         self._record: Any = None  # (name, descriptor, ctype)
         self._page_cnt = 64
+        self._wakeup_events = 1
 
     # -- record type -------------------------------------------------------------------------
     def set_record(self, record: Any) -> None:
@@ -603,7 +604,8 @@ class _EventTable:
                 guard = max(guard, ct.sizeof(self.Event))
             except ValueError:
                 pass  # no record type known: raw use only
-            self._stream = self.bpf._obj.open_stream(self.name, page_cnt=self._page_cnt, guard=guard)
+            self._stream = self.bpf._obj.open_stream(self.name, page_cnt=self._page_cnt,
+                                                     wakeup_events=self._wakeup_events, guard=guard)
             self.bpf._streams.append(self)
         return self._stream
 
@@ -747,12 +749,15 @@ class PerfEventArray(_EventTable):
                          lost_cb: Optional[Callable[[int], Any]] = None, wakeup_events: int = 1,
                          record: Any = None, pump: bool = True) -> None:
         """Calls ``callback(cpu, data, size)`` per sample from ``b.perf_buffer_poll()``.
+        ``wakeup_events``: the kernel wakes the reader every that many samples per CPU (fewer
+        wake-ups cost the producing CPU less; the pump still reads at least every 100 ms).
         ``pump=False`` reads the kernel buffers only inside the poll calls (BCC's behaviour)."""
         if page_cnt <= 0 or page_cnt & (page_cnt - 1):
             raise ValueError(f"page_cnt must be a power of two, got {page_cnt}")
         if record is not None:
             self.set_record(record)
         self._page_cnt = page_cnt
+        self._wakeup_events = max(1, int(wakeup_events))
         self._lost_cb = lost_cb
         self._start_callbacks(callback, None, pump)
 
