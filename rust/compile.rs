@@ -571,7 +571,7 @@ pub fn compile(req: &Request<'_>, cache: &Cache) -> Result<Output> {
         let gen_full = full.parent().map(Path::to_path_buf).unwrap_or_default();
         let (ok, diag) = run_clang(&compiler, req, &gen_full, &hdr_dir, &out, Emit::Object)?;
         if !ok {
-            return Err(compile_error(req, diag));
+            return Err(compile_error(diag));
         }
         ("full", diag)
     };
@@ -590,13 +590,13 @@ pub fn compile_text(req: &Request<'_>, cache: &Cache, emit: Emit) -> Result<Stri
     let out = scratch.path().join("out.txt");
     let (ok, diag) = run_clang(&compiler, req, &gen_full, &hdr_dir, &out, emit)?;
     if !ok {
-        return Err(compile_error(req, diag));
+        return Err(compile_error(diag));
     }
     let text = fs::read_to_string(&out).map_err(|e| Error::io("reading clang's output", &e))?;
     Ok(text.replace("<stdin>", req.display_name))
 }
 
-fn compile_error(req: &Request<'_>, diag: String) -> Error {
+fn compile_error(diag: String) -> Error {
     let first = diag
         .lines()
         .find(|l| l.contains("error:"))
@@ -605,7 +605,6 @@ fn compile_error(req: &Request<'_>, diag: String) -> Error {
         .to_string();
     let count = diag.lines().filter(|l| l.contains(" error:")).count();
     let more = if count > 1 { format!(" (and {} more errors)", count - 1) } else { String::new() };
-    let _ = req;
     Error::Compile { message: format!("{first}{more}"), diagnostics: diag }
 }
 

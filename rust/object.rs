@@ -96,7 +96,8 @@ pub struct LinkRec {
     pub target: String,
     /// The program's name.
     pub program: String,
-    link: sys::Link,
+    // Held for its Drop: removing the record detaches the program.
+    _link: sys::Link,
 }
 
 struct Loaded {
@@ -351,7 +352,7 @@ impl BpfObject {
 
     fn push_link(&self, links: &mut Vec<LinkRec>, kind: &str, target: String, program: &str, link: sys::Link) -> u64 {
         let id = self.next_link.fetch_add(1, Ordering::Relaxed);
-        links.push(LinkRec { id, kind: kind.to_string(), target, program: program.to_string(), link });
+        links.push(LinkRec { id, kind: kind.to_string(), target, program: program.to_string(), _link: link });
         id
     }
 
@@ -514,10 +515,6 @@ impl BpfObject {
         Ok(st)
     }
 
-    /// The fd of a link (for tests and introspection).
-    pub fn link_fd(&self, id: u64) -> Result<Option<i32>> {
-        self.with(|l| Ok(l.links.iter().find(|r| r.id == id).map(|r| r.link.fd())))
-    }
 }
 
 impl Drop for BpfObject {

@@ -164,7 +164,7 @@ class BPF:
                 m = self._obj.map(n)
             except ValueError as e:
                 raise KeyError(str(e)) from None
-            t = make_table(self, m) if isinstance(keytype, type(None)) and leaftype is None else make_table(self, m, keytype, leaftype)
+            t = make_table(self, m, keytype, leaftype)
             if keytype is None and leaftype is None:
                 self._tables[n] = t
         return t
@@ -379,7 +379,7 @@ class BPF:
     # -- trace_pipe (bpf_printk output) --------------------------------------------------------
     _TRACE_RE = None
 
-    def trace_open(self, nonblocking: bool = False) -> Any:
+    def trace_open(self) -> Any:
         """Opens the kernel's trace_pipe (mounting tracefs if needed), where ``bpf_printk``
         writes. Reading it consumes the lines: only one reader on the machine sees each."""
         tf = getattr(self, "_trace_file", None)
