@@ -28,6 +28,7 @@ fn main() {
         .map(|h| (format!("bpf/{h}"), include.join("bpf").join(h)))
         .collect();
     entries.push(("bpfkit.h".to_string(), own.clone()));
+    entries.push(("linux/errno.h".to_string(), manifest.join("rust/bpf/linux/errno.h")));
 
     let mut out = String::from("/// `(relative path, contents)` of every header a BPF program can include.\n");
     out.push_str("pub static HEADERS: &[(&str, &[u8])] = &[\n");

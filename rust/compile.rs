@@ -34,7 +34,7 @@ use crate::sys;
 include!(concat!(env!("OUT_DIR"), "/embedded_headers.rs"));
 
 /// Bump when the generated headers or flags change in a way the other key parts do not capture.
-const GENERATOR_VERSION: &str = "bpfkit-gen-2";
+const GENERATOR_VERSION: &str = "bpfkit-gen-3";
 
 /// Where the kernel publishes its BTF.
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
@@ -176,6 +176,7 @@ fn kernel_btf() -> Result<std::sync::Arc<KernelBtf>> {
             feature: "kernel BTF".into(),
             since: Some("5.4".into()),
             message: format!("{VMLINUX_BTF} is missing: the kernel was built without CONFIG_DEBUG_INFO_BTF"),
+            program: None,
         },
         _ => Error::io(format!("reading {VMLINUX_BTF}"), &e),
     })?;
@@ -402,6 +403,8 @@ fn headers_digest() -> String {
         h.update(data);
     }
     h.update(LIBBPF_VERSION_H.as_bytes());
+    h.update(PRELUDE.as_bytes());
+    h.update(USDT_PRELUDE.as_bytes());
     h.update(GENERATOR_VERSION.as_bytes());
     hex(&h.finalize())
 }
@@ -412,12 +415,27 @@ const PRELUDE: &str = "/* Included before every bpfkit program (clang -include).
 #include \"vmlinux.h\"\n#include <bpf/bpf_helpers.h>\n#include <bpf/bpf_tracing.h>\n\
 #include <bpf/bpf_core_read.h>\n#include <bpf/bpf_endian.h>\n#include <bpfkit.h>\n";
 
+/// Also included when the source uses USDT arguments: libbpf's `usdt.bpf.h` (its `BPF_USDT()`
+/// and `bpf_usdt_arg()`) and BCC's `bpf_usdt_readarg()` (arguments counted from 1) over it.
+const USDT_PRELUDE: &str = "/* Included before bpfkit programs that read USDT arguments. */\n\
+#include <bpf/usdt.bpf.h>\n\
+#define bpf_usdt_readarg(n, ctx, addr) ({ long __bpfkit_v = 0; \\\n\
+    int __bpfkit_r = bpf_usdt_arg((ctx), (n) - 1, &__bpfkit_v); \\\n\
+    *(addr) = (__typeof__(*(addr)))__bpfkit_v; __bpfkit_r; })\n";
+
+/// Whether a source reads USDT arguments without including libbpf's header itself.
+fn wants_usdt(src: &str) -> bool {
+    (src.contains("usdt") || src.contains("USDT")) && !src.contains("usdt.bpf.h")
+}
+
 /// The embedded headers written out under the cache (once per header digest; contents checked).
 fn headers_dir(cache: &Cache) -> Result<PathBuf> {
     let dir = cache.private_dir(&format!("headers/{}", &HEADERS_DIGEST[..16]))?;
     cache.private_dir(&format!("headers/{}/bpf", &HEADERS_DIGEST[..16]))?;
+    cache.private_dir(&format!("headers/{}/linux", &HEADERS_DIGEST[..16]))?;
     let mut files: Vec<(&str, &[u8])> = HEADERS.to_vec();
     files.push(("bpfkit_prelude.h", PRELUDE.as_bytes()));
+    files.push(("bpfkit_usdt.h", USDT_PRELUDE.as_bytes()));
     for (name, data) in files {
         let p = dir.join(name);
         if cache.read_file(&p)?.as_deref() != Some(data) {
@@ -525,6 +543,9 @@ fn run_clang(
         cmd.arg(format!("-I{}", d.display()));
     }
     cmd.arg("-include").arg(hdr_dir.join("bpfkit_prelude.h"));
+    if wants_usdt(req.source) {
+        cmd.arg("-include").arg(hdr_dir.join("bpfkit_usdt.h"));
+    }
     match emit {
         Emit::Object => cmd.arg("-c"),
         Emit::LlvmIr => cmd.args(["-S", "-emit-llvm"]),

@@ -22,7 +22,7 @@ pub enum Error {
     /// Attaching a program to its hook failed.
     Attach { errno: i32, message: String },
     /// The running kernel lacks a feature. `since` is the first kernel version that has it.
-    NotSupported { feature: String, since: Option<String>, message: String },
+    NotSupported { feature: String, since: Option<String>, message: String, program: Option<String> },
     /// A map operation failed with an errno other than "no such key".
     Map { errno: i32, message: String },
     /// The process lacks a privilege the kernel asked for.
@@ -74,7 +74,7 @@ impl Error {
             Error::CompilerNotFound { message } => Error::CompilerNotFound { message: pre(message) },
             Error::Load { program, errno, message, log } => Error::Load { program, errno, message: pre(message), log },
             Error::Attach { errno, message } => Error::Attach { errno, message: pre(message) },
-            Error::NotSupported { feature, since, message } => Error::NotSupported { feature, since, message: pre(message) },
+            Error::NotSupported { feature, since, message, program } => Error::NotSupported { feature, since, message: pre(message), program },
             Error::Map { errno, message } => Error::Map { errno, message: pre(message) },
             Error::Privilege { errno, message } => Error::Privilege { errno, message: pre(message) },
             Error::Cache { errno, message } => Error::Cache { errno, message: pre(message) },

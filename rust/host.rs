@@ -69,6 +69,8 @@ pub enum Fs {
     Debugfs,
     /// bpffs at /sys/fs/bpf: pinning.
     Bpffs,
+    /// securityfs at /sys/kernel/security: the active LSMs and the lockdown state.
+    Securityfs,
 }
 
 impl Fs {
@@ -77,6 +79,7 @@ impl Fs {
             Fs::Tracefs => ("/sys/kernel/tracing", "tracefs", 0x7472_6163),
             Fs::Debugfs => ("/sys/kernel/debug", "debugfs", 0x6462_6720),
             Fs::Bpffs => ("/sys/fs/bpf", "bpf", 0xcafe_4a11),
+            Fs::Securityfs => ("/sys/kernel/security", "securityfs", 0x7365_6373),
         }
     }
 
@@ -146,7 +149,110 @@ pub fn kprobes_unavailable() -> Option<String> {
 pub fn require_kprobes() -> Result<()> {
     match kprobes_unavailable() {
         None => Ok(()),
-        Some(message) => Err(Error::NotSupported { feature: "kprobes (CONFIG_KPROBES)".into(), since: Some("4.1".into()), message }),
+        Some(message) => Err(Error::NotSupported {
+            feature: "kprobes (CONFIG_KPROBES)".into(),
+            since: Some("4.1".into()),
+            message,
+            program: None,
+        }),
+    }
+}
+
+/// The kernel lockdown mode ("none", "integrity", "confidentiality"), when securityfs shows it.
+pub fn lockdown() -> Option<String> {
+    let _ = ensure_mounted(Fs::Securityfs);
+    let s = fs::read_to_string("/sys/kernel/security/lockdown").ok()?;
+    // "none [integrity] confidentiality": the bracketed word is the active mode.
+    let start = s.find('[')?;
+    let end = s[start..].find(']')? + start;
+    Some(s[start + 1..end].to_string())
+}
+
+/// The active LSMs, from securityfs (e.g. `["lockdown", "capability", "bpf"]`).
+pub fn active_lsms() -> Option<Vec<String>> {
+    let _ = ensure_mounted(Fs::Securityfs);
+    let s = fs::read_to_string("/sys/kernel/security/lsm").ok()?;
+    Some(s.trim().split(',').filter(|x| !x.is_empty()).map(str::to_string).collect())
+}
+
+/// A kprobe event made through tracefs's `kprobe_events` (the way to ask for `maxactive`),
+/// removed on drop. Its name carries the creating pid, so events left by a killed process are
+/// recognised and removed by the next bpfkit that makes one.
+pub struct KprobeEvent {
+    group_name: String,
+    /// The event's tracepoint id, for `perf_event_open(PERF_TYPE_TRACEPOINT)`.
+    pub id: u64,
+}
+
+const KPROBE_GROUP: &str = "bpfkit";
+
+fn kprobe_events_file() -> Result<PathBuf> {
+    let dir = tracing_dir()?;
+    Ok(Path::new(dir).join("kprobe_events"))
+}
+
+fn write_kprobe_events(line: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let path = kprobe_events_file().map_err(|e| std::io::Error::other(e.to_string()))?;
+    let mut f = fs::OpenOptions::new().append(true).open(path)?;
+    f.write_all(line.as_bytes())
+}
+
+/// Removes the `bpfkit/` kprobe events whose creating process is gone.
+pub fn remove_stale_kprobe_events() {
+    let Ok(path) = kprobe_events_file() else { return };
+    let Ok(text) = fs::read_to_string(path) else { return };
+    for line in text.lines() {
+        // "r100:bpfkit/p1234_5_vfs_read vfs_read"
+        let Some(name) = line.split_whitespace().next().and_then(|h| h.split_once(':')).map(|(_, n)| n) else { continue };
+        let Some(ev) = name.strip_prefix("bpfkit/p") else { continue };
+        let Some(pid) = ev.split('_').next().and_then(|p| p.parse::<i32>().ok()) else { continue };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = write_kprobe_events(&format!("-:{name}\n"));
+        }
+    }
+}
+
+impl KprobeEvent {
+    /// Creates `[r[maxactive]]:bpfkit/p<pid>_<n>_<func> func+offset`.
+    pub fn create(func: &str, offset: u64, retprobe: bool, maxactive: u32) -> Result<KprobeEvent> {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        require_kprobes()?;
+        remove_stale_kprobe_events();
+        if func.is_empty() || !func.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.') {
+            return Err(Error::Value(format!("`{func}` is not a kernel function name")));
+        }
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let clean: String = func.chars().map(|c| if c == '.' { '_' } else { c }).collect();
+        let ev = format!("p{}_{n}_{clean}", std::process::id());
+        let kind = match (retprobe, maxactive) {
+            (false, _) => "p".to_string(),
+            (true, 0) => "r".to_string(),
+            (true, m) => format!("r{m}"),
+        };
+        let target = if offset > 0 { format!("{func}+{offset}") } else { func.to_string() };
+        let group_name = format!("{KPROBE_GROUP}/{ev}");
+        write_kprobe_events(&format!("{kind}:{group_name} {target}\n")).map_err(|e| Error::Attach {
+            errno: e.raw_os_error().unwrap_or(libc::EINVAL),
+            message: format!("creating kprobe event `{kind}:{group_name} {target}` in kprobe_events: {e}"),
+        })?;
+        let mut this = KprobeEvent { group_name, id: 0 };
+        let id_path = Path::new(tracing_dir()?).join("events").join(KPROBE_GROUP).join(&ev).join("id");
+        let id = fs::read_to_string(&id_path)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .ok_or_else(|| Error::Attach { errno: libc::ENOENT, message: format!("reading {}", id_path.display()) })?;
+        this.id = id;
+        Ok(this)
+    }
+}
+
+impl Drop for KprobeEvent {
+    fn drop(&mut self) {
+        if self.group_name.is_empty() {
+            return;
+        }
+        let _ = write_kprobe_events(&format!("-:{}\n", self.group_name));
     }
 }
 

@@ -8,6 +8,7 @@ pub mod cache;
 pub mod compile;
 pub mod error;
 pub mod events;
+pub mod features;
 pub mod host;
 pub mod object;
 pub mod symbols;

@@ -84,6 +84,8 @@ pub struct LoadOptions {
     pub consts: Vec<(String, ConstValue)>,
     /// Verifier log level for every program (0: logs only on failure).
     pub log_level: u32,
+    /// Programs not to load (alternatives not chosen by a fallback ladder).
+    pub autoload_off: Vec<String>,
 }
 
 /// An attachment owned by an object.
@@ -98,6 +100,8 @@ pub struct LinkRec {
     pub program: String,
     // Held for its Drop: removing the record detaches the program.
     _link: sys::Link,
+    // A tracefs kprobe event the link uses, removed after the link (field order is drop order).
+    _event: Option<host::KprobeEvent>,
 }
 
 struct Loaded {
@@ -166,6 +170,10 @@ impl BpfObject {
                 return Err(Error::Value(format!("cannot set global `{var}` before load")));
             }
         }
+        for prog in &opts.autoload_off {
+            let p = obj.program(prog).ok_or_else(|| Error::Value(format!("no program named `{prog}`")))?;
+            p.set_autoload(false).map_err(from_failure)?;
+        }
         host::check_bpf_privileges()?;
         match obj.load(opts.log_level, 4 << 20) {
             Ok(_) => {}
@@ -182,6 +190,17 @@ impl BpfObject {
         }
         *this.write()? = Some(Loaded { mmaps, streams: Vec::new(), links: Vec::new(), obj });
         Ok(Arc::new(this))
+    }
+
+    /// `(name, section)` of every program in object file `data`, without loading it.
+    pub fn list_programs(data: &[u8]) -> Result<Vec<(String, String)>> {
+        let obj = sys::Object::open_mem(data, "bpfkit_list").map_err(|f| Error::Load {
+            program: None,
+            errno: f.errno,
+            message: f.message(),
+            log: String::new(),
+        })?;
+        Ok(obj.programs().iter().map(|p| (p.name(), p.section())).collect())
     }
 
     fn read(&self) -> Result<RwLockReadGuard<'_, Option<Loaded>>> {
@@ -351,8 +370,20 @@ impl BpfObject {
     }
 
     fn push_link(&self, links: &mut Vec<LinkRec>, kind: &str, target: String, program: &str, link: sys::Link) -> u64 {
+        self.push_link_with(links, kind, target, program, link, None)
+    }
+
+    fn push_link_with(
+        &self,
+        links: &mut Vec<LinkRec>,
+        kind: &str,
+        target: String,
+        program: &str,
+        link: sys::Link,
+        event: Option<host::KprobeEvent>,
+    ) -> u64 {
         let id = self.next_link.fetch_add(1, Ordering::Relaxed);
-        links.push(LinkRec { id, kind: kind.to_string(), target, program: program.to_string(), _link: link });
+        links.push(LinkRec { id, kind: kind.to_string(), target, program: program.to_string(), _link: link, _event: event });
         id
     }
 
@@ -391,12 +422,147 @@ impl BpfObject {
 
     /// Attaches a kprobe or kretprobe. Fails with [`Error::NotSupported`] on a kernel without
     /// kprobes.
-    pub fn attach_kprobe(&self, prog: &str, func: &str, offset: u64, retprobe: bool) -> Result<u64> {
+    ///
+    /// `maxactive > 0` (kretprobes: how many returns can be pending at once) makes the probe
+    /// through tracefs's `kprobe_events`, the one interface that takes it.
+    pub fn attach_kprobe(&self, prog: &str, func: &str, offset: u64, retprobe: bool, maxactive: u32) -> Result<u64> {
         host::require_kprobes()?;
+        let kind = if retprobe { "kretprobe" } else { "kprobe" };
+        if maxactive > 0 {
+            let ev = host::KprobeEvent::create(func, offset, retprobe, maxactive)?;
+            let spec = sys::PerfEventSpec { ev_type: 2, config: ev.id, period: 1, pid: -1, cpu: 0, group_fd: -1, freq: false };
+            let pfd = sys::perf_event_open(&spec).map_err(attach_failure)?;
+            return self.with_program(prog, |l, p| {
+                let link = p.attach_perf_event(pfd, &format!("{kind} {func} (maxactive {maxactive})")).map_err(attach_failure)?;
+                Ok(self.push_link_with(l, kind, func.to_string(), prog, link, Some(ev)))
+            });
+        }
         self.with_program(prog, |l, p| {
             let link = p.attach_kprobe(func, offset, retprobe).map_err(attach_failure)?;
-            Ok(self.push_link(l, if retprobe { "kretprobe" } else { "kprobe" }, func.to_string(), prog, link))
+            Ok(self.push_link(l, kind, func.to_string(), prog, link))
         })
+    }
+
+    /// Attaches a kprobe or kretprobe to every function in `funcs` through one multi-kprobe
+    /// link. `label` names the attachment (the pattern the functions came from).
+    pub fn attach_kprobe_multi(&self, prog: &str, funcs: &[String], retprobe: bool, label: &str) -> Result<u64> {
+        if funcs.is_empty() {
+            return Err(Error::Value(format!("no kernel function matches `{label}`")));
+        }
+        self.with_program(prog, |l, p| {
+            let link = p.attach_kprobe_multi(funcs, retprobe).map_err(|f| match f.errno {
+                libc::EOPNOTSUPP | 524 /* ENOTSUPP */ => Error::NotSupported {
+                    feature: "kprobe_multi".into(),
+                    since: Some("5.18".into()),
+                    message: format!("{}: this kernel has no multi-kprobe links (CONFIG_FPROBE)", f.message()),
+                    program: Some(prog.to_string()),
+                },
+                _ => attach_failure(f),
+            })?;
+            Ok(self.push_link(l, if retprobe { "kretprobe" } else { "kprobe" }, label.to_string(), prog, link))
+        })
+    }
+
+    /// Attaches a uprobe (or uretprobe) at every file offset of `offsets` in `path` with one
+    /// multi-uprobe link; `label` names the attachment.
+    pub fn attach_uprobe_multi(&self, prog: &str, path: &str, offsets: &[u64], pid: i32, retprobe: bool, label: &str) -> Result<u64> {
+        self.with_program(prog, |l, p| {
+            let link = p.attach_uprobe_multi(pid, path, offsets, retprobe).map_err(|f| match f.errno {
+                libc::EOPNOTSUPP | 524 => Error::NotSupported {
+                    feature: "uprobe_multi".into(),
+                    since: Some("6.6".into()),
+                    message: format!("{}: this kernel has no multi-uprobe links", f.message()),
+                    program: Some(prog.to_string()),
+                },
+                _ => attach_failure(f),
+            })?;
+            Ok(self.push_link(l, if retprobe { "uretprobe" } else { "uprobe" }, format!("{path}:{label}"), prog, link))
+        })
+    }
+
+    /// Attaches program `prog` to a perf event opened from `spec` (one CPU or one process).
+    pub fn attach_perf_event(&self, prog: &str, spec: &sys::PerfEventSpec) -> Result<u64> {
+        let pfd = sys::perf_event_open(spec).map_err(|f| match f.errno {
+            libc::ENOENT | libc::EOPNOTSUPP | libc::ENODEV => Error::NotSupported {
+                feature: format!("perf event type {} config {:#x}", spec.ev_type, spec.config),
+                since: None,
+                message: format!("{}: this machine's PMU does not provide that event (a VM often has no hardware counters)", f.message()),
+                program: Some(prog.to_string()),
+            },
+            _ => attach_failure(f),
+        })?;
+        let target = format!("{}:{:#x}:cpu{}:pid{}", spec.ev_type, spec.config, spec.cpu, spec.pid);
+        self.with_program(prog, |l, p| {
+            let link = p.attach_perf_event(pfd, &format!("perf event {target}")).map_err(attach_failure)?;
+            Ok(self.push_link(l, "perf_event", target, prog, link))
+        })
+    }
+
+    /// Attaches XDP program `prog` to interface `ifindex` (named `dev`) through a BPF link with
+    /// `XDP_FLAGS_*` mode flags; the link goes when the object closes or the process dies.
+    pub fn attach_xdp(&self, prog: &str, ifindex: i32, dev: &str, flags: u32) -> Result<u64> {
+        self.with_program(prog, |l, p| {
+            let link = p.attach_xdp(ifindex, flags).map_err(|f| {
+                let hint = match f.errno {
+                    libc::EBUSY | libc::EEXIST => "; the interface already has an XDP program (another process's, or one attached without a link)",
+                    libc::EOPNOTSUPP => "; the driver does not support this XDP mode (try flags=BPF.XDP_FLAGS_SKB_MODE)",
+                    _ => "",
+                };
+                attach_failure(Failure { errno: f.errno, context: format!("{} on {dev}{hint}", f.context) })
+            })?;
+            Ok(self.push_link(l, "xdp", dev.to_string(), prog, link))
+        })
+    }
+
+    /// Attaches tc program `prog` to interface `ifindex` (named `dev`), ingress or egress:
+    /// through a tcx link (6.6+) when `mode` is "tcx", through a clsact qdisc filter when
+    /// "clsact", and "auto" tries tcx first.
+    pub fn attach_tc(&self, prog: &str, ifindex: i32, dev: &str, ingress: bool, mode: &str) -> Result<(u64, String)> {
+        let dir = if ingress { "ingress" } else { "egress" };
+        let target = format!("{dev}:{dir}");
+        self.with_program(prog, |l, p| {
+            let tcx = match mode {
+                "tcx" | "auto" => p.attach_tcx(ifindex, ingress),
+                "clsact" => Err(Failure { errno: libc::EOPNOTSUPP, context: String::new() }),
+                _ => return Err(Error::Value(format!("tc mode must be 'auto', 'tcx' or 'clsact', not {mode:?}"))),
+            };
+            let (link, how) = match tcx {
+                Ok(link) => (link, "tcx"),
+                // Kernels before 6.6 refuse the attach type: EINVAL (or EOPNOTSUPP).
+                Err(f) if mode == "auto" && matches!(f.errno, libc::EINVAL | libc::EOPNOTSUPP) => {
+                    (p.attach_tc_clsact(ifindex, ingress).map_err(attach_failure)?, "clsact")
+                }
+                Err(_) if mode == "clsact" => (p.attach_tc_clsact(ifindex, ingress).map_err(attach_failure)?, "clsact"),
+                Err(f) => return Err(attach_failure(f)),
+            };
+            Ok((self.push_link(l, "tc", target.clone(), prog, link), how.to_string()))
+        })
+    }
+
+    /// Attaches cgroup program `prog` to the cgroup v2 directory `path`.
+    pub fn attach_cgroup(&self, prog: &str, path: &str) -> Result<u64> {
+        let dir = std::fs::File::open(path).map_err(|e| Error::io(format!("opening cgroup {path}"), &e))?;
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&dir);
+        self.with_program(prog, |l, p| {
+            let link = p.attach_cgroup(fd, path).map_err(attach_failure)?;
+            Ok(self.push_link(l, "cgroup", path.to_string(), prog, link))
+        })
+    }
+
+    /// Attaches program `prog` to USDT probe `provider:name` of `path` (all processes, or `pid`).
+    pub fn attach_usdt(&self, prog: &str, pid: i32, path: &str, provider: &str, name: &str, cookie: u64) -> Result<u64> {
+        self.with_program(prog, |l, p| {
+            let link = p.attach_usdt(pid, path, provider, name, cookie).map_err(|f| {
+                let hint = if f.errno == libc::ENOENT { format!("; {path} has no USDT probe {provider}:{name}") } else { String::new() };
+                attach_failure(Failure { errno: f.errno, context: format!("{}{hint}", f.context) })
+            })?;
+            Ok(self.push_link(l, "usdt", format!("{path}:{provider}:{name}"), prog, link))
+        })
+    }
+
+    /// The fd of loaded program `prog` (valid while the object is open) and its type.
+    pub fn program_fd(&self, prog: &str) -> Result<(i32, u32)> {
+        self.with_program(prog, |_, p| Ok((p.fd(), p.prog_type())))
     }
 
     /// Attaches a uprobe or uretprobe on `path` at `symbol`+`offset` (or file offset `offset`).
@@ -412,49 +578,75 @@ impl BpfObject {
         })
     }
 
-    /// Attaches every loaded program whose section names its hook. Returns `(program, kind,
-    /// target)` for each attachment made.
-    pub fn autoattach(&self) -> Result<Vec<(String, String, String)>> {
+    /// Attaches every loaded program whose section names its hook, except those in `skip`.
+    /// Returns `(program, kind, target)` for each attachment made.
+    pub fn autoattach(&self, skip: &[String]) -> Result<Vec<(String, String, String)>> {
         let progs = self.programs()?;
         let mut done = Vec::new();
         for (name, sec, _, fd) in progs {
-            if fd < 0 {
+            if fd < 0 || skip.contains(&name) {
                 continue;
             }
-            let (kind, rest) = sec.split_once('/').unwrap_or((sec.as_str(), ""));
-            if rest.is_empty() {
-                continue;
-            }
-            match kind {
-                "tracepoint" | "tp" => {
-                    let Some((cat, tp)) = rest.split_once('/') else { continue };
-                    self.attach_tracepoint(&name, cat, tp)?;
-                    done.push((name, "tracepoint".into(), format!("{cat}:{tp}")));
-                }
-                "raw_tp" | "raw_tracepoint" | "raw_tp.w" | "raw_tracepoint.w" => {
-                    self.attach_raw_tracepoint(&name, rest)?;
-                    done.push((name, "raw_tracepoint".into(), rest.into()));
-                }
-                "kprobe" | "kretprobe" | "ksyscall" | "kretsyscall" | "kprobe.multi" | "kretprobe.multi" => {
-                    host::require_kprobes()?;
-                    self.attach_auto(&name, kind, rest)?;
-                    done.push((name, kind.into(), rest.into()));
-                }
-                "uprobe" | "uretprobe" | "uprobe.s" | "uretprobe.s" | "usdt" => {
-                    if !rest.contains(':') {
-                        continue;
-                    }
-                    self.attach_auto(&name, kind, rest)?;
-                    done.push((name, kind.into(), rest.into()));
-                }
-                "tp_btf" | "fentry" | "fexit" | "fmod_ret" | "lsm" | "fentry.s" | "fexit.s" | "lsm.s" | "iter" => {
-                    self.attach_auto(&name, kind, rest)?;
-                    done.push((name, kind.into(), rest.into()));
-                }
-                _ => {}
+            if let Some((kind, target)) = self.attach_section(&name, &sec)? {
+                done.push((name, kind, target));
             }
         }
         Ok(done)
+    }
+
+    /// Attaches program `prog` where its section `sec` says; None when the section names no
+    /// hook (e.g. a bare `SEC("kprobe")`, attached later by name).
+    pub fn attach_section(&self, name: &str, sec: &str) -> Result<Option<(String, String)>> {
+        let (kind, rest) = sec.split_once('/').unwrap_or((sec, ""));
+        if rest.is_empty() {
+            return Ok(None);
+        }
+        let name = name.to_string();
+        match kind {
+            "tracepoint" | "tp" => {
+                let Some((cat, tp)) = rest.split_once('/') else { return Ok(None) };
+                self.attach_tracepoint(&name, cat, tp)?;
+                Ok(Some(("tracepoint".into(), format!("{cat}:{tp}"))))
+            }
+            "raw_tp" | "raw_tracepoint" | "raw_tp.w" | "raw_tracepoint.w" => {
+                self.attach_raw_tracepoint(&name, rest)?;
+                Ok(Some(("raw_tracepoint".into(), rest.into())))
+            }
+            "kprobe.multi" | "kretprobe.multi" => {
+                self.attach_auto(&name, kind, rest).map_err(|e| match e {
+                    Error::Attach { errno: libc::EOPNOTSUPP | 524, message } => Error::NotSupported {
+                        feature: "kprobe_multi".into(),
+                        since: Some("5.18".into()),
+                        message: format!("{message}: this kernel has no multi-kprobe links (CONFIG_FPROBE)"),
+                        program: Some(name.clone()),
+                    },
+                    e => e,
+                })?;
+                Ok(Some((kind.into(), rest.into())))
+            }
+            "kprobe" | "kretprobe" | "ksyscall" | "kretsyscall" => {
+                host::require_kprobes().map_err(|e| match e {
+                    Error::NotSupported { feature, since, message, .. } => {
+                        Error::NotSupported { feature, since, message, program: Some(name.clone()) }
+                    }
+                    e => e,
+                })?;
+                self.attach_auto(&name, kind, rest)?;
+                Ok(Some((kind.into(), rest.into())))
+            }
+            "uprobe" | "uretprobe" | "uprobe.s" | "uretprobe.s" | "uprobe.multi" | "uretprobe.multi" | "usdt" => {
+                if !rest.contains(':') {
+                    return Ok(None);
+                }
+                self.attach_auto(&name, kind, rest)?;
+                Ok(Some((kind.into(), rest.into())))
+            }
+            "tp_btf" | "fentry" | "fexit" | "fmod_ret" | "lsm" | "fentry.s" | "fexit.s" | "lsm.s" | "iter" => {
+                self.attach_auto(&name, kind, rest)?;
+                Ok(Some((kind.into(), rest.into())))
+            }
+            _ => Ok(None),
+        }
     }
 
     fn attach_auto(&self, prog: &str, kind: &str, target: &str) -> Result<u64> {
@@ -539,16 +731,15 @@ fn load_error(lf: sys::LoadFailure) -> Error {
         if let Err(e) = host::check_bpf_privileges() {
             return e;
         }
-        let lockdown = std::fs::read_to_string("/sys/kernel/security/lockdown").unwrap_or_default();
-        if lockdown.contains("[integrity]") || lockdown.contains("[confidentiality]") {
+        if let Some(mode) = host::lockdown().filter(|m| m != "none") {
             let prog = lf.program.clone().unwrap_or_default();
             return Error::NotSupported {
                 feature: "BPF program type under kernel lockdown".into(),
                 since: None,
+                program: lf.program.clone(),
                 message: format!(
-                    "loading program `{prog}` failed with EPERM: the kernel is in lockdown mode ({}), which refuses \
+                    "loading program `{prog}` failed with EPERM: the kernel is in lockdown mode ({mode}), which refuses \
                      this kind of program (fentry/fexit/LSM and others that read kernel memory); {}",
-                    lockdown.trim(),
                     f.message()
                 ),
             };

@@ -71,11 +71,15 @@ fn to_pyerr(py: Python<'_>, e: Error) -> PyErr {
             vec![("program", program.clone().unwrap_or_default()), ("verifier_log", log.clone())],
         ),
         Error::Attach { errno, message } => ("attach", Some(*errno), message.clone(), vec![]),
-        Error::NotSupported { feature, since, message } => (
+        Error::NotSupported { feature, since, message, program } => (
             "not_supported",
             Some(libc::EOPNOTSUPP),
             message.clone(),
-            vec![("feature", feature.clone()), ("since", since.clone().unwrap_or_default())],
+            vec![
+                ("feature", feature.clone()),
+                ("since", since.clone().unwrap_or_default()),
+                ("program", program.clone().unwrap_or_default()),
+            ],
         ),
         Error::Map { errno, message } => ("map", Some(*errno), message.clone(), vec![]),
         Error::Privilege { errno, message } => ("privilege", Some(*errno), message.clone(), vec![]),
@@ -173,8 +177,15 @@ struct PyBpfObject {
 impl PyBpfObject {
     /// Opens an ELF object, sets `consts`, and loads it. Releases the GIL.
     #[staticmethod]
-    #[pyo3(signature = (data, *, name = "bpfkit".to_string(), consts = Vec::new(), log_level = 0))]
-    fn load(py: Python<'_>, data: Vec<u8>, name: String, consts: Vec<(String, Bound<'_, PyAny>)>, log_level: u32) -> PyResult<Self> {
+    #[pyo3(signature = (data, *, name = "bpfkit".to_string(), consts = Vec::new(), log_level = 0, autoload_off = Vec::new()))]
+    fn load(
+        py: Python<'_>,
+        data: Vec<u8>,
+        name: String,
+        consts: Vec<(String, Bound<'_, PyAny>)>,
+        log_level: u32,
+        autoload_off: Vec<String>,
+    ) -> PyResult<Self> {
         let mut cv = Vec::with_capacity(consts.len());
         for (k, v) in consts {
             let val = if let Ok(b) = v.cast::<PyBytes>() {
@@ -191,7 +202,7 @@ impl PyBpfObject {
             };
             cv.push((k, val));
         }
-        let opts = LoadOptions { name, consts: cv, log_level };
+        let opts = LoadOptions { name, consts: cv, log_level, autoload_off };
         let r = py.detach(|| guarded(|| BpfObject::load(&data, &opts)));
         let inner = r.py(py)?;
         Ok(PyBpfObject { inner })
@@ -270,11 +281,94 @@ impl PyBpfObject {
     }
 
     /// Attaches a kprobe (or kretprobe) on kernel function `func`.
-    #[pyo3(signature = (prog, func, offset = 0, retprobe = false))]
-    fn attach_kprobe(&self, py: Python<'_>, prog: &str, func: &str, offset: u64, retprobe: bool) -> PyResult<u64> {
+    #[pyo3(signature = (prog, func, offset = 0, retprobe = false, maxactive = 0))]
+    fn attach_kprobe(&self, py: Python<'_>, prog: &str, func: &str, offset: u64, retprobe: bool, maxactive: u32) -> PyResult<u64> {
         let inner = self.inner.clone();
         let (p, f) = (prog.to_string(), func.to_string());
-        py.detach(move || guarded(|| inner.attach_kprobe(&p, &f, offset, retprobe))).py(py)
+        py.detach(move || guarded(|| inner.attach_kprobe(&p, &f, offset, retprobe, maxactive))).py(py)
+    }
+
+    /// Attaches a kprobe (or kretprobe) to every function of `funcs` with one multi-kprobe link.
+    #[pyo3(signature = (prog, funcs, retprobe = false, label = String::new()))]
+    fn attach_kprobe_multi(&self, py: Python<'_>, prog: &str, funcs: Vec<String>, retprobe: bool, label: String) -> PyResult<u64> {
+        let inner = self.inner.clone();
+        let p = prog.to_string();
+        py.detach(move || guarded(|| inner.attach_kprobe_multi(&p, &funcs, retprobe, &label))).py(py)
+    }
+
+    /// Attaches a uprobe (or uretprobe) at every file offset of `offsets` with one multi-uprobe link.
+    #[pyo3(signature = (prog, path, offsets, pid = -1, retprobe = false, label = String::new()))]
+    #[allow(clippy::too_many_arguments)] // mirrors the Python keyword arguments one for one
+    fn attach_uprobe_multi(
+        &self,
+        py: Python<'_>,
+        prog: &str,
+        path: &str,
+        offsets: Vec<u64>,
+        pid: i32,
+        retprobe: bool,
+        label: String,
+    ) -> PyResult<u64> {
+        let inner = self.inner.clone();
+        let (p, pa) = (prog.to_string(), path.to_string());
+        py.detach(move || guarded(|| inner.attach_uprobe_multi(&p, &pa, &offsets, pid, retprobe, &label))).py(py)
+    }
+
+    /// Attaches program `prog` to a new perf event.
+    #[pyo3(signature = (prog, ev_type, config, period, freq = false, pid = -1, cpu = -1, group_fd = -1))]
+    #[allow(clippy::too_many_arguments)] // mirrors perf_event_open's arguments one for one
+    fn attach_perf_event(
+        &self,
+        py: Python<'_>,
+        prog: &str,
+        ev_type: u32,
+        config: u64,
+        period: u64,
+        freq: bool,
+        pid: i32,
+        cpu: i32,
+        group_fd: i32,
+    ) -> PyResult<u64> {
+        let inner = self.inner.clone();
+        let p = prog.to_string();
+        let spec = crate::sys::PerfEventSpec { ev_type, config, period, freq, pid, cpu, group_fd };
+        py.detach(move || guarded(|| inner.attach_perf_event(&p, &spec))).py(py)
+    }
+
+    /// Attaches XDP program `prog` to interface `ifindex` (named `dev`) through a BPF link.
+    fn attach_xdp(&self, py: Python<'_>, prog: &str, ifindex: i32, dev: &str, flags: u32) -> PyResult<u64> {
+        guarded(|| self.inner.attach_xdp(prog, ifindex, dev, flags)).py(py)
+    }
+
+    /// Attaches tc program `prog` to interface `ifindex`; returns (id, "tcx" or "clsact").
+    fn attach_tc(&self, py: Python<'_>, prog: &str, ifindex: i32, dev: &str, ingress: bool, mode: &str) -> PyResult<(u64, String)> {
+        guarded(|| self.inner.attach_tc(prog, ifindex, dev, ingress, mode)).py(py)
+    }
+
+    /// Attaches cgroup program `prog` to the cgroup v2 directory `path`.
+    fn attach_cgroup(&self, py: Python<'_>, prog: &str, path: &str) -> PyResult<u64> {
+        guarded(|| self.inner.attach_cgroup(prog, path)).py(py)
+    }
+
+    /// Attaches program `prog` to USDT probe `provider:name` in `path`.
+    #[pyo3(signature = (prog, path, provider, name, pid = -1, cookie = 0))]
+    #[allow(clippy::too_many_arguments)] // mirrors the Python keyword arguments one for one
+    fn attach_usdt(&self, py: Python<'_>, prog: &str, path: &str, provider: &str, name: &str, pid: i32, cookie: u64) -> PyResult<u64> {
+        let inner = self.inner.clone();
+        let (p, pa, pr, n) = (prog.to_string(), path.to_string(), provider.to_string(), name.to_string());
+        py.detach(move || guarded(|| inner.attach_usdt(&p, pid, &pa, &pr, &n, cookie))).py(py)
+    }
+
+    /// `(fd, prog_type)` of loaded program `prog`; the fd is valid while the object is open.
+    fn program_fd(&self, py: Python<'_>, prog: &str) -> PyResult<(i32, u32)> {
+        guarded(|| self.inner.program_fd(prog)).py(py)
+    }
+
+    /// Attaches program `prog` where its section says; `(kind, target)` or None.
+    fn attach_section(&self, py: Python<'_>, prog: &str, section: &str) -> PyResult<Option<(String, String)>> {
+        let inner = self.inner.clone();
+        let (p, sec) = (prog.to_string(), section.to_string());
+        py.detach(move || guarded(|| inner.attach_section(&p, &sec))).py(py)
     }
 
     /// Attaches a uprobe (or uretprobe) on `path` at `symbol`+`offset`.
@@ -296,9 +390,10 @@ impl PyBpfObject {
     }
 
     /// Attaches every program whose section names its hook; `[(program, kind, target)]`.
-    fn autoattach(&self, py: Python<'_>) -> PyResult<Vec<(String, String, String)>> {
+    #[pyo3(signature = (skip = Vec::new()))]
+    fn autoattach(&self, py: Python<'_>, skip: Vec<String>) -> PyResult<Vec<(String, String, String)>> {
         let inner = self.inner.clone();
-        py.detach(move || guarded(|| inner.autoattach())).py(py)
+        py.detach(move || guarded(|| inner.autoattach(&skip))).py(py)
     }
 
     /// `[(id, kind, target, program)]` of every attachment.
@@ -765,6 +860,7 @@ fn ensure_mounted(py: Python<'_>, fs: &str) -> PyResult<bool> {
         "tracefs" => Fs::Tracefs,
         "debugfs" => Fs::Debugfs,
         "bpffs" => Fs::Bpffs,
+        "securityfs" => Fs::Securityfs,
         other => return Err(PyValueError::new_err(format!("unknown filesystem {other:?}"))),
     };
     guarded(|| host::ensure_mounted(f)).py(py)
@@ -774,6 +870,26 @@ fn ensure_mounted(py: Python<'_>, fs: &str) -> PyResult<bool> {
 #[pyfunction]
 fn kprobes_unavailable() -> Option<String> {
     host::kprobes_unavailable()
+}
+
+/// `[(name, section)]` of the programs in BPF object file `data`, without loading it.
+#[pyfunction]
+fn object_programs(py: Python<'_>, data: Vec<u8>) -> PyResult<Vec<(String, String)>> {
+    guarded(|| BpfObject::list_programs(&data)).py(py)
+}
+
+/// Runs kernel feature probe `name`: `(supported, errno, why not)`.
+#[pyfunction]
+fn probe_feature(py: Python<'_>, name: &str) -> PyResult<(bool, i32, String)> {
+    let n = name.to_string();
+    let r = py.detach(move || guarded(|| crate::features::probe(&n))).py(py)?;
+    Ok((r.supported, r.errno, r.detail))
+}
+
+/// The kernel's lockdown mode, if securityfs shows it.
+#[pyfunction]
+fn lockdown() -> Option<String> {
+    host::lockdown()
 }
 
 /// Whether tracepoint `category:name` exists.
@@ -854,6 +970,10 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(ensure_mounted, m)?)?;
     m.add_function(wrap_pyfunction!(kprobes_unavailable, m)?)?;
     m.add_function(wrap_pyfunction!(tracepoint_exists, m)?)?;
+    m.add_function(wrap_pyfunction!(probe_feature, m)?)?;
+    m.add_function(wrap_pyfunction!(object_programs, m)?)?;
+    m.add_function(wrap_pyfunction!(lockdown, m)?)?;
+    m.add("FEATURES", crate::features::NAMES.to_vec())?;
     m.add_function(wrap_pyfunction!(resolve_binary, m)?)?;
     m.add_function(wrap_pyfunction!(check_privileges, m)?)?;
     m.add_function(wrap_pyfunction!(num_possible_cpus, m)?)?;

@@ -276,6 +276,11 @@ impl Object {
                         .find(|(_, (fd, auto))| *fd < 0 && *auto)
                         .map(|(l, _)| l)
                 };
+                // EPERM and friends come without a log: then it is the first program that
+                // should have loaded and has no fd (libbpf loads in order and stops).
+                let failed = failed.or_else(|| {
+                    self.programs().iter().find(|p| p.autoload() && p.fd() < 0).map(|p| (p.name(), String::new()))
+                });
                 let (program, log) = match failed {
                     Some((name, log)) => (Some(name), log),
                     None => (None, String::new()),
@@ -380,7 +385,7 @@ impl<'a> Program<'a> {
     }
 
     fn link(&self, p: *mut lb::bpf_link, what: impl FnOnce() -> String) -> Result<Link, Failure> {
-        check_ptr(p, what).map(|ptr| Link { ptr })
+        check_ptr(p, what).map(|ptr| Link { inner: LinkInner::Libbpf(ptr) })
     }
 
     /// Attaches the program where its section name says (libbpf's auto-attach).
@@ -443,6 +448,142 @@ impl<'a> Program<'a> {
             };
             format!("attaching program `{}` as {kind} on {}:{at}", self.name(), spec.path)
         })
+    }
+
+    /// Attaches a kprobe (or kretprobe) to every kernel function in `syms` through one
+    /// multi-kprobe link (`BPF_TRACE_KPROBE_MULTI`, kernels with CONFIG_FPROBE, 5.18+).
+    pub fn attach_kprobe_multi(&self, syms: &[String], retprobe: bool) -> Result<Link, Failure> {
+        let cs: Vec<CString> = syms.iter().map(|s| cstring(s, "kernel function name")).collect::<Result<_, _>>()?;
+        let mut ptrs: Vec<*const c_char> = cs.iter().map(|c| c.as_ptr()).collect();
+        let opts = lb::bpf_kprobe_multi_opts {
+            sz: std::mem::size_of::<lb::bpf_kprobe_multi_opts>() as _,
+            syms: ptrs.as_mut_ptr(),
+            cnt: ptrs.len() as _,
+            retprobe,
+            ..Default::default()
+        };
+        // SAFETY: the program is live; the names, the pointer array and opts outlive the call.
+        let p = unsafe { lb::bpf_program__attach_kprobe_multi_opts(self.ptr.as_ptr(), ptr::null(), &opts) };
+        let kind = if retprobe { "kretprobe.multi" } else { "kprobe.multi" };
+        self.link(p, || format!("attaching program `{}` as {kind} on {} functions", self.name(), syms.len()))
+    }
+
+    /// Attaches a uprobe (or uretprobe) at every file offset of `offsets` in `path` through one
+    /// multi-uprobe link (`BPF_TRACE_UPROBE_MULTI`, 6.6+; the program must be `uprobe.multi`).
+    pub fn attach_uprobe_multi(&self, pid: i32, path: &str, offsets: &[u64], retprobe: bool) -> Result<Link, Failure> {
+        let cpath = cstring(path, "binary path")?;
+        let offs: Vec<libc::c_ulong> = offsets.iter().map(|&o| o as libc::c_ulong).collect();
+        let opts = lb::bpf_uprobe_multi_opts {
+            sz: std::mem::size_of::<lb::bpf_uprobe_multi_opts>() as _,
+            offsets: offs.as_ptr(),
+            cnt: offs.len() as _,
+            retprobe,
+            ..Default::default()
+        };
+        // SAFETY: the program is live; the path, the offsets and opts outlive the call.
+        let p = unsafe { lb::bpf_program__attach_uprobe_multi(self.ptr.as_ptr(), pid, cpath.as_ptr(), ptr::null(), &opts) };
+        let kind = if retprobe { "uretprobe.multi" } else { "uprobe.multi" };
+        self.link(p, || format!("attaching program `{}` as {kind} on {} offsets of {path}", self.name(), offsets.len()))
+    }
+
+    /// Attaches to an open perf event. The link owns `pfd` from then on (closing it on drop);
+    /// on failure `pfd` is closed here.
+    pub fn attach_perf_event(&self, pfd: std::os::fd::OwnedFd, what: &str) -> Result<Link, Failure> {
+        let raw = std::os::fd::AsRawFd::as_raw_fd(&pfd);
+        // SAFETY: the program is live; raw is an open perf event fd.
+        let p = unsafe { lb::bpf_program__attach_perf_event(self.ptr.as_ptr(), raw) };
+        let link = self.link(p, || format!("attaching program `{}` to {what}", self.name()))?;
+        // The link closes the perf event fd when destroyed.
+        std::mem::forget(pfd);
+        Ok(link)
+    }
+
+    /// Attaches an XDP program to interface `ifindex` through a BPF link, with `XDP_FLAGS_*`
+    /// mode flags (SKB, DRV, HW; 0 lets the kernel choose).
+    pub fn attach_xdp(&self, ifindex: i32, flags: u32) -> Result<Link, Failure> {
+        let opts = lb::bpf_link_create_opts {
+            sz: std::mem::size_of::<lb::bpf_link_create_opts>() as _,
+            flags,
+            ..Default::default()
+        };
+        // SAFETY: opts is valid for the call; the fds are plain integers.
+        let ret = unsafe { lb::bpf_link_create(self.fd(), ifindex, lb::BPF_XDP, &opts) };
+        let fd = check(ret, || format!("attaching XDP program `{}` to interface {ifindex} (flags {flags:#x})", self.name()))?;
+        // SAFETY: the kernel returned a new fd that nothing else owns.
+        Ok(Link { inner: LinkInner::Fd(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) }) })
+    }
+
+    /// Attaches a tc program to interface `ifindex` through a tcx link (6.6+). The link is made
+    /// with `BPF_LINK_CREATE` directly: the direction is chosen here, at attach time, whatever
+    /// attach type the program was loaded with.
+    pub fn attach_tcx(&self, ifindex: i32, ingress: bool) -> Result<Link, Failure> {
+        let at = if ingress { lb::BPF_TCX_INGRESS } else { lb::BPF_TCX_EGRESS };
+        let opts = lb::bpf_link_create_opts { sz: std::mem::size_of::<lb::bpf_link_create_opts>() as _, ..Default::default() };
+        // SAFETY: opts is valid for the call; the fds are plain integers.
+        let ret = unsafe { lb::bpf_link_create(self.fd(), ifindex, at, &opts) };
+        let dir = if ingress { "ingress" } else { "egress" };
+        let fd = check(ret, || format!("attaching tc program `{}` to interface {ifindex} {dir} (tcx)", self.name()))?;
+        // SAFETY: the kernel returned a new fd that nothing else owns.
+        Ok(Link { inner: LinkInner::Fd(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) }) })
+    }
+
+    /// Attaches a tc program as a direct-action filter in a clsact qdisc (the way before tcx),
+    /// creating the qdisc if the interface has none.
+    pub fn attach_tc_clsact(&self, ifindex: i32, ingress: bool) -> Result<Link, Failure> {
+        let dir = if ingress { "ingress" } else { "egress" };
+        let mut hook = tc_hook(ifindex, ingress);
+        // SAFETY: hook is valid for the call.
+        // Held throughout: serialised with the filters' release (see `Drop for Link`).
+        let mut table = clsact_table();
+        let ret = unsafe { lb::bpf_tc_hook_create(&mut hook) };
+        let created_qdisc = match ret {
+            0 => true,
+            r if r == -libc::EEXIST => false,
+            r => {
+                check(r, || format!("creating a clsact qdisc on interface {ifindex}"))?;
+                false
+            }
+        };
+        let mut opts = lb::bpf_tc_opts {
+            sz: std::mem::size_of::<lb::bpf_tc_opts>() as _,
+            prog_fd: self.fd(),
+            ..Default::default()
+        };
+        // SAFETY: hook and opts are valid for the call.
+        let ret = unsafe { lb::bpf_tc_attach(&hook, &mut opts) };
+        if let Err(f) = check(ret, || format!("attaching tc program `{}` to interface {ifindex} {dir} (clsact)", self.name())) {
+            if created_qdisc {
+                let mut both = hook;
+                both.attach_point = lb::BPF_TC_INGRESS | lb::BPF_TC_EGRESS;
+                // SAFETY: as above.
+                unsafe { lb::bpf_tc_hook_destroy(&mut both) };
+            }
+            return Err(f);
+        }
+        clsact_acquire(&mut table, ifindex, created_qdisc);
+        Ok(Link { inner: LinkInner::Tc { ifindex, ingress, handle: opts.handle, priority: opts.priority } })
+    }
+
+    /// Attaches a cgroup program (its section names the attach type) to the cgroup open at
+    /// `cgroup_fd`, through a BPF link.
+    pub fn attach_cgroup(&self, cgroup_fd: i32, what: &str) -> Result<Link, Failure> {
+        // SAFETY: the program is live; cgroup_fd is an open directory fd (the kernel checks).
+        let p = unsafe { lb::bpf_program__attach_cgroup(self.ptr.as_ptr(), cgroup_fd) };
+        self.link(p, || format!("attaching program `{}` ({}) to cgroup {what}", self.name(), self.section()))
+    }
+
+    /// Attaches to the USDT probe `provider:name` in `path` (libbpf's USDT support: the
+    /// program reads arguments with `bpf_usdt_arg()`).
+    pub fn attach_usdt(&self, pid: i32, path: &str, provider: &str, name: &str, cookie: u64) -> Result<Link, Failure> {
+        let cpath = cstring(path, "binary path")?;
+        let cprov = cstring(provider, "USDT provider")?;
+        let cname = cstring(name, "USDT name")?;
+        let opts = lb::bpf_usdt_opts { sz: std::mem::size_of::<lb::bpf_usdt_opts>() as _, usdt_cookie: cookie };
+        // SAFETY: the program is live; the strings and opts outlive the call.
+        let p = unsafe {
+            lb::bpf_program__attach_usdt(self.ptr.as_ptr(), pid, cpath.as_ptr(), cprov.as_ptr(), cname.as_ptr(), &opts)
+        };
+        self.link(p, || format!("attaching program `{}` to USDT probe {provider}:{name} in {path}", self.name()))
     }
 }
 
@@ -548,7 +689,45 @@ impl<'a> Map<'a> {
 
 /// An attachment. Dropping it detaches the program.
 pub struct Link {
-    ptr: NonNull<lb::bpf_link>,
+    inner: LinkInner,
+}
+
+enum LinkInner {
+    /// A libbpf link (BPF link, or a perf event for perf-based attachments).
+    Libbpf(NonNull<lb::bpf_link>),
+    /// A BPF link fd made with `BPF_LINK_CREATE` (XDP with mode flags): closing it detaches.
+    Fd(std::os::fd::OwnedFd),
+    /// A filter in a clsact qdisc (kernels without tcx): detached on drop, and the qdisc
+    /// removed with the last of this process's filters in it, if this process created it.
+    Tc { ifindex: i32, ingress: bool, handle: u32, priority: u32 },
+}
+
+/// The clsact qdiscs this process's tc filters sit in: ifindex -> (whether this process created
+/// the qdisc, how many of its filters are in it). The qdisc goes with the last filter, and only
+/// if it was ours, so detaching one direction never takes the other's filter with it.
+static CLSACT: std::sync::Mutex<Vec<(i32, bool, usize)>> = std::sync::Mutex::new(Vec::new());
+
+type ClsactTable = std::sync::MutexGuard<'static, Vec<(i32, bool, usize)>>;
+
+fn clsact_table() -> ClsactTable {
+    CLSACT.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn clsact_acquire(table: &mut ClsactTable, ifindex: i32, created: bool) {
+    match table.iter_mut().find(|e| e.0 == ifindex) {
+        Some(e) => e.2 += 1,
+        None => table.push((ifindex, created, 1)),
+    }
+}
+
+/// Drops one filter's hold; true when it was the last and this process created the qdisc.
+fn clsact_release(table: &mut ClsactTable, ifindex: i32) -> bool {
+    let Some(i) = table.iter().position(|e| e.0 == ifindex) else { return false };
+    table[i].2 -= 1;
+    if table[i].2 > 0 {
+        return false;
+    }
+    table.swap_remove(i).1
 }
 
 // SAFETY: a bpf_link is heap data plus an fd, with no thread affinity.
@@ -557,17 +736,57 @@ unsafe impl Send for Link {}
 unsafe impl Sync for Link {}
 
 impl Link {
-    /// The link's fd (a perf event fd for perf-based links on old kernels).
+    /// The link's fd (a perf event fd for perf-based links on old kernels; -1 for a tc filter).
     pub fn fd(&self) -> i32 {
-        // SAFETY: the link is live.
-        unsafe { lb::bpf_link__fd(self.ptr.as_ptr()) }
+        match &self.inner {
+            // SAFETY: the link is live.
+            LinkInner::Libbpf(p) => unsafe { lb::bpf_link__fd(p.as_ptr()) },
+            LinkInner::Fd(fd) => std::os::fd::AsRawFd::as_raw_fd(fd),
+            LinkInner::Tc { .. } => -1,
+        }
+    }
+}
+
+fn tc_hook(ifindex: i32, ingress: bool) -> lb::bpf_tc_hook {
+    lb::bpf_tc_hook {
+        sz: std::mem::size_of::<lb::bpf_tc_hook>() as _,
+        ifindex,
+        attach_point: if ingress { lb::BPF_TC_INGRESS } else { lb::BPF_TC_EGRESS },
+        ..Default::default()
     }
 }
 
 impl Drop for Link {
     fn drop(&mut self) {
-        // SAFETY: we own the link; destroying it detaches and frees it exactly once.
-        unsafe { lb::bpf_link__destroy(self.ptr.as_ptr()) };
+        match &self.inner {
+            // SAFETY: we own the link; destroying it detaches and frees it exactly once.
+            LinkInner::Libbpf(p) => unsafe {
+                lb::bpf_link__destroy(p.as_ptr());
+            },
+            LinkInner::Fd(_) => {} // the OwnedFd closes itself
+            &LinkInner::Tc { ifindex, ingress, handle, priority } => {
+                let hook = tc_hook(ifindex, ingress);
+                let opts = lb::bpf_tc_opts {
+                    sz: std::mem::size_of::<lb::bpf_tc_opts>() as _,
+                    handle,
+                    priority,
+                    ..Default::default()
+                };
+                // SAFETY: hook and opts are valid for the calls. Failures (the device is gone)
+                // leave nothing to clean up.
+                // The table stays locked until the qdisc is gone, so no filter of this
+                // process can be attached to a qdisc about to be destroyed.
+                let mut table = clsact_table();
+                unsafe {
+                    lb::bpf_tc_detach(&hook, &opts);
+                    if clsact_release(&mut table, ifindex) {
+                        let mut both = hook;
+                        both.attach_point = lb::BPF_TC_INGRESS | lb::BPF_TC_EGRESS;
+                        lb::bpf_tc_hook_destroy(&mut both);
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -1089,4 +1308,171 @@ pub fn prog_fd_by_id(id: u32) -> Result<i32, Failure> {
     // SAFETY: no pointers.
     let ret = unsafe { lb::bpf_prog_get_fd_by_id(id) };
     check(ret, || format!("opening program id {id}"))
+}
+
+// ------------------------------------------------------------------------------------------
+// Perf events
+
+/// What to open with `perf_event_open(2)`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PerfEventSpec {
+    /// `PERF_TYPE_*` (0 hardware, 1 software, 2 tracepoint, ...).
+    pub ev_type: u32,
+    /// Event within the type (`PERF_COUNT_*`, or a tracepoint id).
+    pub config: u64,
+    /// Sample every `period` events, or `period` times a second when `freq`.
+    pub period: u64,
+    /// Whether `period` is a frequency.
+    pub freq: bool,
+    /// Process to count, or -1 for all.
+    pub pid: i32,
+    /// CPU to count on, or -1 for any (with a pid).
+    pub cpu: i32,
+    /// Group leader fd, or -1.
+    pub group_fd: i32,
+}
+
+/// Opens a perf event (close-on-exec).
+pub fn perf_event_open(spec: &PerfEventSpec) -> Result<std::os::fd::OwnedFd, Failure> {
+    let mut attr = lb::perf_event_attr { type_: spec.ev_type, size: std::mem::size_of::<lb::perf_event_attr>() as _, config: spec.config, ..Default::default() };
+    attr.__bindgen_anon_1.sample_period = spec.period;
+    if spec.freq {
+        attr.set_freq(1);
+    }
+    // SAFETY: attr is a valid, fully initialised perf_event_attr for the call.
+    let ret = unsafe {
+        libc::syscall(libc::SYS_perf_event_open, &attr as *const lb::perf_event_attr, spec.pid, spec.cpu, spec.group_fd, 8 /* PERF_FLAG_FD_CLOEXEC */ as libc::c_ulong)
+    };
+    if ret < 0 {
+        let errno = last_errno();
+        return Err(Failure {
+            errno,
+            context: format!(
+                "opening perf event type {} config {:#x} (pid {}, cpu {})",
+                spec.ev_type, spec.config, spec.pid, spec.cpu
+            ),
+        });
+    }
+    // SAFETY: a new fd nothing else owns.
+    Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(ret as i32) })
+}
+
+// ------------------------------------------------------------------------------------------
+// Raw loads and links, for kernel feature probes
+
+/// The program `r0 = 0; exit`, as raw instructions.
+const RETURN_ZERO: [u64; 2] = [0xb7, 0x95];
+
+fn owned(fd: c_int) -> std::os::fd::OwnedFd {
+    // SAFETY: callers pass a fresh fd returned by the kernel that nothing else owns.
+    unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) }
+}
+
+/// Loads `r0 = 0; exit` as a program of `prog_type` with the expected attach type and BTF
+/// target given (0 for none), without a log.
+pub fn probe_prog_load(prog_type: u32, expected_attach: u32, attach_btf_id: u32) -> Result<std::os::fd::OwnedFd, Failure> {
+    let mut opts = lb::bpf_prog_load_opts {
+        sz: std::mem::size_of::<lb::bpf_prog_load_opts>() as _,
+        expected_attach_type: expected_attach,
+        attach_btf_id,
+        ..Default::default()
+    };
+    // SAFETY: RETURN_ZERO is two valid 8-byte instructions (bpf_insn is 8 bytes); the strings
+    // are static; opts is valid for the call.
+    let ret = unsafe {
+        lb::bpf_prog_load(
+            prog_type,
+            c"bpfkit_probe".as_ptr(),
+            c"GPL".as_ptr(),
+            RETURN_ZERO.as_ptr().cast(),
+            RETURN_ZERO.len() as _,
+            &mut opts,
+        )
+    };
+    check(ret, || format!("loading a probe program of type {prog_type} (attach type {expected_attach})")).map(owned)
+}
+
+/// Target of a probing `BPF_LINK_CREATE`.
+#[derive(Debug, Clone)]
+pub enum ProbeLink {
+    /// Plain: no extra attributes.
+    Plain,
+    /// A multi-kprobe on these names.
+    KprobeMulti(Vec<String>),
+    /// A multi-uprobe on `path` at file offset 0.
+    UprobeMulti(String),
+}
+
+/// `BPF_LINK_CREATE` for a feature probe; the link (if made) is closed at once.
+pub fn probe_link_create(prog_fd: i32, target_fd: i32, attach_type: u32, how: &ProbeLink) -> Result<(), Failure> {
+    let mut opts = lb::bpf_link_create_opts { sz: std::mem::size_of::<lb::bpf_link_create_opts>() as _, ..Default::default() };
+    let names: Vec<CString>;
+    let mut ptrs: Vec<*const c_char>;
+    let path: CString;
+    let offsets: [libc::c_ulong; 1] = [0];
+    match how {
+        ProbeLink::Plain => {}
+        ProbeLink::KprobeMulti(syms) => {
+            names = syms.iter().map(|s| cstring(s, "function")).collect::<Result<_, _>>()?;
+            ptrs = names.iter().map(|c| c.as_ptr()).collect();
+            opts.__bindgen_anon_1.kprobe_multi = lb::bpf_link_create_opts__bindgen_ty_1__bindgen_ty_2 {
+                cnt: ptrs.len() as _,
+                syms: ptrs.as_mut_ptr(),
+                ..Default::default()
+            };
+        }
+        ProbeLink::UprobeMulti(p) => {
+            path = cstring(p, "path")?;
+            opts.__bindgen_anon_1.uprobe_multi = lb::bpf_link_create_opts__bindgen_ty_1__bindgen_ty_3 {
+                cnt: 1,
+                path: path.as_ptr(),
+                offsets: offsets.as_ptr(),
+                ..Default::default()
+            };
+        }
+    }
+    // SAFETY: opts and everything it points to outlive the call.
+    let ret = unsafe { lb::bpf_link_create(prog_fd, target_fd, attach_type, &opts) };
+    check(ret, || format!("creating a probe link of attach type {attach_type}")).map(|fd| drop(owned(fd)))
+}
+
+/// `libbpf_probe_bpf_prog_type`: Ok(true) when the kernel has the program type.
+pub fn probe_prog_type(prog_type: u32) -> Result<bool, Failure> {
+    // SAFETY: no pointers.
+    let ret = unsafe { lb::libbpf_probe_bpf_prog_type(prog_type, ptr::null()) };
+    check(ret, || format!("probing program type {prog_type}")).map(|r| r == 1)
+}
+
+/// `libbpf_probe_bpf_map_type`: Ok(true) when the kernel has the map type.
+pub fn probe_map_type(map_type: u32) -> Result<bool, Failure> {
+    // SAFETY: no pointers.
+    let ret = unsafe { lb::libbpf_probe_bpf_map_type(map_type, ptr::null()) };
+    check(ret, || format!("probing map type {map_type}")).map(|r| r == 1)
+}
+
+/// `libbpf_probe_bpf_helper`: Ok(true) when programs of `prog_type` may call helper `helper`.
+pub fn probe_helper(prog_type: u32, helper: u32) -> Result<bool, Failure> {
+    // SAFETY: no pointers.
+    let ret = unsafe { lb::libbpf_probe_bpf_helper(prog_type, helper, ptr::null()) };
+    check(ret, || format!("probing helper {helper} for program type {prog_type}")).map(|r| r == 1)
+}
+
+/// Creates a map (for probes); the caller owns the fd.
+pub fn map_create(map_type: u32, key_size: u32, value_size: u32, max_entries: u32, flags: u32) -> Result<std::os::fd::OwnedFd, Failure> {
+    let opts = lb::bpf_map_create_opts { sz: std::mem::size_of::<lb::bpf_map_create_opts>() as _, map_flags: flags, ..Default::default() };
+    // SAFETY: the name is static; opts is valid for the call.
+    let ret = unsafe { lb::bpf_map_create(map_type, c"bpfkit_probe".as_ptr(), key_size, value_size, max_entries, &opts) };
+    check(ret, || format!("creating a map of type {map_type} (flags {flags:#x})")).map(owned)
+}
+
+/// The id of type `name` of BTF kind `kind` in the kernel's own BTF.
+pub fn vmlinux_type_id(name: &str, kind: u32) -> Result<u32, Failure> {
+    let cname = cstring(name, "type name")?;
+    // SAFETY: no arguments; returns an owned btf or NULL with errno.
+    let btf = check_ptr(unsafe { lb::btf__load_vmlinux_btf() }, || "loading the kernel's BTF".to_string())?;
+    // SAFETY: btf is live until freed below; cname outlives the call.
+    let id = unsafe { lb::btf__find_by_name_kind(btf.as_ptr(), cname.as_ptr(), kind) };
+    // SAFETY: freed once.
+    unsafe { lb::btf__free(btf.as_ptr()) };
+    check(id, || format!("finding `{name}` in the kernel's BTF")).map(|id| id as u32)
 }

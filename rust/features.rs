@@ -1,0 +1,283 @@
+//! Kernel feature probes: each asks the running kernel one question by doing the smallest real
+//! thing that needs the feature (load a two-instruction program, create a map, make a link that
+//! fails only in a way that proves the kernel understood the request) and says why not when not.
+//!
+//! No probe leaves anything behind: every fd it makes is closed before it returns, and the only
+//! probes that attach at all do so to hooks that nothing else uses (`bpf_fentry_test1`, which runs
+//! only under BPF_PROG_TEST_RUN) or for the instant before the link's fd is closed.
+//! Memoisation, the kernel version each feature arrived in and the known configuration reasons
+//! live in the Python layer (`bpfkit.features`).
+
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::host;
+use crate::sys::{self, Failure, ProbeLink};
+
+/// What a probe found: supported, or the errno and a sentence saying why not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// Whether the kernel has the feature.
+    pub supported: bool,
+    /// The errno that said no (0 when supported or when no errno applies).
+    pub errno: i32,
+    /// Why not, in words (empty when supported).
+    pub detail: String,
+}
+
+impl Outcome {
+    fn yes() -> Outcome {
+        Outcome { supported: true, errno: 0, detail: String::new() }
+    }
+
+    fn no(errno: i32, detail: impl Into<String>) -> Outcome {
+        Outcome { supported: false, errno, detail: detail.into() }
+    }
+
+    fn from_failure(f: &Failure) -> Outcome {
+        Outcome::no(f.errno, f.message())
+    }
+}
+
+/// Every probe bpfkit knows, by name.
+pub const NAMES: &[&str] = &[
+    "kprobes",
+    "kprobe_multi",
+    "uprobes",
+    "uprobe_multi",
+    "fentry",
+    "fexit",
+    "lsm",
+    "tp_btf",
+    "raw_tp",
+    "ringbuf",
+    "bpf_cookie",
+    "mmapable_maps",
+    "batch_ops",
+    "perf_link",
+    "tcx",
+    "xdp_link",
+    "cgroup_link",
+    "perf_event_sw",
+    "perf_event_hw",
+];
+
+// Program and attach type numbers (uapi bpf.h), used only here.
+const PROG_KPROBE: u32 = 2;
+const PROG_SCHED_CLS: u32 = 3;
+const PROG_TRACEPOINT: u32 = 5;
+const PROG_XDP: u32 = 6;
+const PROG_CGROUP_SKB: u32 = 8;
+const PROG_RAW_TRACEPOINT: u32 = 17;
+const PROG_TRACING: u32 = 26;
+const PROG_LSM: u32 = 29;
+const AT_CGROUP_INET_INGRESS: u32 = 0;
+const AT_TRACE_RAW_TP: u32 = 23;
+const AT_TRACE_FENTRY: u32 = 24;
+const AT_TRACE_FEXIT: u32 = 25;
+const AT_LSM_MAC: u32 = 27;
+const AT_XDP: u32 = 37;
+const AT_PERF_EVENT: u32 = 41;
+const AT_TRACE_KPROBE_MULTI: u32 = 42;
+const AT_TCX_INGRESS: u32 = 46;
+const AT_TRACE_UPROBE_MULTI: u32 = 48;
+const BTF_KIND_TYPEDEF: u32 = 8;
+const BTF_KIND_FUNC: u32 = 12;
+const MAP_HASH: u32 = 1;
+const MAP_ARRAY: u32 = 2;
+const MAP_RINGBUF: u32 = 27;
+const F_MMAPABLE: u32 = 1 << 10;
+const FUNC_GET_ATTACH_COOKIE: u32 = 174;
+
+fn lockdown_note(f: &Failure) -> Outcome {
+    match host::lockdown() {
+        Some(mode) if f.errno == libc::EPERM && mode != "none" => Outcome::no(
+            f.errno,
+            format!("{}: the kernel is in lockdown mode ({mode}), which refuses this program type", f.message()),
+        ),
+        _ => Outcome::from_failure(f),
+    }
+}
+
+/// A BPF trampoline program (fentry/fexit) on `bpf_fentry_test1`: load, then attach for an
+/// instant (that function runs only under BPF_PROG_TEST_RUN).
+fn trampoline(attach_type: u32) -> Result<Outcome> {
+    let id = match sys::vmlinux_type_id("bpf_fentry_test1", BTF_KIND_FUNC) {
+        Ok(id) => id,
+        Err(f) => return Ok(Outcome::no(f.errno, format!("{}: no kernel BTF to attach by", f.message()))),
+    };
+    let fd = match sys::probe_prog_load(PROG_TRACING, attach_type, id) {
+        Ok(fd) => fd,
+        Err(f) => return Ok(lockdown_note(&f)),
+    };
+    let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
+    Ok(match sys::probe_link_create(raw, 0, attach_type, &ProbeLink::Plain) {
+        Ok(()) => Outcome::yes(),
+        Err(f) => Outcome::no(f.errno, format!("{}: the kernel loads trampoline programs but cannot attach them", f.message())),
+    })
+}
+
+/// Runs probe `name`.
+pub fn probe(name: &str) -> Result<Outcome> {
+    host::check_bpf_privileges()?;
+    let link_probe = |prog_type: u32, expected: u32, target: i32, attach: u32, how: ProbeLink, yes: &[i32]| {
+        let fd = match sys::probe_prog_load(prog_type, expected, 0) {
+            Ok(fd) => fd,
+            Err(f) => return Outcome::from_failure(&f),
+        };
+        match sys::probe_link_create(std::os::fd::AsRawFd::as_raw_fd(&fd), target, attach, &how) {
+            Ok(()) => Outcome::yes(),
+            Err(f) if yes.contains(&f.errno) => Outcome::yes(),
+            Err(f) => Outcome::from_failure(&f),
+        }
+    };
+    let bool_probe = |r: std::result::Result<bool, Failure>, what: &str| match r {
+        Ok(true) => Outcome::yes(),
+        Ok(false) => Outcome::no(libc::EINVAL, format!("the kernel does not know {what}")),
+        Err(f) => Outcome::from_failure(&f),
+    };
+    Ok(match name {
+        "kprobes" => match host::kprobes_unavailable() {
+            None => Outcome::yes(),
+            Some(why) => Outcome::no(libc::ENOENT, why),
+        },
+        // A multi-kprobe on a name no kernel has: ENOENT/ESRCH once the kernel has looked it
+        // up (supported); EOPNOTSUPP without CONFIG_FPROBE; EINVAL before 5.18.
+        "kprobe_multi" => link_probe(
+            PROG_KPROBE,
+            AT_TRACE_KPROBE_MULTI,
+            0,
+            AT_TRACE_KPROBE_MULTI,
+            ProbeLink::KprobeMulti(vec!["bpfkit_no_such_function".into()]),
+            &[libc::ENOENT, libc::ESRCH],
+        ),
+        "uprobes" => {
+            if Path::new("/sys/bus/event_source/devices/uprobe/type").exists() {
+                Outcome::yes()
+            } else {
+                Outcome::no(libc::ENOENT, "no uprobe PMU (/sys/bus/event_source/devices/uprobe): the kernel was built without CONFIG_UPROBES")
+            }
+        }
+        // A multi-uprobe on "/" (not a regular file): EBADF once the kernel has parsed it.
+        "uprobe_multi" => link_probe(
+            PROG_KPROBE,
+            AT_TRACE_UPROBE_MULTI,
+            -1,
+            AT_TRACE_UPROBE_MULTI,
+            ProbeLink::UprobeMulti("/".into()),
+            &[libc::EBADF],
+        ),
+        "fentry" => trampoline(AT_TRACE_FENTRY)?,
+        "fexit" => trampoline(AT_TRACE_FEXIT)?,
+        "lsm" => {
+            let id = match sys::vmlinux_type_id("bpf_lsm_file_open", BTF_KIND_FUNC) {
+                Ok(id) => id,
+                Err(f) => return Ok(Outcome::no(f.errno, format!("{}: the kernel has no BPF LSM hooks (CONFIG_BPF_LSM)", f.message()))),
+            };
+            match sys::probe_prog_load(PROG_LSM, AT_LSM_MAC, id) {
+                Err(f) => lockdown_note(&f),
+                Ok(_fd) => match host::active_lsms() {
+                    Some(l) if l.iter().any(|x| x == "bpf") => Outcome::yes(),
+                    Some(l) => Outcome::no(
+                        libc::EOPNOTSUPP,
+                        format!("the BPF LSM is built in but not active (lsm={}); boot with lsm=...,bpf", l.join(",")),
+                    ),
+                    None => Outcome::no(libc::ENOENT, "cannot read the active LSMs from /sys/kernel/security/lsm"),
+                },
+            }
+        }
+        "tp_btf" => {
+            let id = match sys::vmlinux_type_id("btf_trace_sched_switch", BTF_KIND_TYPEDEF) {
+                Ok(id) => id,
+                Err(f) => return Ok(Outcome::no(f.errno, format!("{}: no kernel BTF for BTF tracepoints", f.message()))),
+            };
+            match sys::probe_prog_load(PROG_TRACING, AT_TRACE_RAW_TP, id) {
+                Err(f) => lockdown_note(&f),
+                Ok(fd) => match sys::probe_link_create(std::os::fd::AsRawFd::as_raw_fd(&fd), 0, AT_TRACE_RAW_TP, &ProbeLink::Plain) {
+                    Ok(()) => Outcome::yes(),
+                    Err(f) => Outcome::from_failure(&f),
+                },
+            }
+        }
+        "raw_tp" => bool_probe(sys::probe_prog_type(PROG_RAW_TRACEPOINT), "BPF_PROG_TYPE_RAW_TRACEPOINT"),
+        "ringbuf" => bool_probe(sys::probe_map_type(MAP_RINGBUF), "BPF_MAP_TYPE_RINGBUF"),
+        "bpf_cookie" => bool_probe(sys::probe_helper(PROG_KPROBE, FUNC_GET_ATTACH_COOKIE), "bpf_get_attach_cookie()"),
+        "mmapable_maps" => match sys::map_create(MAP_ARRAY, 4, 8, 1, F_MMAPABLE) {
+            Ok(_) => Outcome::yes(),
+            Err(f) => Outcome::from_failure(&f),
+        },
+        "batch_ops" => match sys::map_create(MAP_HASH, 4, 4, 1, 0) {
+            Err(f) => Outcome::from_failure(&f),
+            Ok(fd) => {
+                let (mut cursor, mut keys, mut vals) = ([0u8; 8], [0u8; 4], [0u8; 4]);
+                match sys::map_lookup_batch(std::os::fd::AsRawFd::as_raw_fd(&fd), None, &mut cursor, &mut keys, &mut vals, 1) {
+                    Ok(_) => Outcome::yes(),
+                    Err(f) => Outcome::from_failure(&f),
+                }
+            }
+        },
+        // BPF_LINK_CREATE for a perf event with fd -1: EBADF once the kernel knows the type.
+        "perf_link" => link_probe(PROG_TRACEPOINT, AT_PERF_EVENT, -1, AT_PERF_EVENT, ProbeLink::Plain, &[libc::EBADF]),
+        // A tcx link on interface index 0: ENODEV once the kernel knows tcx (6.6+).
+        "tcx" => link_probe(PROG_SCHED_CLS, AT_TCX_INGRESS, 0, AT_TCX_INGRESS, ProbeLink::Plain, &[libc::ENODEV]),
+        // An XDP link on loopback, closed at once (a program already there answers EBUSY).
+        "xdp_link" => link_probe(PROG_XDP, 0, 1, AT_XDP, ProbeLink::Plain, &[libc::EBUSY, libc::EEXIST]),
+        // A cgroup link with cgroup fd -1: EBADF once the kernel knows cgroup links (5.7+).
+        "cgroup_link" => {
+            link_probe(PROG_CGROUP_SKB, AT_CGROUP_INET_INGRESS, -1, AT_CGROUP_INET_INGRESS, ProbeLink::Plain, &[libc::EBADF])
+        }
+        "perf_event_sw" | "perf_event_hw" => {
+            let hw = name == "perf_event_hw";
+            // PERF_COUNT_SW_CPU_CLOCK, PERF_COUNT_HW_CPU_CYCLES: counting, on this thread.
+            let spec = sys::PerfEventSpec { ev_type: if hw { 0 } else { 1 }, config: 0, period: 0, freq: false, pid: 0, cpu: -1, group_fd: -1 };
+            match sys::perf_event_open(&spec) {
+                Ok(_) => Outcome::yes(),
+                Err(f) if hw && matches!(f.errno, libc::ENOENT | libc::EOPNOTSUPP | libc::ENODEV) => {
+                    Outcome::no(f.errno, format!("{}: no hardware PMU (usual in a VM)", f.message()))
+                }
+                Err(f) => Outcome::from_failure(&f),
+            }
+        }
+        _ => return Err(Error::Value(format!("no feature probe named `{name}` (known: {})", NAMES.join(", ")))),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_unknown_names_are_refused() {
+        let mut n = NAMES.to_vec();
+        n.sort_unstable();
+        n.dedup();
+        assert_eq!(n.len(), NAMES.len());
+        if host::check_bpf_privileges().is_ok() {
+            assert!(matches!(probe("warp_drive"), Err(Error::Value(m)) if m.contains("warp_drive")));
+        }
+    }
+
+    #[test]
+    fn every_probe_answers_without_leaving_an_fd() {
+        if host::check_bpf_privileges().is_err() {
+            return; // not root: nothing to probe
+        }
+        // bpf and perf fds only: the test harness's other threads open files meanwhile.
+        let fds = || {
+            std::fs::read_dir("/proc/self/fd")
+                .map(|d| {
+                    d.flatten()
+                        .filter_map(|e| std::fs::read_link(e.path()).ok())
+                        .filter(|t| t.to_string_lossy().starts_with("anon_inode:bpf") || t.to_string_lossy().contains("perf_event"))
+                        .count()
+                })
+                .unwrap_or(0)
+        };
+        let before = fds();
+        for name in NAMES {
+            let o = probe(name).unwrap();
+            assert_eq!(o.supported, o.detail.is_empty(), "{name}: {o:?}");
+        }
+        assert_eq!(fds(), before);
+    }
+}
