@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "kernels: also run inside Debian kernels under qemu (tests/kernels/run)")
     if os.geteuid() != 0:
         raise pytest.UsageError("bpfkit's tests load BPF programs into the running kernel: run them as root")
 
@@ -50,6 +51,15 @@ def _xdp_links() -> str:
     return "\n".join(line for line in out.splitlines() if " xdp" in line)
 
 
+def _trace_events() -> set:
+    """bpfkit's kprobe events in tracefs (made for kretprobes with maxactive)."""
+    try:
+        with open("/sys/kernel/tracing/kprobe_events") as f:
+            return {line.strip() for line in f if "bpfkit/" in line}
+    except OSError:
+        return set()
+
+
 def snapshot() -> dict:
     return {
         "prog": set(_native.kernel_object_ids("prog")),
@@ -58,6 +68,7 @@ def snapshot() -> dict:
         "fd": _bpf_fds(),
         "pin": _pins(),
         "xdp": _xdp_links(),
+        "kprobe_events": _trace_events(),
     }
 
 
@@ -79,7 +90,8 @@ def leaked(before: dict, timeout: float = 3.0) -> dict:
 
 @pytest.fixture(autouse=True)
 def no_leaks(request: pytest.FixtureRequest):
-    """Fails the test if it left any kernel BPF object, bpf fd, pin or XDP attachment behind."""
+    """Fails the test if it left any kernel BPF object, bpf fd, pin, XDP attachment or kprobe
+    event behind."""
     import gc
 
     before = snapshot()

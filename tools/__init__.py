@@ -6,4 +6,5 @@ TOOLS = {
     "opensnoop": "Trace open() syscalls (PID, COMM, FD, ERR, PATH)",
     "execsnoop": "Trace new processes via exec() syscalls",
     "biolatency": "Summarize block device I/O latency as a histogram",
+    "vfsstat": "Count VFS reads, writes, fsyncs, opens and creates per second",
 }

@@ -18,6 +18,11 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
+try:
+    from ._common import printed_source, tool_parser
+except ImportError:  # run as a script from tools/
+    from _common import printed_source, tool_parser  # type: ignore[no-redef]
+
 SOURCE = Path(__file__).with_name("biolatency.bpf.c")
 
 # Request operations (the low 8 bits of cmd_flags, REQ_OP_*) and common modifier bits.
@@ -34,9 +39,7 @@ def flags_name(flags: int) -> str:
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="bpfkit biolatency", description="Summarize block device I/O latency as a histogram",
-        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("Examples::", 1)[1])
+    p = tool_parser("biolatency", "Summarize block device I/O latency as a histogram", __doc__)
     p.add_argument("-T", "--timestamp", action="store_true", help="include timestamp on output")
     p.add_argument("-Q", "--queued", action="store_true", help="include OS queued time in I/O time")
     p.add_argument("-m", "--milliseconds", action="store_true", help="millisecond histogram")
@@ -44,14 +47,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("-F", "--flags", action="store_true", help="print a histogram per set of I/O flags")
     p.add_argument("interval", nargs="?", type=float, default=99999999, help="output interval, in seconds")
     p.add_argument("count", nargs="?", type=int, default=99999999, help="number of outputs")
-    p.add_argument("--ebpf", action="store_true", help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
-    if args.ebpf:
-        print(SOURCE.read_text())
+    if printed_source(args, SOURCE):
         return 0
     from bpfkit import BPF
 

@@ -25,18 +25,16 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 try:
-    from ._common import poll_events
+    from ._common import poll_events, printed_source, tool_parser
 except ImportError:  # run as a script from tools/
-    from _common import poll_events  # type: ignore[no-redef]
+    from _common import poll_events, printed_source, tool_parser  # type: ignore[no-redef]
 
 SOURCE = Path(__file__).with_name("execsnoop.bpf.c")
 ARGS_BUF = 60 * 128
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="bpfkit execsnoop", description="Trace exec() syscalls",
-        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("Examples::", 1)[1])
+    p = tool_parser("execsnoop", "Trace exec() syscalls", __doc__)
     p.add_argument("-T", "--time", action="store_true", help="include time column on output (HH:MM:SS)")
     p.add_argument("-t", "--timestamp", action="store_true", help="include timestamp on output")
     p.add_argument("-x", "--fails", action="store_true", help="include failed exec()s")
@@ -48,14 +46,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("-U", "--print-uid", action="store_true", help="print UID column")
     p.add_argument("--max-args", type=int, default=20, help="maximum number of arguments parsed and displayed, defaults to 20")
     p.add_argument("-d", "--duration", type=float, help="total duration of trace in seconds")
-    p.add_argument("--ebpf", action="store_true", help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
-    if args.ebpf:
-        print(SOURCE.read_text())
+    if printed_source(args, SOURCE):
         return 0
     from bpfkit import BPF
 

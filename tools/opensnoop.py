@@ -23,17 +23,15 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 try:
-    from ._common import poll_events
+    from ._common import poll_events, printed_source, tool_parser
 except ImportError:  # run as a script from tools/
-    from _common import poll_events  # type: ignore[no-redef]
+    from _common import poll_events, printed_source, tool_parser  # type: ignore[no-redef]
 
 SOURCE = Path(__file__).with_name("opensnoop.bpf.c")
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="bpfkit opensnoop", description="Trace open() syscalls",
-        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("Examples::", 1)[1])
+    p = tool_parser("opensnoop", "Trace open() syscalls", __doc__)
     p.add_argument("-T", "--timestamp", action="store_true", help="include timestamp on output")
     p.add_argument("-U", "--print-uid", action="store_true", help="print UID column")
     p.add_argument("-x", "--failed", action="store_true", help="only show failed opens")
@@ -43,14 +41,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("-d", "--duration", type=float, help="total duration of trace in seconds")
     p.add_argument("-n", "--name", help="only print process names containing this name")
     p.add_argument("-e", "--extended_fields", action="store_true", help="show extended fields")
-    p.add_argument("--ebpf", action="store_true", help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
-    if args.ebpf:
-        print(SOURCE.read_text())
+    if printed_source(args, SOURCE):
         return 0
     from bpfkit import BPF
 

@@ -9,7 +9,8 @@ See README.md for the tour and ``bpfkit list`` for the bundled tools.
 
 import logging as _logging
 
-from . import _native
+from . import _native, features
+from ._attach_kernel import PerfHWConfig, PerfSWConfig, PerfType
 from ._bpf import (
     BPF,
     DEBUG_BPF,
@@ -31,6 +32,7 @@ from ._errors import (
     PrivilegeError,
 )
 from .table import open_pinned, print_json_hist, print_linear_hist, print_log2_hist
+from .usdt import USDT
 
 __version__ = "0.1.0"
 LIBBPF_VERSION: str = _native.LIBBPF_VERSION
@@ -39,6 +41,11 @@ _logging.getLogger("bpfkit").addHandler(_logging.NullHandler())
 
 __all__ = [
     "BPF",
+    "USDT",
+    "PerfType",
+    "PerfHWConfig",
+    "PerfSWConfig",
+    "features",
     "BPFError",
     "CompileError",
     "CompilerNotFoundError",

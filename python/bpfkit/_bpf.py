@@ -11,6 +11,10 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Optional, Union
 
 from . import _native
+from ._attach_kernel import KernelAttachMixin
+from ._attach_net import NetAttachMixin
+from ._attach_user import UserAttachMixin
+from ._errors import AttachError, LoadError, NotSupportedError
 from .table import make_table
 
 __all__ = ["BPF", "DEBUG_LLVM_IR", "DEBUG_BPF", "DEBUG_PREPROCESSOR", "DEBUG_SOURCE", "DEBUG_BPF_REGISTER_STATE"]
@@ -60,7 +64,48 @@ def _format_sym(r: Optional[tuple], show_module: bool, show_offset: bool, defaul
     return out
 
 
-class BPF:
+class Alternative:
+    """What a fallback ladder chose: ``program``; ``passed_over``, ``[(program, why)]`` for each
+    better alternative the kernel does not support; and ``candidates``, the whole ladder."""
+
+    def __init__(self, program: str, passed_over: list, candidates: Optional[list] = None) -> None:
+        self.program = program
+        self.passed_over = passed_over
+        self.candidates = list(candidates or [program])
+
+    def __repr__(self) -> str:
+        return f"Alternative({self.program!r}, passed_over={[p for p, _ in self.passed_over]!r})"
+
+
+def _predict(section: str) -> Optional[str]:
+    """Why a program in ``section`` cannot work on this kernel, by the feature probes and the
+    hook's existence, or None when it may (loading and attaching have the last word)."""
+    from . import features
+
+    kind, _, rest = section.partition("/")
+    need = {
+        "fentry": "fentry", "fentry.s": "fentry", "fmod_ret": "fentry", "fexit": "fexit", "fexit.s": "fexit",
+        "lsm": "lsm", "lsm.s": "lsm", "kprobe": "kprobes", "kretprobe": "kprobes", "ksyscall": "kprobes",
+        "kretsyscall": "kprobes", "kprobe.multi": "kprobe_multi", "kretprobe.multi": "kprobe_multi",
+        "tp_btf": "tp_btf", "raw_tp": "raw_tp", "raw_tracepoint": "raw_tp", "uprobe.multi": "uprobe_multi",
+        "uretprobe.multi": "uprobe_multi",
+    }.get(kind)
+    if need:
+        st = features.probe(need)
+        if not st.supported:
+            return f"{need}: {st.known_config or st.reason}"
+    if kind in ("kprobe", "kretprobe") and rest:
+        func = rest.split("+")[0]
+        if _native.ksymname(func) is None:
+            return f"kernel function {func} does not exist here"
+    if kind in ("tracepoint", "tp") and rest:
+        cat, _, ev = rest.partition("/")
+        if not _native.tracepoint_exists(cat, ev):
+            return f"tracepoint {cat}:{ev} does not exist here"
+    return None
+
+
+class BPF(KernelAttachMixin, UserAttachMixin, NetAttachMixin):
     """A BPF program compiled from C, loaded, and attached.
 
     >>> from bpfkit import BPF
@@ -80,13 +125,20 @@ class BPF:
 
     ``consts`` sets ``const volatile`` globals before load (no recompile); ``debug`` takes BCC's
     ``DEBUG_*`` flags.
+
+    ``alternatives`` names fallback ladders: each a sequence of programs that implement the same
+    hook in different ways, best first (say an fentry, a kprobe and a tracepoint program).
+    bpfkit loads and attaches the first one this kernel supports, leaving the others unloaded,
+    and records what it chose and why in :attr:`alternatives`. A tool written once thus runs on
+    kernels with fentry, kernels with only kprobes, and kernels with neither.
     """
 
     def __init__(self, src_file: StrPath = "", hdr_file: StrPath = "", text: Union[str, bytes, None] = None,
                  debug: int = 0, cflags: Optional[Iterable[str]] = None, usdt_contexts: Optional[list] = None,
                  allow_rlimit: bool = True, device: Any = None, attach_usdt_ignore_pid: bool = False, *,
                  consts: Optional[Mapping[str, Any]] = None, autoattach: bool = True,
-                 name: Optional[str] = None, cache_dir: Optional[StrPath] = None) -> None:
+                 name: Optional[str] = None, cache_dir: Optional[StrPath] = None,
+                 alternatives: Optional[Iterable[Iterable[str]]] = None) -> None:
         self._obj: Any = None
         self._tables: dict[str, Any] = {}
         self._streams: list = []  # event tables with an open stream
@@ -104,8 +156,6 @@ class BPF:
             raise ValueError("BPF() needs text= or src_file=")
         if hdr_file:
             source = Path(_s(hdr_file)).read_text() + "\n" + source
-        if usdt_contexts:
-            raise NotImplementedError("USDT contexts arrive with the attach-points work (USDT class)")
         flags = [_s(f) for f in (cflags or [])]
         zig = _zig_path()
         for bit, emit in ((DEBUG_PREPROCESSOR, "preprocessed"), (DEBUG_LLVM_IR, "llvm-ir"), (DEBUG_SOURCE, "asm")):
@@ -121,18 +171,97 @@ class BPF:
         self.object_bytes: bytes = obj
         self._source = source
         log_level = 2 if debug & DEBUG_BPF_REGISTER_STATE else (1 if debug & DEBUG_BPF else 0)
-        self._obj = _native.Object.load(obj, name=name or "bpfkit", consts=list((consts or {}).items()),
-                                        log_level=log_level)
-        if autoattach:
-            try:
+        load_args = dict(name=name or "bpfkit", consts=list((consts or {}).items()), log_level=log_level)
+        #: for each fallback ladder, keyed by its first program: the program chosen and
+        #: ``[(program, why not)]`` for the alternatives passed over.
+        self.alternatives: dict[str, Alternative] = {}
+        if alternatives:
+            self._load_ladders(obj, [[_s(p) for p in group] for group in alternatives], load_args, autoattach)
+        else:
+            self._obj = _native.Object.load(obj, **load_args)
+        try:
+            if autoattach and not alternatives:
                 self._obj.autoattach()
-            except BaseException:
-                self.close()
+            # BCC's USDT contexts: each attaches the probes it enabled (USDT.enable_probe).
+            for ctx in usdt_contexts or ():
+                ctx._attach(self, ignore_pid=attach_usdt_ignore_pid)
+        except BaseException:
+            self.close()
+            raise
+
+    # -- fallback ladders ----------------------------------------------------------------------
+    def _load_ladders(self, obj: bytes, groups: list, load_args: dict, autoattach: bool) -> None:
+        """Loads the object with one program per ladder, the first the kernel takes: programs
+        the feature probes rule out are skipped before loading; a chosen program the kernel then
+        refuses (load, verifier, or attach) is ruled out and the object loaded again."""
+        sections = dict(_native.object_programs(obj))
+        members = [p for g in groups for p in g]
+        for p in members:
+            if p not in sections:
+                raise ValueError(f"alternatives name `{p}`, which is not a program of the object "
+                                 f"(programs: {', '.join(sections)})")
+        if len(set(members)) != len(members):
+            raise ValueError("a program appears in more than one place in alternatives")
+        rejected: dict[str, str] = {}
+        while True:
+            chosen = []
+            for g in groups:
+                for p in g:
+                    if p in rejected:
+                        continue
+                    why = _predict(sections[p])
+                    if why is None:
+                        chosen.append(p)
+                        break
+                    rejected[p] = why
+                else:
+                    raise NotSupportedError(
+                        f"no alternative for `{g[0]}` works on this kernel ({os.uname().release}): "
+                        + "; ".join(f"{p}: {rejected[p]}" for p in g), 95)
+            off = [p for p in members if p not in chosen]
+            try:
+                self._obj = _native.Object.load(obj, autoload_off=off, **load_args)
+            except (LoadError, NotSupportedError) as e:
+                if e.program in chosen:
+                    rejected[e.program] = str(e)
+                    continue
                 raise
+            failed = None
+            try:
+                if autoattach:
+                    self._obj.autoattach(skip=members)
+                for p in chosen:
+                    try:
+                        self._obj.attach_section(p, sections[p])
+                    except (AttachError, NotSupportedError) as e:
+                        failed = (p, str(e))
+                        break
+            except BaseException:
+                self._obj.close()
+                raise
+            if failed:
+                self._obj.close()
+                rejected[failed[0]] = failed[1]
+                continue
+            for g, p in zip(groups, chosen):
+                self.alternatives[g[0]] = Alternative(p, [(q, rejected[q]) for q in g if q in rejected], g)
+            for g, p in zip(groups, chosen):
+                passed = self.alternatives[g[0]].passed_over
+                log.info("alternatives for %s: using %s%s", g[0], p,
+                         "".join(f"; not {q}: {why}" for q, why in passed))
+            return
+
+    def chosen(self, program: str) -> str:
+        """The program a fallback ladder chose, given any program of the ladder."""
+        for first, alt in self.alternatives.items():
+            if program in alt.candidates:
+                return alt.program
+        raise KeyError(f"`{program}` is in no fallback ladder")
 
     # -- lifetime ----------------------------------------------------------------------------
     def close(self) -> None:
         """Detaches every program and releases every fd, at once. Idempotent."""
+        self._close_net()  # the raw sockets attach_raw_socket() opened
         if self._obj is not None:
             self._obj.close()
         self._tables.clear()
@@ -210,85 +339,6 @@ class BPF:
     def links(self) -> list:
         """``[(kind, target, program)]`` of every attachment."""
         return [(k, t, p) for _id, k, t, p in self._obj.links()]
-
-    def attach_tracepoint(self, tp: Union[str, bytes] = "", tp_re: str = "", fn_name: Union[str, bytes] = "") -> None:
-        """Attaches ``fn_name`` to tracepoint ``tp`` ("category:name")."""
-        if tp_re:
-            raise NotImplementedError("tp_re arrives with the attach-points work")
-        cat, _, name = _s(tp).partition(":")
-        if not name:
-            raise ValueError(f"tracepoint must be 'category:name', got {_s(tp)!r}")
-        self._obj.attach_tracepoint(_s(fn_name), cat, name)
-
-    def detach_tracepoint(self, tp: Union[str, bytes] = "", fn_name: Optional[str] = None) -> None:
-        """Detaches what was attached to tracepoint ``tp``."""
-        self._detach("tracepoint", _s(tp), fn_name)
-
-    def attach_raw_tracepoint(self, tp: Union[str, bytes] = "", fn_name: Union[str, bytes] = "") -> None:
-        """Attaches ``fn_name`` to raw tracepoint ``tp`` (e.g. "sched_switch")."""
-        self._obj.attach_raw_tracepoint(_s(fn_name), _s(tp))
-
-    def detach_raw_tracepoint(self, tp: Union[str, bytes] = "", fn_name: Optional[str] = None) -> None:
-        self._detach("raw_tracepoint", _s(tp), fn_name)
-
-    def attach_kprobe(self, event: Union[str, bytes] = "", event_off: int = 0, fn_name: Union[str, bytes] = "",
-                      event_re: str = "") -> None:
-        """Attaches ``fn_name`` to kernel function ``event`` (+``event_off``). Raises
-        ``NotSupportedError`` naming CONFIG_KPROBES on a kernel without kprobes."""
-        if event_re:
-            raise NotImplementedError("event_re arrives with the attach-points work")
-        self._obj.attach_kprobe(_s(fn_name), _s(event), event_off, False)
-
-    def attach_kretprobe(self, event: Union[str, bytes] = "", fn_name: Union[str, bytes] = "", event_re: str = "",
-                         maxactive: int = 0) -> None:
-        """Attaches ``fn_name`` to the return of kernel function ``event``."""
-        if event_re:
-            raise NotImplementedError("event_re arrives with the attach-points work")
-        self._obj.attach_kprobe(_s(fn_name), _s(event), 0, True)
-
-    def detach_kprobe(self, event: Union[str, bytes] = "", fn_name: Optional[str] = None) -> None:
-        self._detach("kprobe", _s(event), fn_name)
-
-    def detach_kretprobe(self, event: Union[str, bytes] = "", fn_name: Optional[str] = None) -> None:
-        self._detach("kretprobe", _s(event), fn_name)
-
-    def _uprobe_target(self, name: Union[str, bytes], sym: Union[str, bytes], addr: Optional[int], sym_off: int,
-                       pid: int) -> tuple:
-        path = _native.resolve_binary(_s(name), pid if pid and pid > 0 else None)
-        symbol = _s(sym) if sym else None
-        offset = sym_off if symbol else (addr or 0)
-        if not symbol and not addr:
-            raise ValueError("attach_uprobe needs sym= or addr=")
-        return path, symbol, offset
-
-    def attach_uprobe(self, name: Union[str, bytes] = "", sym: Union[str, bytes] = "", sym_re: str = "",
-                      addr: Optional[int] = None, fn_name: Union[str, bytes] = "", pid: int = -1,
-                      sym_off: int = 0) -> None:
-        """Attaches ``fn_name`` to ``sym`` in ``name``: a path, or a library short name such as
-        ``"c"``. ``pid`` limits it to one process."""
-        if sym_re:
-            raise NotImplementedError("sym_re arrives with the attach-points work")
-        path, symbol, offset = self._uprobe_target(name, sym, addr, sym_off, pid)
-        self._obj.attach_uprobe(_s(fn_name), path, symbol, offset, pid if pid is not None else -1, False)
-
-    def attach_uretprobe(self, name: Union[str, bytes] = "", sym: Union[str, bytes] = "", sym_re: str = "",
-                         addr: Optional[int] = None, fn_name: Union[str, bytes] = "", pid: int = -1,
-                         sym_off: int = 0) -> None:
-        """Attaches ``fn_name`` to the return of ``sym`` in ``name``."""
-        if sym_re:
-            raise NotImplementedError("sym_re arrives with the attach-points work")
-        path, symbol, offset = self._uprobe_target(name, sym, addr, sym_off, pid)
-        self._obj.attach_uprobe(_s(fn_name), path, symbol, offset, pid if pid is not None else -1, True)
-
-    def detach_uprobe(self, name: Union[str, bytes] = "", sym: Union[str, bytes] = "", addr: Optional[int] = None,
-                      pid: int = -1, sym_off: int = 0) -> None:
-        path, symbol, offset = self._uprobe_target(name, sym, addr, sym_off, pid)
-        self._detach("uprobe", f"{path}:{symbol}" if symbol else f"{path}:{offset:#x}", None)
-
-    def detach_uretprobe(self, name: Union[str, bytes] = "", sym: Union[str, bytes] = "", addr: Optional[int] = None,
-                         pid: int = -1, sym_off: int = 0) -> None:
-        path, symbol, offset = self._uprobe_target(name, sym, addr, sym_off, pid)
-        self._detach("uretprobe", f"{path}:{symbol}" if symbol else f"{path}:{offset:#x}", None)
 
     def _detach(self, kind: str, target: str, fn_name: Optional[str]) -> None:
         n = self._obj.detach(kind, target, _s(fn_name) if fn_name else None)
@@ -471,16 +521,6 @@ class BPF:
         return _format_sym(r, show_module, show_offset, "")
 
     # -- BCC compatibility helpers -----------------------------------------------------------
-    @staticmethod
-    def tracepoint_exists(category: str, event: str) -> bool:
-        """Whether tracepoint ``category:event`` exists on this kernel."""
-        return _native.tracepoint_exists(_s(category), _s(event))
-
-    @staticmethod
-    def kprobes_supported() -> bool:
-        """Whether this kernel can attach kprobes."""
-        return _native.kprobes_unavailable() is None
-
     def __repr__(self) -> str:
         state = "closed" if self.closed else f"{len(self._obj.programs())} programs"
         return f"<bpfkit.BPF {state}>"

@@ -8,6 +8,7 @@ from typing import Optional, Sequence
 
 USAGE = """usage: bpfkit <tool> [args...]   run a bundled tool (bpfkit <tool> -h for its options)
        bpfkit list                 list the tools
+       bpfkit features             what this kernel supports, and why not
        bpfkit version              print versions"""
 
 
@@ -28,6 +29,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         width = max(len(n) for n in tools)
         for name, desc in sorted(tools.items()):
             print(f"{name:<{width}}  {desc}")
+        return 0
+    if cmd == "features":
+        import os
+
+        from . import features
+
+        print(f"kernel {os.uname().release}")
+        for st in features.check_all():
+            print(st)
         return 0
     if cmd == "version":
         from . import LIBBPF_VERSION, __version__, _native

@@ -1,0 +1,383 @@
+"""Kernel attach points of :class:`bpfkit.BPF`: tracepoints (classic, raw, BTF), kprobes and
+kretprobes (by name, by regex through multi-kprobe links, with ``maxactive``), fentry/fexit/LSM,
+and perf events; with BCC's names and the kernel lookups that go with them."""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+from typing import Any, Iterable, Optional, Union
+
+from . import _native, features
+from ._errors import AttachError, NotSupportedError
+
+Str = Union[str, bytes]
+
+
+def _s(v: Any) -> str:
+    if isinstance(v, bytes):
+        return v.decode()
+    return os.fspath(v) if isinstance(v, os.PathLike) else str(v)
+
+
+class PerfType:
+    """``perf_event_attr.type`` values (BCC's names)."""
+
+    HARDWARE = 0
+    SOFTWARE = 1
+    TRACEPOINT = 2
+    HW_CACHE = 3
+    RAW = 4
+    BREAKPOINT = 5
+
+
+class PerfHWConfig:
+    """Hardware event numbers (``PERF_COUNT_HW_*``)."""
+
+    CPU_CYCLES = 0
+    INSTRUCTIONS = 1
+    CACHE_REFERENCES = 2
+    CACHE_MISSES = 3
+    BRANCH_INSTRUCTIONS = 4
+    BRANCH_MISSES = 5
+    BUS_CYCLES = 6
+    STALLED_CYCLES_FRONTEND = 7
+    STALLED_CYCLES_BACKEND = 8
+    REF_CPU_CYCLES = 9
+
+
+class PerfSWConfig:
+    """Software event numbers (``PERF_COUNT_SW_*``)."""
+
+    CPU_CLOCK = 0
+    TASK_CLOCK = 1
+    PAGE_FAULTS = 2
+    CONTEXT_SWITCHES = 3
+    CPU_MIGRATIONS = 4
+    PAGE_FAULTS_MIN = 5
+    PAGE_FAULTS_MAJ = 6
+    ALIGNMENT_FAULTS = 7
+    EMULATION_FAULTS = 8
+    DUMMY = 9
+    BPF_OUTPUT = 10
+
+
+def _tracing_dir() -> str:
+    _native.ensure_mounted("tracefs")
+    return "/sys/kernel/tracing"
+
+
+def _online_cpus() -> list:
+    """The online CPUs, from /sys/devices/system/cpu/online ("0-3,5")."""
+    try:
+        with open("/sys/devices/system/cpu/online") as f:
+            text = f.read().strip()
+    except OSError:
+        return list(range(os.cpu_count() or 1))
+    out = []
+    for part in text.split(","):
+        a, _, b = part.partition("-")
+        out.extend(range(int(a), int(b or a) + 1))
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def _kprobe_blacklist() -> frozenset:
+    """Functions the kernel refuses to kprobe (debugfs kprobes/blacklist)."""
+    try:
+        _native.ensure_mounted("debugfs")
+        with open("/sys/kernel/debug/kprobes/blacklist") as f:
+            return frozenset(line.split()[1] for line in f if len(line.split()) >= 2)
+    except OSError:
+        return frozenset()
+
+
+def _kallsyms_text() -> list:
+    """The kernel's function symbols (text, global or local) from /proc/kallsyms, vmlinux and
+    modules, in address order, without duplicates."""
+    out: dict = {}
+    with open("/proc/kallsyms") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) >= 3 and parts[1] in ("t", "T", "w", "W"):
+                out.setdefault(parts[2], None)
+    return list(out)
+
+
+def _ftrace_functions() -> Optional[set]:
+    """The functions ftrace can hook (tracefs available_filter_functions): what multi-kprobe links
+    (built on fprobe, hence ftrace) can attach to. None when tracefs does not show them."""
+    try:
+        with open(os.path.join(_tracing_dir(), "available_filter_functions")) as f:
+            return {line.split()[0] for line in f if line.strip()}
+    except OSError:
+        return None
+
+
+class KernelAttachMixin:
+    """Tracepoint, kprobe, fentry/LSM and perf event methods of :class:`bpfkit.BPF`."""
+
+    _obj: Any
+
+    def _detach(self, kind: str, target: str, fn_name: Optional[str]) -> None:  # provided by BPF
+        raise NotImplementedError
+
+    def _section(self, fn_name: str) -> str:
+        for name, sec, _type, _fd in self._obj.programs():
+            if name == fn_name:
+                return sec
+        raise ValueError(f"no program named `{fn_name}` (programs: "
+                         f"{', '.join(p[0] for p in self._obj.programs())})")
+
+    # -- tracepoints ---------------------------------------------------------------------------
+    @staticmethod
+    def get_tracepoints(tp_re: Str = ".*") -> list:
+        """Every tracepoint whose ``"category:event"`` matches regex ``tp_re`` (whole name), sorted."""
+        rx = re.compile(_s(tp_re))
+        base = os.path.join(_tracing_dir(), "events")
+        out = []
+        for cat in sorted(os.listdir(base)):
+            cdir = os.path.join(base, cat)
+            if not os.path.isdir(cdir):
+                continue
+            for ev in sorted(os.listdir(cdir)):
+                name = f"{cat}:{ev}"
+                if os.path.exists(os.path.join(cdir, ev, "id")) and rx.fullmatch(name):
+                    out.append(name)
+        return sorted(out)
+
+    @staticmethod
+    def tracepoint_exists(category: Str, event: Str) -> bool:
+        """Whether tracepoint ``category:event`` exists on this kernel."""
+        return _native.tracepoint_exists(_s(category), _s(event))
+
+    def attach_tracepoint(self, tp: Str = "", tp_re: Str = "", fn_name: Str = "") -> None:
+        """Attaches ``fn_name`` to tracepoint ``tp`` ("category:name"), or to every tracepoint
+        matching regex ``tp_re``."""
+        fn = _s(fn_name)
+        if tp_re:
+            matches = self.get_tracepoints(tp_re)
+            if not matches:
+                raise ValueError(f"no tracepoint matches {_s(tp_re)!r}")
+            for name in matches:
+                cat, _, ev = name.partition(":")
+                self._obj.attach_tracepoint(fn, cat, ev)
+            return
+        cat, _, name = _s(tp).partition(":")
+        if not name:
+            raise ValueError(f"tracepoint must be 'category:name', got {_s(tp)!r}")
+        self._obj.attach_tracepoint(fn, cat, name)
+
+    def detach_tracepoint(self, tp: Str = "", fn_name: Optional[Str] = None) -> None:
+        """Detaches what was attached to tracepoint ``tp``."""
+        self._detach("tracepoint", _s(tp), _s(fn_name) if fn_name else None)
+
+    def attach_raw_tracepoint(self, tp: Str = "", fn_name: Str = "") -> None:
+        """Attaches ``fn_name`` to raw tracepoint ``tp`` (e.g. "sched_switch")."""
+        self._obj.attach_raw_tracepoint(_s(fn_name), _s(tp))
+
+    def detach_raw_tracepoint(self, tp: Str = "", fn_name: Optional[Str] = None) -> None:
+        self._detach("raw_tracepoint", _s(tp), _s(fn_name) if fn_name else None)
+
+    @staticmethod
+    def support_raw_tracepoint() -> bool:
+        """Whether the kernel has raw tracepoints (BCC's name)."""
+        return features.supported("raw_tp")
+
+    @staticmethod
+    def support_kfunc() -> bool:
+        """Whether fentry/fexit programs load and attach here (BCC's name: kfuncs)."""
+        return features.supported("fentry") and features.supported("fexit")
+
+    @staticmethod
+    def support_lsm() -> bool:
+        """Whether BPF LSM programs can be loaded and the BPF LSM is active."""
+        return features.supported("lsm")
+
+    # -- fentry / fexit / LSM ------------------------------------------------------------------
+    def _attach_btf(self, fn_name: Str, kinds: tuple, feature: str) -> None:
+        fn = _s(fn_name)
+        sec = self._section(fn)
+        if not sec.split("/")[0] in kinds:
+            raise ValueError(f"program `{fn}` is in section {sec!r}, not one of {', '.join(k + '/...' for k in kinds)}")
+        if any(p == fn for _k, _t, p in self.links()):  # type: ignore[attr-defined]
+            return  # attached on load
+        features.require(feature)
+        self._obj.attach_section(fn, sec)
+
+    def attach_kfunc(self, fn_name: Str = "") -> None:
+        """Attaches fentry program ``fn_name`` (``SEC("fentry/FUNC")``) if it is not attached
+        yet. Programs in fentry/fexit/lsm sections are loaded with the object; on a kernel that
+        refuses them (lockdown) loading the object raises NotSupportedError saying so: give
+        them alternatives (``BPF(alternatives=...)``) to run there too."""
+        self._attach_btf(fn_name, ("fentry", "fentry.s", "fmod_ret"), "fentry")
+
+    def attach_kretfunc(self, fn_name: Str = "") -> None:
+        """Attaches fexit program ``fn_name`` (``SEC("fexit/FUNC")``)."""
+        self._attach_btf(fn_name, ("fexit", "fexit.s"), "fexit")
+
+    def attach_lsm(self, fn_name: Str = "") -> None:
+        """Attaches LSM program ``fn_name`` (``SEC("lsm/HOOK")``)."""
+        self._attach_btf(fn_name, ("lsm", "lsm.s"), "lsm")
+
+    def detach_kfunc(self, fn_name: Str = "") -> None:
+        self._detach_program(_s(fn_name))
+
+    detach_kretfunc = detach_kfunc
+    detach_lsm = detach_kfunc
+
+    def _detach_program(self, fn: str) -> None:
+        n = sum(self._obj.detach(kind, None, fn) for kind, _t, p in self.links() if p == fn)  # type: ignore[attr-defined]
+        if n == 0:
+            raise ValueError(f"program `{fn}` is not attached")
+
+    # -- kprobes -------------------------------------------------------------------------------
+    @staticmethod
+    def get_kprobe_functions(event_re: Str) -> set:
+        """The kernel functions matching regex ``event_re`` (whole name) that can be kprobed: the
+        text symbols of /proc/kallsyms, minus the kprobe blacklist, the ``.cold`` parts of split
+        functions and the ``__pfx_`` padding symbols."""
+        rx = re.compile(_s(event_re))
+        bad = _kprobe_blacklist()
+        out = set()
+        for fn in _kallsyms_text():
+            if fn in bad or ".cold" in fn or fn.startswith("_kbl_addr_") or fn.startswith("__pfx_"):
+                continue
+            if rx.fullmatch(fn):
+                out.add(fn)
+        return out
+
+    @staticmethod
+    @functools.lru_cache(maxsize=1)
+    def get_syscall_prefix() -> str:
+        """The prefix of this kernel's syscall entry points: ``"__x64_sys_"`` on x86-64 since
+        4.17, ``"__arm64_sys_"`` on arm64, else ``"sys_"``."""
+        for prefix in ("__x64_sys_", "__arm64_sys_", "__s390x_sys_", "__riscv_sys_", "__ia32_sys_", "__se_sys_"):
+            if _native.ksymname(prefix + "getppid") is not None:
+                return prefix
+        return "sys_"
+
+    @classmethod
+    def get_syscall_fnname(cls, name: Str) -> str:
+        """The kernel function of syscall ``name``: ``get_syscall_fnname("open")`` is
+        ``"__x64_sys_open"`` on x86-64."""
+        return cls.get_syscall_prefix() + _s(name)
+
+    def _require_kprobes(self, fn: str) -> None:
+        why = _native.kprobes_unavailable()
+        if why is not None:
+            e = NotSupportedError(why, 95)
+            e.feature, e.since, e.program = "kprobes (CONFIG_KPROBES)", "4.1", fn
+            raise e
+
+    def _is_multi(self, fn: str) -> bool:
+        return self._section(fn).split("/")[0] in ("kprobe.multi", "kretprobe.multi")
+
+    def _attach_kprobe_re(self, fn: str, event_re: str, retprobe: bool) -> None:
+        multi = self._is_multi(fn)
+        if not multi:
+            self._require_kprobes(fn)
+        funcs = sorted(self.get_kprobe_functions(event_re))
+        if not funcs:
+            raise ValueError(f"no kprobe-able kernel function matches {event_re!r}")
+        if multi:
+            # A multi-kprobe hooks through ftrace: only functions ftrace can hook are taken.
+            ftrace = _ftrace_functions()
+            if ftrace is not None:
+                funcs = [f for f in funcs if f in ftrace]
+            self._obj.attach_kprobe_multi(fn, funcs, retprobe, label=event_re)
+            return
+        # Without multi-kprobe links: one kprobe per function, as BCC does. Functions that
+        # refuse a probe (inlined, notrace) are skipped; none attaching is an error.
+        failed = []
+        for f in funcs:
+            try:
+                self._obj.attach_kprobe(fn, f, 0, retprobe)
+            except AttachError as e:
+                failed.append((f, e))
+        if len(failed) == len(funcs):
+            raise AttachError(f"no function matching {event_re!r} took a {'kretprobe' if retprobe else 'kprobe'}: "
+                              f"{failed[0][0]}: {failed[0][1]}", failed[0][1].errno)
+
+    def attach_kprobe(self, event: Str = "", event_off: int = 0, fn_name: Str = "", event_re: Str = "") -> None:
+        """Attaches ``fn_name`` to kernel function ``event`` (+``event_off``), or to every
+        function matching regex ``event_re``. A program in ``SEC("kprobe")`` gets one kprobe per
+        function (as BCC); one in ``SEC("kprobe.multi")`` gets a single multi-kprobe link for
+        them all (5.18+, CONFIG_FPROBE), which attaches thousands of functions in milliseconds.
+        Raises ``NotSupportedError`` naming CONFIG_KPROBES on a kernel without kprobes."""
+        fn = _s(fn_name)
+        if event_re:
+            self._attach_kprobe_re(fn, _s(event_re), False)
+        elif self._is_multi(fn):
+            if event_off:
+                raise ValueError("a multi-kprobe (kprobe.multi program) cannot take event_off")
+            self._obj.attach_kprobe_multi(fn, [_s(event)], False, label=_s(event))
+        else:
+            self._obj.attach_kprobe(fn, _s(event), event_off, False)
+
+    def attach_kretprobe(self, event: Str = "", fn_name: Str = "", event_re: Str = "", maxactive: int = 0) -> None:
+        """Attaches ``fn_name`` to the return of kernel function ``event`` (or of every function
+        matching ``event_re``). ``maxactive`` sets how many calls may be pending at once (the
+        probe is then made through tracefs's kprobe_events, the only interface that takes it)."""
+        fn = _s(fn_name)
+        if event_re:
+            if maxactive:
+                raise ValueError("maxactive cannot be combined with event_re")
+            self._attach_kprobe_re(fn, _s(event_re), True)
+        elif self._is_multi(fn):
+            if maxactive:
+                raise ValueError("a multi-kprobe (kretprobe.multi program) cannot take maxactive")
+            self._obj.attach_kprobe_multi(fn, [_s(event)], True, label=_s(event))
+        else:
+            self._obj.attach_kprobe(fn, _s(event), 0, True, maxactive)
+
+    def detach_kprobe(self, event: Str = "", fn_name: Optional[Str] = None, event_re: Str = "") -> None:
+        self._detach("kprobe", _s(event_re or event), _s(fn_name) if fn_name else None)
+
+    def detach_kretprobe(self, event: Str = "", fn_name: Optional[Str] = None, event_re: Str = "") -> None:
+        self._detach("kretprobe", _s(event_re or event), _s(fn_name) if fn_name else None)
+
+    def num_open_kprobes(self) -> int:
+        """How many kprobes and kretprobes this object has attached (a regex attachment
+        through one multi-kprobe link counts once)."""
+        return sum(1 for kind, _t, _p in self.links() if kind in ("kprobe", "kretprobe"))  # type: ignore[attr-defined]
+
+    @staticmethod
+    def kprobes_supported() -> bool:
+        """Whether this kernel can attach kprobes."""
+        return _native.kprobes_unavailable() is None
+
+    # -- perf events ---------------------------------------------------------------------------
+    def attach_perf_event(self, ev_type: int = -1, ev_config: int = -1, fn_name: Str = "", sample_period: int = 0,
+                          sample_freq: int = 0, pid: int = -1, cpu: int = -1, group_fd: int = -1) -> None:
+        """Attaches ``fn_name`` to a perf event (``PerfType`` / ``PerfSWConfig`` /
+        ``PerfHWConfig``), sampling every ``sample_period`` events or ``sample_freq`` times a
+        second. With ``cpu`` >= 0, one event on that CPU; else, with ``pid`` >= 0, one event
+        following that process on every CPU; else one event per online CPU. A hardware event
+        on a machine without a PMU raises NotSupportedError."""
+        if (sample_period > 0) == (sample_freq > 0):
+            raise ValueError("give exactly one of sample_period= and sample_freq=")
+        fn = _s(fn_name)
+        period, freq = (sample_freq, True) if sample_freq else (sample_period, False)
+        if cpu >= 0 or pid >= 0:
+            cpus: Iterable[int] = [cpu]
+        else:
+            cpus = _online_cpus()
+        made = []
+        try:
+            for c in cpus:
+                made.append(self._obj.attach_perf_event(fn, ev_type, ev_config, period, freq, pid, c, group_fd))
+        except BaseException:
+            for i in made:
+                self._obj.detach_id(i)
+            raise
+
+    def detach_perf_event(self, ev_type: int = -1, ev_config: int = -1) -> None:
+        """Detaches every perf event attachment of type ``ev_type`` and config ``ev_config``."""
+        prefix = f"{ev_type}:{ev_config:#x}:"
+        n = 0
+        for target in {t for kind, t, _p in self.links() if kind == "perf_event" and t.startswith(prefix)}:  # type: ignore[attr-defined]
+            n += self._obj.detach("perf_event", target, None)
+        if n == 0:
+            raise ValueError(f"no perf event of type {ev_type} config {ev_config} is attached")
