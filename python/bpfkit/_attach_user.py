@@ -1,0 +1,573 @@
+"""User-space attach points of :class:`bpfkit.BPF`: uprobes and uretprobes (USDT probes are in
+:mod:`bpfkit.usdt`).
+
+bpfkit resolves the target itself, from the binary's own ELF symbol tables (``.dynsym`` and
+``.symtab``, read by :mod:`bpfkit._elf`), and gives libbpf a file offset. That is what lets it
+take what libbpf alone does not: a name with several versions (``memcpy`` means the default
+``memcpy@@GLIBC_2.14``), a GNU indirect function (the implementation the resolver picks, not the
+resolver), a C++ name written demangled (``ns::Klass::method(int)``), BCC's ``sym_re=`` and BCC's
+``addr=`` (a virtual address, turned into a file offset through the program headers).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import difflib
+import errno as _errno
+import logging
+import os
+import re
+from dataclasses import dataclass
+from typing import Any, Optional, Union
+
+from . import _native
+from ._elf import EM_X86_64, ET_DYN, SHN_UNDEF, STB_GLOBAL, STB_LOCAL, STT_FUNC, BinaryInfo, ElfError, Symbol, binary_info
+from ._errors import AttachError
+
+_Str = Union[str, bytes]
+
+log = logging.getLogger("bpfkit")
+
+
+def _s(v: Any) -> str:
+    if isinstance(v, bytes):
+        return v.decode()
+    return os.fspath(v) if isinstance(v, os.PathLike) else str(v)
+
+
+# -- finding the binary --------------------------------------------------------------------------
+
+def resolve_binary(name: _Str, pid: Optional[int] = None) -> str:
+    """The path of ``name``: a path as is, or a library's short name (``"c"``, ``"libfoo"``),
+    looked up first in the mappings of process ``pid`` (so a library the process ``dlopen()``ed
+    from anywhere is found), then in ``ld.so.cache``, the library directories and PATH. A path
+    that exists only inside the process's mount namespace is reached through
+    ``/proc/PID/root``."""
+    live = pid if pid is not None and pid > 0 else None
+    path = _native.resolve_binary(_s(name), live)
+    if live is not None and not os.path.exists(path):
+        alt = f"/proc/{live}/root{path}"
+        if os.path.exists(alt):
+            return alt
+    return path
+
+
+def _info(path: str) -> BinaryInfo:
+    try:
+        return binary_info(path)
+    except ElfError as e:
+        raise AttachError(str(e), _errno.ENOEXEC) from None
+    except OSError as e:
+        raise AttachError(f"cannot read {path}: {e.strerror}", e.errno) from None
+
+
+# -- symbols -------------------------------------------------------------------------------------
+
+def _split_version(sym: str) -> tuple[str, Optional[str]]:
+    """``"f@@V2"`` -> ``("f", "V2")``; ``"f@V1"`` -> ``("f", "V1")``; ``"f"`` -> ``("f", None)``."""
+    if "@" in sym[1:]:
+        base, _, ver = sym.partition("@")
+        return base, ver.lstrip("@")
+    return sym, None
+
+
+def _strip_params(d: str) -> Optional[str]:
+    """``"ns::f(int) const"`` -> ``"ns::f"``; None when there is no parameter list."""
+    s = d.rstrip()
+    changed = True
+    while changed:
+        changed = False
+        for q in (" const", " volatile", " &&", " &", " noexcept"):
+            if s.endswith(q):
+                s, changed = s[: -len(q)].rstrip(), True
+    if not s.endswith(")"):
+        return None
+    depth = 0
+    for i in range(len(s) - 1, -1, -1):
+        if s[i] == ")":
+            depth += 1
+        elif s[i] == "(":
+            depth -= 1
+            if depth == 0:
+                return s[:i] or None
+    return None
+
+
+def _strip_return_type(d: str) -> Optional[str]:
+    """``"int ns::f<int>(int)"`` -> ``"ns::f<int>(int)"`` (templates' demangled names carry one)."""
+    depth = 0
+    for i in range(len(d) - 1, -1, -1):
+        c = d[i]
+        if c in ">)":
+            depth += 1
+        elif c in "<(":
+            depth -= 1
+        elif c == " " and depth == 0:
+            return d[i + 1:] or None
+    return None
+
+
+def _norm(s: str) -> str:
+    return re.sub(r"\s+", "", s)
+
+
+def _demangled_index(info: BinaryInfo) -> Optional[dict[str, set]]:
+    """``{normalised spelling: {mangled names}}``, each demangled name spelt with and without
+    its parameter list and return type; None without ``c++filt``."""
+    idx = getattr(info, "_bpfkit_dm_index", None)
+    if idx is None:
+        dm = info.demangled()
+        if dm is None:
+            return None
+        idx = {}
+        for mangled, d in dm.items():
+            forms = {d}
+            p = _strip_params(d)
+            if p:
+                forms.add(p)
+            for f in list(forms):
+                r = _strip_return_type(f)
+                if r:
+                    forms.add(r)
+            for f in forms:
+                idx.setdefault(_norm(f), set()).add(mangled)
+        info._bpfkit_dm_index = idx  # type: ignore[attr-defined]
+    return idx
+
+
+def _pick(cands: list[Symbol]) -> list[Symbol]:
+    """Narrows symbols of one name to one address: the default version (``@@``) first, then
+    global over weak, then non-local. Returns every candidate when that still leaves several."""
+    for keep in (lambda s: True, lambda s: s.default_version, lambda s: s.bind == STB_GLOBAL,
+                 lambda s: s.bind != STB_LOCAL):
+        narrowed = [s for s in cands if keep(s)]
+        if narrowed and len({s.value for s in narrowed}) == 1:
+            return [narrowed[0]]
+        if narrowed:
+            cands = narrowed
+    return cands
+
+
+def _libbpf_symbol_offset(info: BinaryInfo, sym: str) -> Optional[int]:
+    """The file offset libbpf itself would resolve ``sym`` to (its rules: ``.dynsym`` then
+    ``.symtab``, STT_FUNC only, ``f`` also matching ``f@...``), or None if it would refuse."""
+    base, ver = _split_version(sym)
+    for table in ("dynsym", "symtab"):
+        values = set()
+        for s in info.symbols:
+            if s.table != table or s.type != STT_FUNC or s.shndx == SHN_UNDEF:
+                continue
+            if s.name != base and not s.name.startswith(base + "@"):
+                continue
+            if ver is not None and (s.version != ver if table == "dynsym" else s.name != sym):
+                continue
+            values.add(s.value)
+        if values:
+            if len(values) > 1:
+                return None
+            try:
+                return info.vaddr_to_offset(values.pop())
+            except ElfError:
+                return None
+    return None
+
+
+def _ifunc_offset(info: BinaryInfo, s: Symbol, name: str, version: Optional[str]) -> int:
+    """The file offset of the implementation a GNU indirect function resolves to on this machine.
+    As BCC does, the library is loaded into this process (``dlopen``) and the dynamic linker runs
+    the resolver; the address it returns is mapped back to the file through /proc/self/maps."""
+    def refuse(why: str) -> AttachError:
+        return AttachError(f"{name} in {info.path} is a GNU indirect function (IFUNC) and {why}; attach to the "
+                           "implementation by its own name or with addr=", _errno.EINVAL)
+
+    if info.type != ET_DYN or s.bind == STB_LOCAL:
+        raise refuse("only an exported IFUNC of a shared library can be resolved")
+    try:
+        lib = ctypes.CDLL(info.path)
+    except OSError as e:
+        raise refuse(f"its library could not be loaded to run the resolver ({e})") from None
+    if version is None:
+        try:
+            addr = ctypes.cast(lib[name], ctypes.c_void_p).value
+        except AttributeError:
+            addr = None
+    else:
+        dlvsym = ctypes.CDLL(None).dlvsym
+        dlvsym.restype = ctypes.c_void_p
+        dlvsym.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p]
+        addr = dlvsym(lib._handle, name.encode(), version.encode())
+    if not addr:
+        raise refuse("the dynamic linker did not resolve it")
+    st = os.stat(info.path)
+    with open("/proc/self/maps") as f:
+        for line in f:
+            parts = line.split(maxsplit=5)
+            lo, hi = (int(x, 16) for x in parts[0].split("-"))
+            if lo <= addr < hi:
+                if len(parts) < 6 or int(parts[4]) != st.st_ino:
+                    raise refuse(f"its resolver returned an address outside {info.path} ({parts[-1].strip()})")
+                return addr - lo + int(parts[2], 16)
+    raise refuse("the address its resolver returned is not mapped")
+
+
+# x86-64 prefixes that may come before a VEX/EVEX one: segment overrides and address size.
+_X86_PASSIVE_PREFIXES = frozenset(b"\x26\x2e\x36\x3e\x64\x65\x67")
+
+
+def _avx_encoded(info: BinaryInfo, offset: int) -> bool:
+    """Whether the x86-64 instruction at file ``offset`` is VEX- or EVEX-encoded (AVX, AVX-512).
+
+    The kernel's uprobe code decodes such an instruction to its one opcode byte, without the map
+    its prefix selects, and then judges that byte as if it were a legacy instruction. Depending on
+    the byte it refuses the probe (ENOTSUPP) or, where the byte is that of a jump, emulates a jump
+    instead of running the instruction: the probed function then computes garbage. On this
+    project's 6.18 VM, glibc's AVX-512 ``strchr`` (``vpbroadcastb``, opcode byte 0x7a,
+    which is ``jp``) returned NULL for every call while probed. In 64-bit code 0xc4, 0xc5 and 0x62
+    can only start a VEX or EVEX prefix."""
+    if info.machine != EM_X86_64:
+        return False
+    code = info.read(offset, 8)
+    i = 0
+    while i < len(code) and code[i] in _X86_PASSIVE_PREFIXES:
+        i += 1
+    return i < len(code) and code[i] in (0xC4, 0xC5, 0x62)
+
+
+def _avx_refusal(info: BinaryInfo, label: str, offset: int) -> AttachError:
+    return AttachError(
+        f"refusing a uprobe on {info.path}:{label} (file offset {offset:#x}): its first instruction is AVX-encoded "
+        "(VEX/EVEX), which the kernel's uprobes do not single-step correctly (the probed code can compute "
+        "wrong results); probe a later instruction (sym_off=, addr=) or the caller", _errno.EOPNOTSUPP)
+
+
+@dataclass(frozen=True)
+class _Target:
+    """Where one uprobe goes: a file offset, and the symbol to hand libbpf when libbpf would
+    resolve it to the same place (so ``links()`` names it)."""
+
+    offset: int
+    label: str
+    symbol: Optional[str] = None
+    symbol_offset: int = 0
+
+
+def _not_found(info: BinaryInfo, sym: str) -> AttachError:
+    names = sorted({s.name for s in info.functions})
+    dm = info.demangled() or {}
+    pool = names + sorted(set(dm.values()))
+    close = difflib.get_close_matches(sym, pool, n=5, cutoff=0.6)
+    hint = f"; similar names: {', '.join(close)}" if close else ""
+    if not names:
+        hint = "; the file has no function symbols (stripped?): use addr="
+    return AttachError(f"no function symbol {sym} in {info.path}{hint}", _errno.ENOENT)
+
+
+def _symbol_targets(info: BinaryInfo, sym: str, sym_off: int) -> list[_Target]:
+    base, ver = _split_version(sym)
+    funcs = info.functions
+    if ver is None:
+        # .symtab spells a versioned definition "f@@V2"/"f@V1"; plain "f" means the default one.
+        cands = [s for s in funcs if s.name == base or (s.table == "symtab" and s.name.startswith(base + "@@"))]
+    else:
+        cands = [s for s in funcs
+                 if (s.table == "dynsym" and s.name == base and s.version == ver)
+                 or (s.table == "symtab" and s.name in (f"{base}@{ver}", f"{base}@@{ver}"))]
+        if not cands and any(s.name == base for s in funcs):
+            have = sorted({s.versioned_name for s in funcs if s.name == base and s.version}
+                          | {s.name for s in funcs if s.name.startswith(base + "@")})
+            raise AttachError(f"{info.path} has no version {ver} of {base} (it has: {', '.join(have) or 'no versions'})",
+                              _errno.ENOENT)
+    demangled = False
+    if not cands and ver is None:
+        idx = _demangled_index(info)
+        if idx is None:
+            if "::" in sym or "(" in sym:
+                raise AttachError(f"{sym} looks like a demangled C++ name: matching those needs c++filt (binutils); "
+                                  "give the mangled name instead", _errno.ENOENT)
+        else:
+            mangled = idx.get(_norm(sym), set())
+            cands = [s for s in funcs if s.name.split("@", 1)[0] in mangled]
+            demangled = bool(cands)
+    if not cands:
+        raise _not_found(info, sym)
+    chosen = _pick(cands)
+    if len({s.value for s in chosen}) > 1:
+        dm = info.demangled() or {}
+        full = {dm.get(s.name.split("@", 1)[0], s.name) for s in chosen}
+        # One demangled name at several addresses is one source function compiled more than once
+        # (a C++ constructor's C1/C2 variants): probe every copy. Different names are ambiguous.
+        if not (demangled and len(full) == 1):
+            listing = ", ".join(sorted(f"{dm.get(s.name.split('@', 1)[0], s.versioned_name)} at {s.value:#x}"
+                                       for s in chosen))
+            raise AttachError(f"{sym} is ambiguous in {info.path}: {listing}; give the full name (parameters or "
+                              "@VERSION) or addr=", _errno.EINVAL)
+        chosen = sorted({s.value: s for s in chosen}.values(), key=lambda s: s.value)
+    out = []
+    for s in chosen:
+        if s.size and sym_off >= s.size:
+            raise ValueError(f"sym_off {sym_off:#x} is past the end of {sym} ({s.size} bytes) in {info.path}")
+        if s.is_ifunc:
+            off = _ifunc_offset(info, s, s.name.split("@", 1)[0], s.version or ver) + sym_off
+            if _avx_encoded(info, off):
+                raise _avx_refusal(info, sym, off)
+            out.append(_Target(off, sym))
+            continue
+        try:
+            off = info.vaddr_to_offset(s.value)
+        except ElfError as e:
+            raise AttachError(str(e), _errno.EINVAL) from None
+        if _avx_encoded(info, off + sym_off):
+            raise _avx_refusal(info, sym if not sym_off else f"{sym}+{sym_off:#x}", off + sym_off)
+        symbol = None
+        if len(chosen) == 1 and not demangled and _libbpf_symbol_offset(info, sym) == off:
+            symbol = sym
+        out.append(_Target(off + sym_off, sym, symbol, sym_off))
+    return out
+
+
+def _regex_targets(info: BinaryInfo, sym_re: str, skipped: Optional[list] = None) -> list[_Target]:
+    """Every sized function whose name, or demangled name, ``re.match``es ``sym_re`` (as BCC),
+    one probe per address. Functions that start with an AVX-encoded instruction (see
+    :func:`_avx_encoded`) are left out, and their names added to ``skipped``."""
+    rx = re.compile(sym_re)
+    dm = info.demangled() or {}
+    by_offset: dict[int, _Target] = {}
+    for s in sorted(info.functions, key=lambda s: (s.table != "dynsym", s.bind != STB_GLOBAL)):
+        if s.size == 0:
+            continue
+        d = dm.get(s.name.split("@", 1)[0])
+        if not (rx.match(s.name) or (d is not None and rx.match(d))):
+            continue
+        if s.is_ifunc:
+            try:
+                off = _ifunc_offset(info, s, s.name.split("@", 1)[0], s.version)
+            except AttachError:
+                continue  # a resolver that cannot be run: probing it would never fire
+        else:
+            try:
+                off = info.vaddr_to_offset(s.value)
+            except ElfError:
+                continue
+        if off in by_offset:
+            continue
+        if _avx_encoded(info, off):
+            if skipped is not None and s.versioned_name not in skipped:
+                skipped.append(s.versioned_name)
+            continue
+        by_offset[off] = _Target(off, s.versioned_name)
+    return sorted(by_offset.values(), key=lambda t: t.offset)
+
+
+def get_user_functions_and_addresses(name: _Str, sym_re: _Str) -> list[tuple[str, int]]:
+    """``[(name, address)]`` of the functions of ``name`` matching ``sym_re`` (BCC's static
+    method): addresses are the symbols' virtual addresses, as ``addr=`` takes them."""
+    info = _info(resolve_binary(name))
+    rx = re.compile(_s(sym_re))
+    dm = info.demangled() or {}
+    seen: dict[int, str] = {}
+    for s in info.functions:
+        d = dm.get(s.name.split("@", 1)[0])
+        if s.size and (rx.match(s.name) or (d is not None and rx.match(d))):
+            seen.setdefault(s.value, s.name)
+    return sorted(((n, a) for a, n in seen.items()), key=lambda t: t[1])
+
+
+# -- the mixin -----------------------------------------------------------------------------------
+
+class UserAttachMixin:
+    """uprobe and uretprobe methods of :class:`bpfkit.BPF` (which provides ``_obj`` and ``_detach``)."""
+
+    _obj: Any
+
+    def _detach(self, kind: str, target: str, fn_name: Optional[str]) -> None:  # provided by BPF
+        raise NotImplementedError
+
+    @property
+    def _ulinks(self) -> dict:
+        """``{(kind, dev, inode, file offset, pid): [link ids]}`` of the uprobes attached here."""
+        d = self.__dict__.get("_bpfkit_ulinks")
+        if d is None:
+            d = self.__dict__["_bpfkit_ulinks"] = {}
+        return d
+
+    @staticmethod
+    def _user_targets(path: str, sym: str, sym_re: str, addr: Optional[int], sym_off: int,
+                      retprobe: bool) -> list[_Target]:
+        info = _info(path)
+        if sym_re:
+            if sym_off:
+                raise ValueError("sym_off= cannot be combined with sym_re=")
+            skipped: list = []
+            targets = _regex_targets(info, sym_re, skipped)
+            if skipped:
+                log.warning("sym_re=%r: not probing %d function(s) of %s whose first instruction is AVX-encoded "
+                            "(uprobes mis-step those): %s", sym_re, len(skipped), path, ", ".join(skipped))
+            if not targets:
+                extra = f" (left out, AVX-encoded first instruction: {', '.join(skipped)})" if skipped else ""
+                raise AttachError(f"no function in {path} matches /{sym_re}/{extra}", _errno.ENOENT)
+            return targets
+        if addr:
+            # BCC: addr is a virtual address (as in the symbol table or `nm`), and wins over sym.
+            vaddr = addr + sym_off
+            try:
+                off = info.vaddr_to_offset(vaddr)
+            except ElfError as e:
+                raise AttachError(str(e), _errno.EINVAL) from None
+            if not any(s.vaddr <= vaddr < s.vaddr + s.filesz and s.flags & 1 for s in info.segments):
+                raise AttachError(f"address {vaddr:#x} is not in an executable segment of {path}", _errno.EINVAL)
+            if _avx_encoded(info, off):
+                raise _avx_refusal(info, f"{vaddr:#x}", off)
+            if retprobe:
+                inside = [s for s in info.functions if s.value < vaddr < s.value + s.size]
+                if inside:
+                    raise ValueError(f"a uretprobe must be at a function's entry; {vaddr:#x} is inside "
+                                     f"{inside[0].name} (at {inside[0].value:#x})")
+            return [_Target(off, f"{vaddr:#x}")]
+        if not sym:
+            raise ValueError("give sym=, sym_re= or addr=")
+        if retprobe and sym_off:
+            raise ValueError("a uretprobe must be at a function's entry: sym_off= is for uprobes")
+        return _symbol_targets(info, sym, sym_off)
+
+    def _uprobe_multi(self, fn: str) -> bool:
+        for name, sec, _type, _fd in self._obj.programs():
+            if name == fn:
+                return sec.split("/")[0] in ("uprobe.multi", "uretprobe.multi")
+        return False
+
+    def _attach_user(self, retprobe: bool, name: _Str, sym: _Str, sym_re: _Str, addr: Optional[int],
+                     fn_name: _Str, pid: Optional[int], sym_off: int) -> None:
+        kind = "uretprobe" if retprobe else "uprobe"
+        fn = _s(fn_name)
+        if not fn:
+            raise ValueError(f"attach_{kind} needs fn_name=")
+        if not name:
+            raise ValueError(f"attach_{kind} needs name= (a path, or a library's short name such as \"c\")")
+        pid = -1 if pid is None else int(pid)
+        path = resolve_binary(name, pid)
+        targets = self._user_targets(path, _s(sym), _s(sym_re), addr, sym_off, retprobe)
+        st = os.stat(path)
+        made: list[tuple[tuple, int]] = []
+        if self._uprobe_multi(fn):
+            # A SEC("uprobe.multi") program: one multi-uprobe link (6.6+) for every place.
+            lid = self._obj.attach_uprobe_multi(fn, path, [t.offset for t in targets], pid, retprobe,
+                                                label=_s(sym_re) or _s(sym) or f"{addr:#x}")
+            for t in targets:
+                self._ulinks.setdefault((kind, st.st_dev, st.st_ino, t.offset, pid), []).append(lid)
+            return
+        try:
+            for t in targets:
+                if t.symbol is not None:
+                    lid = self._obj.attach_uprobe(fn, path, t.symbol, t.symbol_offset, pid, retprobe)
+                else:
+                    lid = self._obj.attach_uprobe(fn, path, None, t.offset, pid, retprobe)
+                made.append(((kind, st.st_dev, st.st_ino, t.offset, pid), lid))
+        except BaseException:
+            for _key, lid in made:  # all or nothing, also for sym_re
+                self._obj.detach_id(lid)
+            raise
+        for key, lid in made:
+            self._ulinks.setdefault(key, []).append(lid)
+
+    def attach_uprobe(self, name: _Str = "", sym: _Str = "", sym_re: _Str = "", addr: Optional[int] = None,
+                      fn_name: _Str = "", pid: int = -1, sym_off: int = 0) -> None:
+        """Attaches program ``fn_name`` (a ``SEC("uprobe")`` program) to a user-space function.
+        Needs a kernel with uprobes (4.1+; BPF links for them, 4.17+).
+
+        ``name`` is a path, or a library's short name (``"c"``, ``"libfoo"``): with ``pid`` the
+        process's own mappings are searched first, so a library it ``dlopen()``ed from anywhere is
+        found. The place is one of:
+
+        * ``sym="getpid"``: a function symbol of ``.dynsym`` or ``.symtab``. ``"memcpy@GLIBC_2.2.5"``
+          picks a version; a plain name means the default version (``@@``). A GNU indirect function
+          is probed at the implementation its resolver picks on this machine (as in BCC, the
+          library is loaded into this process to run it). A C++ function is named mangled
+          (``_ZN2ns5Klass6methodEi``) or demangled (``ns::Klass::method(int)``, or without the
+          parameter list when there is one overload; this needs binutils' ``c++filt``).
+          ``sym_off`` adds an offset into the function.
+        * ``sym_re=r"str.*cmp"``: every function whose name (or demangled name) ``re.match``es,
+          one probe per address, all or none.
+        * ``addr=0x401136``: a virtual address as ``nm`` shows it (it wins over ``sym``, as in BCC).
+
+        ``pid`` limits the probe to one process (-1: every process that maps the file).
+
+        >>> b.attach_uprobe(name="c", sym="getaddrinfo", fn_name="enter", pid=1234)
+        >>> b.attach_uprobe(name="./server", sym_re=r"handle_.*", fn_name="count")
+        """
+        self._attach_user(False, name, sym, sym_re, addr, fn_name, pid, sym_off)
+
+    def attach_uretprobe(self, name: _Str = "", sym: _Str = "", sym_re: _Str = "", addr: Optional[int] = None,
+                         fn_name: _Str = "", pid: int = -1, sym_off: int = 0) -> None:
+        """Attaches program ``fn_name`` (a ``SEC("uretprobe")`` program; ``PT_REGS_RC(ctx)`` is the
+        return value) to the return of a user-space function, chosen as in :meth:`attach_uprobe`.
+        A uretprobe must sit at a function's entry, so ``sym_off`` must be 0 and an ``addr`` inside
+        a known function is refused (the kernel would take a saved register for the return address).
+
+        >>> b.attach_uretprobe(name="c", sym="getaddrinfo", fn_name="leave")
+        """
+        self._attach_user(True, name, sym, sym_re, addr, fn_name, pid, sym_off)
+
+    def _detach_user(self, retprobe: bool, name: _Str, sym: _Str, sym_re: _Str, addr: Optional[int],
+                     pid: Optional[int], sym_off: int) -> None:
+        kind = "uretprobe" if retprobe else "uprobe"
+        pid = -1 if pid is None else int(pid)
+        path = resolve_binary(name, pid)
+        s_sym, s_re = _s(sym), _s(sym_re)
+        try:
+            targets = self._user_targets(path, s_sym, s_re, addr, sym_off, retprobe)
+        except AttachError:
+            targets = []
+        st = os.stat(path)
+        removed = 0
+        for t in targets:
+            keys = [k for k in self._ulinks
+                    if k[:4] == (kind, st.st_dev, st.st_ino, t.offset) and (pid == -1 or k[4] == pid)]
+            exact = [k for k in keys if k[4] == pid]
+            for k in exact or keys:
+                for lid in self._ulinks.pop(k, []):
+                    removed += int(self._obj.detach_id(lid))
+                    # A multi-uprobe link covers other places too: they go with it.
+                    for other in [o for o, ids in self._ulinks.items() if lid in ids]:
+                        self._ulinks[other].remove(lid)
+                        if not self._ulinks[other]:
+                            del self._ulinks[other]
+        if removed:
+            return
+        # Attached some other way (a SEC("uprobe/path:sym") program): libbpf's own target name.
+        where = s_sym if s_sym else (f"{addr:#x}" if addr else s_re)
+        if s_sym and not s_re and not addr:
+            n = self._obj.detach(kind, f"{path}:{s_sym}" if not sym_off else f"{path}:{s_sym}+{sym_off:#x}", None)
+            if n:
+                return
+        raise ValueError(f"no {kind} attached to {path}:{where}" + (f" for pid {pid}" if pid != -1 else ""))
+
+    def detach_uprobe(self, name: _Str = "", sym: _Str = "", addr: Optional[int] = None, pid: int = -1,
+                      sym_off: int = 0, *, sym_re: _Str = "") -> None:
+        """Detaches the uprobes at the place that :meth:`attach_uprobe` would pick for the same
+        arguments (``sym_re=`` detaches every match). With ``pid=-1`` the probes of every pid there
+        go. Raises ``ValueError`` when nothing was attached there."""
+        self._detach_user(False, name, sym, sym_re, addr, pid, sym_off)
+
+    def detach_uretprobe(self, name: _Str = "", sym: _Str = "", addr: Optional[int] = None, pid: int = -1,
+                         sym_off: int = 0, *, sym_re: _Str = "") -> None:
+        """Detaches uretprobes, as :meth:`detach_uprobe` does uprobes."""
+        self._detach_user(True, name, sym, sym_re, addr, pid, sym_off)
+
+    def num_open_uprobes(self) -> int:
+        """How many uprobes and uretprobes are attached (BCC's name)."""
+        return sum(1 for _id, kind, _t, _p in self._obj.links() if kind in ("uprobe", "uretprobe"))
+
+    @staticmethod
+    def get_user_functions_and_addresses(name: _Str, sym_re: _Str) -> list[tuple[str, int]]:
+        """``[(function, virtual address)]`` of the functions of ``name`` matching ``sym_re``."""
+        return get_user_functions_and_addresses(name, sym_re)
+
+    @staticmethod
+    def get_user_functions(name: _Str, sym_re: _Str) -> list[str]:
+        """The names of the functions of ``name`` matching ``sym_re``."""
+        return [n for n, _a in get_user_functions_and_addresses(name, sym_re)]
+
+    @staticmethod
+    def get_user_addresses(name: _Str, sym_re: _Str) -> list[int]:
+        """The virtual addresses of the functions of ``name`` matching ``sym_re``."""
+        return [a for _n, a in get_user_functions_and_addresses(name, sym_re)]
