@@ -8,8 +8,9 @@ PY := $(VENV)/bin/python
 # Build: clang compiles BPF at run time; libbpf-sys's vendored build needs the autotools and friends.
 APT_BUILD := clang llvm gcc g++ make pkg-config autoconf autopoint automake libtool gettext flex bison gawk \
              libc6-dev python3-venv iproute2
-# Tests compare bpfkit's histogram output with BCC's own printing functions.
-APT_TEST := python3-bpfcc
+# Tests compare bpfkit's histogram output with BCC's own printing functions, and build a USDT
+# target with <sys/sdt.h>.
+APT_TEST := python3-bpfcc systemtap-sdt-dev
 # Benchmarks compare with these (BCC's Python, libbpf-tools, bpftrace) and time with hyperfine.
 APT_BENCH := python3-bpfcc bpfcc-tools libbpf-tools bpftrace linux-headers-amd64
 
@@ -17,7 +18,7 @@ STAMP := $(VENV)/.bpfkit-installed
 SOURCES := $(shell find rust python tools -type f \( -name '*.rs' -o -name '*.py' -o -name '*.c' -o -name '*.h' \)) \
            Cargo.toml pyproject.toml
 
-.PHONY: all deps bench-deps build run test test-rust test-python bench clean
+.PHONY: all deps bench-deps build run test test-rust test-python test-kernels bench clean
 
 all: build
 
@@ -58,9 +59,15 @@ test-rust: deps
 
 test-python: build
 	$(call apt_install,$(APT_TEST))
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -rs tests
 
-test: test-rust test-python
+# The tests marked `kernels` again, inside Debian's 6.1 and 6.12 kernels booted under qemu, where
+# kprobes, multi-kprobes and fentry exist and must attach (tests/kernels/README.md).
+test-kernels: build
+	$(call apt_install,$(APT_TEST))
+	tests/kernels/run
+
+test: test-rust test-python test-kernels
 
 bench: bench-deps build
 	$(PY) bench/run.py
