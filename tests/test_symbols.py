@@ -76,22 +76,24 @@ def test_kernel_symbols_both_ways():
 def test_stack_trace_from_a_program_symbolizes():
     src = r"""
     struct { __uint(type, BPF_MAP_TYPE_STACK_TRACE); __uint(max_entries, 16); __uint(key_size, 4);
-             __uint(value_size, 127 * 8); } stacks SEC(".maps");
+             __uint(value_size, 127 * 8); } stacks SEC(".maps"), ustacks SEC(".maps");
     s64 kid = -1, uid = -1;
     SEC("tracepoint/syscalls/sys_enter_getppid")
     int grab(void *ctx)
     {
         if ((bpf_get_current_pid_tgid() >> 32) != TARGET)
             return 0;
+        /* One map each: two stacks hashing to one bucket of a map would fail with -EEXIST. */
         kid = bpf_get_stackid(ctx, &stacks, 0);
-        uid = bpf_get_stackid(ctx, &stacks, BPF_F_USER_STACK);
+        uid = bpf_get_stackid(ctx, &ustacks, BPF_F_USER_STACK);
         return 0;
     }
     """
     with BPF(text=src, cflags=[f"-DTARGET={os.getpid()}"]) as b:
         os.getppid()
+        assert b.get_global("kid") >= 0 and b.get_global("uid") >= 0, (b.get_global("kid"), b.get_global("uid"))
         kstack = [b.ksym(a) for a in b["stacks"].walk(b.get_global("kid"))]
         assert any(re.match(r"(do_syscall_64|x64_sys_call|entry_SYSCALL_64.*|syscall_trace_enter.*)$", s)
                    for s in kstack), kstack
-        ustack = [b.sym(a, os.getpid(), show_module=True) for a in b["stacks"].walk(b.get_global("uid"))]
+        ustack = [b.sym(a, os.getpid(), show_module=True) for a in b["ustacks"].walk(b.get_global("uid"))]
         assert ustack and "libc.so" in ustack[0], ustack
