@@ -72,6 +72,7 @@ test: test-rust test-python test-kernels
 bench: bench-deps build
 	$(PY) bench/run.py
 	$(PY) bench/events.py
+	$(PY) bench/attach.py
 
 clean:
 	rm -rf $(VENV) target
