@@ -20,6 +20,7 @@ from bpfkit import BPF, AttachError
 from bpfkit._elf import ElfFile
 
 from ._features import need
+from ._target import spawner
 
 TARGETS = Path(__file__).resolve().parent / "targets"
 
@@ -57,43 +58,9 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
                  d / "dl" / "libbkdl.so", d / "cxx_target")
 
 
-class Target:
-    """A target process driven through stdin: each command line is answered with "ok"."""
-
-    def __init__(self, *argv: object) -> None:
-        self.p = subprocess.Popen([str(a) for a in argv], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        assert self.p.stdout is not None
-        self.header = self.p.stdout.readline().split()
-        assert self.header, f"{argv[0]} did not start"
-        self.pid = int(self.header[0])
-
-    def cmd(self, line: str) -> None:
-        assert self.p.stdin is not None and self.p.stdout is not None
-        self.p.stdin.write(line + "\n")
-        self.p.stdin.flush()
-        assert self.p.stdout.readline().strip() == "ok"
-
-    def stop(self) -> None:
-        if self.p.poll() is None:
-            self.p.kill()
-        self.p.wait()
-        for f in (self.p.stdin, self.p.stdout):
-            if f is not None:
-                f.close()
-
-
 @pytest.fixture
 def spawn():
-    procs: list[Target] = []
-
-    def start(*argv: object) -> Target:
-        t = Target(*argv)
-        procs.append(t)
-        return t
-
-    yield start
-    for t in procs:
-        t.stop()
+    yield from spawner()
 
 
 PROGRAMS = r"""

@@ -17,6 +17,8 @@ import pytest
 from bpfkit import BPF, USDT, AttachError
 from bpfkit.usdt import USDTProbeNotFoundError
 
+from ._target import spawner
+
 TARGETS = Path(__file__).resolve().parent / "targets"
 
 
@@ -45,44 +47,10 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     return Built(d / "usdt_target", d / "libbkusdt.so")
 
 
-class Target:
-    """The target process: a command a line on stdin, answered with one line."""
-
-    def __init__(self, exe: Path) -> None:
-        self.p = subprocess.Popen([str(exe)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        assert self.p.stdout is not None
-        self.pid = int(self.p.stdout.readline())
-
-    def ask(self, line: str) -> str:
-        assert self.p.stdin is not None and self.p.stdout is not None
-        self.p.stdin.write(line + "\n")
-        self.p.stdin.flush()
-        return self.p.stdout.readline().strip()
-
-    def cmd(self, line: str) -> None:
-        assert self.ask(line) == "ok"
-
-    def stop(self) -> None:
-        if self.p.poll() is None:
-            self.p.kill()
-        self.p.wait()
-        for f in (self.p.stdin, self.p.stdout):
-            if f is not None:
-                f.close()
-
-
 @pytest.fixture
 def spawn(built):
-    procs: list[Target] = []
-
-    def start() -> Target:
-        t = Target(built.exe)
-        procs.append(t)
-        return t
-
-    yield start
-    for t in procs:
-        t.stop()
+    for start in spawner():
+        yield lambda: start(built.exe)
 
 
 PROGRAMS = r"""

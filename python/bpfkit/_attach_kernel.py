@@ -199,7 +199,7 @@ class KernelAttachMixin:
     def _attach_btf(self, fn_name: Str, kinds: tuple, feature: str) -> None:
         fn = _s(fn_name)
         sec = self._section(fn)
-        if not sec.split("/")[0] in kinds:
+        if sec.split("/")[0] not in kinds:
             raise ValueError(f"program `{fn}` is in section {sec!r}, not one of {', '.join(k + '/...' for k in kinds)}")
         if any(p == fn for _k, _t, p in self.links()):  # type: ignore[attr-defined]
             return  # attached on load
