@@ -88,6 +88,7 @@ const MAP_ARRAY: u32 = 2;
 const MAP_RINGBUF: u32 = 27;
 const F_MMAPABLE: u32 = 1 << 10;
 const FUNC_GET_ATTACH_COOKIE: u32 = 174;
+const XDP_PASS: i32 = 2;
 
 fn lockdown_note(f: &Failure) -> Outcome {
     match host::lockdown() {
@@ -106,7 +107,7 @@ fn trampoline(attach_type: u32) -> Result<Outcome> {
         Ok(id) => id,
         Err(f) => return Ok(Outcome::no(f.errno, format!("{}: no kernel BTF to attach by", f.message()))),
     };
-    let fd = match sys::probe_prog_load(PROG_TRACING, attach_type, id) {
+    let fd = match sys::probe_prog_load(PROG_TRACING, attach_type, id, 0) {
         Ok(fd) => fd,
         Err(f) => return Ok(lockdown_note(&f)),
     };
@@ -120,8 +121,8 @@ fn trampoline(attach_type: u32) -> Result<Outcome> {
 /// Runs probe `name`.
 pub fn probe(name: &str) -> Result<Outcome> {
     host::check_bpf_privileges()?;
-    let link_probe = |prog_type: u32, expected: u32, target: i32, attach: u32, how: ProbeLink, yes: &[i32]| {
-        let fd = match sys::probe_prog_load(prog_type, expected, 0) {
+    let link_probe = |prog_type: u32, expected: u32, ret: i32, target: i32, attach: u32, how: ProbeLink, yes: &[i32]| {
+        let fd = match sys::probe_prog_load(prog_type, expected, 0, ret) {
             Ok(fd) => fd,
             Err(f) => return Outcome::from_failure(&f),
         };
@@ -147,6 +148,7 @@ pub fn probe(name: &str) -> Result<Outcome> {
             PROG_KPROBE,
             AT_TRACE_KPROBE_MULTI,
             0,
+            0,
             AT_TRACE_KPROBE_MULTI,
             ProbeLink::KprobeMulti(vec!["bpfkit_no_such_function".into()]),
             &[libc::ENOENT, libc::ESRCH],
@@ -162,6 +164,7 @@ pub fn probe(name: &str) -> Result<Outcome> {
         "uprobe_multi" => link_probe(
             PROG_KPROBE,
             AT_TRACE_UPROBE_MULTI,
+            0,
             -1,
             AT_TRACE_UPROBE_MULTI,
             ProbeLink::UprobeMulti("/".into()),
@@ -174,7 +177,7 @@ pub fn probe(name: &str) -> Result<Outcome> {
                 Ok(id) => id,
                 Err(f) => return Ok(Outcome::no(f.errno, format!("{}: the kernel has no BPF LSM hooks (CONFIG_BPF_LSM)", f.message()))),
             };
-            match sys::probe_prog_load(PROG_LSM, AT_LSM_MAC, id) {
+            match sys::probe_prog_load(PROG_LSM, AT_LSM_MAC, id, 0) {
                 Err(f) => lockdown_note(&f),
                 Ok(_fd) => match host::active_lsms() {
                     Some(l) if l.iter().any(|x| x == "bpf") => Outcome::yes(),
@@ -191,7 +194,7 @@ pub fn probe(name: &str) -> Result<Outcome> {
                 Ok(id) => id,
                 Err(f) => return Ok(Outcome::no(f.errno, format!("{}: no kernel BTF for BTF tracepoints", f.message()))),
             };
-            match sys::probe_prog_load(PROG_TRACING, AT_TRACE_RAW_TP, id) {
+            match sys::probe_prog_load(PROG_TRACING, AT_TRACE_RAW_TP, id, 0) {
                 Err(f) => lockdown_note(&f),
                 Ok(fd) => match sys::probe_link_create(std::os::fd::AsRawFd::as_raw_fd(&fd), 0, AT_TRACE_RAW_TP, &ProbeLink::Plain) {
                     Ok(()) => Outcome::yes(),
@@ -217,14 +220,15 @@ pub fn probe(name: &str) -> Result<Outcome> {
             }
         },
         // BPF_LINK_CREATE for a perf event with fd -1: EBADF once the kernel knows the type.
-        "perf_link" => link_probe(PROG_TRACEPOINT, AT_PERF_EVENT, -1, AT_PERF_EVENT, ProbeLink::Plain, &[libc::EBADF]),
+        "perf_link" => link_probe(PROG_TRACEPOINT, AT_PERF_EVENT, 0, -1, AT_PERF_EVENT, ProbeLink::Plain, &[libc::EBADF]),
         // A tcx link on interface index 0: ENODEV once the kernel knows tcx (6.6+).
-        "tcx" => link_probe(PROG_SCHED_CLS, AT_TCX_INGRESS, 0, AT_TCX_INGRESS, ProbeLink::Plain, &[libc::ENODEV]),
-        // An XDP link on loopback, closed at once (a program already there answers EBUSY).
-        "xdp_link" => link_probe(PROG_XDP, 0, 1, AT_XDP, ProbeLink::Plain, &[libc::EBUSY, libc::EEXIST]),
+        "tcx" => link_probe(PROG_SCHED_CLS, AT_TCX_INGRESS, 0, 0, AT_TCX_INGRESS, ProbeLink::Plain, &[libc::ENODEV]),
+        // An XDP link on loopback that passes every packet (XDP_PASS), closed at once (a
+        // program already there answers EBUSY).
+        "xdp_link" => link_probe(PROG_XDP, 0, XDP_PASS, 1, AT_XDP, ProbeLink::Plain, &[libc::EBUSY, libc::EEXIST]),
         // A cgroup link with cgroup fd -1: EBADF once the kernel knows cgroup links (5.7+).
         "cgroup_link" => {
-            link_probe(PROG_CGROUP_SKB, AT_CGROUP_INET_INGRESS, -1, AT_CGROUP_INET_INGRESS, ProbeLink::Plain, &[libc::EBADF])
+            link_probe(PROG_CGROUP_SKB, AT_CGROUP_INET_INGRESS, 1, -1, AT_CGROUP_INET_INGRESS, ProbeLink::Plain, &[libc::EBADF])
         }
         "perf_event_sw" | "perf_event_hw" => {
             let hw = name == "perf_event_hw";

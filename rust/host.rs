@@ -79,7 +79,7 @@ impl Fs {
             Fs::Tracefs => ("/sys/kernel/tracing", "tracefs", 0x7472_6163),
             Fs::Debugfs => ("/sys/kernel/debug", "debugfs", 0x6462_6720),
             Fs::Bpffs => ("/sys/fs/bpf", "bpf", 0xcafe_4a11),
-            Fs::Securityfs => ("/sys/kernel/security", "securityfs", 0x7365_6373),
+            Fs::Securityfs => ("/sys/kernel/security", "securityfs", 0x7363_6673),
         }
     }
 
@@ -223,7 +223,8 @@ impl KprobeEvent {
             return Err(Error::Value(format!("`{func}` is not a kernel function name")));
         }
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let clean: String = func.chars().map(|c| if c == '.' { '_' } else { c }).collect();
+        // Event names are at most 64 characters (MAX_EVENT_NAME_LEN): keep the function's part short.
+        let clean: String = func.chars().take(32).map(|c| if c == '.' { '_' } else { c }).collect();
         let ev = format!("p{}_{n}_{clean}", std::process::id());
         let kind = match (retprobe, maxactive) {
             (false, _) => "p".to_string(),

@@ -428,6 +428,9 @@ impl BpfObject {
     pub fn attach_kprobe(&self, prog: &str, func: &str, offset: u64, retprobe: bool, maxactive: u32) -> Result<u64> {
         host::require_kprobes()?;
         let kind = if retprobe { "kretprobe" } else { "kprobe" };
+        if maxactive > 0 && !retprobe {
+            return Err(Error::Value("maxactive is for kretprobes (how many returns may be pending at once)".into()));
+        }
         if maxactive > 0 {
             let ev = host::KprobeEvent::create(func, offset, retprobe, maxactive)?;
             let spec = sys::PerfEventSpec { ev_type: 2, config: ev.id, period: 1, pid: -1, cpu: 0, group_fd: -1, freq: false };

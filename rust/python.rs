@@ -404,18 +404,26 @@ impl PyBpfObject {
     /// Detaches matching attachments; returns how many.
     #[pyo3(signature = (kind, target = None, program = None))]
     fn detach(&self, py: Python<'_>, kind: &str, target: Option<&str>, program: Option<&str>) -> PyResult<usize> {
-        guarded(|| self.inner.detach(kind, target, program)).py(py)
+        // Detaching many links takes the kernel seconds: without the GIL.
+        let inner = self.inner.clone();
+        let (k, t, p) = (kind.to_string(), target.map(str::to_string), program.map(str::to_string));
+        py.detach(move || guarded(|| inner.detach(&k, t.as_deref(), p.as_deref()))).py(py)
     }
 
     /// Detaches attachment `id`.
     fn detach_id(&self, py: Python<'_>, id: u64) -> PyResult<bool> {
-        guarded(|| self.inner.detach_id(id)).py(py)
+        let inner = self.inner.clone();
+        py.detach(move || guarded(|| inner.detach_id(id))).py(py)
     }
 
     /// Releases every link and fd now. Idempotent.
     fn close(&self, py: Python<'_>) {
         let inner = self.inner.clone();
-        py.detach(move || inner.close());
+        // A panic (say, in a detach thread) must not reach Python; closing is best-effort.
+        let _ = py.detach(move || guarded(|| {
+            inner.close();
+            Ok(())
+        }));
         flush_logs(py);
     }
 

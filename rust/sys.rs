@@ -145,6 +145,20 @@ pub fn install_print_hook() {
     });
 }
 
+/// The libbpf messages this thread has produced and not yet handed on, left in place.
+fn peek_messages() -> Vec<String> {
+    MESSAGES.with(|m| m.try_borrow().map(|m| m.iter().map(|(_, s)| s.clone()).collect()).unwrap_or_default())
+}
+
+/// The program libbpf's messages name in their last "prog 'NAME': failed ..." line.
+fn program_named_in_messages() -> Option<String> {
+    peek_messages().iter().rev().find_map(|line| {
+        let rest = &line[line.find("prog '")? + 6..];
+        let end = rest.find("': ")?;
+        rest[end + 3..].contains("fail").then(|| rest[..end].to_string())
+    })
+}
+
 /// Takes the libbpf messages this thread has produced since the last call.
 pub fn take_messages() -> Vec<(LogLevel, String)> {
     MESSAGES.with(|m| m.try_borrow_mut().map(|mut m| std::mem::take(&mut *m)).unwrap_or_default())
@@ -276,9 +290,15 @@ impl Object {
                         .find(|(_, (fd, auto))| *fd < 0 && *auto)
                         .map(|(l, _)| l)
                 };
-                // EPERM and friends come without a log: then it is the first program that
-                // should have loaded and has no fd (libbpf loads in order and stops).
-                let failed = failed.or_else(|| {
+                // Without a verifier log, libbpf's own messages name the program ("prog 'x':
+                // failed to ..."); failing that, an EPERM/EACCES (lockdown refusing the program
+                // type) belongs to the first program that should have loaded and has no fd
+                // (libbpf loads in order and stops). Anything else (a map that cannot be made,
+                // BTF) is the object's, and blames no program.
+                let failed = failed.or_else(|| program_named_in_messages().map(|p| (p, String::new()))).or_else(|| {
+                    if !matches!(failure.errno, libc::EPERM | libc::EACCES) {
+                        return None;
+                    }
                     self.programs().iter().find(|p| p.autoload() && p.fd() < 0).map(|p| (p.name(), String::new()))
                 });
                 let (program, log) = match failed {
@@ -1360,32 +1380,35 @@ pub fn perf_event_open(spec: &PerfEventSpec) -> Result<std::os::fd::OwnedFd, Fai
 // ------------------------------------------------------------------------------------------
 // Raw loads and links, for kernel feature probes
 
-/// The program `r0 = 0; exit`, as raw instructions.
-const RETURN_ZERO: [u64; 2] = [0xb7, 0x95];
+/// `r0 = ret; exit`, as raw instructions (mov64 r0, imm; exit).
+fn return_insns(ret: i32) -> [u64; 2] {
+    [0xb7 | (u64::from(ret as u32) << 32), 0x95]
+}
 
 fn owned(fd: c_int) -> std::os::fd::OwnedFd {
     // SAFETY: callers pass a fresh fd returned by the kernel that nothing else owns.
     unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) }
 }
 
-/// Loads `r0 = 0; exit` as a program of `prog_type` with the expected attach type and BTF
+/// Loads `r0 = ret; exit` as a program of `prog_type` with the expected attach type and BTF
 /// target given (0 for none), without a log.
-pub fn probe_prog_load(prog_type: u32, expected_attach: u32, attach_btf_id: u32) -> Result<std::os::fd::OwnedFd, Failure> {
+pub fn probe_prog_load(prog_type: u32, expected_attach: u32, attach_btf_id: u32, ret: i32) -> Result<std::os::fd::OwnedFd, Failure> {
+    let insns = return_insns(ret);
     let mut opts = lb::bpf_prog_load_opts {
         sz: std::mem::size_of::<lb::bpf_prog_load_opts>() as _,
         expected_attach_type: expected_attach,
         attach_btf_id,
         ..Default::default()
     };
-    // SAFETY: RETURN_ZERO is two valid 8-byte instructions (bpf_insn is 8 bytes); the strings
-    // are static; opts is valid for the call.
+    // SAFETY: insns are two valid 8-byte instructions (bpf_insn is 8 bytes); the strings are
+    // static; opts is valid for the call.
     let ret = unsafe {
         lb::bpf_prog_load(
             prog_type,
             c"bpfkit_probe".as_ptr(),
             c"GPL".as_ptr(),
-            RETURN_ZERO.as_ptr().cast(),
-            RETURN_ZERO.len() as _,
+            insns.as_ptr().cast(),
+            insns.len() as _,
             &mut opts,
         )
     };

@@ -137,6 +137,11 @@ def test_kprobe_by_regex_counts_each_function(prog, feature):
             os.getpriority(os.PRIO_PROCESS, 0)
         by_name = {BPF.ksym(k.value): v.value for k, v in b["calls"].items()}
         assert by_name == {fns[0]: 5, fns[1]: 7, fns[2]: 11}
+        # Detaching by the same pattern takes them all, multi-kprobe link or one per function.
+        b.detach_kprobe(event_re=event_re)
+        assert b.links() == []
+        os.getpgid(0)
+        assert {BPF.ksym(k.value): v.value for k, v in b["calls"].items()} == by_name
 
 
 def test_kprobe_needs_the_kernel_to_have_kprobes():

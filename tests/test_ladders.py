@@ -86,3 +86,29 @@ def test_ladder_without_a_working_alternative_says_why_for_each():
 def test_ladder_names_must_be_programs():
     with pytest.raises(ValueError, match="not a program"):
         BPF(text=LADDER, alternatives=[["unlink_fentry", "nope"]])
+
+
+def test_a_rung_the_kernel_refuses_at_load_passes_to_the_next():
+    # The fentry rung names a function that does not exist: no probe can foresee that, so the
+    # load is refused (where fentry works at all), the rung ruled out, and the object reloaded.
+    src = LADDER.replace("fentry/do_unlinkat", "fentry/bpfkit_no_such_function")
+    with BPF(text=src, consts={"target_tgid": os.getpid()}, alternatives=[PROGS]) as b:
+        alt = b.alternatives["unlink_fentry"]
+        assert alt.program == _expected(PROGS[1:])
+        why = dict(alt.passed_over)["unlink_fentry"]
+        if features.supported("fentry"):
+            assert "bpfkit_no_such_function" in why or "ESRCH" in why or "No such process" in why, why
+        _unlink(4)
+        assert b["hits"][PROGS.index(alt.program)].value == 4
+
+
+def test_a_failure_that_is_no_rungs_fault_is_raised_as_is():
+    # A map the kernel cannot create fails the whole object: that error, not "no alternative".
+    from bpfkit import LoadError
+
+    src = LADDER + r"""
+struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 0); __type(key, u32); __type(value, u32); } broken SEC(".maps");
+"""
+    with pytest.raises(LoadError) as ei:
+        BPF(text=src, alternatives=[PROGS])
+    assert ei.value.program is None and "no alternative" not in str(ei.value)

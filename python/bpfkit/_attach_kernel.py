@@ -332,11 +332,25 @@ class KernelAttachMixin:
         else:
             self._obj.attach_kprobe(fn, _s(event), 0, True, maxactive)
 
+    def _detach_kprobes(self, kind: str, event: Str, fn_name: Optional[Str], event_re: Str) -> None:
+        fn = _s(fn_name) if fn_name else None
+        if not event_re:
+            self._detach(kind, _s(event), fn)
+            return
+        # A multi-kprobe link is named by its pattern; one kprobe per function, by the function.
+        n = self._obj.detach(kind, _s(event_re), fn)
+        for f in self.get_kprobe_functions(event_re):
+            n += self._obj.detach(kind, f, fn)
+        if n == 0:
+            raise ValueError(f"no {kind} attached by {_s(event_re)!r}")
+
     def detach_kprobe(self, event: Str = "", fn_name: Optional[Str] = None, event_re: Str = "") -> None:
-        self._detach("kprobe", _s(event_re or event), _s(fn_name) if fn_name else None)
+        """Detaches the kprobes on ``event``, or every one ``event_re`` attached."""
+        self._detach_kprobes("kprobe", event, fn_name, event_re)
 
     def detach_kretprobe(self, event: Str = "", fn_name: Optional[Str] = None, event_re: Str = "") -> None:
-        self._detach("kretprobe", _s(event_re or event), _s(fn_name) if fn_name else None)
+        """Detaches the kretprobes on ``event``, or every one ``event_re`` attached."""
+        self._detach_kprobes("kretprobe", event, fn_name, event_re)
 
     def num_open_kprobes(self) -> int:
         """How many kprobes and kretprobes this object has attached (a regex attachment
@@ -358,6 +372,8 @@ class KernelAttachMixin:
         on a machine without a PMU raises NotSupportedError."""
         if (sample_period > 0) == (sample_freq > 0):
             raise ValueError("give exactly one of sample_period= and sample_freq=")
+        if group_fd >= 0 and cpu < 0:
+            raise ValueError("group_fd= needs cpu=: a group leader counts on one CPU")
         fn = _s(fn_name)
         period, freq = (sample_freq, True) if sample_freq else (sample_period, False)
         if cpu >= 0 or pid >= 0:

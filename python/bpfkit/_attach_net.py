@@ -3,8 +3,10 @@
 BCC's names and argument orders carry over (``load_func``, ``attach_xdp(dev, fn, flags)``,
 ``remove_xdp(dev, flags)``, ``attach_raw_socket(fn, dev)``, ``BPF.XDP``, ``BPF.XDP_FLAGS_SKB_MODE``),
 and so do BCC's static-method calls such as ``BPF.attach_raw_socket(fn, "eth0")``. What differs is
-underneath: every attachment is a BPF link (XDP, tcx, cgroup) owned by this process, so closing
-the object or killing the process detaches it; nothing here speaks netlink.
+underneath: XDP, tcx and cgroup attachments are BPF links owned by this process, so closing the
+object or killing the process detaches them, and XDP never goes through netlink. The one
+exception is a tc program in a clsact qdisc (``mode="clsact"``, for kernels before 6.6): libbpf
+adds that filter over netlink, and it outlives a killed process.
 
 >>> b = BPF(text=src)                                  # SEC("xdp") int drop_udp(struct xdp_md *ctx)
 >>> fn = b.load_func("drop_udp", BPF.XDP)

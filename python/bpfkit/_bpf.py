@@ -130,7 +130,8 @@ class BPF(KernelAttachMixin, UserAttachMixin, NetAttachMixin):
     hook in different ways, best first (say an fentry, a kprobe and a tracepoint program).
     bpfkit loads and attaches the first one this kernel supports, leaving the others unloaded,
     and records what it chose and why in :attr:`alternatives`. A tool written once thus runs on
-    kernels with fentry, kernels with only kprobes, and kernels with neither.
+    kernels with fentry, kernels with only kprobes, and kernels with neither. The chosen programs
+    are attached even with ``autoattach=False``: attaching is part of proving a rung works.
     """
 
     def __init__(self, src_file: StrPath = "", hdr_file: StrPath = "", text: Union[str, bytes, None] = None,

@@ -134,7 +134,9 @@ def kconfig(option: str) -> Optional[str]:
 
 def _known_config(name: str, errno: int, reason: str) -> Optional[str]:
     """The known configuration behind a "no", if there is one."""
-    off = [c for c in FEATURES[name].config if kconfig(c) in ("n", None) and _kconfig()]
+    # Only an option the config says is off counts: one it does not mention belongs to a kernel
+    # too old to have it, which the version check covers.
+    off = [c for c in FEATURES[name].config if kconfig(c) == "n"]
     if "lockdown mode" in reason:
         return f"kernel lockdown={_native.lockdown()}"
     if name == "lsm" and "not active" in reason:

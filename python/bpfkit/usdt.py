@@ -21,7 +21,7 @@ libbpf's ``BPF_USDT(fn, a, b)`` wrapper; bpfkit includes libbpf's ``usdt.bpf.h``
 mentions USDT. libbpf attaches the probes (one BPF link per probe and binary, covering every
 location), decodes the argument specifications and, for probes with a semaphore, has the kernel
 count the semaphore up while attached (``ref_ctr_offset``, kernel 4.20+). USDT needs uprobes
-(4.1+) and BPF cookies (5.15+).
+(4.1+); libbpf uses BPF cookies where the kernel has them (5.15+) and an IP-to-spec map before.
 """
 
 from __future__ import annotations
