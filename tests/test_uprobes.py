@@ -115,21 +115,18 @@ int sum_ret(struct pt_regs *ctx)
     return 0;
 }
 
-SEC("uprobe")
-int count_by_arg(struct pt_regs *ctx)
+static __always_inline int by_first_arg(struct pt_regs *ctx)
 {
     u64 arg = (u32)PT_REGS_PARM1(ctx);
     bump(&by_arg, &arg);
     return 0;
 }
 
+SEC("uprobe")
+int count_by_arg(struct pt_regs *ctx) { return by_first_arg(ctx); }
+
 SEC("uprobe.multi")
-int count_by_arg_multi(struct pt_regs *ctx)
-{
-    u64 arg = (u32)PT_REGS_PARM1(ctx);
-    bump(&by_arg, &arg);
-    return 0;
-}
+int count_by_arg_multi(struct pt_regs *ctx) { return by_first_arg(ctx); }
 
 SEC("uprobe")
 int count_by_pid(struct pt_regs *ctx)

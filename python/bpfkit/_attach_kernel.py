@@ -7,18 +7,11 @@ from __future__ import annotations
 import functools
 import os
 import re
-from typing import Any, Iterable, Optional, Union
+from typing import Iterable, Optional
 
 from . import _native, features
+from ._attach_base import AttachBase, Str, _s
 from ._errors import AttachError, NotSupportedError
-
-Str = Union[str, bytes]
-
-
-def _s(v: Any) -> str:
-    if isinstance(v, bytes):
-        return v.decode()
-    return os.fspath(v) if isinstance(v, os.PathLike) else str(v)
 
 
 class PerfType:
@@ -115,20 +108,8 @@ def _ftrace_functions() -> Optional[set]:
         return None
 
 
-class KernelAttachMixin:
+class KernelAttachMixin(AttachBase):
     """Tracepoint, kprobe, fentry/LSM and perf event methods of :class:`bpfkit.BPF`."""
-
-    _obj: Any
-
-    def _detach(self, kind: str, target: str, fn_name: Optional[str]) -> None:  # provided by BPF
-        raise NotImplementedError
-
-    def _section(self, fn_name: str) -> str:
-        for name, sec, _type, _fd in self._obj.programs():
-            if name == fn_name:
-                return sec
-        raise ValueError(f"no program named `{fn_name}` (programs: "
-                         f"{', '.join(p[0] for p in self._obj.programs())})")
 
     # -- tracepoints ---------------------------------------------------------------------------
     @staticmethod

@@ -24,14 +24,8 @@ import socket
 import weakref
 from typing import Any, Callable, Optional, Union
 
+from ._attach_base import AttachBase, _s
 from ._errors import AttachError, BPFError, NotSupportedError, PrivilegeError
-
-
-def _s(v: Any) -> str:
-    if isinstance(v, bytes):
-        return v.decode()
-    return os.fspath(v) if isinstance(v, os.PathLike) else str(v)
-
 
 # The kernel's enum bpf_prog_type (uapi/linux/bpf.h), for messages.
 _PROG_TYPE_NAMES = {
@@ -241,7 +235,7 @@ def cgroup2_mountpoint() -> str:
     return target
 
 
-class NetAttachMixin:
+class NetAttachMixin(AttachBase):
     """XDP/TC/socket/cgroup methods of :class:`bpfkit.BPF` (which provides ``_obj`` and ``_detach``).
 
     Program types and XDP constants carry BCC's names and the kernel's numbers:
@@ -291,9 +285,6 @@ class NetAttachMixin:
     XDP_FLAGS_DRV_MODE = 1 << 2
     XDP_FLAGS_HW_MODE = 1 << 3
     XDP_FLAGS_REPLACE = 1 << 4
-
-    def _detach(self, kind: str, target: str, fn_name: Optional[str]) -> None:  # provided by BPF
-        raise NotImplementedError
 
     def _close_net(self) -> None:
         """Closes the raw sockets :meth:`attach_raw_socket` opened. Idempotent."""

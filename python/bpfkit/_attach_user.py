@@ -18,21 +18,26 @@ import logging
 import os
 import re
 from dataclasses import dataclass
-from typing import Any, Optional, Union
+from typing import Optional
 
 from . import _native
-from ._elf import EM_X86_64, ET_DYN, SHN_UNDEF, STB_GLOBAL, STB_LOCAL, STT_FUNC, BinaryInfo, ElfError, Symbol, binary_info
+from ._attach_base import AttachBase, _s
+from ._attach_base import Str as _Str
+from ._elf import (
+    EM_X86_64,
+    ET_DYN,
+    SHN_UNDEF,
+    STB_GLOBAL,
+    STB_LOCAL,
+    STT_FUNC,
+    BinaryInfo,
+    ElfError,
+    Symbol,
+    binary_info,
+)
 from ._errors import AttachError
 
-_Str = Union[str, bytes]
-
 log = logging.getLogger("bpfkit")
-
-
-def _s(v: Any) -> str:
-    if isinstance(v, bytes):
-        return v.decode()
-    return os.fspath(v) if isinstance(v, os.PathLike) else str(v)
 
 
 # -- finding the binary --------------------------------------------------------------------------
@@ -374,13 +379,8 @@ def get_user_functions_and_addresses(name: _Str, sym_re: _Str) -> list[tuple[str
 
 # -- the mixin -----------------------------------------------------------------------------------
 
-class UserAttachMixin:
+class UserAttachMixin(AttachBase):
     """uprobe and uretprobe methods of :class:`bpfkit.BPF` (which provides ``_obj`` and ``_detach``)."""
-
-    _obj: Any
-
-    def _detach(self, kind: str, target: str, fn_name: Optional[str]) -> None:  # provided by BPF
-        raise NotImplementedError
 
     @property
     def _ulinks(self) -> dict:
@@ -429,12 +429,6 @@ class UserAttachMixin:
             raise ValueError("a uretprobe must be at a function's entry: sym_off= is for uprobes")
         return _symbol_targets(info, sym, sym_off)
 
-    def _uprobe_multi(self, fn: str) -> bool:
-        for name, sec, _type, _fd in self._obj.programs():
-            if name == fn:
-                return sec.split("/")[0] in ("uprobe.multi", "uretprobe.multi")
-        return False
-
     def _attach_user(self, retprobe: bool, name: _Str, sym: _Str, sym_re: _Str, addr: Optional[int],
                      fn_name: _Str, pid: Optional[int], sym_off: int) -> None:
         kind = "uretprobe" if retprobe else "uprobe"
@@ -448,7 +442,7 @@ class UserAttachMixin:
         targets = self._user_targets(path, _s(sym), _s(sym_re), addr, sym_off, retprobe)
         st = os.stat(path)
         made: list[tuple[tuple, int]] = []
-        if self._uprobe_multi(fn):
+        if self._section(fn).split("/")[0] in ("uprobe.multi", "uretprobe.multi"):
             # A SEC("uprobe.multi") program: one multi-uprobe link (6.6+) for every place.
             lid = self._obj.attach_uprobe_multi(fn, path, [t.offset for t in targets], pid, retprobe,
                                                 label=_s(sym_re) or _s(sym) or f"{addr:#x}")

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Optional, Union
 
 from . import _native
+from ._attach_base import _s
 from ._attach_kernel import KernelAttachMixin
 from ._attach_net import NetAttachMixin
 from ._attach_user import UserAttachMixin
@@ -30,11 +31,6 @@ DEBUG_BPF_REGISTER_STATE = 0x10  #: print the verifier log with register state a
 
 StrPath = Union[str, bytes, "os.PathLike[str]"]
 
-
-def _s(v: Any) -> str:
-    if isinstance(v, bytes):
-        return v.decode()
-    return os.fspath(v) if isinstance(v, os.PathLike) else str(v)
 
 
 def _zig_path() -> Optional[str]:

@@ -31,21 +31,17 @@ import os
 import re
 import sys
 from dataclasses import dataclass
-from typing import Any, Optional, Union
+from typing import Any, Optional
 
+from ._attach_base import Str as _Str
+from ._attach_base import _s
 from ._attach_user import resolve_binary
 from ._elf import ElfError, binary_info
 from ._errors import AttachError
 
 __all__ = ["USDT", "USDTProbe", "USDTProbeLocation", "USDTProbeNotFoundError"]
 
-_Str = Union[str, bytes]
 
-
-def _s(v: Any) -> str:
-    if isinstance(v, bytes):
-        return v.decode()
-    return os.fspath(v) if isinstance(v, os.PathLike) else str(v)
 
 
 class USDTProbeNotFoundError(AttachError, ValueError):
