@@ -1,20 +1,16 @@
 //! bpfkit's core: run-time compilation of BPF C against the kernel's own BTF, loading and
-//! attaching through libbpf, and map access, in plain Rust. The PyO3 bindings (feature `python`)
-//! sit on top in [`python`]; nothing below them imports pyo3.
+//! attaching through libbpf, and map access, in plain Rust.
+//!
+//! Three layers, one folder each:
+//! * [`sys`] (`rust/sys/`): the only code that names `libbpf_sys`, behind two error funnels;
+//! * [`core`] (`rust/core/`): safe Rust with no pyo3: compile, cache, object, maps, events, ...;
+//! * `py` (`rust/py/`, feature `python`): thin PyO3 wrappers holding `Arc`s of core objects.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
-pub mod btf;
-pub mod cache;
-pub mod compile;
-pub mod error;
-pub mod events;
-pub mod features;
-pub mod host;
-pub mod object;
-pub mod symbols;
+pub mod core;
 pub mod sys;
 
 #[cfg(feature = "python")]
-mod python;
+mod py;
 
-pub use error::{Error, Result};
+pub use crate::core::error::{Error, Result};

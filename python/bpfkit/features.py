@@ -1,6 +1,6 @@
 """What the running kernel can do, asked of the kernel itself.
 
-Each feature has a probe that does the smallest real thing needing it (see ``rust/features.rs``),
+Each feature has a probe that does the smallest real thing needing it (see ``rust/core/features.rs``),
 the kernel version that introduced it, and, when the kernel says no, the reason in words,
 including the *known configuration* behind it when there is one (CONFIG_KPROBES off, kernel
 lockdown, the BPF LSM not enabled, no hardware PMU). Results are memoised per process.

@@ -9,10 +9,10 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use crate::btf::{Btf, SecVar, TypeDesc};
-use crate::error::{Error, Result};
-use crate::events::EventStream;
-use crate::host;
+use crate::core::btf::{Btf, SecVar, TypeDesc};
+use crate::core::error::{Error, Result};
+use crate::core::events::EventStream;
+use crate::core::host;
 use crate::sys::{self, Failure};
 
 /// Map types bpfkit names (`BPF_MAP_TYPE_*`).

@@ -8,7 +8,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::error::{Error, Result};
+use crate::core::error::{Error, Result};
 
 const MAGIC: u16 = 0xeb9f;
 

@@ -10,7 +10,7 @@ use blazesym::symbolize::{Input, Symbolized, Symbolizer};
 use blazesym::Pid;
 use once_cell::sync::Lazy;
 
-use crate::error::{Error, Result};
+use crate::core::error::{Error, Result};
 
 /// A resolved symbol: name, offset of the address into it, and the module (kernel module
 /// name, or the path of the binary or library).

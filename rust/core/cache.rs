@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::error::{Error, Result};
+use crate::core::error::{Error, Result};
 
 /// Hex SHA-256 of `data`.
 pub fn sha256_hex(data: &[u8]) -> String {

@@ -26,9 +26,9 @@ use std::sync::Mutex;
 use once_cell::sync::Lazy;
 use sha2::{Digest, Sha256};
 
-use crate::btf::Btf;
-use crate::cache::{hex, sha256_hex, Cache};
-use crate::error::{Error, Result};
+use crate::core::btf::Btf;
+use crate::core::cache::{hex, sha256_hex, Cache};
+use crate::core::error::{Error, Result};
 use crate::sys;
 
 include!(concat!(env!("OUT_DIR"), "/embedded_headers.rs"));

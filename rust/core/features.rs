@@ -10,8 +10,8 @@
 
 use std::path::Path;
 
-use crate::error::{Error, Result};
-use crate::host;
+use crate::core::error::{Error, Result};
+use crate::core::host;
 use crate::sys::{self, Failure, ProbeLink};
 
 /// What a probe found: supported, or the errno and a sentence saying why not.

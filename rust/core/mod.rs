@@ -1,0 +1,13 @@
+//! The core in plain Rust, with no pyo3: compiling C against the kernel's BTF, the cache,
+//! loading and attaching objects, maps, event streams, feature probes, host facts and symbols.
+//! Everything here reaches libbpf only through [`crate::sys`].
+
+pub mod btf;
+pub mod cache;
+pub mod compile;
+pub mod error;
+pub mod events;
+pub mod features;
+pub mod host;
+pub mod object;
+pub mod symbols;

@@ -1,0 +1,284 @@
+//! `Object`: a loaded BPF object, its programs, attachments and globals.
+
+#[allow(unused_imports)]
+use super::*;
+
+/// A loaded BPF object (see `bpfkit.BPF` for the public face).
+#[pyclass(module = "bpfkit._native", name = "Object", frozen)]
+pub(crate) struct PyBpfObject {
+    pub(crate) inner: Arc<BpfObject>,
+}
+
+#[pymethods]
+impl PyBpfObject {
+    /// Opens an ELF object, sets `consts`, and loads it. Releases the GIL.
+    #[staticmethod]
+    #[pyo3(signature = (data, *, name = "bpfkit".to_string(), consts = Vec::new(), log_level = 0, autoload_off = Vec::new()))]
+    fn load(
+        py: Python<'_>,
+        data: Vec<u8>,
+        name: String,
+        consts: Vec<(String, Bound<'_, PyAny>)>,
+        log_level: u32,
+        autoload_off: Vec<String>,
+    ) -> PyResult<Self> {
+        let mut cv = Vec::with_capacity(consts.len());
+        for (k, v) in consts {
+            let val = if let Ok(b) = v.cast::<PyBytes>() {
+                ConstValue::Bytes(b.as_bytes().to_vec())
+            } else if v.is_instance_of::<pyo3::types::PyBool>() {
+                ConstValue::Int(i128::from(v.extract::<bool>()?))
+            } else if let Ok(i) = v.extract::<i128>() {
+                ConstValue::Int(i)
+            } else {
+                return Err(PyTypeError::new_err(format!(
+                    "consts[{k:?}] must be an int or bytes, not {}",
+                    v.get_type().name()?
+                )));
+            };
+            cv.push((k, val));
+        }
+        let opts = LoadOptions { name, consts: cv, log_level, autoload_off };
+        let r = py.detach(|| guarded(|| BpfObject::load(&data, &opts)));
+        let inner = r.py(py)?;
+        Ok(PyBpfObject { inner })
+    }
+
+    /// `[(name, section, prog_type, fd)]` of every program.
+    fn programs(&self, py: Python<'_>) -> PyResult<Vec<(String, String, u32, i32)>> {
+        guarded(|| self.inner.programs()).py(py)
+    }
+
+    /// A dict per map: name, type, key_size, value_size, max_entries, flags, internal, type ids.
+    fn maps<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        let maps = guarded(|| self.inner.maps()).py(py)?;
+        maps.into_iter()
+            .map(|m| {
+                let d = PyDict::new(py);
+                d.set_item("name", m.name)?;
+                d.set_item("type", m.map_type)?;
+                d.set_item("key_size", m.key_size)?;
+                d.set_item("value_size", m.value_size)?;
+                d.set_item("max_entries", m.max_entries)?;
+                d.set_item("flags", m.flags)?;
+                d.set_item("internal", m.internal)?;
+                d.set_item("key_type_id", m.key_type_id)?;
+                d.set_item("value_type_id", m.value_type_id)?;
+                Ok(d)
+            })
+            .collect()
+    }
+
+    /// The map called `name`.
+    fn map(&self, py: Python<'_>, name: &str) -> PyResult<PyMap> {
+        let inner = guarded(|| self.inner.map(name)).py(py)?;
+        Ok(PyMap { inner })
+    }
+
+    /// The BTF type `type_id` of this object as a descriptor dict.
+    fn describe_type<'py>(&self, py: Python<'py>, type_id: u32) -> PyResult<Bound<'py, PyDict>> {
+        desc_to_py(py, &self.inner.describe_type(type_id))
+    }
+
+    /// The id of the struct or union called `name` in the object's BTF, if any.
+    fn find_struct(&self, name: &str) -> Option<u32> {
+        self.inner.btf().and_then(|b| b.find_struct(name))
+    }
+
+    /// `(section, type descriptor)` of global `name`.
+    fn global_info<'py>(&self, py: Python<'py>, name: &str) -> PyResult<(String, Bound<'py, PyDict>)> {
+        let (sec, d) = guarded(|| self.inner.global_info(name)).py(py)?;
+        Ok((sec, desc_to_py(py, &d)?))
+    }
+
+    /// The bytes of global `name`.
+    fn read_global<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyBytes>> {
+        let b = guarded(|| self.inner.read_global(name)).py(py)?;
+        Ok(PyBytes::new(py, &b))
+    }
+
+    /// Writes global `name` (in `.data` or `.bss`).
+    fn write_global(&self, py: Python<'_>, name: &str, value: &[u8]) -> PyResult<()> {
+        guarded(|| self.inner.write_global(name, value)).py(py)
+    }
+
+    /// Attaches program `prog` to tracepoint `category:name`; returns the attachment id.
+    fn attach_tracepoint(&self, py: Python<'_>, prog: &str, category: &str, name: &str) -> PyResult<u64> {
+        let inner = self.inner.clone();
+        let (p, c, n) = (prog.to_string(), category.to_string(), name.to_string());
+        py.detach(move || guarded(|| inner.attach_tracepoint(&p, &c, &n))).py(py)
+    }
+
+    /// Attaches program `prog` to raw tracepoint `name`.
+    fn attach_raw_tracepoint(&self, py: Python<'_>, prog: &str, name: &str) -> PyResult<u64> {
+        let inner = self.inner.clone();
+        let (p, n) = (prog.to_string(), name.to_string());
+        py.detach(move || guarded(|| inner.attach_raw_tracepoint(&p, &n))).py(py)
+    }
+
+    /// Attaches a kprobe (or kretprobe) on kernel function `func`.
+    #[pyo3(signature = (prog, func, offset = 0, retprobe = false, maxactive = 0))]
+    fn attach_kprobe(&self, py: Python<'_>, prog: &str, func: &str, offset: u64, retprobe: bool, maxactive: u32) -> PyResult<u64> {
+        let inner = self.inner.clone();
+        let (p, f) = (prog.to_string(), func.to_string());
+        py.detach(move || guarded(|| inner.attach_kprobe(&p, &f, offset, retprobe, maxactive))).py(py)
+    }
+
+    /// Attaches a kprobe (or kretprobe) to every function of `funcs` with one multi-kprobe link.
+    #[pyo3(signature = (prog, funcs, retprobe = false, label = String::new()))]
+    fn attach_kprobe_multi(&self, py: Python<'_>, prog: &str, funcs: Vec<String>, retprobe: bool, label: String) -> PyResult<u64> {
+        let inner = self.inner.clone();
+        let p = prog.to_string();
+        py.detach(move || guarded(|| inner.attach_kprobe_multi(&p, &funcs, retprobe, &label))).py(py)
+    }
+
+    /// Attaches a uprobe (or uretprobe) at every file offset of `offsets` with one multi-uprobe link.
+    #[pyo3(signature = (prog, path, offsets, pid = -1, retprobe = false, label = String::new()))]
+    #[allow(clippy::too_many_arguments)] // mirrors the Python keyword arguments one for one
+    fn attach_uprobe_multi(
+        &self,
+        py: Python<'_>,
+        prog: &str,
+        path: &str,
+        offsets: Vec<u64>,
+        pid: i32,
+        retprobe: bool,
+        label: String,
+    ) -> PyResult<u64> {
+        let inner = self.inner.clone();
+        let (p, pa) = (prog.to_string(), path.to_string());
+        py.detach(move || guarded(|| inner.attach_uprobe_multi(&p, &pa, &offsets, pid, retprobe, &label))).py(py)
+    }
+
+    /// Attaches program `prog` to a new perf event.
+    #[pyo3(signature = (prog, ev_type, config, period, freq = false, pid = -1, cpu = -1, group_fd = -1))]
+    #[allow(clippy::too_many_arguments)] // mirrors perf_event_open's arguments one for one
+    fn attach_perf_event(
+        &self,
+        py: Python<'_>,
+        prog: &str,
+        ev_type: u32,
+        config: u64,
+        period: u64,
+        freq: bool,
+        pid: i32,
+        cpu: i32,
+        group_fd: i32,
+    ) -> PyResult<u64> {
+        let inner = self.inner.clone();
+        let p = prog.to_string();
+        let spec = crate::sys::PerfEventSpec { ev_type, config, period, freq, pid, cpu, group_fd };
+        py.detach(move || guarded(|| inner.attach_perf_event(&p, &spec))).py(py)
+    }
+
+    /// Attaches XDP program `prog` to interface `ifindex` (named `dev`) through a BPF link.
+    fn attach_xdp(&self, py: Python<'_>, prog: &str, ifindex: i32, dev: &str, flags: u32) -> PyResult<u64> {
+        guarded(|| self.inner.attach_xdp(prog, ifindex, dev, flags)).py(py)
+    }
+
+    /// Attaches tc program `prog` to interface `ifindex`; returns (id, "tcx" or "clsact").
+    fn attach_tc(&self, py: Python<'_>, prog: &str, ifindex: i32, dev: &str, ingress: bool, mode: &str) -> PyResult<(u64, String)> {
+        guarded(|| self.inner.attach_tc(prog, ifindex, dev, ingress, mode)).py(py)
+    }
+
+    /// Attaches cgroup program `prog` to the cgroup v2 directory `path`.
+    fn attach_cgroup(&self, py: Python<'_>, prog: &str, path: &str) -> PyResult<u64> {
+        guarded(|| self.inner.attach_cgroup(prog, path)).py(py)
+    }
+
+    /// Attaches program `prog` to USDT probe `provider:name` in `path`.
+    #[pyo3(signature = (prog, path, provider, name, pid = -1, cookie = 0))]
+    #[allow(clippy::too_many_arguments)] // mirrors the Python keyword arguments one for one
+    fn attach_usdt(&self, py: Python<'_>, prog: &str, path: &str, provider: &str, name: &str, pid: i32, cookie: u64) -> PyResult<u64> {
+        let inner = self.inner.clone();
+        let (p, pa, pr, n) = (prog.to_string(), path.to_string(), provider.to_string(), name.to_string());
+        py.detach(move || guarded(|| inner.attach_usdt(&p, pid, &pa, &pr, &n, cookie))).py(py)
+    }
+
+    /// `(fd, prog_type)` of loaded program `prog`; the fd is valid while the object is open.
+    fn program_fd(&self, py: Python<'_>, prog: &str) -> PyResult<(i32, u32)> {
+        guarded(|| self.inner.program_fd(prog)).py(py)
+    }
+
+    /// Attaches program `prog` where its section says; `(kind, target)` or None.
+    fn attach_section(&self, py: Python<'_>, prog: &str, section: &str) -> PyResult<Option<(String, String)>> {
+        let inner = self.inner.clone();
+        let (p, sec) = (prog.to_string(), section.to_string());
+        py.detach(move || guarded(|| inner.attach_section(&p, &sec))).py(py)
+    }
+
+    /// Attaches a uprobe (or uretprobe) on `path` at `symbol`+`offset`.
+    #[pyo3(signature = (prog, path, symbol = None, offset = 0, pid = -1, retprobe = false))]
+    #[allow(clippy::too_many_arguments)] // mirrors the Python keyword arguments one for one
+    fn attach_uprobe(
+        &self,
+        py: Python<'_>,
+        prog: &str,
+        path: &str,
+        symbol: Option<String>,
+        offset: u64,
+        pid: i32,
+        retprobe: bool,
+    ) -> PyResult<u64> {
+        let inner = self.inner.clone();
+        let (p, pa) = (prog.to_string(), path.to_string());
+        py.detach(move || guarded(|| inner.attach_uprobe(&p, &pa, symbol.as_deref(), offset, pid, retprobe))).py(py)
+    }
+
+    /// Attaches every program whose section names its hook; `[(program, kind, target)]`.
+    #[pyo3(signature = (skip = Vec::new()))]
+    fn autoattach(&self, py: Python<'_>, skip: Vec<String>) -> PyResult<Vec<(String, String, String)>> {
+        let inner = self.inner.clone();
+        py.detach(move || guarded(|| inner.autoattach(&skip))).py(py)
+    }
+
+    /// `[(id, kind, target, program)]` of every attachment.
+    fn links(&self, py: Python<'_>) -> PyResult<Vec<(u64, String, String, String)>> {
+        guarded(|| self.inner.links()).py(py)
+    }
+
+    /// Detaches matching attachments; returns how many.
+    #[pyo3(signature = (kind, target = None, program = None))]
+    fn detach(&self, py: Python<'_>, kind: &str, target: Option<&str>, program: Option<&str>) -> PyResult<usize> {
+        // Detaching many links takes the kernel seconds: without the GIL.
+        let inner = self.inner.clone();
+        let (k, t, p) = (kind.to_string(), target.map(str::to_string), program.map(str::to_string));
+        py.detach(move || guarded(|| inner.detach(&k, t.as_deref(), p.as_deref()))).py(py)
+    }
+
+    /// Detaches attachment `id`.
+    fn detach_id(&self, py: Python<'_>, id: u64) -> PyResult<bool> {
+        let inner = self.inner.clone();
+        py.detach(move || guarded(|| inner.detach_id(id))).py(py)
+    }
+
+    /// Releases every link and fd now. Idempotent.
+    fn close(&self, py: Python<'_>) {
+        let inner = self.inner.clone();
+        // A panic (say, in a detach thread) must not reach Python; closing is best-effort.
+        let _ = py.detach(move || guarded(|| {
+            inner.close();
+            Ok(())
+        }));
+        flush_logs(py);
+    }
+
+    /// Opens the event stream of ring buffer or perf event array `map`.
+    #[pyo3(signature = (map, page_cnt = 64, wakeup_events = 1, guard = 4096))]
+    fn open_stream(&self, py: Python<'_>, map: &str, page_cnt: usize, wakeup_events: u32, guard: usize) -> PyResult<PyEventStream> {
+        let inner = guarded(|| self.inner.open_stream(map, page_cnt, wakeup_events, guard)).py(py)?;
+        Ok(PyEventStream { inner })
+    }
+
+    /// Whether `close()` has run.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.inner.is_closed()
+    }
+
+    /// Number of possible CPUs.
+    #[getter]
+    fn ncpus(&self) -> usize {
+        self.inner.ncpus()
+    }
+}
