@@ -25,10 +25,12 @@ class AttachBase:
     def _detach(self, kind: str, target: str, fn_name: Optional[str]) -> None:  # provided by BPF
         raise NotImplementedError
 
-    def _section(self, fn_name: str) -> str:
-        """The ELF section of program ``fn_name`` (``"kprobe.multi"``, ``"tracepoint/a/b"``...)."""
-        progs = self._obj.programs()
-        for name, sec, _type, _fd in progs:
-            if name == fn_name:
-                return sec
-        raise ValueError(f"no program named `{fn_name}` (programs: {', '.join(p[0] for p in progs)})")
+    def _section(self, fn_name: str) -> Any:
+        """The parsed section of program ``fn_name``: a ``bpfkit._native.Section`` (``.kind``,
+        ``.target``, ``.feature``, ``.is_multi``...), from the core's one section parser."""
+        return self._obj.section(fn_name)
+
+    def _detach_links(self, links: list, what: str) -> None:
+        """Detaches ``links`` (typed ``Link`` values) by id; ValueError naming ``what`` if none."""
+        if not links or self._obj.detach_ids([lk.id for lk in links]) == 0:
+            raise ValueError(f"no {what} is attached")

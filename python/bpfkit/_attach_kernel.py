@@ -11,7 +11,7 @@ from typing import Iterable, Optional
 
 from . import _native, features
 from ._attach_base import AttachBase, Str, _s
-from ._errors import AttachError, NotSupportedError
+from ._errors import AttachError
 
 
 class PerfType:
@@ -180,27 +180,27 @@ class KernelAttachMixin(AttachBase):
     def _attach_btf(self, fn_name: Str, kinds: tuple, feature: str) -> None:
         fn = _s(fn_name)
         sec = self._section(fn)
-        if sec.split("/")[0] not in kinds:
-            raise ValueError(f"program `{fn}` is in section {sec!r}, not one of {', '.join(k + '/...' for k in kinds)}")
-        if any(p == fn for _k, _t, p in self.links()):  # type: ignore[attr-defined]
+        if sec.kind not in kinds:
+            raise ValueError(f"program `{fn}` is in section {sec.raw!r}, not one of {', '.join(k + '/...' for k in kinds)}")
+        if any(lk.program == fn for lk in self._obj.links()):
             return  # attached on load
         features.require(feature)
-        self._obj.attach_section(fn, sec)
+        self._obj.attach_section(fn)
 
     def attach_kfunc(self, fn_name: Str = "") -> None:
         """Attaches fentry program ``fn_name`` (``SEC("fentry/FUNC")``) if it is not attached
         yet. Programs in fentry/fexit/lsm sections are loaded with the object; on a kernel that
         refuses them (lockdown) loading the object raises NotSupportedError saying so: give
         them alternatives (``BPF(alternatives=...)``) to run there too."""
-        self._attach_btf(fn_name, ("fentry", "fentry.s", "fmod_ret"), "fentry")
+        self._attach_btf(fn_name, ("fentry", "fmod_ret"), "fentry")
 
     def attach_kretfunc(self, fn_name: Str = "") -> None:
         """Attaches fexit program ``fn_name`` (``SEC("fexit/FUNC")``)."""
-        self._attach_btf(fn_name, ("fexit", "fexit.s"), "fexit")
+        self._attach_btf(fn_name, ("fexit",), "fexit")
 
     def attach_lsm(self, fn_name: Str = "") -> None:
         """Attaches LSM program ``fn_name`` (``SEC("lsm/HOOK")``)."""
-        self._attach_btf(fn_name, ("lsm", "lsm.s"), "lsm")
+        self._attach_btf(fn_name, ("lsm",), "lsm")
 
     def detach_kfunc(self, fn_name: Str = "") -> None:
         self._detach_program(_s(fn_name))
@@ -209,9 +209,7 @@ class KernelAttachMixin(AttachBase):
     detach_lsm = detach_kfunc
 
     def _detach_program(self, fn: str) -> None:
-        n = sum(self._obj.detach(kind, None, fn) for kind, _t, p in self.links() if p == fn)  # type: ignore[attr-defined]
-        if n == 0:
-            raise ValueError(f"program `{fn}` is not attached")
+        self._detach_links([lk for lk in self._obj.links() if lk.program == fn], f"link of program `{fn}`")
 
     # -- kprobes -------------------------------------------------------------------------------
     @staticmethod
@@ -248,12 +246,10 @@ class KernelAttachMixin(AttachBase):
     def _require_kprobes(self, fn: str) -> None:
         why = _native.kprobes_unavailable()
         if why is not None:
-            e = NotSupportedError(why, 95)
-            e.feature, e.since, e.program = "kprobes (CONFIG_KPROBES)", "4.1", fn
-            raise e
+            raise features.refusal("kprobes", why, program=fn)
 
     def _is_multi(self, fn: str) -> bool:
-        return self._section(fn).split("/")[0] in ("kprobe.multi", "kretprobe.multi")
+        return bool(self._section(fn).is_multi)
 
     def _attach_kprobe_re(self, fn: str, event_re: str, retprobe: bool) -> None:
         multi = self._is_multi(fn)
@@ -315,15 +311,13 @@ class KernelAttachMixin(AttachBase):
 
     def _detach_kprobes(self, kind: str, event: Str, fn_name: Optional[Str], event_re: Str) -> None:
         fn = _s(fn_name) if fn_name else None
+        ours = [lk for lk in self._obj.links() if lk.kind == kind and (fn is None or lk.program == fn)]
         if not event_re:
-            self._detach(kind, _s(event), fn)
+            self._detach_links([lk for lk in ours if lk.target == _s(event)], f"{kind} on {_s(event)}")
             return
         # A multi-kprobe link is named by its pattern; one kprobe per function, by the function.
-        n = self._obj.detach(kind, _s(event_re), fn)
-        for f in self.get_kprobe_functions(event_re):
-            n += self._obj.detach(kind, f, fn)
-        if n == 0:
-            raise ValueError(f"no {kind} attached by {_s(event_re)!r}")
+        names = self.get_kprobe_functions(event_re) | {_s(event_re)}
+        self._detach_links([lk for lk in ours if lk.target in names], f"{kind} attached by {_s(event_re)!r}")
 
     def detach_kprobe(self, event: Str = "", fn_name: Optional[Str] = None, event_re: Str = "") -> None:
         """Detaches the kprobes on ``event``, or every one ``event_re`` attached."""
@@ -336,7 +330,7 @@ class KernelAttachMixin(AttachBase):
     def num_open_kprobes(self) -> int:
         """How many kprobes and kretprobes this object has attached (a regex attachment
         through one multi-kprobe link counts once)."""
-        return sum(1 for kind, _t, _p in self.links() if kind in ("kprobe", "kretprobe"))  # type: ignore[attr-defined]
+        return sum(1 for lk in self._obj.links() if lk.kind in ("kprobe", "kretprobe"))
 
     @staticmethod
     def kprobes_supported() -> bool:
@@ -372,9 +366,5 @@ class KernelAttachMixin(AttachBase):
 
     def detach_perf_event(self, ev_type: int = -1, ev_config: int = -1) -> None:
         """Detaches every perf event attachment of type ``ev_type`` and config ``ev_config``."""
-        prefix = f"{ev_type}:{ev_config:#x}:"
-        n = 0
-        for target in {t for kind, t, _p in self.links() if kind == "perf_event" and t.startswith(prefix)}:  # type: ignore[attr-defined]
-            n += self._obj.detach("perf_event", target, None)
-        if n == 0:
-            raise ValueError(f"no perf event of type {ev_type} config {ev_config} is attached")
+        self._detach_links([lk for lk in self._obj.links() if lk.perf_event == (ev_type, ev_config)],
+                           f"perf event of type {ev_type} config {ev_config}")

@@ -21,32 +21,30 @@ import errno as _errno
 import functools
 import os
 import socket
-import weakref
 from typing import Any, Callable, Optional, Union
 
+from . import _native
 from ._attach_base import AttachBase, _s
 from ._errors import AttachError, BPFError, NotSupportedError, PrivilegeError
 
-# The kernel's enum bpf_prog_type (uapi/linux/bpf.h), for messages.
-_PROG_TYPE_NAMES = {
-    0: "UNSPEC", 1: "SOCKET_FILTER", 2: "KPROBE", 3: "SCHED_CLS", 4: "SCHED_ACT", 5: "TRACEPOINT", 6: "XDP",
-    7: "PERF_EVENT", 8: "CGROUP_SKB", 9: "CGROUP_SOCK", 10: "LWT_IN", 11: "LWT_OUT", 12: "LWT_XMIT",
-    13: "SOCK_OPS", 14: "SK_SKB", 15: "CGROUP_DEVICE", 16: "SK_MSG", 17: "RAW_TRACEPOINT",
-    18: "CGROUP_SOCK_ADDR", 19: "LWT_SEG6LOCAL", 20: "LIRC_MODE2", 21: "SK_REUSEPORT", 22: "FLOW_DISSECTOR",
-    23: "CGROUP_SYSCTL", 24: "RAW_TRACEPOINT_WRITABLE", 25: "CGROUP_SOCKOPT", 26: "TRACING",
-    27: "STRUCT_OPS", 28: "EXT", 29: "LSM", 30: "SK_LOOKUP", 31: "SYSCALL", 32: "NETFILTER",
-}
+# The kernel's enum bpf_prog_type, named as the kernel names it, from the core's typed table.
+_PROG_TYPE_NAMES = {num: name for num, name, _since in _native.prog_types()}
+_PROG_TYPES = {name: num for num, name in _PROG_TYPE_NAMES.items()}
 
 # The SEC() that gives a program each type, for the hint in a type mismatch.
-_PROG_TYPE_SECTIONS = {
-    1: 'SEC("socket")', 2: 'SEC("kprobe/...")', 3: 'SEC("tc") or SEC("tcx/ingress")', 4: 'SEC("action")',
-    5: 'SEC("tracepoint/...")', 6: 'SEC("xdp")', 7: 'SEC("perf_event")',
-    8: 'SEC("cgroup_skb/ingress") or SEC("cgroup_skb/egress")', 9: 'SEC("cgroup/sock_create")',
-    13: 'SEC("sockops")', 15: 'SEC("cgroup/dev")', 17: 'SEC("raw_tp/...")', 18: 'SEC("cgroup/connect4")',
-    23: 'SEC("cgroup/sysctl")', 25: 'SEC("cgroup/getsockopt")', 26: 'SEC("fentry/...")', 29: 'SEC("lsm/...")',
-}
+_PROG_TYPE_SECTIONS = {_PROG_TYPES[name]: sec for name, sec in (
+    ("SOCKET_FILTER", 'SEC("socket")'), ("KPROBE", 'SEC("kprobe/...")'),
+    ("SCHED_CLS", 'SEC("tc") or SEC("tcx/ingress")'), ("SCHED_ACT", 'SEC("action")'),
+    ("TRACEPOINT", 'SEC("tracepoint/...")'), ("XDP", 'SEC("xdp")'), ("PERF_EVENT", 'SEC("perf_event")'),
+    ("CGROUP_SKB", 'SEC("cgroup_skb/ingress") or SEC("cgroup_skb/egress")'),
+    ("CGROUP_SOCK", 'SEC("cgroup/sock_create")'), ("SOCK_OPS", 'SEC("sockops")'), ("CGROUP_DEVICE", 'SEC("cgroup/dev")'),
+    ("RAW_TRACEPOINT", 'SEC("raw_tp/...")'), ("CGROUP_SOCK_ADDR", 'SEC("cgroup/connect4")'),
+    ("CGROUP_SYSCTL", 'SEC("cgroup/sysctl")'), ("CGROUP_SOCKOPT", 'SEC("cgroup/getsockopt")'),
+    ("TRACING", 'SEC("fentry/...")'), ("LSM", 'SEC("lsm/...")'),
+)}
 
-_CGROUP_PROG_TYPES = (8, 9, 13, 15, 18, 23, 25, 29)
+_CGROUP_PROG_TYPES = tuple(_PROG_TYPES[n] for n in (
+    "CGROUP_SKB", "CGROUP_SOCK", "SOCK_OPS", "CGROUP_DEVICE", "CGROUP_SOCK_ADDR", "CGROUP_SYSCTL", "CGROUP_SOCKOPT", "LSM"))
 
 _XDP_MODES = {2: "generic (skb)", 4: "native (driver)", 8: "offload (hardware)"}
 
@@ -54,9 +52,6 @@ _SO_ATTACH_BPF = 50  # asm-generic/socket.h; the socket module does not export i
 _ETH_P_ALL = 0x0003
 _CGROUP2_DEFAULT_MOUNTS = ("/sys/fs/cgroup", "/sys/fs/cgroup/unified")
 
-# Every BPF object of this process that has an XDP program attached, so that BCC's class-level
-# call ``BPF.remove_xdp(dev)`` can find the owner of the link.
-_xdp_owners: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 def _type_name(t: int) -> str:
@@ -111,6 +106,8 @@ class _BccStatic:
         def called_on_class(*args: Any, **kwargs: Any) -> Any:
             if args and isinstance(args[0], NetAttachMixin):
                 return func(*args, **kwargs)
+            if owner is None:  # a class-level call that acts on the whole process
+                return func(None, *args, **kwargs)
             return func(owner(*args, **kwargs), *args, **kwargs)
 
         return called_on_class
@@ -126,21 +123,25 @@ def _owner_from_fn(pos: int) -> Callable[..., Any]:
     return owner
 
 
-def _owner_of_xdp(*args: Any, **kwargs: Any) -> Any:
-    dev = _dev_name(kwargs.get("dev", args[0] if args else ""))
-    owners = [b for b in list(_xdp_owners) if not b.closed and any(
-        k == "xdp" and t == dev for _i, k, t, _p in b._obj.links())]
-    if not owners:
-        raise ValueError(f"no XDP program is attached to {dev} by a BPF object of this process (bpfkit "
-                         "attaches XDP through BPF links, which only their owner can remove)")
-    if len(owners) > 1:
-        raise ValueError(f"several BPF objects of this process have XDP programs on {dev}: "
-                         "call remove_xdp on the one to detach")
-    return owners[0]
+def _remove_xdp(dev: Union[str, bytes, int], flags: int, links: list, detach: Callable[[list], int],
+                owner: str) -> None:
+    """Detaches the XDP links among ``links`` on ``dev`` (in the mode ``flags`` names, if any)."""
+    name = _dev_name(dev)
+    modes = NetAttachMixin.XDP_FLAGS_SKB_MODE | NetAttachMixin.XDP_FLAGS_DRV_MODE | NetAttachMixin.XDP_FLAGS_HW_MODE
+    if not isinstance(flags, int) or isinstance(flags, bool) or not 0 <= flags < 2**32:
+        raise ValueError(f"flags must be XDP_FLAGS_* bits (a 32-bit number), not {flags!r}")
+    mode = flags & modes
+    ids = [lk.id for lk in links if lk.kind == "xdp" and lk.target == name and (not mode or lk.xdp_flags & modes == mode)]
+    if not ids or detach(ids) == 0:
+        how = f" in {_XDP_MODES.get(mode, hex(mode))} mode" if mode else ""
+        raise ValueError(f"no XDP program is attached to {name}{how} {owner} (bpfkit attaches XDP through BPF links, "
+                         "which only this process can remove; `ip link set dev DEV xdp off` removes others)")
 
 
 def _ifindex(dev: Union[str, bytes, int]) -> tuple:
     """``(ifindex, name)`` of interface ``dev`` (a name or an index) in this network namespace."""
+    if isinstance(dev, bool) or (isinstance(dev, int) and not 0 < dev < 2**31):
+        raise ValueError(f"an interface index is a positive 32-bit number, not {dev!r}")
     try:
         if isinstance(dev, int):
             return dev, socket.if_indextoname(dev)
@@ -247,30 +248,8 @@ class NetAttachMixin(AttachBase):
 
     Function = Function
 
-    # BPF_PROG_TYPE_* (uapi/linux/bpf.h), with BCC's names.
-    SOCKET_FILTER = 1
-    KPROBE = 2
-    SCHED_CLS = 3
-    SCHED_ACT = 4
-    TRACEPOINT = 5
-    XDP = 6
-    PERF_EVENT = 7
-    CGROUP_SKB = 8
-    CGROUP_SOCK = 9
-    LWT_IN = 10
-    LWT_OUT = 11
-    LWT_XMIT = 12
-    SOCK_OPS = 13
-    SK_SKB = 14
-    CGROUP_DEVICE = 15
-    SK_MSG = 16
-    RAW_TRACEPOINT = 17
-    CGROUP_SOCK_ADDR = 18
-    CGROUP_SYSCTL = 23
-    CGROUP_SOCKOPT = 25
-    TRACING = 26
-    LSM = 29
-    SK_LOOKUP = 30
+    # BPF_PROG_TYPE_* with BCC's names (SOCKET_FILTER, KPROBE, SCHED_CLS, XDP, CGROUP_SKB, ...):
+    # set below the class from the core's typed table, so the numbers live in one place.
 
     # enum xdp_action
     XDP_ABORTED = 0
@@ -293,7 +272,6 @@ class NetAttachMixin(AttachBase):
             s.close()
         for fn in (self.__dict__.get("_net_funcs") or {}).values():
             fn.sock = None
-        _xdp_owners.discard(self)
 
     # -- programs ----------------------------------------------------------------------------
     def load_func(self, func_name: Union[str, bytes], prog_type: int, device: Any = None,
@@ -332,7 +310,7 @@ class NetAttachMixin(AttachBase):
             fn = funcs[name] = Function(self, name, fd, actual)
         return fn
 
-    def load_funcs(self, prog_type: int = KPROBE) -> list:
+    def load_funcs(self, prog_type: int = _PROG_TYPES["KPROBE"]) -> list:
         """Every program of type ``prog_type`` as a :class:`BPF.Function` (BCC's name)."""
         return [self.load_func(p[0], prog_type) for p in self._obj.programs() if p[2] == int(prog_type)]
 
@@ -381,7 +359,7 @@ class NetAttachMixin(AttachBase):
 
         >>> b.attach_xdp("eth0", b.load_func("drop_udp", BPF.XDP), BPF.XDP_FLAGS_SKB_MODE)
         """
-        f = self._function(fn, (self.XDP,), "attach_xdp")
+        f = self._function(fn, (_PROG_TYPES["XDP"],), "attach_xdp")
         flags = int(flags)
         if flags & self.XDP_FLAGS_REPLACE:
             raise ValueError("XDP_FLAGS_REPLACE does not apply to XDP links: remove_xdp() first, then attach")
@@ -396,16 +374,14 @@ class NetAttachMixin(AttachBase):
         ifindex, name = _ifindex(dev)
         # The kernel refuses UPDATE_IF_NOEXIST on links (EINVAL); links never replace anyway.
         try:
-            link = self._obj.attach_xdp(f.name, ifindex, name, mode)
+            self._obj.attach_xdp(f.name, ifindex, name, mode)
         except AttachError as e:
             if mode != self.XDP_FLAGS_HW_MODE or e.errno not in (_errno.EINVAL, _errno.EOPNOTSUPP):
                 raise
             raise AttachError(f"{e}; offload (XDP_FLAGS_HW_MODE) needs a NIC that runs BPF programs and a "
                               "program loaded for that device, which bpfkit does not do", e.errno) from None
-        self.__dict__.setdefault("_net_xdp_modes", {})[link] = mode
-        _xdp_owners.add(self)
 
-    def remove_xdp(self, dev: Union[str, bytes, int], flags: int = 0) -> None:
+    def remove_xdp(self: Any, dev: Union[str, bytes, int], flags: int = 0) -> None:
         """Detaches the XDP programs this object attached to ``dev``; with a mode flag in
         ``flags`` (``BPF.XDP_FLAGS_SKB_MODE``, ...), only the one attached in that mode.
         ``ValueError`` if there is none. A program attached by another process (or through
@@ -415,20 +391,13 @@ class NetAttachMixin(AttachBase):
         Called on the class as in BCC scripts (``BPF.remove_xdp("eth0")``), it detaches what the
         one BPF object of this process that has an XDP program on ``dev`` attached.
         """
-        name = _dev_name(dev)
-        mode = int(flags) & (self.XDP_FLAGS_SKB_MODE | self.XDP_FLAGS_DRV_MODE | self.XDP_FLAGS_HW_MODE)
-        modes = self.__dict__.get("_net_xdp_modes", {})
-        ids = [i for i, k, t, _p in self._obj.links()
-               if k == "xdp" and t == name and (not mode or modes.get(i) == mode)]
-        if not ids:
-            how = f" in {_XDP_MODES.get(mode, hex(mode))} mode" if mode else ""
-            raise ValueError(f"no XDP program attached to {name}{how} by this BPF object")
-        for i in ids:
-            self._obj.detach_id(i)
-            modes.pop(i, None)
+        if self is None:  # BPF.remove_xdp(dev): whichever object of this process attached it
+            _remove_xdp(dev, flags, _native.process_links(), _native.detach_links, "by a BPF object of this process")
+        else:
+            _remove_xdp(dev, flags, self._obj.links(), self._obj.detach_ids, "by this BPF object")
 
     attach_xdp = _BccStatic(attach_xdp, _owner_from_fn(1))
-    remove_xdp = _BccStatic(remove_xdp, _owner_of_xdp)
+    remove_xdp = _BccStatic(remove_xdp, None)
 
     # -- TC ----------------------------------------------------------------------------------
     def attach_tc(self, dev: Union[str, bytes, int], fn: Union[Function, str, bytes], direction: str = "ingress",
@@ -453,7 +422,7 @@ class NetAttachMixin(AttachBase):
         >>> b.attach_tc("eth0", "drop_port", direction="ingress")
         'tcx'
         """
-        f = self._function(fn, (self.SCHED_CLS,), "attach_tc")
+        f = self._function(fn, (_PROG_TYPES["SCHED_CLS"],), "attach_tc")
         direction = _s(direction)
         if direction not in ("ingress", "egress"):
             raise ValueError(f"direction must be 'ingress' or 'egress', not {direction!r}")
@@ -472,7 +441,8 @@ class NetAttachMixin(AttachBase):
         name = _dev_name(dev)
         direction = _s(direction)
         prog = fn.name if isinstance(fn, Function) else (_s(fn) if fn else None)
-        if self._obj.detach("tc", f"{name}:{direction}", prog) == 0:
+        if self._obj.detach_ids([lk.id for lk in self._obj.links() if lk.kind == "tc" and
+                                 lk.target == f"{name}:{direction}" and prog in (None, lk.program)]) == 0:
             raise ValueError(f"no tc program{f' {prog!r}' if prog else ''} attached to {name} {direction} "
                              "by this BPF object")
 
@@ -576,7 +546,8 @@ class NetAttachMixin(AttachBase):
         ``fn_name`` when given); ``ValueError`` if there is none."""
         path = self._cgroup_dir(cgroup_path, mount=False)
         prog = fn_name.name if isinstance(fn_name, Function) else (_s(fn_name) if fn_name else None)
-        if self._obj.detach("cgroup", path, prog) == 0:
+        if self._obj.detach_ids([lk.id for lk in self._obj.links() if lk.kind == "cgroup" and
+                                 lk.target == path and prog in (None, lk.program)]) == 0:
             raise ValueError(f"no cgroup program{f' {prog!r}' if prog else ''} attached to {path} "
                              "by this BPF object")
 
@@ -587,3 +558,9 @@ def _cgroup2_no_mount() -> str:
         if preferred in mounts:
             return preferred
     return mounts[0] if mounts else _CGROUP2_DEFAULT_MOUNTS[0]
+
+
+# BCC's program-type constants (BPF.XDP, BPF.SCHED_CLS, ...): the kernel's names and numbers.
+for _num, _name in _PROG_TYPE_NAMES.items():
+    setattr(NetAttachMixin, _name, _num)
+del _num, _name

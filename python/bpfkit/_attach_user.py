@@ -382,14 +382,6 @@ def get_user_functions_and_addresses(name: _Str, sym_re: _Str) -> list[tuple[str
 class UserAttachMixin(AttachBase):
     """uprobe and uretprobe methods of :class:`bpfkit.BPF` (which provides ``_obj`` and ``_detach``)."""
 
-    @property
-    def _ulinks(self) -> dict:
-        """``{(kind, dev, inode, file offset, pid): [link ids]}`` of the uprobes attached here."""
-        d = self.__dict__.get("_bpfkit_ulinks")
-        if d is None:
-            d = self.__dict__["_bpfkit_ulinks"] = {}
-        return d
-
     @staticmethod
     def _user_targets(path: str, sym: str, sym_re: str, addr: Optional[int], sym_off: int,
                       retprobe: bool) -> list[_Target]:
@@ -440,28 +432,22 @@ class UserAttachMixin(AttachBase):
         pid = -1 if pid is None else int(pid)
         path = resolve_binary(name, pid)
         targets = self._user_targets(path, _s(sym), _s(sym_re), addr, sym_off, retprobe)
-        st = os.stat(path)
-        made: list[tuple[tuple, int]] = []
-        if self._section(fn).split("/")[0] in ("uprobe.multi", "uretprobe.multi"):
+        if self._section(fn).is_multi:
             # A SEC("uprobe.multi") program: one multi-uprobe link (6.6+) for every place.
-            lid = self._obj.attach_uprobe_multi(fn, path, [t.offset for t in targets], pid, retprobe,
-                                                label=_s(sym_re) or _s(sym) or f"{addr:#x}")
-            for t in targets:
-                self._ulinks.setdefault((kind, st.st_dev, st.st_ino, t.offset, pid), []).append(lid)
+            self._obj.attach_uprobe_multi(fn, path, [t.offset for t in targets], pid, retprobe,
+                                          label=_s(sym_re) or _s(sym) or f"{addr:#x}")
             return
+        made: list[int] = []
         try:
             for t in targets:
                 if t.symbol is not None:
-                    lid = self._obj.attach_uprobe(fn, path, t.symbol, t.symbol_offset, pid, retprobe)
+                    made.append(self._obj.attach_uprobe(fn, path, t.symbol, t.symbol_offset, pid, retprobe,
+                                                        file_offset=t.offset))
                 else:
-                    lid = self._obj.attach_uprobe(fn, path, None, t.offset, pid, retprobe)
-                made.append(((kind, st.st_dev, st.st_ino, t.offset, pid), lid))
+                    made.append(self._obj.attach_uprobe(fn, path, None, t.offset, pid, retprobe))
         except BaseException:
-            for _key, lid in made:  # all or nothing, also for sym_re
-                self._obj.detach_id(lid)
+            self._obj.detach_ids(made)  # all or nothing, also for sym_re
             raise
-        for key, lid in made:
-            self._ulinks.setdefault(key, []).append(lid)
 
     def attach_uprobe(self, name: _Str = "", sym: _Str = "", sym_re: _Str = "", addr: Optional[int] = None,
                       fn_name: _Str = "", pid: int = -1, sym_off: int = 0) -> None:
@@ -512,20 +498,14 @@ class UserAttachMixin(AttachBase):
         except AttachError:
             targets = []
         st = os.stat(path)
-        removed = 0
-        for t in targets:
-            keys = [k for k in self._ulinks
-                    if k[:4] == (kind, st.st_dev, st.st_ino, t.offset) and (pid == -1 or k[4] == pid)]
-            exact = [k for k in keys if k[4] == pid]
-            for k in exact or keys:
-                for lid in self._ulinks.pop(k, []):
-                    removed += int(self._obj.detach_id(lid))
-                    # A multi-uprobe link covers other places too: they go with it.
-                    for other in [o for o, ids in self._ulinks.items() if lid in ids]:
-                        self._ulinks[other].remove(lid)
-                        if not self._ulinks[other]:
-                            del self._ulinks[other]
-        if removed:
+        here = [lk for lk in self._obj.links()
+                if lk.kind == kind and lk.file_id == (st.st_dev, st.st_ino) and (pid == -1 or lk.pid == pid)]
+        # The probes attached for exactly this pid; with pid=-1 and none for every pid, those of
+        # each pid there. A multi-uprobe link covers other places too: they go with it.
+        offsets = {t.offset for t in targets}
+        here = [lk for lk in here if offsets & set(lk.offsets)]
+        chosen = [lk for lk in here if lk.pid == pid] or here
+        if chosen and self._obj.detach_ids([lk.id for lk in chosen]):
             return
         # Attached some other way (a SEC("uprobe/path:sym") program): libbpf's own target name.
         where = s_sym if s_sym else (f"{addr:#x}" if addr else s_re)
@@ -549,7 +529,7 @@ class UserAttachMixin(AttachBase):
 
     def num_open_uprobes(self) -> int:
         """How many uprobes and uretprobes are attached (BCC's name)."""
-        return sum(1 for _id, kind, _t, _p in self._obj.links() if kind in ("uprobe", "uretprobe"))
+        return sum(1 for lk in self._obj.links() if lk.kind in ("uprobe", "uretprobe"))
 
     @staticmethod
     def get_user_functions_and_addresses(name: _Str, sym_re: _Str) -> list[tuple[str, int]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import importlib.util
 import logging
 import os
@@ -78,24 +79,18 @@ def _predict(section: str) -> Optional[str]:
     hook's existence, or None when it may (loading and attaching have the last word)."""
     from . import features
 
-    kind, _, rest = section.partition("/")
-    need = {
-        "fentry": "fentry", "fentry.s": "fentry", "fmod_ret": "fentry", "fexit": "fexit", "fexit.s": "fexit",
-        "lsm": "lsm", "lsm.s": "lsm", "kprobe": "kprobes", "kretprobe": "kprobes", "ksyscall": "kprobes",
-        "kretsyscall": "kprobes", "kprobe.multi": "kprobe_multi", "kretprobe.multi": "kprobe_multi",
-        "tp_btf": "tp_btf", "raw_tp": "raw_tp", "raw_tracepoint": "raw_tp", "uprobe.multi": "uprobe_multi",
-        "uretprobe.multi": "uprobe_multi",
-    }.get(kind)
-    if need:
+    sec = _native.Section(section)
+    need = sec.feature
+    if need and need != "uprobes":
         st = features.probe(need)
         if not st.supported:
             return f"{need}: {st.known_config or st.reason}"
-    if kind in ("kprobe", "kretprobe") and rest:
-        func = rest.split("+")[0]
+    if sec.kprobe_function is not None:
+        func = sec.kprobe_function[0]
         if _native.ksymname(func) is None:
             return f"kernel function {func} does not exist here"
-    if kind in ("tracepoint", "tp") and rest:
-        cat, _, ev = rest.partition("/")
+    if sec.tracepoint is not None:
+        cat, ev = sec.tracepoint
         if not _native.tracepoint_exists(cat, ev):
             return f"tracepoint {cat}:{ev} does not exist here"
     return None
@@ -214,7 +209,7 @@ class BPF(KernelAttachMixin, UserAttachMixin, NetAttachMixin):
                 else:
                     raise NotSupportedError(
                         f"no alternative for `{g[0]}` works on this kernel ({os.uname().release}): "
-                        + "; ".join(f"{p}: {rejected[p]}" for p in g), 95)
+                        + "; ".join(f"{p}: {rejected[p]}" for p in g), errno.EOPNOTSUPP)
             off = [p for p in members if p not in chosen]
             try:
                 self._obj = _native.Object.load(obj, autoload_off=off, **load_args)
@@ -229,7 +224,7 @@ class BPF(KernelAttachMixin, UserAttachMixin, NetAttachMixin):
                     self._obj.autoattach(skip=members)
                 for p in chosen:
                     try:
-                        self._obj.attach_section(p, sections[p])
+                        self._obj.attach_section(p)
                     except (AttachError, NotSupportedError) as e:
                         failed = (p, str(e))
                         break
@@ -334,8 +329,22 @@ class BPF(KernelAttachMixin, UserAttachMixin, NetAttachMixin):
         return [(p[0], p[1]) for p in self._obj.programs()]
 
     def links(self) -> list:
-        """``[(kind, target, program)]`` of every attachment."""
-        return [(k, t, p) for _id, k, t, p in self._obj.links()]
+        """Every attachment, as typed ``Link`` values: ``id``, ``kind``, ``target``, ``program``
+        and the hook's own fields (``path``, ``offsets``, ``pid``, ``ifindex``, ...). Each is
+        also the tuple ``(kind, target, program)``.
+
+        >>> [(lk.kind, lk.target) for lk in b.links()]
+        [('tracepoint', 'syscalls:sys_enter_openat')]
+        """
+        return list(self._obj.links())
+
+    def detach_link(self, link: Any) -> None:
+        """Detaches one attachment, given as a ``Link`` from :meth:`links` or its id."""
+        lid = link if isinstance(link, int) and not isinstance(link, bool) else getattr(link, "id", None)
+        if not isinstance(lid, int):
+            raise TypeError(f"detach_link() takes a Link or its id, not {type(link).__name__}")
+        if not self._obj.detach_id(lid):
+            raise ValueError(f"no attachment with id {lid} in this object")
 
     def _detach(self, kind: str, target: str, fn_name: Optional[str]) -> None:
         n = self._obj.detach(kind, target, _s(fn_name) if fn_name else None)

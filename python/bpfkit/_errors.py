@@ -23,6 +23,7 @@ __all__ = [
     "PrivilegeError",
     "CacheError",
     "ClosedError",
+    "InternalError",
 ]
 
 
@@ -58,7 +59,10 @@ class LoadError(BPFError):
 
 
 class AttachError(BPFError):
-    """A program could not be attached to its hook."""
+    """A program could not be attached to its hook. ``program`` and ``target`` name them when known."""
+
+    program: Optional[str] = None
+    target: Optional[str] = None
 
 
 class NotSupportedError(BPFError):
@@ -66,6 +70,7 @@ class NotSupportedError(BPFError):
 
     feature: str = ""
     since: Optional[str] = None
+    program: Optional[str] = None
 
 
 class MapError(BPFError):
@@ -84,6 +89,10 @@ class ClosedError(BPFError):
     """The BPF object was closed."""
 
 
+class InternalError(BPFError):
+    """A bug in bpfkit (a broken invariant, a panic caught at the boundary): please report it."""
+
+
 _KINDS = {
     "compile": CompileError,
     "compiler_not_found": CompilerNotFoundError,
@@ -95,6 +104,7 @@ _KINDS = {
     "cache": CacheError,
     "closed": ClosedError,
     "os": BPFError,
+    "internal": InternalError,
 }
 
 
@@ -105,7 +115,7 @@ def _from_native(kind: str, errno: Optional[int], message: str, extra: dict[str,
         errno = _errno.EPERM
     exc = cls(message, errno)
     for key, value in extra.items():
-        if key in ("program", "since") and value == "":
+        if key in ("program", "since", "target") and value == "":
             value = None
         setattr(exc, key, value)
     return exc

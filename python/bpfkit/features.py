@@ -15,6 +15,7 @@ loading a probe program ...: the kernel is in lockdown mode (integrity), ...
 
 from __future__ import annotations
 
+import errno as _errno
 import functools
 import gzip
 import os
@@ -25,8 +26,8 @@ from typing import Optional
 from . import _native
 from ._errors import NotSupportedError
 
-__all__ = ["Feature", "Status", "FEATURES", "probe", "supported", "require", "check_all", "kernel_version",
-           "kconfig", "test_verdict"]
+__all__ = ["Feature", "Status", "FEATURES", "probe", "supported", "require", "refusal", "check_all",
+           "kernel_version", "kconfig", "test_verdict"]
 
 
 @dataclass(frozen=True)
@@ -39,34 +40,10 @@ class Feature:
     config: tuple = ()  #: the kernel configuration options it needs
 
 
-#: Every feature bpfkit probes, with the kernel version that introduced it.
-FEATURES: dict[str, Feature] = {f.name: f for f in (
-    Feature("kprobes", "4.1", "kprobes and kretprobes (BPF_PROG_TYPE_KPROBE on a kprobe PMU or kprobe_events)",
-            ("CONFIG_KPROBES", "CONFIG_KPROBE_EVENTS")),
-    Feature("kprobe_multi", "5.18", "one link attaching a kprobe to many functions (BPF_TRACE_KPROBE_MULTI)",
-            ("CONFIG_FPROBE",)),
-    Feature("uprobes", "4.1", "uprobes and uretprobes", ("CONFIG_UPROBES", "CONFIG_UPROBE_EVENTS")),
-    Feature("uprobe_multi", "6.6", "one link attaching a uprobe to many offsets (BPF_TRACE_UPROBE_MULTI)",
-            ("CONFIG_UPROBES",)),
-    Feature("fentry", "5.5", "fentry programs (BPF trampolines)",
-            ("CONFIG_BPF_JIT", "CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS")),
-    Feature("fexit", "5.5", "fexit programs (BPF trampolines)",
-            ("CONFIG_BPF_JIT", "CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS")),
-    Feature("lsm", "5.7", "BPF LSM programs", ("CONFIG_BPF_LSM",)),
-    Feature("tp_btf", "5.5", "BTF-typed tracepoints (tp_btf)", ("CONFIG_DEBUG_INFO_BTF",)),
-    Feature("raw_tp", "4.17", "raw tracepoints (raw_tp)"),
-    Feature("ringbuf", "5.8", "BPF ring buffers (BPF_MAP_TYPE_RINGBUF)"),
-    Feature("bpf_cookie", "5.15", "bpf_get_attach_cookie()"),
-    Feature("mmapable_maps", "5.5", "mmap()able arrays (BPF_F_MMAPABLE)"),
-    Feature("batch_ops", "5.6", "batched map lookups and deletes"),
-    Feature("perf_link", "5.15", "BPF links for perf-event based attachments (BPF_PERF_EVENT)"),
-    Feature("tcx", "6.6", "tcx links for tc programs", ("CONFIG_NET_XGRESS",)),
-    Feature("xdp_link", "5.9", "BPF links for XDP"),
-    Feature("cgroup_link", "5.7", "BPF links for cgroup programs", ("CONFIG_CGROUP_BPF",)),
-    Feature("perf_event_sw", "4.9", "BPF programs on software perf events", ("CONFIG_PERF_EVENTS",)),
-    Feature("perf_event_hw", "4.9", "BPF programs on hardware perf events (needs a hardware PMU)",
-            ("CONFIG_PERF_EVENTS",)),
-)}
+#: Every feature bpfkit probes, with the kernel version that introduced it: the records live in
+#: the Rust core beside their probes (``bpfkit._native.feature_table()``), so there is one table.
+FEATURES: dict[str, Feature] = {name: Feature(name, since, desc, tuple(config))
+                                for name, since, desc, config in _native.feature_table()}
 
 
 @dataclass(frozen=True)
@@ -170,11 +147,18 @@ def require(name: str) -> None:
     feature) unless the kernel has feature ``name``."""
     st = probe(name)
     if not st.supported:
-        e = NotSupportedError(f"{FEATURES[name].description}: not available on this kernel "
-                              f"({os.uname().release}): {st.reason}", 95)
-        e.feature = name
-        e.since = st.since
-        raise e
+        raise refusal(name, f"{FEATURES[name].description}: not available on this kernel "
+                            f"({os.uname().release}): {st.reason}")
+
+
+def refusal(name: str, message: str, *, program: Optional[str] = None) -> NotSupportedError:
+    """The :class:`NotSupportedError` for feature ``name``, built from its record (its name and
+    the kernel version that introduced it), as the core builds its own."""
+    e = NotSupportedError(message, _errno.EOPNOTSUPP)
+    e.feature = name
+    e.since = FEATURES[name].since
+    e.program = program
+    return e
 
 
 def check_all() -> list:

@@ -6,6 +6,8 @@
 
 use std::fmt;
 
+use crate::sys::Failure;
+
 /// Result alias used throughout the core.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -19,8 +21,8 @@ pub enum Error {
     CompilerNotFound { message: String },
     /// The kernel (usually the verifier) refused a program.
     Load { program: Option<String>, errno: i32, message: String, log: String },
-    /// Attaching a program to its hook failed.
-    Attach { errno: i32, message: String },
+    /// Attaching a program to its hook failed. `program` and `target` name them when known.
+    Attach { errno: i32, message: String, program: Option<String>, target: Option<String> },
     /// The running kernel lacks a feature. `since` is the first kernel version that has it.
     NotSupported { feature: String, since: Option<String>, message: String, program: Option<String> },
     /// A map operation failed with an errno other than "no such key".
@@ -39,6 +41,8 @@ pub enum Error {
     Closed,
     /// Any other OS-level failure, with errno.
     Os { errno: i32, message: String },
+    /// A bug in bpfkit (a poisoned lock, a broken invariant): not the caller's fault.
+    Internal(String),
 }
 
 impl Error {
@@ -73,7 +77,7 @@ impl Error {
             Error::Compile { message, diagnostics } => Error::Compile { message: pre(message), diagnostics },
             Error::CompilerNotFound { message } => Error::CompilerNotFound { message: pre(message) },
             Error::Load { program, errno, message, log } => Error::Load { program, errno, message: pre(message), log },
-            Error::Attach { errno, message } => Error::Attach { errno, message: pre(message) },
+            Error::Attach { errno, message, program, target } => Error::Attach { errno, message: pre(message), program, target },
             Error::NotSupported { feature, since, message, program } => Error::NotSupported { feature, since, message: pre(message), program },
             Error::Map { errno, message } => Error::Map { errno, message: pre(message) },
             Error::Privilege { errno, message } => Error::Privilege { errno, message: pre(message) },
@@ -100,6 +104,7 @@ impl fmt::Display for Error {
             | Error::Os { message, .. }
             | Error::Value(message)
             | Error::Type(message) => f.write_str(message),
+            Error::Internal(message) => write!(f, "internal error in bpfkit (please report): {message}"),
             Error::KeyNotFound => f.write_str("key not found"),
             Error::Closed => f.write_str("operation on a closed BPF object"),
         }
@@ -107,6 +112,61 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+/// The one conversion from a failed libbpf call: EPERM/EACCES become [`Error::Privilege`] when
+/// the process lacks a privilege (the message says which), everything else [`Error::Os`].
+/// Callers that know better use [`Error::attach`], [`Error::map`] or a [`Feature`]'s refusal.
+///
+/// [`Feature`]: crate::core::features::Feature
+impl From<Failure> for Error {
+    fn from(f: Failure) -> Error {
+        let message = f.message();
+        if matches!(f.errno, libc::EPERM | libc::EACCES) {
+            if let Err(Error::Privilege { message: m, .. }) = crate::core::host::check_bpf_privileges() {
+                return Error::Privilege { errno: f.errno, message: format!("{message}: {m}") };
+            }
+        }
+        Error::Os { errno: f.errno, message }
+    }
+}
+
+impl Error {
+    /// A failed attach of `program` to `target`.
+    pub fn attach(f: Failure, program: &str, target: impl Into<String>) -> Error {
+        match Error::from(f) {
+            Error::Os { errno, message } => {
+                Error::Attach { errno, message, program: Some(program.to_string()), target: Some(target.into()) }
+            }
+            e => e,
+        }
+    }
+
+    /// A failed map operation.
+    pub fn map(f: Failure) -> Error {
+        match Error::from(f) {
+            Error::Os { errno, message } => Error::Map { errno, message },
+            e => e,
+        }
+    }
+
+    /// The same error, naming `program` where it concerns one and does not yet name it.
+    pub fn for_program(self, program: &str) -> Error {
+        match self {
+            Error::NotSupported { feature, since, message, program: None } => {
+                Error::NotSupported { feature, since, message, program: Some(program.to_string()) }
+            }
+            Error::Attach { errno, message, program: None, target } => {
+                Error::Attach { errno, message, program: Some(program.to_string()), target }
+            }
+            e => e,
+        }
+    }
+
+    /// A lock whose holder panicked: an internal error, never the caller's.
+    pub fn poisoned(what: &str) -> Error {
+        Error::Internal(format!("the {what} lock was poisoned by a panic"))
+    }
+}
 
 /// The text of an errno, as libc's strerror gives it.
 pub fn strerror(errno: i32) -> String {

@@ -5,8 +5,8 @@
 //! No probe leaves anything behind: every fd it makes is closed before it returns, and the only
 //! probes that attach at all do so to hooks that nothing else uses (`bpf_fentry_test1`, which runs
 //! only under BPF_PROG_TEST_RUN) or for the instant before the link's fd is closed.
-//! Memoisation, the kernel version each feature arrived in and the known configuration reasons
-//! live in the Python layer (`bpfkit.features`).
+//! Each feature's record ([`Feature`]: name, first kernel, configuration) lives here, beside its
+//! probe; memoisation and the known configuration behind a "no" live in `bpfkit.features`.
 
 use std::path::Path;
 
@@ -39,56 +39,81 @@ impl Outcome {
     }
 }
 
-/// Every probe bpfkit knows, by name.
-pub const NAMES: &[&str] = &[
-    "kprobes",
-    "kprobe_multi",
-    "uprobes",
-    "uprobe_multi",
-    "fentry",
-    "fexit",
-    "lsm",
-    "tp_btf",
-    "raw_tp",
-    "ringbuf",
-    "bpf_cookie",
-    "mmapable_maps",
-    "batch_ops",
-    "perf_link",
-    "tcx",
-    "xdp_link",
-    "cgroup_link",
-    "perf_event_sw",
-    "perf_event_hw",
-];
+/// A kernel feature: its name, the first mainline kernel that has it, what it is, the kernel
+/// configuration it needs, and (through [`probe`]) the smallest real use that proves it. Every
+/// refusal for a missing feature ([`Error::NotSupported`]) is built from this record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Feature {
+    /// The probe's name (`"kprobe_multi"`).
+    pub name: &'static str,
+    /// The first mainline kernel version with the feature (`"5.18"`).
+    pub since: &'static str,
+    /// What it is, in words.
+    pub description: &'static str,
+    /// The kernel configuration options it needs.
+    pub config: &'static [&'static str],
+}
 
-// Program and attach type numbers (uapi bpf.h), used only here.
-const PROG_KPROBE: u32 = 2;
-const PROG_SCHED_CLS: u32 = 3;
-const PROG_TRACEPOINT: u32 = 5;
-const PROG_XDP: u32 = 6;
-const PROG_CGROUP_SKB: u32 = 8;
-const PROG_RAW_TRACEPOINT: u32 = 17;
-const PROG_TRACING: u32 = 26;
-const PROG_LSM: u32 = 29;
-const AT_CGROUP_INET_INGRESS: u32 = 0;
-const AT_TRACE_RAW_TP: u32 = 23;
-const AT_TRACE_FENTRY: u32 = 24;
-const AT_TRACE_FEXIT: u32 = 25;
-const AT_LSM_MAC: u32 = 27;
-const AT_XDP: u32 = 37;
-const AT_PERF_EVENT: u32 = 41;
-const AT_TRACE_KPROBE_MULTI: u32 = 42;
-const AT_TCX_INGRESS: u32 = 46;
-const AT_TRACE_UPROBE_MULTI: u32 = 48;
+impl Feature {
+    /// The refusal for this feature: `message` says what failed and why.
+    pub fn refuse(&self, message: impl Into<String>, program: Option<&str>) -> Error {
+        Error::NotSupported {
+            feature: self.name.to_string(),
+            since: Some(self.since.to_string()),
+            message: message.into(),
+            program: program.map(str::to_string),
+        }
+    }
+}
+
+macro_rules! features {
+    ($($id:ident = $name:literal, $since:literal, $desc:literal, [$($cfg:literal),*];)*) => {
+        /// The feature records, one constant each.
+        pub mod feature {
+            use super::Feature;
+            $(
+                #[doc = $desc]
+                pub const $id: Feature = Feature { name: $name, since: $since, description: $desc, config: &[$($cfg),*] };
+            )*
+        }
+        /// Every feature bpfkit probes.
+        pub const FEATURES: &[Feature] = &[$(feature::$id,)*];
+        /// Every probe's name, in [`FEATURES`] order.
+        pub const NAMES: &[&str] = &[$($name,)*];
+    };
+}
+
+features! {
+    KPROBES = "kprobes", "4.1", "kprobes and kretprobes (BPF_PROG_TYPE_KPROBE on a kprobe PMU or kprobe_events)", ["CONFIG_KPROBES", "CONFIG_KPROBE_EVENTS"];
+    KPROBE_MULTI = "kprobe_multi", "5.18", "one link attaching a kprobe to many functions (BPF_TRACE_KPROBE_MULTI)", ["CONFIG_FPROBE"];
+    UPROBES = "uprobes", "4.1", "uprobes and uretprobes", ["CONFIG_UPROBES", "CONFIG_UPROBE_EVENTS"];
+    UPROBE_MULTI = "uprobe_multi", "6.6", "one link attaching a uprobe to many offsets (BPF_TRACE_UPROBE_MULTI)", ["CONFIG_UPROBES"];
+    FENTRY = "fentry", "5.5", "fentry programs (BPF trampolines)", ["CONFIG_BPF_JIT", "CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS"];
+    FEXIT = "fexit", "5.5", "fexit programs (BPF trampolines)", ["CONFIG_BPF_JIT", "CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS"];
+    LSM = "lsm", "5.7", "BPF LSM programs", ["CONFIG_BPF_LSM"];
+    TP_BTF = "tp_btf", "5.5", "BTF-typed tracepoints (tp_btf)", ["CONFIG_DEBUG_INFO_BTF"];
+    RAW_TP = "raw_tp", "4.17", "raw tracepoints (raw_tp)", [];
+    RINGBUF = "ringbuf", "5.8", "BPF ring buffers (BPF_MAP_TYPE_RINGBUF)", [];
+    BPF_COOKIE = "bpf_cookie", "5.15", "bpf_get_attach_cookie()", [];
+    MMAPABLE_MAPS = "mmapable_maps", "5.5", "mmap()able arrays (BPF_F_MMAPABLE)", [];
+    BATCH_OPS = "batch_ops", "5.6", "batched map lookups and deletes", [];
+    PERF_LINK = "perf_link", "5.15", "BPF links for perf-event based attachments (BPF_PERF_EVENT)", [];
+    TCX = "tcx", "6.6", "tcx links for tc programs", ["CONFIG_NET_XGRESS"];
+    XDP_LINK = "xdp_link", "5.9", "BPF links for XDP", [];
+    CGROUP_LINK = "cgroup_link", "5.7", "BPF links for cgroup programs", ["CONFIG_CGROUP_BPF"];
+    PERF_EVENT_SW = "perf_event_sw", "4.9", "BPF programs on software perf events", ["CONFIG_PERF_EVENTS"];
+    PERF_EVENT_HW = "perf_event_hw", "4.9", "BPF programs on hardware perf events (needs a hardware PMU)", ["CONFIG_PERF_EVENTS"];
+}
+
+/// The feature record called `name`.
+pub fn find(name: &str) -> Option<&'static Feature> {
+    FEATURES.iter().find(|f| f.name == name)
+}
+
+use crate::sys::types::{AttachType as At, MapType, ProgType, F_MMAPABLE, FUNC_GET_ATTACH_COOKIE, XDP_PASS};
+
 const BTF_KIND_TYPEDEF: u32 = 8;
 const BTF_KIND_FUNC: u32 = 12;
-const MAP_HASH: u32 = 1;
-const MAP_ARRAY: u32 = 2;
-const MAP_RINGBUF: u32 = 27;
-const F_MMAPABLE: u32 = 1 << 10;
-const FUNC_GET_ATTACH_COOKIE: u32 = 174;
-const XDP_PASS: i32 = 2;
 
 fn lockdown_note(f: &Failure) -> Outcome {
     match host::lockdown() {
@@ -107,7 +132,7 @@ fn trampoline(attach_type: u32) -> Result<Outcome> {
         Ok(id) => id,
         Err(f) => return Ok(Outcome::no(f.errno, format!("{}: no kernel BTF to attach by", f.message()))),
     };
-    let fd = match sys::probe_prog_load(PROG_TRACING, attach_type, id, 0) {
+    let fd = match sys::probe_prog_load(ProgType::Tracing.raw(), attach_type, id, 0) {
         Ok(fd) => fd,
         Err(f) => return Ok(lockdown_note(&f)),
     };
@@ -145,11 +170,11 @@ pub fn probe(name: &str) -> Result<Outcome> {
         // A multi-kprobe on a name no kernel has: ENOENT/ESRCH once the kernel has looked it
         // up (supported); EOPNOTSUPP without CONFIG_FPROBE; EINVAL before 5.18.
         "kprobe_multi" => link_probe(
-            PROG_KPROBE,
-            AT_TRACE_KPROBE_MULTI,
+            ProgType::Kprobe.raw(),
+            At::TraceKprobeMulti.raw(),
             0,
             0,
-            AT_TRACE_KPROBE_MULTI,
+            At::TraceKprobeMulti.raw(),
             ProbeLink::KprobeMulti(vec!["bpfkit_no_such_function".into()]),
             &[libc::ENOENT, libc::ESRCH],
         ),
@@ -162,22 +187,22 @@ pub fn probe(name: &str) -> Result<Outcome> {
         }
         // A multi-uprobe on "/" (not a regular file): EBADF once the kernel has parsed it.
         "uprobe_multi" => link_probe(
-            PROG_KPROBE,
-            AT_TRACE_UPROBE_MULTI,
+            ProgType::Kprobe.raw(),
+            At::TraceUprobeMulti.raw(),
             0,
             -1,
-            AT_TRACE_UPROBE_MULTI,
+            At::TraceUprobeMulti.raw(),
             ProbeLink::UprobeMulti("/".into()),
             &[libc::EBADF],
         ),
-        "fentry" => trampoline(AT_TRACE_FENTRY)?,
-        "fexit" => trampoline(AT_TRACE_FEXIT)?,
+        "fentry" => trampoline(At::TraceFentry.raw())?,
+        "fexit" => trampoline(At::TraceFexit.raw())?,
         "lsm" => {
             let id = match sys::vmlinux_type_id("bpf_lsm_file_open", BTF_KIND_FUNC) {
                 Ok(id) => id,
                 Err(f) => return Ok(Outcome::no(f.errno, format!("{}: the kernel has no BPF LSM hooks (CONFIG_BPF_LSM)", f.message()))),
             };
-            match sys::probe_prog_load(PROG_LSM, AT_LSM_MAC, id, 0) {
+            match sys::probe_prog_load(ProgType::Lsm.raw(), At::LsmMac.raw(), id, 0) {
                 Err(f) => lockdown_note(&f),
                 Ok(_fd) => match host::active_lsms() {
                     Some(l) if l.iter().any(|x| x == "bpf") => Outcome::yes(),
@@ -194,22 +219,22 @@ pub fn probe(name: &str) -> Result<Outcome> {
                 Ok(id) => id,
                 Err(f) => return Ok(Outcome::no(f.errno, format!("{}: no kernel BTF for BTF tracepoints", f.message()))),
             };
-            match sys::probe_prog_load(PROG_TRACING, AT_TRACE_RAW_TP, id, 0) {
+            match sys::probe_prog_load(ProgType::Tracing.raw(), At::TraceRawTp.raw(), id, 0) {
                 Err(f) => lockdown_note(&f),
-                Ok(fd) => match sys::probe_link_create(std::os::fd::AsRawFd::as_raw_fd(&fd), 0, AT_TRACE_RAW_TP, &ProbeLink::Plain) {
+                Ok(fd) => match sys::probe_link_create(std::os::fd::AsRawFd::as_raw_fd(&fd), 0, At::TraceRawTp.raw(), &ProbeLink::Plain) {
                     Ok(()) => Outcome::yes(),
                     Err(f) => Outcome::from_failure(&f),
                 },
             }
         }
-        "raw_tp" => bool_probe(sys::probe_prog_type(PROG_RAW_TRACEPOINT), "BPF_PROG_TYPE_RAW_TRACEPOINT"),
-        "ringbuf" => bool_probe(sys::probe_map_type(MAP_RINGBUF), "BPF_MAP_TYPE_RINGBUF"),
-        "bpf_cookie" => bool_probe(sys::probe_helper(PROG_KPROBE, FUNC_GET_ATTACH_COOKIE), "bpf_get_attach_cookie()"),
-        "mmapable_maps" => match sys::map_create(MAP_ARRAY, 4, 8, 1, F_MMAPABLE) {
+        "raw_tp" => bool_probe(sys::probe_prog_type(ProgType::RawTracepoint.raw()), "BPF_PROG_TYPE_RAW_TRACEPOINT"),
+        "ringbuf" => bool_probe(sys::probe_map_type(MapType::Ringbuf.raw()), "BPF_MAP_TYPE_RINGBUF"),
+        "bpf_cookie" => bool_probe(sys::probe_helper(ProgType::Kprobe.raw(), FUNC_GET_ATTACH_COOKIE), "bpf_get_attach_cookie()"),
+        "mmapable_maps" => match sys::map_create(MapType::Array.raw(), 4, 8, 1, F_MMAPABLE) {
             Ok(_) => Outcome::yes(),
             Err(f) => Outcome::from_failure(&f),
         },
-        "batch_ops" => match sys::map_create(MAP_HASH, 4, 4, 1, 0) {
+        "batch_ops" => match sys::map_create(MapType::Hash.raw(), 4, 4, 1, 0) {
             Err(f) => Outcome::from_failure(&f),
             Ok(fd) => {
                 let (mut cursor, mut keys, mut vals) = ([0u8; 8], [0u8; 4], [0u8; 4]);
@@ -220,15 +245,15 @@ pub fn probe(name: &str) -> Result<Outcome> {
             }
         },
         // BPF_LINK_CREATE for a perf event with fd -1: EBADF once the kernel knows the type.
-        "perf_link" => link_probe(PROG_TRACEPOINT, AT_PERF_EVENT, 0, -1, AT_PERF_EVENT, ProbeLink::Plain, &[libc::EBADF]),
+        "perf_link" => link_probe(ProgType::Tracepoint.raw(), At::PerfEvent.raw(), 0, -1, At::PerfEvent.raw(), ProbeLink::Plain, &[libc::EBADF]),
         // A tcx link on interface index 0: ENODEV once the kernel knows tcx (6.6+).
-        "tcx" => link_probe(PROG_SCHED_CLS, AT_TCX_INGRESS, 0, 0, AT_TCX_INGRESS, ProbeLink::Plain, &[libc::ENODEV]),
+        "tcx" => link_probe(ProgType::SchedCls.raw(), At::TcxIngress.raw(), 0, 0, At::TcxIngress.raw(), ProbeLink::Plain, &[libc::ENODEV]),
         // An XDP link on loopback that passes every packet (XDP_PASS), closed at once (a
         // program already there answers EBUSY).
-        "xdp_link" => link_probe(PROG_XDP, 0, XDP_PASS, 1, AT_XDP, ProbeLink::Plain, &[libc::EBUSY, libc::EEXIST]),
+        "xdp_link" => link_probe(ProgType::Xdp.raw(), 0, XDP_PASS as i32, 1, At::Xdp.raw(), ProbeLink::Plain, &[libc::EBUSY, libc::EEXIST]),
         // A cgroup link with cgroup fd -1: EBADF once the kernel knows cgroup links (5.7+).
         "cgroup_link" => {
-            link_probe(PROG_CGROUP_SKB, AT_CGROUP_INET_INGRESS, 1, -1, AT_CGROUP_INET_INGRESS, ProbeLink::Plain, &[libc::EBADF])
+            link_probe(ProgType::CgroupSkb.raw(), At::CgroupInetIngress.raw(), 1, -1, At::CgroupInetIngress.raw(), ProbeLink::Plain, &[libc::EBADF])
         }
         "perf_event_sw" | "perf_event_hw" => {
             let hw = name == "perf_event_hw";

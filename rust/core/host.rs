@@ -234,6 +234,8 @@ impl KprobeEvent {
         let target = if offset > 0 { format!("{func}+{offset}") } else { func.to_string() };
         let group_name = format!("{KPROBE_GROUP}/{ev}");
         write_kprobe_events(&format!("{kind}:{group_name} {target}\n")).map_err(|e| Error::Attach {
+            program: None,
+            target: Some(target.to_string()),
             errno: e.raw_os_error().unwrap_or(libc::EINVAL),
             message: format!("creating kprobe event `{kind}:{group_name} {target}` in kprobe_events: {e}"),
         })?;
@@ -242,7 +244,7 @@ impl KprobeEvent {
         let id = fs::read_to_string(&id_path)
             .ok()
             .and_then(|s| s.trim().parse().ok())
-            .ok_or_else(|| Error::Attach { errno: libc::ENOENT, message: format!("reading {}", id_path.display()) })?;
+            .ok_or_else(|| Error::Attach { errno: libc::ENOENT, message: format!("reading {}", id_path.display()), program: None, target: None })?;
         this.id = id;
         Ok(this)
     }
@@ -345,4 +347,15 @@ mod tests {
         let _ = check_bpf_privileges();
         let _ = effective_caps();
     }
+}
+
+/// Opens directory `path` read-only (a cgroup, say), refusing anything that is not a directory
+/// without blocking on it.
+pub fn open_dir(path: &str) -> Result<fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| Error::io(format!("opening directory {path}"), &e))
 }

@@ -9,5 +9,8 @@ pub mod error;
 pub mod events;
 pub mod features;
 pub mod host;
+pub mod link;
+pub mod map;
 pub mod object;
+pub mod section;
 pub mod symbols;

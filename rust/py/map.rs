@@ -17,7 +17,7 @@ impl PyMap {
     }
     #[getter]
     fn map_type(&self) -> u32 {
-        self.inner.info().map_type
+        self.inner.info().map_type.raw()
     }
     #[getter]
     fn key_size(&self) -> u32 {

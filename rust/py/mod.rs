@@ -20,7 +20,8 @@ use crate::core::compile::{self as core_compile, Emit, Request};
 use crate::core::error::Error;
 use crate::core::events::{self, EventStream, StreamKind};
 use crate::core::host::{self, Fs};
-use crate::core::object::{BpfObject, ConstValue, LoadOptions, MapHandle, MmapRegion};
+use crate::core::map::{MapHandle, MmapRegion};
+use crate::core::object::{BpfObject, ConstValue, LoadOptions};
 use crate::sys::{self, LogLevel};
 
 /// Runs `f`, turning a panic into an error so that none reaches Python.
@@ -33,7 +34,7 @@ fn guarded<T>(f: impl FnOnce() -> crate::Result<T>) -> crate::Result<T> {
                 .cloned()
                 .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_default();
-            Err(Error::Os { errno: libc::EFAULT, message: format!("internal error in bpfkit (please report): {what}") })
+            Err(Error::Internal(format!("a panic: {what}")))
         }
     }
 }
@@ -70,7 +71,13 @@ fn to_pyerr(py: Python<'_>, e: Error) -> PyErr {
             message.clone(),
             vec![("program", program.clone().unwrap_or_default()), ("verifier_log", log.clone())],
         ),
-        Error::Attach { errno, message } => ("attach", Some(*errno), message.clone(), vec![]),
+        Error::Attach { errno, message, program, target } => (
+            "attach",
+            Some(*errno),
+            message.clone(),
+            vec![("program", program.clone().unwrap_or_default()), ("target", target.clone().unwrap_or_default())],
+        ),
+        Error::Internal(_) => ("internal", Some(libc::EFAULT), e.to_string(), vec![]),
         Error::NotSupported { feature, since, message, program } => (
             "not_supported",
             Some(libc::EOPNOTSUPP),
@@ -169,11 +176,13 @@ fn desc_to_py<'py>(py: Python<'py>, d: &TypeDesc) -> PyResult<Bound<'py, PyDict>
 
 mod stream;
 mod functions;
+mod link;
 mod map;
 mod object;
 
 use stream::*;
 use functions::*;
+use link::*;
 use map::*;
 use object::*;
 
@@ -185,6 +194,13 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyMap>()?;
     m.add_class::<PyEventStream>()?;
     m.add_class::<PyMmapView>()?;
+    m.add_class::<PyLink>()?;
+    m.add_class::<PySection>()?;
+    m.add_function(wrap_pyfunction!(process_links, m)?)?;
+    m.add_function(wrap_pyfunction!(detach_links, m)?)?;
+    m.add_function(wrap_pyfunction!(map_types, m)?)?;
+    m.add_function(wrap_pyfunction!(prog_types, m)?)?;
+    m.add_function(wrap_pyfunction!(feature_table, m)?)?;
     m.add_function(wrap_pyfunction!(wait_any, m)?)?;
     m.add_function(wrap_pyfunction!(compile, m)?)?;
     m.add_function(wrap_pyfunction!(compile_text, m)?)?;

@@ -56,7 +56,7 @@ impl PyBpfObject {
             .map(|m| {
                 let d = PyDict::new(py);
                 d.set_item("name", m.name)?;
-                d.set_item("type", m.map_type)?;
+                d.set_item("type", m.map_type.raw())?;
                 d.set_item("key_size", m.key_size)?;
                 d.set_item("value_size", m.value_size)?;
                 d.set_item("max_entries", m.max_entries)?;
@@ -197,18 +197,26 @@ impl PyBpfObject {
 
     /// `(fd, prog_type)` of loaded program `prog`; the fd is valid while the object is open.
     fn program_fd(&self, py: Python<'_>, prog: &str) -> PyResult<(i32, u32)> {
-        guarded(|| self.inner.program_fd(prog)).py(py)
+        guarded(|| self.inner.program_fd(prog)).py(py).map(|(fd, t)| (fd, t.raw()))
     }
 
-    /// Attaches program `prog` where its section says; `(kind, target)` or None.
-    fn attach_section(&self, py: Python<'_>, prog: &str, section: &str) -> PyResult<Option<(String, String)>> {
+    /// Attaches program `prog` where its section says; the link, or None when the section
+    /// names no complete hook.
+    fn attach_section(&self, py: Python<'_>, prog: &str) -> PyResult<Option<PyLink>> {
         let inner = self.inner.clone();
-        let (p, sec) = (prog.to_string(), section.to_string());
-        py.detach(move || guarded(|| inner.attach_section(&p, &sec))).py(py)
+        let p = prog.to_string();
+        let r = py.detach(move || guarded(|| inner.attach_section(&p))).py(py)?;
+        Ok(r.map(|inner| PyLink { inner }))
+    }
+
+    /// The parsed section of program `prog`.
+    fn section(&self, py: Python<'_>, prog: &str) -> PyResult<PySection> {
+        let inner = guarded(|| self.inner.section(prog)).py(py)?;
+        Ok(PySection { inner })
     }
 
     /// Attaches a uprobe (or uretprobe) on `path` at `symbol`+`offset`.
-    #[pyo3(signature = (prog, path, symbol = None, offset = 0, pid = -1, retprobe = false))]
+    #[pyo3(signature = (prog, path, symbol = None, offset = 0, pid = -1, retprobe = false, file_offset = None))]
     #[allow(clippy::too_many_arguments)] // mirrors the Python keyword arguments one for one
     fn attach_uprobe(
         &self,
@@ -219,25 +227,28 @@ impl PyBpfObject {
         offset: u64,
         pid: i32,
         retprobe: bool,
+        file_offset: Option<u64>,
     ) -> PyResult<u64> {
         let inner = self.inner.clone();
         let (p, pa) = (prog.to_string(), path.to_string());
-        py.detach(move || guarded(|| inner.attach_uprobe(&p, &pa, symbol.as_deref(), offset, pid, retprobe))).py(py)
+        py.detach(move || guarded(|| inner.attach_uprobe(&p, &pa, symbol.as_deref(), offset, file_offset, pid, retprobe))).py(py)
     }
 
-    /// Attaches every program whose section names its hook; `[(program, kind, target)]`.
+    /// Attaches every program whose section names its hook, except those in `skip`; the links.
     #[pyo3(signature = (skip = Vec::new()))]
-    fn autoattach(&self, py: Python<'_>, skip: Vec<String>) -> PyResult<Vec<(String, String, String)>> {
+    fn autoattach(&self, py: Python<'_>, skip: Vec<String>) -> PyResult<Vec<PyLink>> {
         let inner = self.inner.clone();
-        py.detach(move || guarded(|| inner.autoattach(&skip))).py(py)
+        let r = py.detach(move || guarded(|| inner.autoattach(&skip))).py(py)?;
+        Ok(r.into_iter().map(|inner| PyLink { inner }).collect())
     }
 
-    /// `[(id, kind, target, program)]` of every attachment.
-    fn links(&self, py: Python<'_>) -> PyResult<Vec<(u64, String, String, String)>> {
-        guarded(|| self.inner.links()).py(py)
+    /// Every attachment of this object.
+    fn links(&self, py: Python<'_>) -> PyResult<Vec<PyLink>> {
+        let r = guarded(|| self.inner.links()).py(py)?;
+        Ok(r.into_iter().map(|inner| PyLink { inner }).collect())
     }
 
-    /// Detaches matching attachments; returns how many.
+    /// Detaches attachments of `kind` (with this `target` and `program` when given); how many.
     #[pyo3(signature = (kind, target = None, program = None))]
     fn detach(&self, py: Python<'_>, kind: &str, target: Option<&str>, program: Option<&str>) -> PyResult<usize> {
         // Detaching many links takes the kernel seconds: without the GIL.
@@ -246,10 +257,16 @@ impl PyBpfObject {
         py.detach(move || guarded(|| inner.detach(&k, t.as_deref(), p.as_deref()))).py(py)
     }
 
-    /// Detaches attachment `id`.
+    /// Detaches the attachments with these ids; how many went.
+    fn detach_ids(&self, py: Python<'_>, ids: Vec<u64>) -> PyResult<usize> {
+        let inner = self.inner.clone();
+        py.detach(move || guarded(|| inner.detach_ids(&ids))).py(py)
+    }
+
+    /// Detaches attachment `id`; whether it was attached.
     fn detach_id(&self, py: Python<'_>, id: u64) -> PyResult<bool> {
         let inner = self.inner.clone();
-        py.detach(move || guarded(|| inner.detach_id(id))).py(py)
+        py.detach(move || guarded(|| inner.detach_ids(&[id]))).py(py).map(|n| n > 0)
     }
 
     /// Releases every link and fd now. Idempotent.

@@ -180,3 +180,6 @@ mod perf;
 pub use perf::*;
 mod probe;
 pub use probe::*;
+mod mmap;
+pub use mmap::*;
+pub mod types;

@@ -422,9 +422,9 @@ impl<'a> Program<'a> {
 
     /// Attaches a cgroup program (its section names the attach type) to the cgroup open at
     /// `cgroup_fd`, through a BPF link.
-    pub fn attach_cgroup(&self, cgroup_fd: i32, what: &str) -> Result<Link, Failure> {
+    pub fn attach_cgroup(&self, cgroup_fd: std::os::fd::BorrowedFd<'_>, what: &str) -> Result<Link, Failure> {
         // SAFETY: the program is live; cgroup_fd is an open directory fd (the kernel checks).
-        let p = unsafe { lb::bpf_program__attach_cgroup(self.ptr.as_ptr(), cgroup_fd) };
+        let p = unsafe { lb::bpf_program__attach_cgroup(self.ptr.as_ptr(), std::os::fd::AsRawFd::as_raw_fd(&cgroup_fd)) };
         self.link(p, || format!("attaching program `{}` ({}) to cgroup {what}", self.name(), self.section()))
     }
 
