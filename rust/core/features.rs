@@ -238,7 +238,9 @@ pub fn probe(name: &str) -> Result<Outcome> {
             Err(f) => Outcome::from_failure(&f),
             Ok(fd) => {
                 let (mut cursor, mut keys, mut vals) = ([0u8; 8], [0u8; 4], [0u8; 4]);
-                match sys::map_lookup_batch(std::os::fd::AsRawFd::as_raw_fd(&fd), None, &mut cursor, &mut keys, &mut vals, 1) {
+                let lookup = sys::map_info_by_fd(std::os::fd::AsFd::as_fd(&fd))
+                    .and_then(|info| sys::map_lookup_batch(&info.handle, None, &mut cursor, &mut keys, &mut vals, 1));
+                match lookup {
                     Ok(_) => Outcome::yes(),
                     Err(f) => Outcome::from_failure(&f),
                 }

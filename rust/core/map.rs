@@ -70,21 +70,20 @@ impl MapHandle {
 
     /// Opens a map by fd, taking ownership of the fd.
     pub fn from_fd(fd: std::os::fd::OwnedFd) -> Result<MapHandle> {
-        use std::os::fd::AsRawFd;
-        let raw = fd.as_raw_fd();
-        let ki = sys::map_info_by_fd(raw).map_err(Error::map)?;
+        use std::os::fd::AsFd;
+        let ki = sys::map_info_by_fd(fd.as_fd()).map_err(Error::map)?;
         let btf = if ki.btf_id != 0 { sys::btf_raw_by_id(ki.btf_id).ok().and_then(|r| Btf::parse(r).ok()) } else { None };
         let info = MapInfo {
             name: ki.name,
-            map_type: MapType::from_raw(ki.map_type),
-            key_size: ki.key_size,
-            value_size: ki.value_size,
+            map_type: ki.handle.map_type(),
+            key_size: ki.handle.key_size() as u32,
+            value_size: ki.handle.value_size() as u32,
             max_entries: ki.max_entries,
             flags: ki.flags,
             key_type_id: if btf.is_some() { ki.btf_key_type_id } else { 0 },
             value_type_id: if btf.is_some() { ki.btf_value_type_id } else { 0 },
             internal: false,
-            fd: raw,
+            handle: ki.handle,
         };
         let ncpus = sys::num_possible_cpus().map_err(Error::from)?;
         Ok(MapHandle { owner: Owner::Own(Arc::new(OwnedMap { _fd: fd, btf })), ncpus, info })
@@ -96,15 +95,13 @@ impl MapHandle {
             Error::Os { errno, message } => Error::Map { errno, message },
             e => e,
         })?;
-        // SAFETY: obj_get returned a fresh fd that nothing else owns.
-        MapHandle::from_fd(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+        MapHandle::from_fd(fd)
     }
 
     /// Opens the map with kernel id `id` (e.g. an inner map of a map-in-map).
     pub fn open_id(id: u32) -> Result<MapHandle> {
         let fd = sys::map_fd_by_id(id).map_err(Error::map)?;
-        // SAFETY: a fresh fd that nothing else owns.
-        MapHandle::from_fd(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+        MapHandle::from_fd(fd)
     }
 
     /// The key type, from BTF (Void when the map has none).
@@ -132,20 +129,20 @@ impl MapHandle {
         if path.starts_with("/sys/fs/bpf/") {
             host::ensure_mounted(host::Fs::Bpffs)?;
         }
-        self.with(|| sys::obj_pin(self.info.fd, path).map_err(Error::map))
+        self.with(|| sys::obj_pin(&self.info.handle, path).map_err(Error::map))
     }
 
     /// Pushes onto a queue or stack, or adds to a bloom filter.
     pub fn push(&self, value: &[u8], flags: u64) -> Result<()> {
         self.check_value(value)?;
-        self.with(|| sys::map_push(self.info.fd, value, flags).map_err(Error::map))
+        self.with(|| sys::map_push(&self.info.handle, value, flags).map_err(Error::map))
     }
 
     /// Pops from a queue or stack; None when empty.
     pub fn pop(&self) -> Result<Option<Vec<u8>>> {
         self.with(|| {
             let mut v = vec![0u8; self.value_buf_size()];
-            Ok(sys::map_pop(self.info.fd, &mut v).map_err(Error::map)?.then_some(v))
+            Ok(sys::map_pop(&self.info.handle, &mut v).map_err(Error::map)?.then_some(v))
         })
     }
 
@@ -153,7 +150,7 @@ impl MapHandle {
     pub fn peek(&self) -> Result<Option<Vec<u8>>> {
         self.with(|| {
             let mut v = vec![0u8; self.value_buf_size()];
-            Ok(sys::map_peek(self.info.fd, &mut v).map_err(Error::map)?.then_some(v))
+            Ok(sys::map_peek(&self.info.handle, &mut v).map_err(Error::map)?.then_some(v))
         })
     }
 
@@ -162,7 +159,7 @@ impl MapHandle {
         self.check_value(value)?;
         self.with(|| {
             let mut v = value.to_vec();
-            sys::map_peek(self.info.fd, &mut v).map_err(Error::map)
+            sys::map_peek(&self.info.handle, &mut v).map_err(Error::map)
         })
     }
 
@@ -180,16 +177,12 @@ impl MapHandle {
 
     /// Bytes of one value as the syscalls see it (all CPUs' copies for per-CPU maps).
     pub fn value_buf_size(&self) -> usize {
-        if self.info.map_type.is_percpu() {
-            round8(self.info.value_size as usize) * self.ncpus
-        } else {
-            self.info.value_size as usize
-        }
+        self.info.handle.value_buf_size()
     }
 
     /// The kernel fd (valid while the object is open).
     pub fn fd(&self) -> Result<i32> {
-        self.with(|| Ok(self.info.fd))
+        self.with(|| Ok(self.info.handle.raw()))
     }
 
     fn check_key(&self, key: &[u8]) -> Result<()> {
@@ -209,7 +202,7 @@ impl MapHandle {
         self.check_key(key)?;
         self.with(|| {
             let mut v = vec![0u8; self.value_buf_size()];
-            let found = sys::map_lookup(self.info.fd, key, &mut v).map_err(Error::map)?;
+            let found = sys::map_lookup(&self.info.handle, key, &mut v).map_err(Error::map)?;
             Ok(found.then_some(v))
         })
     }
@@ -219,7 +212,7 @@ impl MapHandle {
         self.check_key(key)?;
         self.check_value(value)?;
         self.with(|| {
-            sys::map_update(self.info.fd, key, value, flags).map_err(|f| match f.errno {
+            sys::map_update(&self.info.handle, key, value, flags).map_err(|f| match f.errno {
                 libc::E2BIG => Error::Map { errno: f.errno, message: format!("map `{}` is full ({} entries)", self.info.name, self.info.max_entries) },
                 _ => Error::map(f),
             })
@@ -229,7 +222,7 @@ impl MapHandle {
     /// Deletes `key`; false if it was absent.
     pub fn delete(&self, key: &[u8]) -> Result<bool> {
         self.check_key(key)?;
-        self.with(|| sys::map_delete(self.info.fd, key).map_err(Error::map))
+        self.with(|| sys::map_delete(&self.info.handle, key).map_err(Error::map))
     }
 
     /// Every key, by `get_next_key`, each at most once even if entries are deleted meanwhile
@@ -243,7 +236,7 @@ impl MapHandle {
             let limit = (self.info.max_entries as usize).saturating_mul(4).max(1024);
             for _ in 0..limit {
                 let mut next = vec![0u8; ks];
-                if !sys::map_next_key(self.info.fd, cur.as_deref(), &mut next).map_err(Error::map)? {
+                if !sys::map_next_key(&self.info.handle, cur.as_deref(), &mut next).map_err(Error::map)? {
                     break;
                 }
                 if seen.insert(next.clone()) {
@@ -282,14 +275,14 @@ impl MapHandle {
             let chunk = (self.info.max_entries as usize).clamp(1, 16384);
             let (mut keys, mut vals) = (Vec::new(), Vec::new());
             let mut total = 0usize;
-            let cur_len = ks.max(8);
+            let cur_len = sys::batch_cursor_size(&self.info.handle);
             let mut cursor: Option<Vec<u8>> = None;
             let mut next = vec![0u8; cur_len];
             loop {
                 keys.resize((total + chunk) * ks, 0);
                 vals.resize((total + chunk) * vs, 0);
                 let (n, done) = sys::map_lookup_batch(
-                    self.info.fd,
+                    &self.info.handle,
                     cursor.as_deref(),
                     &mut next,
                     &mut keys[total * ks..],
@@ -341,7 +334,7 @@ impl MapHandle {
                 return Ok((region, stride));
             }
         }
-        let region = self.with(|| MmapRegion::of_array(self.info.fd, self.info.value_size, self.info.max_entries).map_err(Error::map))?;
+        let region = self.with(|| MmapRegion::of_array(self.info.handle.raw(), self.info.value_size, self.info.max_entries).map_err(Error::map))?;
         Ok((Arc::new(region), stride))
     }
 }

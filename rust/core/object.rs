@@ -80,7 +80,8 @@ pub struct MapInfo {
     pub value_type_id: u32,
     /// Whether libbpf made the map for a data section.
     pub internal: bool,
-    pub(crate) fd: i32,
+    /// The map's fd with its sizes, valid while the object is open.
+    pub(crate) handle: sys::MapFd,
 }
 
 /// A loaded BPF object. See the module docs for its lifetime.
@@ -213,10 +214,11 @@ impl BpfObject {
     /// Every map, internal ones included.
     pub fn maps(&self) -> Result<Vec<MapInfo>> {
         self.with(|l| {
-            Ok(l.obj
+            l.obj
                 .maps()
                 .iter()
-                .map(|m| MapInfo {
+                .map(|m| {
+                    Ok(MapInfo {
                     name: m.name(),
                     map_type: MapType::from_raw(m.map_type()),
                     key_size: m.key_size(),
@@ -226,9 +228,10 @@ impl BpfObject {
                     key_type_id: m.btf_key_type_id(),
                     value_type_id: m.btf_value_type_id(),
                     internal: m.is_internal(),
-                    fd: m.fd(),
+                    handle: m.map_fd().map_err(Error::map)?,
+                    })
                 })
-                .collect())
+                .collect()
         })
     }
 
@@ -290,9 +293,12 @@ impl BpfObject {
             if let Some(b) = map.read_data(sv.offset as usize, sv.size as usize) {
                 return Ok(b);
             }
-            let mut val = vec![0u8; map.value_size() as usize];
-            sys::map_lookup(map.fd(), &0u32.to_le_bytes(), &mut val).map_err(Error::map)?;
-            Ok(val[sv.offset as usize..(sv.offset + sv.size) as usize].to_vec())
+            let h = map.map_fd().map_err(Error::map)?;
+            let mut val = vec![0u8; h.value_buf_size()];
+            sys::map_lookup(&h, &0u32.to_le_bytes(), &mut val).map_err(Error::map)?;
+            val.get(sv.offset as usize..(sv.offset + sv.size) as usize)
+                .map(<[u8]>::to_vec)
+                .ok_or_else(|| Error::Internal(format!("global `{var}` lies outside its section")))
         })
     }
 
@@ -313,10 +319,13 @@ impl BpfObject {
             if map.write_data(sv.offset as usize, bytes) {
                 return Ok(());
             }
-            let mut val = vec![0u8; map.value_size() as usize];
-            sys::map_lookup(map.fd(), &0u32.to_le_bytes(), &mut val).map_err(Error::map)?;
-            val[sv.offset as usize..(sv.offset + sv.size) as usize].copy_from_slice(bytes);
-            sys::map_update(map.fd(), &0u32.to_le_bytes(), &val, 0).map_err(Error::map)
+            let h = map.map_fd().map_err(Error::map)?;
+            let mut val = vec![0u8; h.value_buf_size()];
+            sys::map_lookup(&h, &0u32.to_le_bytes(), &mut val).map_err(Error::map)?;
+            val.get_mut(sv.offset as usize..(sv.offset + sv.size) as usize)
+                .ok_or_else(|| Error::Internal(format!("global `{var}` lies outside its section")))?
+                .copy_from_slice(bytes);
+            sys::map_update(&h, &0u32.to_le_bytes(), &val, 0).map_err(Error::map)
         })
     }
 

@@ -524,14 +524,17 @@ impl<'a> Map<'a> {
     }
 
     /// Writes bytes at `offset` of a data-section map's contents (see [`Map::read_data`]).
-    /// Returns false when the memory is not mapped writable here. The caller must not write a
-    /// read-only (`.rodata`) map after load: its mapping is then read-only.
+    /// Returns false when the memory is not writable here: after load, a read-only map
+    /// (`.rodata`, `BPF_F_RDONLY_PROG`) is mapped read-only, so it is refused, never written.
     pub fn write_data(&self, offset: usize, bytes: &[u8]) -> bool {
+        if self.fd() >= 0 && self.map_flags() & lb::BPF_F_RDONLY_PROG != 0 {
+            return false;
+        }
         let Some((p, size)) = self.initial_value_ptr() else { return false };
         match offset.checked_add(bytes.len()) {
             Some(end) if end <= size => {
                 // SAFETY: in bounds as checked; writable: before load it is libbpf's heap copy,
-                // after load callers only write maps mapped read-write.
+                // after load a map without BPF_F_RDONLY_PROG, which libbpf maps read-write.
                 unsafe { ptr::copy_nonoverlapping(bytes.as_ptr(), p.as_ptr().add(offset), bytes.len()) };
                 true
             }
