@@ -201,7 +201,8 @@ class Table(MutableMapping):
                         strip_leading_zero: Optional[bool] = None, bucket_sort_fn: Optional[Callable] = None) -> None:
         """Prints the map as a power-of-two histogram, as BCC does. Keys are slots (from
         ``bpf_log2l``), or structs whose first field is a section (e.g. a disk) and whose
-        ``slot`` field is the slot; one histogram per section."""
+        ``slot`` field is the slot; one histogram per section. Slots are 0..64: counts at other
+        keys are left out of the rows, and a last line says how many and where."""
         _hist.print_log2_hist(_hist.collect(self.items(), bucket_fn), val_type, section_header,
                               section_print_fn, strip_leading_zero, bucket_sort_fn)
 
@@ -209,10 +210,12 @@ class Table(MutableMapping):
                           section_print_fn: Optional[Callable[[Any], str]] = None,
                           bucket_fn: Optional[Callable[[Any], Any]] = None,
                           strip_leading_zero: Optional[bool] = None,
-                          bucket_sort_fn: Optional[Callable] = None) -> None:
-        """Prints the map as a linear histogram (one row per key value), as BCC does."""
+                          bucket_sort_fn: Optional[Callable] = None, *,
+                          max_rows: int = _hist.LINEAR_MAX_ROWS) -> None:
+        """Prints the map as a linear histogram (one row per key value), as BCC does; at most
+        ``max_rows`` rows (see :func:`bpfkit.table.print_linear_hist` for what is cut)."""
         _hist.print_linear_hist(_hist.collect(self.items(), bucket_fn), val_type, section_header,
-                                section_print_fn, bucket_sort_fn, strip_leading_zero)
+                                section_print_fn, bucket_sort_fn, strip_leading_zero, max_rows=max_rows)
 
     def print_json_hist(self, val_type: str = "value", section_header: str = "Bucket ptr",
                         section_print_fn: Optional[Callable[[Any], str]] = None,
@@ -226,7 +229,8 @@ class Table(MutableMapping):
     def log2_buckets(self, bucket_fn: Optional[Callable[[Any], Any]] = None) -> Any:
         """The power-of-two histogram as numpy: a structured array of ``(low, high, count)`` per
         slot from 1 to the highest used (BCC's slot numbering: slot n holds [2^(n-1), 2^n - 1]),
-        or, for a sectioned map, a dict of such arrays by section."""
+        or, for a sectioned map, a dict of such arrays by section. A key outside slots 0..64 with a
+        count raises ``ValueError`` naming the slot."""
         hists = _hist.collect(self.items(), bucket_fn)
         out = {k: _hist.log2_buckets(v) for k, v in hists.items()}
         return out.get(None, _hist.log2_buckets({})) if list(out) in ([], [None]) else out
