@@ -12,6 +12,22 @@ from . import _btftypes
 __all__ = ["RingBuf", "RingBufTable", "PerfEventArray"]
 
 
+def _records_as_bytes(callback: Callable) -> Callable:
+    """``callback`` receiving each record as bytes.
+
+    Transitional: the native dispatch still passes the address of the record in its own queue
+    (valid during the call, and never one a caller chose). The record is copied out here so
+    that no callback sees an address; once the native dispatch passes record objects (with
+    ``__bytes__``) they go through untouched, and this wrapper can go."""
+
+    def call(first: Any, data: Any, size: int) -> Any:
+        if type(data) is int:
+            data = ct.string_at(data, size)
+        return callback(first, data, size)
+
+    return call
+
+
 class _EventTable:
     """Common part of ring buffers and perf buffers: decoding records from BTF, per-record
     callbacks, and batches as numpy structured arrays."""
@@ -56,19 +72,38 @@ class _EventTable:
         return self._record_type()[2]
 
     def event(self, data: Any) -> Any:
-        """Decodes one record: ``data`` is what a callback received (an address, as in BCC) or the
-        record's bytes. Fields are attributes; ``char[]`` fields read as bytes, and
-        ``ev.str("comm")`` gives them as text."""
-        T = self.Event
-        if isinstance(data, int):
-            obj = T()
-            ct.memmove(ct.addressof(obj), data, ct.sizeof(T))
-            return obj
-        b = bytes(data)
-        return T.from_buffer_copy(b.ljust(ct.sizeof(T), b"\0")[: ct.sizeof(T)])
+        """Decodes one record: ``data`` is what a callback received, or the record's bytes
+        (``bytes``, ``bytearray``, ``memoryview``, any buffer, or an object with ``__bytes__``).
+        Fields are attributes; ``char[]`` fields read as bytes, and ``ev.str("comm")`` gives them
+        as text. A record shorter than the type is zero-padded; a longer one is cut.
 
+        An int is not a record: BCC's callbacks received an address, but nothing in bpfkit
+        reads memory at an address it is given, so ``event(size)`` or ``event(0)`` raises
+        ``TypeError`` instead of crashing the interpreter::
+
+            def show(ctx, data, size):
+                e = events.event(data)
+                print(e.pid, e.str("comm"))
+        """
+        if isinstance(data, int) or hasattr(type(data), "__index__"):  # bool and numpy ints too
+            raise TypeError(f"event() takes a record (what the callback received, or its bytes), not an int "
+                            f"({data!r}): bpfkit never reads memory at an address")
+        if hasattr(type(data), "__bytes__"):
+            b = bytes(data)
+        else:
+            try:
+                b = memoryview(data).tobytes()
+            except TypeError:
+                raise TypeError(f"event() takes a record (what the callback received, or its bytes), "
+                                f"not {type(data).__name__}") from None
+        T = self.Event
+        size = ct.sizeof(T)
+        return T.from_buffer_copy(b.ljust(size, b"\0")[:size])
+
+    @property
     def dtype(self) -> Any:
-        """The numpy dtype of a record (structured; ``char[]`` fields as ``S<n>``)."""
+        """The numpy dtype of a record (structured; ``char[]`` fields as ``S<n>``), as
+        ``read()`` gives records: ``np.zeros(4, dtype=events.dtype)``."""
         _name, desc, T = self._record_type()
         if desc is None:
             import numpy as np
@@ -135,7 +170,7 @@ class _EventTable:
         st = self._open()
         if not st.pumped:
             st.start_pump(self.linger)
-        dt = self.dtype()
+        dt = self.dtype
         if st.queued < max:
             st.fill(0, max)  # what the kernel buffer holds right now, without waiting for the pump
         if st.queued == 0 and timeout != 0:
@@ -187,7 +222,7 @@ class _EventTable:
     def _dispatch(self) -> int:
         if self._callback is None or self._stream is None:
             return 0
-        return self._stream.dispatch(self._callback, self._ctx)
+        return self._stream.dispatch(_records_as_bytes(self._callback), self._ctx)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} size={self.max_entries}>"
@@ -200,9 +235,10 @@ class RingBuf(_EventTable):
 
     _kind = "ring"
 
-    def open_ring_buffer(self, callback: Callable[[Any, int, int], Any], ctx: Any = None,
+    def open_ring_buffer(self, callback: Callable[[Any, Any, int], Any], ctx: Any = None,
                          record: Any = None, pump: bool = True) -> None:
-        """Calls ``callback(ctx, data, size)`` for each record from ``b.ring_buffer_poll()``.
+        """Calls ``callback(ctx, data, size)`` for each record from ``b.ring_buffer_poll()``;
+        ``data`` is the record (``event(data)`` decodes it, ``bytes(data)`` is its bytes).
         ``pump=False`` reads the kernel buffer only inside the poll calls (BCC's behaviour)."""
         if record is not None:
             self.set_record(record)
@@ -225,10 +261,11 @@ class PerfEventArray(_EventTable):
         self._lost_seen = 0
         self._page_cnt = 8
 
-    def open_perf_buffer(self, callback: Callable[[int, int, int], Any], page_cnt: int = 8,
+    def open_perf_buffer(self, callback: Callable[[int, Any, int], Any], page_cnt: int = 8,
                          lost_cb: Optional[Callable[[int], Any]] = None, wakeup_events: int = 1,
                          record: Any = None, pump: bool = True) -> None:
-        """Calls ``callback(cpu, data, size)`` per sample from ``b.perf_buffer_poll()``.
+        """Calls ``callback(cpu, data, size)`` per sample from ``b.perf_buffer_poll()``; ``data``
+        is the sample (``event(data)`` decodes it, ``bytes(data)`` is its bytes).
         ``wakeup_events``: the kernel wakes the reader every that many samples per CPU (fewer
         wake-ups cost the producing CPU less; the pump still reads at least every 100 ms).
         ``pump=False`` reads the kernel buffers only inside the poll calls (BCC's behaviour)."""
