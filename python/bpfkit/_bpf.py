@@ -326,7 +326,7 @@ class BPF(KernelAttachMixin, UserAttachMixin, NetAttachMixin):
         from ._values import to_bytes
 
         _sec, desc = self._obj.global_info(name)
-        self._obj.write_global(name, to_bytes(ctype_of(desc), value, "value", name))
+        self._obj.write_global(name, to_bytes(ctype_of(desc), value, "value", f"global `{name}`"))
 
     # -- programs and attachments ------------------------------------------------------------
     def programs(self) -> list:

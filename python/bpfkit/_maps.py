@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import ctypes as ct
+import errno
+import operator
 from collections.abc import Iterator, MutableMapping
 from typing import Any, Callable, Optional
 
 from . import _btftypes, _hist
+from ._errors import MapError
 from ._streams import PerfEventArray, RingBuf
-from ._values import plain_int_desc, round8, to_bytes
+from ._values import checked_int, columns, plain_int_desc, round8, to_bytes
 
 __all__ = [
     "Table",
@@ -44,6 +47,8 @@ BPF_MAP_TYPE = {
     "lru_hash": 9,
     "lru_percpu_hash": 10,
     "lpm_trie": 11,
+    "array_of_maps": 12,
+    "hash_of_maps": 13,
     "ringbuf": 27,
 }
 
@@ -75,10 +80,10 @@ class Table(MutableMapping):
 
     # -- conversions -------------------------------------------------------------------------
     def _key(self, k: Any) -> bytes:
-        return to_bytes(self.Key, k, "key", self.name)
+        return to_bytes(self.Key, k, "key", f"map `{self.name}`")
 
     def _leaf(self, v: Any) -> bytes:
-        return to_bytes(self.Leaf, v, "value", self.name)
+        return to_bytes(self.Leaf, v, "value", f"map `{self.name}`")
 
     def _decode_key(self, b: bytes) -> Any:
         return self.Key.from_buffer_copy(b)
@@ -130,10 +135,15 @@ class Table(MutableMapping):
         self._m.clear()
 
     def zero(self) -> None:
-        """Sets every existing value to zero."""
+        """Sets every existing value to zero. A key deleted since the walk began (or evicted, in
+        an LRU map) is skipped, not created again."""
         z = bytes(self._m.value_buf_size)
         for k in self._m.keys():
-            self._m.update(k, z, BPF_EXIST)
+            try:
+                self._m.update(k, z, BPF_EXIST)
+            except MapError as e:
+                if e.errno != errno.ENOENT:
+                    raise
 
     def update_raw(self, key: bytes, value: bytes, flags: int = BPF_ANY) -> None:
         """Writes packed bytes, with ``BPF_ANY``/``BPF_NOEXIST``/``BPF_EXIST`` flags."""
@@ -154,24 +164,48 @@ class Table(MutableMapping):
         is removed."""
         self._m.pin(str(path))
 
-    def to_pandas(self) -> Any:
-        """The map as a pandas DataFrame: one column per key and value field (``key``/``value``
-        for scalars). Needs pandas."""
+    def to_pandas(self, *, percpu: str = "wide") -> Any:
+        """The map as a pandas DataFrame (needs pandas), one row per entry: a column per key and
+        value field, named ``key`` / ``value`` for scalars and ``key.field`` / ``value.field``
+        (``value.field.sub`` for a nested struct) otherwise. ``char[]`` fields are ``str``
+        columns (the text up to the first NUL, UTF-8 with replacement characters, as
+        ``event().str()`` gives); other array fields are columns of numpy arrays. An array map
+        has no key column: the DataFrame's index is the key.
+
+        Per-CPU maps: ``percpu="wide"`` (the default) gives one column per possible CPU,
+        ``value_cpu0``, ``value_cpu1``... (``value.field_cpu0``... for a struct);
+        ``percpu="long"`` gives one row per entry and CPU, with a ``cpu`` column (and, for a
+        per-CPU array, a ``key`` column)::
+
+            df = b["counts"].to_pandas(percpu="long")
+            df.groupby("key")["value"].sum()
+        """
         try:
             import pandas as pd
         except ImportError as e:
             raise ImportError("to_pandas() needs pandas: pip install pandas") from e
+        import numpy as np
+
+        if percpu not in ("wide", "long"):
+            raise ValueError(f"percpu is 'wide' or 'long', not {percpu!r}")
         keys, values = self.to_numpy() if not isinstance(self, ArrayTable) else (None, self.to_numpy())
-        cols: dict = {}
-        for prefix, arr in (("key", keys), ("value", values)):
-            if arr is None:
-                continue
-            if arr.dtype.names:
-                for n in arr.dtype.names:
-                    cols[f"{prefix}.{n}"] = list(arr[n]) if arr[n].ndim > 1 else arr[n]
+        ncpu = values.shape[1] if isinstance(self, _PerCpu) else 0
+        long = bool(ncpu) and percpu == "long"
+        cpus = None
+        if long:
+            n = len(values)
+            keys = np.repeat(keys if keys is not None else np.arange(n, dtype=self.key_dtype()), ncpu)
+            values, cpus = values.reshape(n * ncpu), np.tile(np.arange(ncpu), n)
+        cols: dict = dict(columns("key", keys)) if keys is not None else {}
+        if cpus is not None:
+            cols["cpu"] = cpus
+        for name, col in columns("value", values):
+            if ncpu and not long:
+                for c in range(ncpu):
+                    cols[f"{name}_cpu{c}"] = col[:, c]
             else:
-                cols[prefix] = list(arr) if arr.ndim > 1 else arr
-        return pd.DataFrame(cols)
+                cols[name] = col
+        return pd.DataFrame({k: list(c) if c.ndim > 1 else c for k, c in cols.items()})
 
     # -- numpy -------------------------------------------------------------------------------
     def key_dtype(self) -> Any:
@@ -244,27 +278,39 @@ class LruHash(HashTable):
     """``BPF_MAP_TYPE_LRU_HASH`` (kernel 4.10+): the least recently used entry is evicted when full."""
 
 
-class ArrayTable(Table):
-    """``BPF_MAP_TYPE_ARRAY`` (kernel 3.19+): keys ``0..max_entries-1``, all present; negative
-    indexes count from the end; ``del`` zeroes."""
+def _array_index(t: Any, key: Any) -> int:
+    """``key`` as an index of ``t``, a map whose keys are ``0..max_entries-1`` (an array, a prog
+    array, an array of maps); negative indexes count from the end. An index out of range raises
+    ``IndexError`` naming it and the size, before the kernel is asked (whose E2BIG would read as
+    "map is full")."""
+    if isinstance(key, ct._SimpleCData):
+        key = key.value
+    if isinstance(key, (bytes, bytearray, memoryview)):
+        i = int.from_bytes(to_bytes(t.Key, key, "key", f"map `{t.name}`"), "little")
+    elif isinstance(key, bool) or not hasattr(key, "__index__"):
+        raise TypeError(f"array `{t.name}` is indexed by int, not {type(key).__name__}")
+    else:
+        i = operator.index(key)
+        if i < 0:
+            i += t.max_entries
+    if not 0 <= i < t.max_entries:
+        raise IndexError(f"index {key!r} is out of range for `{t.name}`, an array of {t.max_entries} entries")
+    return i
+
+
+class _Indexed(Table):
+    """A map whose keys are the indexes ``0..max_entries-1`` (see :func:`_array_index`)."""
 
     def _index(self, key: Any) -> int:
-        if isinstance(key, (ct._SimpleCData,)):
-            key = key.value
-        if isinstance(key, (bytes, bytearray)):
-            return int.from_bytes(self._key(key), "little")
-        if not isinstance(key, int) or isinstance(key, bool):
-            raise TypeError(f"array `{self.name}` is indexed by int, not {type(key).__name__}")
-        if key < 0:
-            key += self.max_entries
-        if not 0 <= key < self.max_entries:
-            raise IndexError(f"index out of range for array `{self.name}` of {self.max_entries} entries")
-        return key
+        return _array_index(self, key)
 
     def _key(self, k: Any) -> bytes:
-        if isinstance(k, int) and not isinstance(k, bool):
-            return to_bytes(self.Key, self._index(k), "key", self.name)
-        return super()._key(k)
+        return to_bytes(self.Key, _array_index(self, k), "key", f"map `{self.name}`")
+
+
+class ArrayTable(_Indexed):
+    """``BPF_MAP_TYPE_ARRAY`` (kernel 3.19+): keys ``0..max_entries-1``, all present; negative
+    indexes count from the end; ``del`` zeroes."""
 
     def __getitem__(self, key: Any) -> Any:
         return super().__getitem__(self._index(key))
@@ -372,7 +418,7 @@ class _PerCpu:
         for x in vals:
             if hasattr(x, "item") and not isinstance(x, ct._SimpleCData):
                 x = x.item()
-            b = to_bytes(self.Leaf, x, "value", self._m.name)  # type: ignore[attr-defined]
+            b = to_bytes(self.Leaf, x, "value", f"map `{self._m.name}`")  # type: ignore[attr-defined]
             out += b + bytes(stride - len(b))
         return bytes(out)
 
@@ -435,25 +481,39 @@ class StackTrace(Table):
             yield addr
 
 
-class ProgArray(Table):
+class ProgArray(_Indexed):
     """``BPF_MAP_TYPE_PROG_ARRAY`` (kernel 4.2+), for tail calls: ``table[i] = "prog_name"``
-    (a program of the same object) or a program fd; reading gives the program's kernel id."""
+    (a program of the same object) or a program fd; reading gives the program's kernel id.
+    An index outside ``0..max_entries-1`` raises ``IndexError``."""
 
     def __setitem__(self, key: Any, prog: Any) -> None:
+        k = self._key(key)
         if isinstance(prog, str):
             fds = {p[0]: p[3] for p in self.bpf._obj.programs()}
             if prog not in fds or fds[prog] < 0:
                 raise KeyError(f"no loaded program named `{prog}`")
             prog = fds[prog]
-        self._m.update(self._key(key), int(prog).to_bytes(4, "little"), BPF_ANY)
+        self._m.update(k, _fd_bytes(prog, f"the program fd for `{self.name}`[{key!r}]"), BPF_ANY)
 
     def _decode_leaf(self, b: bytes) -> Any:
         return ct.c_uint32(int.from_bytes(b[:4], "little"))
 
 
+def _fd_bytes(fd: Any, place: str) -> bytes:
+    if isinstance(fd, bool) or not hasattr(fd, "__index__"):
+        raise TypeError(f"{place} must be an int, not {type(fd).__name__}")
+    return int(checked_int(ct.c_uint32, fd, place)).to_bytes(4, "little")
+
+
 class MapInMap(Table):
     """``BPF_MAP_TYPE_ARRAY_OF_MAPS`` / ``HASH_OF_MAPS`` (kernel 4.12+): ``table[k]`` is the inner
-    map as a table of its own; ``table[k] = other_table`` installs an inner map."""
+    map as a table of its own; ``table[k] = other_table`` installs an inner map. An array of
+    maps takes indexes ``0..max_entries-1`` (``IndexError`` otherwise)."""
+
+    def _key(self, k: Any) -> bytes:
+        if self.map_type == BPF_MAP_TYPE["array_of_maps"]:
+            k = _array_index(self, k)
+        return super()._key(k)
 
     def __getitem__(self, key: Any) -> Any:
         raw = self._m.lookup(self._key(key))
@@ -465,11 +525,19 @@ class MapInMap(Table):
         return make_table(self.bpf, inner)
 
     def __setitem__(self, key: Any, table: Any) -> None:
-        fd = table.fd if hasattr(table, "fd") else int(table)
-        self._m.update(self._key(key), int(fd).to_bytes(4, "little"), BPF_ANY)
+        k = self._key(key)
+        fd = table.fd if hasattr(table, "fd") else table
+        self._m.update(k, _fd_bytes(fd, f"the map fd for `{self.name}`[{key!r}]"), BPF_ANY)
 
     def items(self) -> list:  # type: ignore[override]
-        return [(k, self[k]) for k in self.keys()]
+        """Every ``(key, inner table)``; keys removed since the walk began are skipped."""
+        out = []
+        for k in self.keys():
+            try:
+                out.append((k, self[k]))
+            except KeyError:
+                continue
+        return out
 
 
 class _ValueOnly:
@@ -494,7 +562,7 @@ class QueueStack(_ValueOnly):
 
     def push(self, value: Any, flags: int = 0) -> None:
         """Adds ``value`` (``flags=BPF_EXIST`` (2) overwrites the oldest when full)."""
-        self._m.push(to_bytes(self.Leaf, value, "value", self.name), flags)
+        self._m.push(to_bytes(self.Leaf, value, "value", f"map `{self.name}`"), flags)
 
     def pop(self) -> Any:
         """Removes and returns the next value; KeyError when empty."""
@@ -525,10 +593,10 @@ class BloomFilter(_ValueOnly):
     when ``v`` was certainly never added."""
 
     def push(self, value: Any) -> None:
-        self._m.push(to_bytes(self.Leaf, value, "value", self.name), 0)
+        self._m.push(to_bytes(self.Leaf, value, "value", f"map `{self.name}`"), 0)
 
     def __contains__(self, value: Any) -> bool:
-        return self._m.bloom_contains(to_bytes(self.Leaf, value, "value", self.name))
+        return self._m.bloom_contains(to_bytes(self.Leaf, value, "value", f"map `{self.name}`"))
 
 
 _BY_TYPE = {

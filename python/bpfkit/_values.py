@@ -8,9 +8,22 @@ ints, floats, tuples, dicts, lists and bytes are accepted wherever one is expect
 from __future__ import annotations
 
 import ctypes as ct
-from typing import Any
+import operator
+from collections.abc import Iterator
+from typing import Any, Optional
 
-__all__ = ["round8", "plain_int_desc", "build", "to_bytes", "scalar", "plain_value"]
+__all__ = [
+    "round8",
+    "plain_int_desc",
+    "int_range",
+    "checked_int",
+    "build",
+    "to_bytes",
+    "cstr",
+    "columns",
+    "scalar",
+    "plain_value",
+]
 
 
 def round8(n: int) -> int:
@@ -24,9 +37,51 @@ def plain_int_desc(size: int) -> dict:
             "elem": {"kind": "int", "name": "u8", "size": 1, "signed": False, "char": False, "bool": False}}
 
 
-def build(t: Any, v: Any) -> Any:
+#: ctypes type codes of the integer types (lower case: signed).
+_INT_CODES = "bBhHiIlLqQ"
+
+
+def int_range(t: Any, bits: int = 0) -> Optional[tuple[int, int, str]]:
+    """``(lowest, highest, description)`` of the ctypes integer type ``t`` (of a ``bits``-wide
+    bitfield of it, when given), or None when ``t`` is not an integer type."""
+    code = getattr(t, "_type_", None)
+    if not isinstance(code, str) or code not in _INT_CODES:
+        return None
+    signed = code.islower()
+    bits = bits or ct.sizeof(t) * 8
+    lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+    return lo, hi, f"{'a signed' if signed else 'an unsigned'} {bits}-bit integer ({lo}..{hi})"
+
+
+def checked_int(t: Any, v: Any, place: str, bits: int = 0) -> Any:
+    """``v`` as an int that fits the integer type ``t`` (``bits`` wide for a bitfield), or
+    ``v`` unchanged when ``t`` is not an integer type or ``v`` not an integer. ctypes stores
+    the low bits of an int that does not fit; this refuses it instead, with ``OverflowError``
+    naming ``place``. ``True``/``False`` are 1 and 0."""
+    r = int_range(t, bits)
+    if r is None or isinstance(v, float):
+        return v
+    try:
+        i = operator.index(v)
+    except TypeError:
+        return v  # not an integer: ctypes says what it takes
+    lo, hi, desc = r
+    if not lo <= i <= hi:
+        raise OverflowError(f"{i} does not fit {place}, {desc}")
+    return i
+
+
+def _field_place(path: str, place: str) -> str:
+    if not path:
+        return place
+    return f"element {path} of {place}" if path.startswith("[") else f"field `{path}` of {place}"
+
+
+def build(t: Any, v: Any, place: str = "the value", path: str = "") -> Any:
     """A ctypes ``t`` from a Python value: ints and floats for scalars, bytes/str/lists for
-    arrays, tuples (positional, padding fields skipped) or dicts for structs, recursively."""
+    arrays, tuples (positional, padding fields skipped) or dicts for structs, recursively.
+    An int that does not fit its field raises ``OverflowError`` naming the field (``path``,
+    within ``place``)."""
     if isinstance(v, t):
         return v
     if issubclass(t, (ct.Structure, ct.Union)):
@@ -40,17 +95,19 @@ def build(t: Any, v: Any) -> Any:
         else:
             raise TypeError(f"{t.__name__} takes a tuple or dict")
         out = t()
-        ftypes = {f[0]: f[1] for f in t._fields_}
+        fields = {f[0]: f for f in t._fields_}
         for name, x in items:
-            if name not in ftypes:
+            if name not in fields:
                 raise TypeError(f"{t.__name__} has no field {name!r}")
-            ft = ftypes[name]
+            ft = fields[name][1]
+            sub = f"{path}.{name}" if path else name
             if issubclass(ft, ct.Array) and ft._type_ is ct.c_char and isinstance(x, (bytes, str)):
                 setattr(out, name, x.encode() if isinstance(x, str) else x)  # ctypes pads char arrays
             elif issubclass(ft, (ct.Structure, ct.Union, ct.Array)):
-                setattr(out, name, build(ft, x))
+                setattr(out, name, build(ft, x, place, sub))
             else:
-                setattr(out, name, x)
+                bits = fields[name][2] if len(fields[name]) > 2 else 0
+                setattr(out, name, checked_int(ft, x, _field_place(sub, place), bits))
         return out
     if issubclass(t, ct.Array):
         if isinstance(v, str):
@@ -60,36 +117,66 @@ def build(t: Any, v: Any) -> Any:
                 raise ValueError(f"{len(v)} bytes do not fit {ct.sizeof(t)}")
             return t.from_buffer_copy(bytes(v).ljust(ct.sizeof(t), b"\0"))
         if isinstance(v, (list, tuple)):
-            return t(*[build(t._type_, x) if issubclass(t._type_, (ct.Structure, ct.Union, ct.Array)) else x for x in v])
+            if len(v) > t._length_:
+                raise ValueError(f"{len(v)} values do not fit an array of {t._length_}")
+            et = t._type_
+            if issubclass(et, (ct.Structure, ct.Union, ct.Array)):
+                return t(*[build(et, x, place, f"{path}[{i}]") for i, x in enumerate(v)])
+            return t(*[checked_int(et, x, _field_place(f"{path}[{i}]", place)) for i, x in enumerate(v)])
         raise TypeError(f"an array of {t._length_} takes a list or bytes")
-    if not isinstance(v, (int, float, bytes)):
+    if not isinstance(v, (int, float, bytes)) and not hasattr(v, "__index__"):
         raise TypeError(f"{type(v).__name__} is not a number")
-    return t(v)
+    return t(checked_int(t, v, _field_place(path, place)))
 
 
-
-def to_bytes(t: Any, v: Any, what: str, mapname: str) -> bytes:
+def to_bytes(t: Any, v: Any, what: str, owner: str) -> bytes:
+    """The bytes of ``v`` as a ``t``: ``what`` ("key", "value") of ``owner`` ("map `counts`",
+    "global `g`") names it in errors. Bytes and ctypes objects must have ``t``'s size
+    (``ValueError``); other values are converted with :func:`build` (``TypeError`` when they
+    cannot be, ``OverflowError`` when an int does not fit its field)."""
     size = ct.sizeof(t)
     if isinstance(v, t):
         return bytes(v)
     if isinstance(v, (bytes, bytearray, memoryview)):
         b = bytes(v)
         if len(b) != size:
-            raise ValueError(f"map `{mapname}` takes {size}-byte {what}s ({t.__name__}), got {len(b)} bytes")
+            raise ValueError(f"{owner} takes {size}-byte {what}s ({t.__name__}), got {len(b)} bytes")
         return b
-    if isinstance(v, ct._SimpleCData) or isinstance(v, (ct.Structure, ct.Union, ct.Array)):
+    if isinstance(v, (ct._SimpleCData, ct.Structure, ct.Union, ct.Array)):
         if ct.sizeof(v) != size:
-            raise ValueError(
-                f"map `{mapname}` takes {size}-byte {what}s ({t.__name__}), got {type(v).__name__} of {ct.sizeof(v)} bytes")
+            raise ValueError(f"{owner} takes {size}-byte {what}s ({t.__name__}), "
+                             f"got {type(v).__name__} of {ct.sizeof(v)} bytes")
         return bytes(v)
     try:
         if isinstance(v, bool) and not issubclass(t, (ct.c_bool,)):
             raise TypeError("a bool is not a number here")
-        return bytes(build(t, v))
+        return bytes(build(t, v, f"the {what} of {owner}"))
     except (TypeError, ValueError) as e:
         raise TypeError(
-            f"map `{mapname}` takes {what}s of type {t.__name__} ({size} bytes); "
+            f"{owner} takes {what}s of type {t.__name__} ({size} bytes); "
             f"cannot convert {type(v).__name__} {v!r}: {e}") from None
+
+
+def cstr(b: bytes, encoding: str = "utf-8") -> str:
+    """A C string's text: the bytes up to the first NUL, decoded with replacement characters
+    for what is not valid ``encoding``."""
+    return b.split(b"\0", 1)[0].decode(encoding, errors="replace")
+
+
+def columns(prefix: str, arr: Any) -> Iterator[tuple[str, Any]]:
+    """``(name, column)`` for each leaf field of the numpy array ``arr`` (structured or not):
+    ``prefix`` for a scalar, ``prefix.field`` (``prefix.field.sub``...) for struct fields.
+    A column keeps the array's leading dimensions; ``char[]`` fields (``S<n>``) become ``str``
+    objects (see :func:`cstr`)."""
+    if arr.dtype.names:
+        for name in arr.dtype.names:
+            yield from columns(f"{prefix}.{name}", arr[name])
+    elif arr.dtype.kind == "S":
+        import numpy as np
+
+        yield prefix, np.frompyfunc(cstr, 1, 1)(arr) if arr.size else arr.astype(object)
+    else:
+        yield prefix, arr
 
 
 def scalar(v: Any) -> Any:
