@@ -15,6 +15,8 @@ import pytest
 
 from bpfkit import BPF
 
+from .conftest import ROOT, run_py
+
 PRODUCER = r"""
 struct inner {
     u16 a;
@@ -301,3 +303,86 @@ def test_perf_wakeup_events_batches_wakeups_without_stranding_samples():
         while len(got) < 5 and time.monotonic() < deadline:
             b.perf_buffer_poll(timeout=200)
         assert sorted(got) == [0, 1, 2, 3, 4]
+
+
+def test_event_refuses_an_int_instead_of_reading_memory_at_it():
+    # In a child: reading memory at an address given by the caller would kill the interpreter.
+    code = """
+import os, sys
+from bpfkit import BPF
+from tests.test_events import PRODUCER
+with BPF(text=PRODUCER, cflags=["-DRB_SIZE=4096"], consts={"targ_pid": os.getpid()}, autoattach=False) as b:
+    for t in (b["rb"], b["pb"]):
+        for bad in (16, 0, -1, True, 2**64, 64):
+            try:
+                t.event(bad)
+            except TypeError as e:
+                print(t.name, repr(bad), "TypeError:", e)
+        for bad in (None, "abc", 1.5, [1, 2]):
+            try:
+                t.event(bad)
+            except TypeError as e:
+                print(t.name, type(bad).__name__, "TypeError:", e)
+print("alive")
+"""
+    r = run_py(code, cwd=str(ROOT))
+    assert r.returncode == 0, r.stderr[-2000:]
+    lines = r.stdout.splitlines()
+    assert lines[-1] == "alive" and len(lines) == 2 * 10 + 1
+    assert all("TypeError: event() takes a record (what the callback received, or its bytes), not" in ln
+               for ln in lines[:-1])
+    assert ("rb 16 TypeError: event() takes a record (what the callback received, or its bytes), "
+            "not an int (16): bpfkit never reads memory at an address") in lines
+    assert any(ln.startswith("pb NoneType TypeError:") and ln.endswith("not NoneType") for ln in lines)
+
+
+def test_event_takes_the_records_bytes_in_any_buffer_form():
+    with producer() as b:
+        t = b["rb"]
+        produce(1)
+        [rec] = t.read(max=1, timeout=1000)
+
+        class Record:
+            def __init__(self, raw):
+                self.raw = raw
+
+            def __bytes__(self):
+                return self.raw
+
+        raw = rec.tobytes()
+        assert len(raw) == 64
+        for data in (raw, bytearray(raw), memoryview(raw), rec, Record(raw), t.event(raw)):
+            check_event(t.event(data), 0)
+        short = t.event(raw[:8])  # a short record is zero-padded
+        assert short.seq == 0 and short.pid == 0
+
+
+def test_callbacks_receive_the_record_not_an_address():
+    for perf in (False, True):
+        with producer(perf=perf) as b:
+            t = b["pb" if perf else "rb"]
+            seen = []
+
+            def cb(_first, data, size, t=t):
+                assert not isinstance(data, int)
+                seen.append((bytes(data), size))
+
+            (t.open_perf_buffer if perf else t.open_ring_buffer)(cb)
+            produce(3)
+            deadline = time.monotonic() + 10
+            while len(seen) < 3 and time.monotonic() < deadline:
+                (b.perf_buffer_poll if perf else b.ring_buffer_poll)(timeout=200)
+            assert len(seen) == 3
+            for i, (raw, size) in enumerate(sorted(seen, key=lambda x: t.event(x[0]).seq)):
+                assert len(raw) == size and size >= 64
+                check_event(t.event(raw), i)
+
+
+def test_dtype_is_an_attribute_like_numpys():
+    with producer() as b:
+        for t in (b["rb"], b["pb"]):
+            assert isinstance(t.dtype, np.dtype) and t.dtype.itemsize == 64
+            assert t.dtype.names[:3] == ("seq", "pid", "comm")
+            assert np.zeros(2, dtype=t.dtype).dtype == t.dtype
+        produce(1)
+        assert b["rb"].read(max=1, timeout=1000).dtype == b["rb"].dtype

@@ -37,6 +37,11 @@ struct { __uint(type, BPF_MAP_TYPE_PERCPU_HASH); __uint(max_entries, 64); __type
 struct { __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY); __uint(max_entries, 4); __type(key, u32); __type(value, u64); } pa SEC(".maps");
 struct { __uint(type, BPF_MAP_TYPE_LRU_HASH); __uint(max_entries, 32); __type(key, u64); __type(value, u64); } lru SEC(".maps");
 struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 4); __type(key, u32); __type(value, u32); } small SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_PERCPU_HASH); __uint(max_entries, 8); __type(key, struct key_t); __type(value, struct val_t); } phs SEC(".maps");
+
+u64 g64 = 0;
+u16 g16 = 0;
+s8 gs8 = 0;
 
 /* The program writes known values so decoding is checked against what the kernel side wrote. */
 SEC("tracepoint/syscalls/sys_enter_getppid")
@@ -266,3 +271,192 @@ def test_to_numpy_on_an_empty_map(b):
     k, v = b["h"].to_numpy()
     assert k.shape == (0,) and v.shape == (0,) and k.dtype == np.uint32 and v.dtype == np.uint64
 
+
+
+def test_out_of_range_ints_are_refused_not_wrapped(b):
+    h, hs, a, ph = b["h"], b["hs"], b["a"], b["ph"]
+    h.clear()
+    hs.clear()
+    with pytest.raises(OverflowError, match=r"^4294967301 does not fit the key of map `h`, an unsigned 32"):
+        h[2**32 + 5] = 1
+    with pytest.raises(OverflowError, match=r"^-1 does not fit the value of map `h`, an unsigned 64-bit"):
+        h[7] = -1
+    with pytest.raises(OverflowError, match=r"does not fit the value of map `h`"):
+        h[7] = 2**200
+    with pytest.raises(OverflowError, match=r"^-1 does not fit the key of map `h`"):
+        h[-1]
+    assert len(h) == 0, "nothing was stored under a wrapped key"
+    h[2**32 - 1] = 2**64 - 1  # the limits themselves fit
+    assert h[2**32 - 1].value == 2**64 - 1
+    key = (7, 1, b"x")
+    with pytest.raises(OverflowError, match=r"^70000 does not fit field `small` of the value of map `hs`, "
+                                            r"an unsigned 16-bit integer \(0\.\.65535\)"):
+        hs[key] = {"small": 70000}
+    with pytest.raises(OverflowError, match=r"field `small` of the value of map `hs`"):
+        hs[key] = {"small": -1}
+    with pytest.raises(OverflowError, match=r"^-2147483649 does not fit field `neg` .* a signed 32-bit"):
+        hs[key] = (0, 0, -2**31 - 1)
+    with pytest.raises(OverflowError, match=r"^4294967296 does not fit field `arr\[2\]` of the value of map"):
+        hs[key] = {"arr": [1, 2, 2**32]}
+    with pytest.raises(OverflowError, match=r"field `flag` of the value"):
+        hs[key] = {"flag": 256}
+    with pytest.raises(OverflowError, match=r"field `cookie` of the key of map `hs`"):
+        hs[(7, -1, b"x")] = {}
+    assert len(hs) == 0
+    hs[key] = {"flag": True, "small": 65535, "neg": -2**31, "big": 2**64 - 1, "arr": [0, True, 2**32 - 1]}
+    v = hs[key]
+    assert (v.flag, v.small, v.neg, v.big, list(v.arr)) == (1, 65535, -2**31, 2**64 - 1, [0, 1, 2**32 - 1])
+    with pytest.raises(OverflowError, match=r"^9223372036854775808 does not fit the value of map `a`, a sig"):
+        a[0] = 2**63
+    a[0] = -2**63
+    assert a[0].value == -2**63
+    n = b._obj.ncpus
+    with pytest.raises(OverflowError, match=r"the value of map `ph`"):
+        ph[1] = [0] * (n - 1) + [2**32]
+    with pytest.raises(OverflowError, match=r"the value of map `ph`"):
+        ph[1] = -1
+    assert 1 not in ph
+    h.clear()
+    hs.clear()
+    a.clear()
+
+
+def test_set_global_refuses_what_does_not_fit(b):
+    b.set_global("g64", 41)
+    with pytest.raises(OverflowError, match=r"^1180591620717411303427 does not fit the value of global "
+                                            r"`g64`, an unsigned 64-bit integer"):
+        b.set_global("g64", 2**70 + 3)
+    with pytest.raises(OverflowError, match=r"global `g64`"):
+        b.set_global("g64", -1)
+    with pytest.raises(OverflowError, match=r"^70000 does not fit the value of global `g16`, an unsigned 16"):
+        b.set_global("g16", 70000)
+    with pytest.raises(OverflowError, match=r"^-129 does not fit the value of global `gs8`, a signed 8-bit"):
+        b.set_global("gs8", -129)
+    assert b.get_global("g64") == 41 and b.get_global("g16") == 0 and b.get_global("gs8") == 0
+    b.set_global("gs8", -128)
+    b.set_global("g16", 65535)
+    assert b.get_global("gs8") == -128 and b.get_global("g16") == 65535
+
+
+def test_array_indexes_out_of_range_never_wrap(b):
+    a = b["a"]
+    a.clear()
+    for bad in (8, -9, 2**32, 2**32 + 3, 2**64, -2**64):
+        with pytest.raises(IndexError, match=rf"index {bad} is out of range for `a`, an array of 8 entries"):
+            a[bad] = 1
+        with pytest.raises(IndexError):
+            a[bad]
+        assert bad not in a
+    with pytest.raises(IndexError, match="out of range for `a`"):
+        a[(2**32 - 1).to_bytes(4, "little")]
+    assert [v.value for v in a.values()] == [0] * 8, "no index wrapped onto a real element"
+
+
+class _SnapshotThen:
+    """A map whose key walk returns a snapshot and then runs ``after`` on the real map: what
+    happens when entries vanish between a walk and the updates that follow it."""
+
+    def __init__(self, real, after):
+        self._real, self._after = real, after
+
+    def keys(self):
+        ks = self._real.keys()
+        self._after(self._real)
+        return ks
+
+    def __getattr__(self, name):
+        return getattr(self._real, name)
+
+
+def test_zero_skips_keys_that_vanish_meanwhile(b):
+    h = b["h"]
+    h.clear()
+    for i in range(10):
+        h[i] = i + 100
+    real = h._m
+    h._m = _SnapshotThen(real, lambda m: [m.delete((i).to_bytes(4, "little")) for i in range(0, 10, 2)])
+    try:
+        h.zero()
+    finally:
+        h._m = real
+    assert sorted((k.value, v.value) for k, v in h.items()) == [(i, 0) for i in range(1, 10, 2)], \
+        "the rest zeroed, the deleted keys not created again"
+    h.clear()
+
+
+def test_zero_on_an_lru_map_skips_evicted_entries(b):
+    lru = b["lru"]
+    lru.clear()
+    for i in range(32):
+        lru[i] = 1
+    before = {k.value for k in lru.keys()}
+
+    def evict(m):  # new keys into the full LRU map: the kernel evicts old ones
+        for i in range(1000, 1064):
+            m.update((i).to_bytes(8, "little"), (7).to_bytes(8, "little"), 0)
+
+    real = lru._m
+    lru._m = _SnapshotThen(real, evict)
+    try:
+        lru.zero()
+    finally:
+        lru._m = real
+    after = {k.value: v.value for k, v in lru.items()}
+    evicted = before - set(after)
+    assert evicted, "the kernel evicted some of the walked keys"
+    assert all(after[k] == 0 for k in before & set(after))
+    assert all(after[k] == 7 for k in after if k >= 1000), "keys added after the walk keep their values"
+    lru.clear()
+
+
+def test_to_pandas_decodes_strings_and_spreads_per_cpu_values(b):
+    pytest.importorskip("pandas", reason="to_pandas() is for where pandas is installed")
+    hs, ph, pa, phs = b["hs"], b["ph"], b["pa"], b["phs"]
+    n = b._obj.ncpus
+    hs.clear()
+    hs[(1, 2, b"ab\0cd")] = {"small": 3, "arr": [1, 2, 3]}
+    hs[(4, 5, bytes([0x66, 0xFF, 0x6F]))] = {"small": 6}
+    df = hs.to_pandas().sort_values("key.pid")
+    assert list(df.columns) == ["key.pid", "key.cookie", "key.comm", "value.flag", "value.small", "value.neg",
+                                "value.big", "value.arr"]
+    assert df["key.comm"].tolist() == ["ab", "f\ufffdo"], "text up to the first NUL, invalid UTF-8 replaced"
+    assert all(isinstance(x, str) for x in df["key.comm"])
+    assert df["value.small"].tolist() == [3, 6] and df["value.arr"].iloc[0].tolist() == [1, 2, 3]
+    hs.clear()
+
+    ph.clear()
+    ph[1] = list(range(n))
+    ph[2] = [10 * c for c in range(n)]
+    wide = ph.to_pandas().sort_values("key")
+    assert list(wide.columns) == ["key"] + [f"value_cpu{c}" for c in range(n)]
+    assert wide[f"value_cpu{n - 1}"].tolist() == [n - 1, 10 * (n - 1)]
+    assert all(wide[c].dtype == "uint32" for c in wide.columns)
+    long = ph.to_pandas(percpu="long")
+    assert list(long.columns) == ["key", "cpu", "value"] and len(long) == 2 * n
+    assert sorted(zip(long["key"], long["cpu"], long["value"])) == \
+        sorted([(1, c, c) for c in range(n)] + [(2, c, 10 * c) for c in range(n)])
+    assert long.groupby("key")["value"].sum().to_dict() == {1: sum(range(n)), 2: 10 * sum(range(n))}
+    ph.clear()
+
+    pa.clear()
+    pa[2] = list(range(n))
+    wide = pa.to_pandas()
+    assert list(wide.columns) == [f"value_cpu{c}" for c in range(n)] and len(wide) == 4
+    assert wide.loc[2].tolist() == list(range(n)), "an array's index is its key"
+    long = pa.to_pandas(percpu="long")
+    assert list(long.columns) == ["key", "cpu", "value"] and len(long) == 4 * n
+    assert long[long["key"] == 2]["value"].tolist() == list(range(n))
+    pa.clear()
+
+    phs.clear()
+    phs[(9, 9, b"zz")] = [{"small": c, "arr": [c, c, c]} for c in range(n)]
+    wide = phs.to_pandas()
+    assert wide["key.comm"].tolist() == ["zz"]
+    assert [wide[f"value.small_cpu{c}"].iloc[0] for c in range(n)] == list(range(n))
+    assert wide[f"value.arr_cpu{n - 1}"].iloc[0].tolist() == [n - 1] * 3
+    long = phs.to_pandas(percpu="long")
+    assert list(long.columns)[:4] == ["key.pid", "key.cookie", "key.comm", "cpu"]
+    assert long["key.comm"].tolist() == ["zz"] * n and long["value.small"].tolist() == list(range(n))
+    with pytest.raises(ValueError, match="percpu is 'wide' or 'long'"):
+        phs.to_pandas(percpu="tall")
+    phs.clear()

@@ -173,3 +173,46 @@ def test_to_pandas(b):
     df = r.to_pandas()
     assert isinstance(df, pd.DataFrame) and list(df.columns) == ["key.prefixlen", "key.addr", "value"]
     assert df["value"].tolist() == [1] and df["key.prefixlen"].tolist() == [8]
+
+
+def test_index_out_of_range_names_the_index_and_size(b):
+    jump, outer = b["jump"], b["outer"]
+    for bad in (4, -5, 2**32 + 2, 2**64):
+        with pytest.raises(IndexError, match=rf"^index {bad} is out of range for `jump`, an array of 4 ent"):
+            jump[bad] = "tail_target"
+        with pytest.raises(IndexError, match=rf"^index {bad} is out of range for `outer`, an array of 2"):
+            outer[bad] = b["inner_b"]
+    with pytest.raises(IndexError, match="for `jump`"):
+        jump[bad]
+    with pytest.raises(IndexError, match="for `jump`"):
+        del jump[bad]
+    os.getppid()
+    assert (b.get_global("tail_missed"), b.get_global("tail_ran")) == (1, 0), "no index wrapped onto 2"
+    jump[-2] = "tail_target"  # negative indexes count from the end, as in BCC
+    os.getppid()
+    assert b.get_global("tail_ran") == 1
+    for fd in (-1, 2**32, 2**64 + 5):
+        with pytest.raises(OverflowError, match=r"the program fd for `jump`\[0\]"):
+            jump[0] = fd
+        with pytest.raises(OverflowError, match=r"the map fd for `outer`\[1\]"):
+            outer[1] = fd
+    with pytest.raises(TypeError, match="must be an int"):
+        outer[1] = 1.5
+    h = b["houter"]
+    h[2**32 - 1] = b["inner_a"]  # a hash of maps takes any u32 key
+    with pytest.raises(OverflowError, match="the key of map `houter`"):
+        h[2**32] = b["inner_a"]
+    assert [k.value for k in h.keys()] == [2**32 - 1]
+    del h[2**32 - 1]
+
+
+def test_to_pandas_per_cpu_wide_and_long(b):
+    pytest.importorskip("pandas", reason="to_pandas() is for where pandas is installed")
+    t = b["lpc"]
+    n = b._obj.ncpus
+    t[3] = [c + 1 for c in range(n)]
+    wide = t.to_pandas()
+    assert list(wide.columns) == ["key"] + [f"value_cpu{c}" for c in range(n)]
+    assert wide.iloc[0].tolist() == [3] + [c + 1 for c in range(n)]
+    long = t.to_pandas(percpu="long")
+    assert long.to_dict("list") == {"key": [3] * n, "cpu": list(range(n)), "value": [c + 1 for c in range(n)]}

@@ -318,10 +318,10 @@ class BPF(KernelAttachMixin, UserAttachMixin, NetAttachMixin):
     def set_global(self, name: str, value: Any) -> None:
         """Writes a ``.data``/``.bss`` global (``const volatile`` ones are set with ``consts=``)."""
         from ._btftypes import ctype_of
-        from .table import Table
+        from ._values import to_bytes
 
         _sec, desc = self._obj.global_info(name)
-        self._obj.write_global(name, Table._to_bytes(ctype_of(desc), value, "value", name))
+        self._obj.write_global(name, to_bytes(ctype_of(desc), value, "value", f"global `{name}`"))
 
     # -- programs and attachments ------------------------------------------------------------
     def programs(self) -> list:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import ctypes as ct
 from typing import Any
 
+from ._values import cstr
+
 __all__ = ["ctype_of", "numpy_dtype_of"]
 
 _INTS = {
@@ -143,7 +145,7 @@ def _str_field(self: Any, name: str, encoding: str = "utf-8") -> str:
     if isinstance(v, ct.Array):
         v = bytes(v)
     if isinstance(v, bytes):
-        return v.split(b"\0", 1)[0].decode(encoding, errors="replace")
+        return cstr(v, encoding)
     return str(v)
 
 

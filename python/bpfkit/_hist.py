@@ -1,0 +1,217 @@
+"""Histograms in BCC's formats: power-of-two (``print_log2_hist``), linear and JSON, and the
+power-of-two buckets as numpy (``log2_buckets``). A histogram is ``{section: {slot: count}}``,
+with section ``None`` for a map that holds a single histogram."""
+
+from __future__ import annotations
+
+import ctypes as ct
+import time
+from typing import Any, Callable, Iterable, Optional
+
+from ._values import plain_value, scalar
+
+__all__ = ["print_log2_hist", "print_linear_hist", "print_json_hist", "log2_buckets", "collect"]
+
+
+def collect(items: Iterable, bucket_fn: Optional[Callable[[Any], Any]] = None) -> dict:
+    """``{section: {slot: count}}`` from a map's ``(key, value)`` pairs. Keys are slots, or
+    structs whose ``slot`` field (else the last) is the slot and whose first other field is the
+    section; ``bucket_fn`` maps a section to the one it is counted under."""
+    hists: dict = {}
+    for k, v in items:
+        val = scalar(v)
+        if isinstance(k, (ct.Structure, ct.Union)):
+            names = [f[0] for f in k._fields_ if not f[0].startswith("__pad")]
+            slot_name = "slot" if "slot" in names else names[-1]
+            sec_name = next(n for n in names if n != slot_name)
+            section = plain_value(getattr(k, sec_name))
+            if bucket_fn:
+                section = bucket_fn(section)
+            slot = int(getattr(k, slot_name))
+        else:
+            section, slot = None, int(scalar(k))
+        h = hists.setdefault(section, {})
+        h[slot] = h.get(slot, 0) + val
+    return hists
+
+
+def _stars(val: int, val_max: int, width: int) -> str:
+    if val_max <= 0:
+        return ""
+    n = min(width, int(width * val / val_max)) if val <= val_max else width
+    text = "*" * n
+    if val > val_max:
+        text = text[:-1] + "+"
+    return text
+
+
+#: A power-of-two histogram has slots 0..64: slot n counts values in [2^(n-1), 2^n - 1] (slot 0
+#: and 1 both hold 0 and 1 in BCC's numbering), so slot 64 ends at 2^64 - 1.
+LOG2_SLOTS = 65
+
+#: How many rows :func:`print_linear_hist` prints at most, by default.
+LINEAR_MAX_ROWS = 1000
+
+
+def _split(vals: dict, lo: int, hi: Optional[int]) -> tuple[dict, dict]:
+    """``vals`` as (slots in ``lo..hi``, non-empty slots outside it)."""
+    inside, outside = {}, {}
+    for i, v in vals.items():
+        if i >= lo and (hi is None or i <= hi):
+            inside[i] = v
+        elif v:
+            outside[i] = v
+    return inside, outside
+
+
+def _left_out(outside: dict, what: str) -> str:
+    slots = sorted(outside)
+    shown = ", ".join(str(i) for i in slots[:5]) + (", ..." if len(slots) > 5 else "")
+    n = len(slots)
+    return f"({sum(outside.values())} left out: {n} slot{'s' if n != 1 else ''} {what}: {shown})"
+
+
+def _print_one_log2(vals: dict, val_type: str, strip_leading_zero: Optional[bool]) -> None:
+    if not vals:
+        return
+    vals, outside = _split(vals, 0, LOG2_SLOTS - 1)
+    idx_max = max((i for i, v in vals.items() if v > 0), default=-1)
+    val_max = max(vals.values(), default=0)
+    if idx_max <= 32:
+        header, fmt, width = f"     {val_type:<19} : count     distribution", "{:>10} -> {:<10} : {:<8} |{:<40}|", 40
+    else:
+        header, fmt, width = f"               {val_type:<29} : count     distribution", "{:>20} -> {:<20} : {:<8} |{:<20}|", 20
+    if idx_max > 0:
+        print(header)
+    strip = bool(strip_leading_zero)
+    for i in range(1, idx_max + 1):
+        low, high = (1 << i) >> 1, (1 << i) - 1
+        if low == high:
+            low -= 1
+        v = vals.get(i, 0)
+        if strip and not v:
+            continue
+        strip = False
+        print(fmt.format(low, high, v, _stars(v, val_max, width)))
+    if outside:
+        print(_left_out(outside, f"outside a log2 histogram's 0..{LOG2_SLOTS - 1}"))
+
+
+def _sections(hists: dict, bucket_sort_fn: Optional[Callable]) -> list:
+    sections = list(hists)
+    if bucket_sort_fn:
+        return list(bucket_sort_fn(sections))
+    return sorted(sections, key=lambda s: (str(type(s)), s))
+
+
+def _print_one_linear(vals: dict, val_type: str, strip_leading_zero: Optional[bool] = None,
+                      max_rows: int = LINEAR_MAX_ROWS) -> None:
+    vals, negative = _split(vals, 0, None)
+    used = sorted(i for i, v in vals.items() if v > 0)
+    idx_max = used[-1] if used else -1
+    val_max = max(vals.values(), default=0)
+    if idx_max >= 0:
+        print(f"     {val_type:<13} : count     distribution")
+    row = "        {:<10} : {:<8} |{:<40}|"
+    start = used[0] if used and strip_leading_zero else 0
+    if idx_max - start < max_rows:  # BCC's rows: every value from 0 (or the first used) to the last
+        for i in range(start, idx_max + 1):
+            v = vals.get(i, 0)
+            print(row.format(i, v, _stars(v, val_max, 40)))
+    else:  # too many rows: the used ones only, at most max_rows of them
+        for i in used[:max_rows]:
+            print(row.format(i, vals[i], _stars(vals[i], val_max, 40)))
+        cut = used[max_rows:]
+        note = f"({idx_max - start + 1 - len(used)} empty rows in {start}..{idx_max} not shown"
+        if cut:
+            note += (f"; {len(cut)} used rows in {cut[0]}..{cut[-1]} (count {sum(vals[i] for i in cut)}) "
+                     f"cut at max_rows={max_rows}")
+        print(note + ")")
+    if negative:
+        print(_left_out(negative, "below 0"))
+
+
+def print_linear_hist(hists: dict, val_type: str = "value", section_header: str = "Bucket ptr",
+                      section_print_fn: Optional[Callable[[Any], str]] = None,
+                      bucket_sort_fn: Optional[Callable] = None, strip_leading_zero: Optional[bool] = None,
+                      *, max_rows: int = LINEAR_MAX_ROWS) -> None:
+    """Prints ``{section: {value: count}}`` as linear histograms in BCC's format: one row per
+    value from 0 (from the first used one with ``strip_leading_zero``) to the last used one.
+
+    A histogram that would take more than ``max_rows`` rows (a stray key such as 2**32-1) is
+    printed as its used rows only, at most ``max_rows`` of them, followed by a line saying how
+    many empty rows were not shown and which used rows were cut. Counts at negative values
+    (signed keys) are not rows: a last line gives their total."""
+    if max_rows < 1:
+        raise ValueError(f"max_rows must be at least 1, got {max_rows}")
+    if list(hists) == [None]:
+        _print_one_linear(hists[None], val_type, strip_leading_zero, max_rows)
+        return
+    for s in _sections(hists, bucket_sort_fn):
+        print(f"\n{section_header} = {section_print_fn(s) if section_print_fn else s}")
+        _print_one_linear(hists[s], val_type, strip_leading_zero, max_rows)
+
+
+def _json_one(vals: dict, val_type: str, section: Optional[tuple]) -> dict:
+    vals, outside = _split(vals, 0, LOG2_SLOTS - 1)
+    top = max((i for i, v in vals.items() if v), default=0)
+    data = []
+    for i in range(1, top + 1):
+        data.append({"interval-start": (1 << i) >> 1 if i > 1 else 0, "interval-end": (1 << i) - 1,
+                     "count": int(vals.get(i, 0))})
+    h: dict = {"ts": time.strftime("%Y-%m-%d %H:%M:%S"), "val_type": val_type, "data": data}
+    if section is not None:
+        h[section[0]] = section[1]
+    if outside:
+        h["left_out"] = {"count": int(sum(outside.values())), "slots": sorted(outside)[:10]}
+    return h
+
+
+def print_json_hist(hists: dict, val_type: str = "value", section_header: str = "Bucket ptr",
+                    section_print_fn: Optional[Callable[[Any], str]] = None,
+                    bucket_sort_fn: Optional[Callable] = None) -> None:
+    """Prints ``{section: {slot: count}}`` as BCC's print_json_hist does: one dict per section.
+    Counts at slots beyond 64 (not log2 slots) are not in ``data``: a ``left_out`` entry gives
+    their total and the first ten such slots."""
+    if list(hists) == [None]:
+        print(_json_one(hists[None], val_type, None))
+        return
+    for s in _sections(hists, bucket_sort_fn):
+        print(_json_one(hists[s], val_type, (section_header, section_print_fn(s) if section_print_fn else s)))
+
+
+def log2_buckets(vals: dict) -> Any:
+    """``{slot: count}`` as a numpy structured array of ``(low, high, count)``, slots 1..max.
+
+    Raises ``ValueError`` naming the slot when a slot outside 0..64 has a count: such a key is
+    not a power-of-two slot (``print_log2_hist`` prints the rest and says what it left out)."""
+    import numpy as np
+
+    vals, outside = _split(vals, 0, LOG2_SLOTS - 1)
+    if outside:
+        first = min(outside, key=lambda i: (i > 0, abs(i)))
+        more = f" ({len(outside)} such slots)" if len(outside) > 1 else ""
+        raise ValueError(f"slot {first} (count {outside[first]}) is not a log2 slot: "
+                         f"a log2 histogram has slots 0..{LOG2_SLOTS - 1}{more}")
+    top = max((i for i, v in vals.items() if v), default=0)
+    out = np.zeros(top, dtype=[("low", np.uint64), ("high", np.uint64), ("count", np.uint64)])
+    for i in range(1, top + 1):
+        low, high = (1 << i) >> 1, (1 << i) - 1
+        out[i - 1] = (low - 1 if low == high else low, high, vals.get(i, 0))
+    return out
+
+
+def print_log2_hist(hists: dict, val_type: str = "value", section_header: str = "Bucket ptr",
+                    section_print_fn: Optional[Callable[[Any], str]] = None,
+                    strip_leading_zero: Optional[bool] = None, bucket_sort_fn: Optional[Callable] = None) -> None:
+    """Prints ``{section: {slot: count}}`` (section None for a single histogram) in BCC's format.
+
+    A log2 histogram has slots 0..64 (:data:`LOG2_SLOTS`); counts at other slots (a key that is
+    not a slot) are not printed as rows: a last line gives their total and the first slots."""
+    if list(hists) == [None]:
+        _print_one_log2(hists[None], val_type, strip_leading_zero)
+        return
+    for s in _sections(hists, bucket_sort_fn):
+        label = section_print_fn(s) if section_print_fn else s
+        print(f"\n{section_header} = {label}")
+        _print_one_log2(hists[s], val_type, strip_leading_zero)
