@@ -8,7 +8,7 @@ import operator
 from collections.abc import Iterator, MutableMapping
 from typing import Any, Callable, Optional
 
-from . import _btftypes, _hist
+from . import _btftypes, _hist, _native
 from ._errors import MapError
 from ._streams import PerfEventArray, RingBuf
 from ._values import checked_int, columns, plain_int_desc, round8, to_bytes
@@ -35,24 +35,12 @@ __all__ = [
     "BPF_EXIST",
 ]
 
-#: ``BPF_MAP_TYPE_*`` numbers for the types bpfkit wraps.
-BPF_MAP_TYPE = {
-    "hash": 1,
-    "array": 2,
-    "prog_array": 3,
-    "perf_event_array": 4,
-    "percpu_hash": 5,
-    "percpu_array": 6,
-    "stack_trace": 7,
-    "lru_hash": 9,
-    "lru_percpu_hash": 10,
-    "lpm_trie": 11,
-    "array_of_maps": 12,
-    "hash_of_maps": 13,
-    "ringbuf": 27,
-}
+#: ``BPF_MAP_TYPE_*`` numbers by lower-case name (``"hash"``, ``"ringbuf"``, ...), from the core's
+#: typed table (``bpfkit._native.map_types()``), the one place the numbers live.
+BPF_MAP_TYPE = {name.lower(): num for num, name, _since in _native.map_types()}
 
 BPF_ANY, BPF_NOEXIST, BPF_EXIST = 0, 1, 2
+BPF_F_MMAPABLE = 1 << 10
 
 
 class Table(MutableMapping):
@@ -347,7 +335,7 @@ class ArrayTable(_Indexed):
     @property
     def mmapable(self) -> bool:
         """Whether the array was declared with ``BPF_F_MMAPABLE`` (kernel 5.5+)."""
-        return self.map_type == 2 and bool(self.flags & (1 << 10))
+        return self.map_type == BPF_MAP_TYPE["array"] and bool(self.flags & BPF_F_MMAPABLE)
 
     def to_numpy(self) -> Any:
         """The values as one numpy array, indexed by key (an array's keys are its indexes).
@@ -568,14 +556,14 @@ class QueueStack(_ValueOnly):
         """Removes and returns the next value; KeyError when empty."""
         raw = self._m.pop()
         if raw is None:
-            raise KeyError("pop from an empty " + ("queue" if self.map_type == 22 else "stack"))
+            raise KeyError("pop from an empty " + ("queue" if self.map_type == BPF_MAP_TYPE["queue"] else "stack"))
         return self.Leaf.from_buffer_copy(raw)
 
     def peek(self) -> Any:
         """The next value without removing it; KeyError when empty."""
         raw = self._m.peek()
         if raw is None:
-            raise KeyError("peek at an empty " + ("queue" if self.map_type == 22 else "stack"))
+            raise KeyError("peek at an empty " + ("queue" if self.map_type == BPF_MAP_TYPE["queue"] else "stack"))
         return self.Leaf.from_buffer_copy(raw)
 
     def values(self) -> list:
@@ -599,30 +587,20 @@ class BloomFilter(_ValueOnly):
         return self._m.bloom_contains(to_bytes(self.Leaf, value, "value", f"map `{self.name}`"))
 
 
-_BY_TYPE = {
-    1: HashTable,
-    2: ArrayTable,
-    3: ProgArray,
-    5: PerCpuHash,
-    6: PerCpuArray,
-    7: StackTrace,
-    9: LruHash,
-    10: LruPerCpuHash,
-    11: LpmTrie,
-    12: MapInMap,
-    13: MapInMap,
-    22: QueueStack,
-    23: QueueStack,
-    30: BloomFilter,
-}
+_BY_TYPE = {BPF_MAP_TYPE[name]: cls for name, cls in (
+    ("hash", HashTable), ("array", ArrayTable), ("prog_array", ProgArray), ("percpu_hash", PerCpuHash),
+    ("percpu_array", PerCpuArray), ("stack_trace", StackTrace), ("lru_hash", LruHash),
+    ("lru_percpu_hash", LruPerCpuHash), ("lpm_trie", LpmTrie), ("array_of_maps", MapInMap),
+    ("hash_of_maps", MapInMap), ("queue", QueueStack), ("stack", QueueStack), ("bloom_filter", BloomFilter),
+)}
 
 
 def make_table(bpf: Any, native_map: Any, keytype: Any = None, leaftype: Any = None) -> Any:
     """The wrapper class for a native map, by its type."""
     t = native_map.map_type
-    if t == 27:
+    if t == BPF_MAP_TYPE["ringbuf"]:
         return RingBuf(bpf, native_map)
-    if t == 4:
+    if t == BPF_MAP_TYPE["perf_event_array"]:
         return PerfEventArray(bpf, native_map)
     cls = _BY_TYPE.get(t, HashTable)
     if cls in (QueueStack, BloomFilter):
