@@ -134,7 +134,7 @@ def _remove_xdp(dev: Union[str, bytes, int], flags: int, links: list, detach: Ca
     ids = [lk.id for lk in links if lk.kind == "xdp" and lk.target == name and (not mode or lk.xdp_flags & modes == mode)]
     if not ids or detach(ids) == 0:
         how = f" in {_XDP_MODES.get(mode, hex(mode))} mode" if mode else ""
-        raise ValueError(f"no XDP program is attached to {name}{how} {owner} (bpfkit attaches XDP through BPF links, "
+        raise ValueError(f"no XDP program {owner.format(f'{name}{how}')} (bpfkit attaches XDP through BPF links, "
                          "which only this process can remove; `ip link set dev DEV xdp off` removes others)")
 
 
@@ -392,9 +392,9 @@ class NetAttachMixin(AttachBase):
         one BPF object of this process that has an XDP program on ``dev`` attached.
         """
         if self is None:  # BPF.remove_xdp(dev): whichever object of this process attached it
-            _remove_xdp(dev, flags, _native.process_links(), _native.detach_links, "by a BPF object of this process")
+            _remove_xdp(dev, flags, _native.process_links(), _native.detach_links, "is attached to {} by a BPF object of this process")
         else:
-            _remove_xdp(dev, flags, self._obj.links(), self._obj.detach_ids, "by this BPF object")
+            _remove_xdp(dev, flags, self._obj.links(), self._obj.detach_ids, "attached to {} by this BPF object")
 
     attach_xdp = _BccStatic(attach_xdp, _owner_from_fn(1))
     remove_xdp = _BccStatic(remove_xdp, None)
