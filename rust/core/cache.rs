@@ -31,8 +31,7 @@ fn cache_err(errno: i32, message: String) -> Error {
 }
 
 fn euid() -> u32 {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() }
+    crate::sys::euid()
 }
 
 /// The directory bpfkit caches in: `$BPFKIT_CACHE_DIR`, else `$XDG_CACHE_HOME/bpfkit`, else

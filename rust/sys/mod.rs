@@ -56,6 +56,12 @@ pub(super) fn cstring(s: &str, what: &str) -> Result<CString, Failure> {
     CString::new(s).map_err(|_| Failure { errno: libc::EINVAL, context: format!("{what} `{s}` contains a NUL byte") })
 }
 
+/// The effective user id of this process.
+pub fn euid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
 /// libbpf's text for an errno, including its own LIBBPF_ERRNO__* codes.
 pub fn strerror(errno: i32) -> String {
     let mut buf = [0 as c_char; 256];
