@@ -4,6 +4,7 @@ the loaded object's programs by name."""
 from __future__ import annotations
 
 import os
+import re
 from typing import Any, Optional, Union
 
 #: A name as BCC takes it: str or bytes.
@@ -15,6 +16,31 @@ def _s(v: Any) -> str:
     if isinstance(v, bytes):
         return v.decode()
     return os.fspath(v) if isinstance(v, os.PathLike) else str(v)
+
+
+def _regex(pattern: Any, what: str) -> re.Pattern:
+    """``pattern`` compiled; a bad one is a ``ValueError`` naming the argument, not ``re.error``."""
+    try:
+        return re.compile(_s(pattern))
+    except re.error as e:
+        raise ValueError(f"{what}={_s(pattern)!r} is not a valid regular expression: {e}") from None
+
+
+def _int(value: Any, what: str, lo: int, hi: int) -> int:
+    """``value`` as an int within ``[lo, hi]``: ``TypeError`` for a non-integer, and an
+    ``OverflowError`` naming the argument (and the range) for one that does not fit."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        try:
+            value = value.__index__()
+        except (AttributeError, TypeError):
+            raise TypeError(f"{what} must be an integer, not {type(value).__name__}") from None
+    if not lo <= value <= hi:
+        raise OverflowError(f"{what}={value} is out of range ({lo}..{hi})")
+    return value
+
+
+#: Ranges of the kernel's argument types.
+U32, U64, I32 = (0, 2**32 - 1), (0, 2**64 - 1), (-(2**31), 2**31 - 1)
 
 
 class AttachBase:

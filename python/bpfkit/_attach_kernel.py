@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import functools
 import os
-import re
 from typing import Iterable, Optional
 
 from . import _native, features
-from ._attach_base import AttachBase, Str, _s
+from ._attach_base import I32, U32, U64, AttachBase, Str, _int, _regex, _s
 from ._errors import AttachError
 
 
@@ -115,7 +114,7 @@ class KernelAttachMixin(AttachBase):
     @staticmethod
     def get_tracepoints(tp_re: Str = ".*") -> list:
         """Every tracepoint whose ``"category:event"`` matches regex ``tp_re`` (whole name), sorted."""
-        rx = re.compile(_s(tp_re))
+        rx = _regex(tp_re, "tp_re")
         base = os.path.join(_tracing_dir(), "events")
         out = []
         for cat in sorted(os.listdir(base)):
@@ -217,7 +216,7 @@ class KernelAttachMixin(AttachBase):
         """The kernel functions matching regex ``event_re`` (whole name) that can be kprobed: the
         text symbols of /proc/kallsyms, minus the kprobe blacklist, the ``.cold`` parts of split
         functions and the ``__pfx_`` padding symbols."""
-        rx = re.compile(_s(event_re))
+        rx = _regex(event_re, "event_re")
         bad = _kprobe_blacklist()
         out = set()
         for fn in _kallsyms_text():
@@ -284,6 +283,7 @@ class KernelAttachMixin(AttachBase):
         them all (5.18+, CONFIG_FPROBE), which attaches thousands of functions in milliseconds.
         Raises ``NotSupportedError`` naming CONFIG_KPROBES on a kernel without kprobes."""
         fn = _s(fn_name)
+        event_off = _int(event_off, "event_off", *U64)
         if event_re:
             self._attach_kprobe_re(fn, _s(event_re), False)
         elif self._is_multi(fn):
@@ -298,6 +298,7 @@ class KernelAttachMixin(AttachBase):
         matching ``event_re``). ``maxactive`` sets how many calls may be pending at once (the
         probe is then made through tracefs's kprobe_events, the only interface that takes it)."""
         fn = _s(fn_name)
+        maxactive = _int(maxactive, "maxactive", *U32)
         if event_re:
             if maxactive:
                 raise ValueError("maxactive cannot be combined with event_re")
@@ -345,6 +346,11 @@ class KernelAttachMixin(AttachBase):
         second. With ``cpu`` >= 0, one event on that CPU; else, with ``pid`` >= 0, one event
         following that process on every CPU; else one event per online CPU. A hardware event
         on a machine without a PMU raises NotSupportedError."""
+        if ev_type == -1 or ev_config == -1:
+            raise ValueError("attach_perf_event needs ev_type= and ev_config= (PerfType, PerfSWConfig, PerfHWConfig)")
+        ev_type, ev_config = _int(ev_type, "ev_type", *U32), _int(ev_config, "ev_config", *U64)
+        sample_period, sample_freq = _int(sample_period, "sample_period", *U64), _int(sample_freq, "sample_freq", *U64)
+        pid, cpu, group_fd = _int(pid, "pid", *I32), _int(cpu, "cpu", *I32), _int(group_fd, "group_fd", *I32)
         if (sample_period > 0) == (sample_freq > 0):
             raise ValueError("give exactly one of sample_period= and sample_freq=")
         if group_fd >= 0 and cpu < 0:

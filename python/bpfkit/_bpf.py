@@ -135,6 +135,12 @@ class BPF(KernelAttachMixin, UserAttachMixin, NetAttachMixin):
         self._tables: dict[str, Any] = {}
         self._streams: list = []  # event tables with an open stream
         self.debug = debug
+        if consts is not None and not isinstance(consts, Mapping):
+            raise TypeError(f"consts= takes a mapping of global names to values, not {type(consts).__name__}")
+        usdts = list(usdt_contexts or ())
+        bad = [c for c in usdts if not hasattr(c, "_attach")]
+        if bad:
+            raise TypeError(f"usdt_contexts= takes bpfkit.USDT objects, not {type(bad[0]).__name__}")
         src_dir: Optional[str] = None
         if text is not None:
             source = _s(text)
@@ -175,7 +181,7 @@ class BPF(KernelAttachMixin, UserAttachMixin, NetAttachMixin):
             if autoattach and not alternatives:
                 self._obj.autoattach()
             # BCC's USDT contexts: each attaches the probes it enabled (USDT.enable_probe).
-            for ctx in usdt_contexts or ():
+            for ctx in usdts:
                 ctx._attach(self, ignore_pid=attach_usdt_ignore_pid)
         except BaseException:
             self.close()
