@@ -18,7 +18,7 @@ STAMP := $(VENV)/.bpfkit-installed
 SOURCES := $(shell find rust python tools -type f \( -name '*.rs' -o -name '*.py' -o -name '*.c' -o -name '*.h' \)) \
            Cargo.toml pyproject.toml
 
-.PHONY: all deps bench-deps build run test test-rust test-python test-kernels bench clean
+.PHONY: all deps bench-deps build run test test-rust test-python test-kernels lint bench clean
 
 all: build
 
@@ -68,6 +68,15 @@ test-kernels: build
 	tests/kernels/run
 
 test: test-rust test-python test-kernels
+
+# Linters, pinned so that a new release cannot turn CI red on its own: ruff over the Python,
+# mypy's stubtest of the hand-kept _native.pyi against the built module, clippy over the Rust.
+LINT_PY := "ruff==0.17.6" "mypy==2.4.1"
+lint: build
+	$(PY) -m pip install -q $(LINT_PY)
+	$(VENV)/bin/ruff check python tools tests bench examples
+	$(PY) -m mypy.stubtest bpfkit._native --allowlist python/stubtest-allowlist.txt
+	cargo clippy --release --all-targets --features python -- -D warnings
 
 bench: bench-deps build
 	$(PY) bench/run.py

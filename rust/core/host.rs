@@ -326,6 +326,17 @@ pub fn resolve_binary(name: &str, pid: Option<i32>) -> Result<PathBuf> {
     })
 }
 
+/// Opens directory `path` read-only (a cgroup, say), refusing anything that is not a directory
+/// without blocking on it.
+pub fn open_dir(path: &str) -> Result<fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| Error::io(format!("opening directory {path}"), &e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -361,15 +372,4 @@ mod tests {
         assert!(matches!(&none, Error::Privilege { errno: libc::EPERM, .. }));
         assert!(none.to_string().contains("lacks CAP_BPF and CAP_PERFMON"), "{none}");
     }
-}
-
-/// Opens directory `path` read-only (a cgroup, say), refusing anything that is not a directory
-/// without blocking on it.
-pub fn open_dir(path: &str) -> Result<fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_DIRECTORY | libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(path)
-        .map_err(|e| Error::io(format!("opening directory {path}"), &e))
 }

@@ -74,7 +74,7 @@ impl MapFd {
     }
 
     fn check_value(&self, value: &[u8], count: usize, what: &str) -> Result<(), Failure> {
-        let need = self.value_buf.checked_mul(count).unwrap_or(usize::MAX);
+        let need = self.value_buf.saturating_mul(count);
         if value.len() < need {
             return Err(Failure {
                 errno: libc::EINVAL,
@@ -166,7 +166,7 @@ pub fn map_lookup_batch(
         return Err(Failure { errno: libc::EINVAL, context: format!("{what}: a batch cursor needs {cur} bytes") });
     }
     let n = count as usize;
-    if keys.len() < m.key_size().checked_mul(n).unwrap_or(usize::MAX) {
+    if keys.len() < m.key_size().saturating_mul(n) {
         return Err(Failure { errno: libc::EINVAL, context: format!("{what}: a {}-byte buffer for {n} keys", keys.len()) });
     }
     m.check_value(values, n, what)?;
