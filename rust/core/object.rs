@@ -100,7 +100,7 @@ impl BpfObject {
     /// Opens `data`, sets `opts.consts`, and loads it into the kernel.
     pub fn load(data: &[u8], opts: &LoadOptions) -> Result<Arc<BpfObject>> {
         let name = if opts.name.is_empty() { "bpfkit" } else { &opts.name };
-        let mut obj = sys::Object::open_mem(data, name).map_err(|f| match f.errno {
+        let obj = sys::OpenObject::open_mem(data, name).map_err(|f| match f.errno {
             libc::EPERM | libc::EACCES => Error::from(f),
             _ => Error::Load { program: None, errno: f.errno, message: f.message(), log: String::new() },
         })?;
@@ -121,10 +121,7 @@ impl BpfObject {
             p.set_autoload(false).map_err(Error::from)?;
         }
         host::check_bpf_privileges()?;
-        match obj.load(opts.log_level, 4 << 20) {
-            Ok(_) => {}
-            Err(lf) => return Err(load_error(lf)),
-        }
+        let (obj, _logs) = obj.load(opts.log_level, 4 << 20).map_err(load_error)?;
         // Map every BPF_F_MMAPABLE array now: the kernel inserts all its pages at mmap time, so
         // doing it at load keeps `to_numpy()` constant-time whatever the array's size.
         let mut mmaps = Vec::new();
@@ -141,7 +138,7 @@ impl BpfObject {
 
     /// `(name, section)` of every program in object file `data`, without loading it.
     pub fn list_programs(data: &[u8]) -> Result<Vec<(String, String)>> {
-        let obj = sys::Object::open_mem(data, "bpfkit_list").map_err(|f| Error::Load {
+        let obj = sys::OpenObject::open_mem(data, "bpfkit_list").map_err(|f| Error::Load {
             program: None,
             errno: f.errno,
             message: f.message(),

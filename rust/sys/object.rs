@@ -3,9 +3,25 @@
 #[allow(unused_imports)]
 use super::*;
 
-/// An opened (and later loaded) `bpf_object`. Closing it releases every program and map fd.
+/// A loaded `bpf_object`. Closing it releases every program and map fd. It can only be made by
+/// [`OpenObject::load`], so nothing that belongs before load (initial values of read-only data,
+/// autoload) can be done to it by mistake: the open → loaded phases are types.
 pub struct Object {
     ptr: NonNull<lb::bpf_object>,
+}
+
+/// An opened `bpf_object`, not loaded yet: globals and autoload are configured here, then
+/// [`OpenObject::load`] turns it into an [`Object`]. Reading it (programs, maps, BTF) works as on
+/// an [`Object`], through `Deref`.
+pub struct OpenObject {
+    obj: Object,
+}
+
+impl std::ops::Deref for OpenObject {
+    type Target = Object;
+    fn deref(&self) -> &Object {
+        &self.obj
+    }
 }
 
 // SAFETY: a bpf_object is plain heap data with no thread affinity; the core serialises access
@@ -28,9 +44,9 @@ pub struct LoadFailure {
 /// Verifier log per program, when logs were requested for a successful load.
 pub type ProgramLogs = Vec<(String, String)>;
 
-impl Object {
+impl OpenObject {
     /// Opens an ELF object held in memory. `name` becomes the object's name in the kernel.
-    pub fn open_mem(data: &[u8], name: &str) -> Result<Object, Failure> {
+    pub fn open_mem(data: &[u8], name: &str) -> Result<OpenObject, Failure> {
         install_print_hook();
         let cname = cstring(name, "object name")?;
         // SAFETY: all-zero is a valid bpf_object_open_opts (NULL pointers, false, 0).
@@ -41,8 +57,11 @@ impl Object {
         // name outlive the call.
         let p = unsafe { lb::bpf_object__open_mem(data.as_ptr().cast(), data.len() as _, &opts) };
         let ptr = check_ptr(p, || format!("opening BPF object `{name}`"))?;
-        Ok(Object { ptr })
+        Ok(OpenObject { obj: Object { ptr } })
     }
+}
+
+impl Object {
 
     /// The programs of the object, in ELF order.
     pub fn programs(&self) -> Vec<Program<'_>> {
@@ -77,12 +96,22 @@ impl Object {
         }
     }
 
+}
+
+impl OpenObject {
     /// Loads every autoloaded program and creates every map.
     ///
     /// Each program gets a log buffer; the kernel fills it only when the load fails (libbpf
     /// then retries at log level 1), unless `log_level > 0`, in which case every program's log
     /// is returned on success too.
-    pub fn load(&mut self, log_level: u32, log_size: usize) -> Result<ProgramLogs, LoadFailure> {
+    pub fn load(self, log_level: u32, log_size: usize) -> Result<(Object, ProgramLogs), LoadFailure> {
+        let logs = self.obj.load_in_place(log_level, log_size)?;
+        Ok((self.obj, logs))
+    }
+}
+
+impl Object {
+    fn load_in_place(&self, log_level: u32, log_size: usize) -> Result<ProgramLogs, LoadFailure> {
         let progs: Vec<(NonNull<lb::bpf_program>, String)> =
             self.programs().iter().map(|p| (p.ptr, p.name())).collect();
         let mut bufs: Vec<Vec<u8>> = progs.iter().map(|_| vec![0u8; log_size]).collect();
