@@ -201,3 +201,10 @@ pub(crate) fn usym(py: Python<'_>, addr: u64, pid: u32, demangle: bool) -> PyRes
 pub(crate) fn num_possible_cpus(py: Python<'_>) -> PyResult<usize> {
     guarded(|| sys::num_possible_cpus().map_err(|f| Error::Os { errno: f.errno, message: f.message() })).py(py)
 }
+
+/// The names of the kernel's functions (text symbols of vmlinux and modules, from
+/// `/proc/kallsyms`, read afresh), in file order without duplicates.
+#[pyfunction]
+pub(crate) fn kernel_functions(py: Python<'_>) -> PyResult<Vec<String>> {
+    py.detach(|| guarded(crate::core::symbols::kernel_functions)).py(py)
+}

@@ -207,6 +207,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(ksym, m)?)?;
     m.add_function(wrap_pyfunction!(ksymname, m)?)?;
     m.add_function(wrap_pyfunction!(usym, m)?)?;
+    m.add_function(wrap_pyfunction!(kernel_functions, m)?)?;
     m.add("LIBBPF_VERSION", crate::core::compile::libbpf_version())?;
     Ok(())
 }
