@@ -208,3 +208,10 @@ pub(crate) fn num_possible_cpus(py: Python<'_>) -> PyResult<usize> {
 pub(crate) fn kernel_functions(py: Python<'_>) -> PyResult<Vec<String>> {
     py.detach(|| guarded(crate::core::symbols::kernel_functions)).py(py)
 }
+
+/// The names of the structs C source `source` defines (`struct NAME {`), outside comments and
+/// string literals, in order: the one struct scanner, also used to anchor those structs in BTF.
+#[pyfunction]
+pub(crate) fn defined_structs(source: &str) -> Vec<String> {
+    core_compile::defined_structs(source)
+}

@@ -208,6 +208,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(ksymname, m)?)?;
     m.add_function(wrap_pyfunction!(usym, m)?)?;
     m.add_function(wrap_pyfunction!(kernel_functions, m)?)?;
+    m.add_function(wrap_pyfunction!(defined_structs, m)?)?;
     m.add("LIBBPF_VERSION", crate::core::compile::libbpf_version())?;
     Ok(())
 }
