@@ -1,7 +1,7 @@
 """Type stubs for the native extension (kept by hand; the public API is in ``bpfkit``)."""
 
 from os import PathLike
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Optional, Union, final
 
 import numpy as np
 
@@ -90,3 +90,58 @@ def num_possible_cpus() -> int: ...
 
 def kernel_functions() -> list[str]: ...
 def defined_structs(source: str) -> list[str]: ...
+
+@final
+class ElfSymbol:
+    """A defined function symbol (STT_FUNC or STT_GNU_IFUNC) of an ELF file."""
+    name: str
+    value: int
+    size: int
+    is_ifunc: bool
+    bind: str  # "local", "global", "weak" or "other"
+    table: str  # "dynsym" or "symtab"
+    version: Optional[str]
+    default_version: bool
+    @property
+    def versioned_name(self) -> str: ...
+    @property
+    def base_name(self) -> str: ...
+
+@final
+class ElfSegment:
+    """A PT_LOAD program header."""
+    offset: int
+    vaddr: int
+    filesz: int
+    memsz: int
+    flags: int
+
+@final
+class SdtNote:
+    """A .note.stapsdt entry: one USDT probe site."""
+    provider: str
+    name: str
+    pc: int
+    semaphore: int
+    args: str
+
+@final
+class ElfFile:
+    """An ELF file read by the core for attaching (see open_elf)."""
+    @property
+    def path(self) -> str: ...
+    @property
+    def is_shared_object(self) -> bool: ...
+    @property
+    def is_x86_64(self) -> bool: ...
+    @property
+    def segments(self) -> list[ElfSegment]: ...
+    def functions(self) -> list[ElfSymbol]: ...
+    def functions_named(self, base: str) -> list[ElfSymbol]: ...
+    def demangled(self) -> dict[str, str]: ...
+    def sdt_notes(self) -> list[SdtNote]: ...
+    def vaddr_to_offset(self, vaddr: int) -> Optional[int]: ...
+    def is_executable_vaddr(self, vaddr: int) -> bool: ...
+    def read(self, offset: int, size: int) -> bytes: ...
+
+def open_elf(path: _Path) -> ElfFile: ...
