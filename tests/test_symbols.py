@@ -97,3 +97,27 @@ def test_stack_trace_from_a_program_symbolizes():
                    for s in kstack), kstack
         ustack = [b.sym(a, os.getpid(), show_module=True) for a in b["ustacks"].walk(b.get_global("uid"))]
         assert ustack and "libc.so" in ustack[0], ustack
+
+
+def test_kprobe_functions_are_the_kernels_text_symbols():
+    """get_kprobe_functions lists /proc/kallsyms's text symbols (read by the core), minus what
+    cannot be kprobed; it needs no kprobe support to list them."""
+    from bpfkit._attach_kernel import _kprobe_blacklist
+
+    prefix = BPF.get_syscall_prefix()
+    want = {prefix + n for n in ("getpgid", "getsid", "getpriority")}
+    assert BPF.get_kprobe_functions("|".join(want)) == want
+    assert BPF.get_kprobe_functions(re.escape(prefix) + "getpg") == set()  # a whole-name match
+    # /proc/kallsyms read here, as the reference: text (t, T) and weak (w, W) symbols are
+    # functions; data, bss and read-only data are not.
+    with open("/proc/kallsyms") as f:
+        rows = [line.split() for line in f]
+    text = {r[2] for r in rows if r[1] in ("t", "T", "w", "W")}
+    data = {r[2] for r in rows if r[1] in ("d", "D", "b", "B", "r", "R")} - text
+    listed = BPF.get_kprobe_functions(".*")
+    assert len(listed) > 1000 and listed <= text and not listed & data
+    probeable = {n for n in text if ".cold" not in n and not n.startswith(("__pfx_", "_kbl_addr_"))}
+    assert probeable - listed <= _kprobe_blacklist()
+    # Module functions are text symbols too (with a "[module]" column).
+    modules = {r[2] for r in rows if len(r) > 3 and r[1] in ("t", "T")}
+    assert modules - _kprobe_blacklist() - {n for n in modules if n.startswith("__pfx_") or ".cold" in n} <= listed

@@ -85,18 +85,6 @@ def _kprobe_blacklist() -> frozenset:
         return frozenset()
 
 
-def _kallsyms_text() -> list:
-    """The kernel's function symbols (text, global or local) from /proc/kallsyms, vmlinux and
-    modules, in address order, without duplicates."""
-    out: dict = {}
-    with open("/proc/kallsyms") as f:
-        for line in f:
-            parts = line.split()
-            if len(parts) >= 3 and parts[1] in ("t", "T", "w", "W"):
-                out.setdefault(parts[2], None)
-    return list(out)
-
-
 def _ftrace_functions() -> Optional[set]:
     """The functions ftrace can hook (tracefs available_filter_functions): what multi-kprobe links
     (built on fprobe, hence ftrace) can attach to. None when tracefs does not show them."""
@@ -219,7 +207,7 @@ class KernelAttachMixin(AttachBase):
         rx = _regex(event_re, "event_re")
         bad = _kprobe_blacklist()
         out = set()
-        for fn in _kallsyms_text():
+        for fn in _native.kernel_functions():
             if fn in bad or ".cold" in fn or fn.startswith("_kbl_addr_") or fn.startswith("__pfx_"):
                 continue
             if rx.fullmatch(fn):

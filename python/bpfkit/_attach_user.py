@@ -2,11 +2,12 @@
 :mod:`bpfkit.usdt`).
 
 bpfkit resolves the target itself, from the binary's own ELF symbol tables (``.dynsym`` and
-``.symtab``, read by :mod:`bpfkit._elf`), and gives libbpf a file offset. That is what lets it
-take what libbpf alone does not: a name with several versions (``memcpy`` means the default
-``memcpy@@GLIBC_2.14``), a GNU indirect function (the implementation the resolver picks, not the
-resolver), a C++ name written demangled (``ns::Klass::method(int)``), BCC's ``sym_re=`` and BCC's
-``addr=`` (a virtual address, turned into a file offset through the program headers).
+``.symtab``, read by the core's ELF reader, :func:`bpfkit._native.open_elf`), and gives libbpf a
+file offset. That is what lets it take what libbpf alone does not: a name with several versions
+(``memcpy`` means the default ``memcpy@@GLIBC_2.14``), a GNU indirect function (the
+implementation the resolver picks, not the resolver), a C++ name written demangled
+(``ns::Klass::method(int)``), BCC's ``sym_re=`` and BCC's ``addr=`` (a virtual address, turned
+into a file offset through the program headers).
 """
 
 from __future__ import annotations
@@ -23,19 +24,8 @@ from typing import Optional
 from . import _native
 from ._attach_base import AttachBase, _s
 from ._attach_base import Str as _Str
-from ._elf import (
-    EM_X86_64,
-    ET_DYN,
-    SHN_UNDEF,
-    STB_GLOBAL,
-    STB_LOCAL,
-    STT_FUNC,
-    BinaryInfo,
-    ElfError,
-    Symbol,
-    binary_info,
-)
 from ._errors import AttachError
+from ._native import ElfFile, ElfSymbol
 
 log = logging.getLogger("bpfkit")
 
@@ -57,13 +47,14 @@ def resolve_binary(name: _Str, pid: Optional[int] = None) -> str:
     return path
 
 
-def _info(path: str) -> BinaryInfo:
-    try:
-        return binary_info(path)
-    except ElfError as e:
-        raise AttachError(str(e), _errno.ENOEXEC) from None
-    except OSError as e:
-        raise AttachError(f"cannot read {path}: {e.strerror}", e.errno) from None
+def _info(path: str) -> ElfFile:
+    """The ELF file at ``path``, read (once per version of the file) by the core. Anything but a
+    regular ELF file raises :class:`~bpfkit.AttachError` at once: a FIFO is never opened."""
+    return _native.open_elf(path)
+
+
+def _no_segment(info: ElfFile, vaddr: int) -> AttachError:
+    return AttachError(f"address {vaddr:#x} is in no loaded segment of {info.path}", _errno.EINVAL)
 
 
 # -- symbols -------------------------------------------------------------------------------------
@@ -116,16 +107,21 @@ def _norm(s: str) -> str:
     return re.sub(r"\s+", "", s)
 
 
-def _demangled_index(info: BinaryInfo) -> Optional[dict[str, set]]:
+_DM_INDEX: dict[tuple, dict[str, set]] = {}
+
+
+def _demangled_index(info: ElfFile) -> dict[str, set]:
     """``{normalised spelling: {mangled names}}``, each demangled name spelt with and without
-    its parameter list and return type; None without ``c++filt``."""
-    idx = getattr(info, "_bpfkit_dm_index", None)
+    its parameter list and return type; built once per version of the file."""
+    try:
+        st = os.stat(info.path)
+        key: tuple | None = (info.path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    except OSError:
+        key = None  # gone since it was read: build the index, keep it nowhere
+    idx = _DM_INDEX.get(key) if key is not None else None
     if idx is None:
-        dm = info.demangled()
-        if dm is None:
-            return None
         idx = {}
-        for mangled, d in dm.items():
+        for mangled, d in info.demangled().items():
             forms = {d}
             p = _strip_params(d)
             if p:
@@ -136,15 +132,18 @@ def _demangled_index(info: BinaryInfo) -> Optional[dict[str, set]]:
                     forms.add(r)
             for f in forms:
                 idx.setdefault(_norm(f), set()).add(mangled)
-        info._bpfkit_dm_index = idx  # type: ignore[attr-defined]
+        if key is not None:
+            if len(_DM_INDEX) >= 16:
+                _DM_INDEX.pop(next(iter(_DM_INDEX)))
+            _DM_INDEX[key] = idx
     return idx
 
 
-def _pick(cands: list[Symbol]) -> list[Symbol]:
+def _pick(cands: list[ElfSymbol]) -> list[ElfSymbol]:
     """Narrows symbols of one name to one address: the default version (``@@``) first, then
     global over weak, then non-local. Returns every candidate when that still leaves several."""
-    for keep in (lambda s: True, lambda s: s.default_version, lambda s: s.bind == STB_GLOBAL,
-                 lambda s: s.bind != STB_LOCAL):
+    for keep in (lambda s: True, lambda s: s.default_version, lambda s: s.bind == "global",
+                 lambda s: s.bind != "local"):
         narrowed = [s for s in cands if keep(s)]
         if narrowed and len({s.value for s in narrowed}) == 1:
             return [narrowed[0]]
@@ -153,16 +152,15 @@ def _pick(cands: list[Symbol]) -> list[Symbol]:
     return cands
 
 
-def _libbpf_symbol_offset(info: BinaryInfo, sym: str) -> Optional[int]:
+def _libbpf_symbol_offset(info: ElfFile, sym: str) -> Optional[int]:
     """The file offset libbpf itself would resolve ``sym`` to (its rules: ``.dynsym`` then
     ``.symtab``, STT_FUNC only, ``f`` also matching ``f@...``), or None if it would refuse."""
     base, ver = _split_version(sym)
+    named = info.functions_named(base)
     for table in ("dynsym", "symtab"):
         values = set()
-        for s in info.symbols:
-            if s.table != table or s.type != STT_FUNC or s.shndx == SHN_UNDEF:
-                continue
-            if s.name != base and not s.name.startswith(base + "@"):
+        for s in named:
+            if s.table != table or s.is_ifunc:
                 continue
             if ver is not None and (s.version != ver if table == "dynsym" else s.name != sym):
                 continue
@@ -170,14 +168,11 @@ def _libbpf_symbol_offset(info: BinaryInfo, sym: str) -> Optional[int]:
         if values:
             if len(values) > 1:
                 return None
-            try:
-                return info.vaddr_to_offset(values.pop())
-            except ElfError:
-                return None
+            return info.vaddr_to_offset(values.pop())
     return None
 
 
-def _ifunc_offset(info: BinaryInfo, s: Symbol, name: str, version: Optional[str]) -> int:
+def _ifunc_offset(info: ElfFile, s: ElfSymbol, name: str, version: Optional[str]) -> int:
     """The file offset of the implementation a GNU indirect function resolves to on this machine.
     As BCC does, the library is loaded into this process (``dlopen``) and the dynamic linker runs
     the resolver; the address it returns is mapped back to the file through /proc/self/maps."""
@@ -185,7 +180,7 @@ def _ifunc_offset(info: BinaryInfo, s: Symbol, name: str, version: Optional[str]
         return AttachError(f"{name} in {info.path} is a GNU indirect function (IFUNC) and {why}; attach to the "
                            "implementation by its own name or with addr=", _errno.EINVAL)
 
-    if info.type != ET_DYN or s.bind == STB_LOCAL:
+    if not info.is_shared_object or s.bind == "local":
         raise refuse("only an exported IFUNC of a shared library can be resolved")
     try:
         lib = ctypes.CDLL(info.path)
@@ -219,7 +214,7 @@ def _ifunc_offset(info: BinaryInfo, s: Symbol, name: str, version: Optional[str]
 _X86_PASSIVE_PREFIXES = frozenset(b"\x26\x2e\x36\x3e\x64\x65\x67")
 
 
-def _avx_encoded(info: BinaryInfo, offset: int) -> bool:
+def _avx_encoded(info: ElfFile, offset: int) -> bool:
     """Whether the x86-64 instruction at file ``offset`` is VEX- or EVEX-encoded (AVX, AVX-512).
 
     The kernel's uprobe code decodes such an instruction to its one opcode byte, without the map
@@ -229,7 +224,7 @@ def _avx_encoded(info: BinaryInfo, offset: int) -> bool:
     project's 6.18 VM, glibc's AVX-512 ``strchr`` (``vpbroadcastb``, opcode byte 0x7a,
     which is ``jp``) returned NULL for every call while probed. In 64-bit code 0xc4, 0xc5 and 0x62
     can only start a VEX or EVEX prefix."""
-    if info.machine != EM_X86_64:
+    if not info.is_x86_64:
         return False
     code = info.read(offset, 8)
     i = 0
@@ -238,7 +233,7 @@ def _avx_encoded(info: BinaryInfo, offset: int) -> bool:
     return i < len(code) and code[i] in (0xC4, 0xC5, 0x62)
 
 
-def _avx_refusal(info: BinaryInfo, label: str, offset: int) -> AttachError:
+def _avx_refusal(info: ElfFile, label: str, offset: int) -> AttachError:
     return AttachError(
         f"refusing a uprobe on {info.path}:{label} (file offset {offset:#x}): its first instruction is AVX-encoded "
         "(VEX/EVEX), which the kernel's uprobes do not single-step correctly (the probed code can compute "
@@ -256,9 +251,9 @@ class _Target:
     symbol_offset: int = 0
 
 
-def _not_found(info: BinaryInfo, sym: str) -> AttachError:
-    names = sorted({s.name for s in info.functions})
-    dm = info.demangled() or {}
+def _not_found(info: ElfFile, sym: str) -> AttachError:
+    names = sorted({s.name for s in info.functions()})
+    dm = info.demangled()
     pool = names + sorted(set(dm.values()))
     close = difflib.get_close_matches(sym, pool, n=5, cutoff=0.6)
     hint = f"; similar names: {', '.join(close)}" if close else ""
@@ -267,42 +262,36 @@ def _not_found(info: BinaryInfo, sym: str) -> AttachError:
     return AttachError(f"no function symbol {sym} in {info.path}{hint}", _errno.ENOENT)
 
 
-def _symbol_targets(info: BinaryInfo, sym: str, sym_off: int) -> list[_Target]:
+def _symbol_targets(info: ElfFile, sym: str, sym_off: int) -> list[_Target]:
     base, ver = _split_version(sym)
-    funcs = info.functions
+    named = info.functions_named(base)  # every f, f@V1, f@@V2 of either table, .dynsym first
     if ver is None:
         # .symtab spells a versioned definition "f@@V2"/"f@V1"; plain "f" means the default one.
-        cands = [s for s in funcs if s.name == base or (s.table == "symtab" and s.name.startswith(base + "@@"))]
+        cands = [s for s in named if s.name == base or (s.table == "symtab" and s.name.startswith(base + "@@"))]
     else:
-        cands = [s for s in funcs
+        cands = [s for s in named
                  if (s.table == "dynsym" and s.name == base and s.version == ver)
                  or (s.table == "symtab" and s.name in (f"{base}@{ver}", f"{base}@@{ver}"))]
-        if not cands and any(s.name == base for s in funcs):
-            have = sorted({s.versioned_name for s in funcs if s.name == base and s.version}
-                          | {s.name for s in funcs if s.name.startswith(base + "@")})
+        if not cands and any(s.name == base for s in named):
+            have = sorted({s.versioned_name for s in named if s.name == base and s.version}
+                          | {s.name for s in named if s.name.startswith(base + "@")})
             raise AttachError(f"{info.path} has no version {ver} of {base} (it has: {', '.join(have) or 'no versions'})",
                               _errno.ENOENT)
     demangled = False
     if not cands and ver is None:
-        idx = _demangled_index(info)
-        if idx is None:
-            if "::" in sym or "(" in sym:
-                raise AttachError(f"{sym} looks like a demangled C++ name: matching those needs c++filt (binutils); "
-                                  "give the mangled name instead", _errno.ENOENT)
-        else:
-            mangled = idx.get(_norm(sym), set())
-            cands = [s for s in funcs if s.name.split("@", 1)[0] in mangled]
-            demangled = bool(cands)
+        mangled = _demangled_index(info).get(_norm(sym), set())
+        cands = sorted((s for m in sorted(mangled) for s in info.functions_named(m)), key=lambda s: s.table != "dynsym")
+        demangled = bool(cands)
     if not cands:
         raise _not_found(info, sym)
     chosen = _pick(cands)
     if len({s.value for s in chosen}) > 1:
-        dm = info.demangled() or {}
-        full = {dm.get(s.name.split("@", 1)[0], s.name) for s in chosen}
+        dm = info.demangled()
+        full = {dm.get(s.base_name, s.name) for s in chosen}
         # One demangled name at several addresses is one source function compiled more than once
         # (a C++ constructor's C1/C2 variants): probe every copy. Different names are ambiguous.
         if not (demangled and len(full) == 1):
-            listing = ", ".join(sorted(f"{dm.get(s.name.split('@', 1)[0], s.versioned_name)} at {s.value:#x}"
+            listing = ", ".join(sorted(f"{dm.get(s.base_name, s.versioned_name)} at {s.value:#x}"
                                        for s in chosen))
             raise AttachError(f"{sym} is ambiguous in {info.path}: {listing}; give the full name (parameters or "
                               "@VERSION) or addr=", _errno.EINVAL)
@@ -312,15 +301,15 @@ def _symbol_targets(info: BinaryInfo, sym: str, sym_off: int) -> list[_Target]:
         if s.size and sym_off >= s.size:
             raise ValueError(f"sym_off {sym_off:#x} is past the end of {sym} ({s.size} bytes) in {info.path}")
         if s.is_ifunc:
-            off = _ifunc_offset(info, s, s.name.split("@", 1)[0], s.version or ver) + sym_off
+            off = _ifunc_offset(info, s, s.base_name, s.version or ver) + sym_off
             if _avx_encoded(info, off):
                 raise _avx_refusal(info, sym, off)
             out.append(_Target(off, sym))
             continue
-        try:
-            off = info.vaddr_to_offset(s.value)
-        except ElfError as e:
-            raise AttachError(str(e), _errno.EINVAL) from None
+        found = info.vaddr_to_offset(s.value)
+        if found is None:
+            raise _no_segment(info, s.value)
+        off = found
         if _avx_encoded(info, off + sym_off):
             raise _avx_refusal(info, sym if not sym_off else f"{sym}+{sym_off:#x}", off + sym_off)
         symbol = None
@@ -330,29 +319,29 @@ def _symbol_targets(info: BinaryInfo, sym: str, sym_off: int) -> list[_Target]:
     return out
 
 
-def _regex_targets(info: BinaryInfo, sym_re: str, skipped: Optional[list] = None) -> list[_Target]:
+def _regex_targets(info: ElfFile, sym_re: str, skipped: Optional[list] = None) -> list[_Target]:
     """Every sized function whose name, or demangled name, ``re.match``es ``sym_re`` (as BCC),
     one probe per address. Functions that start with an AVX-encoded instruction (see
     :func:`_avx_encoded`) are left out, and their names added to ``skipped``."""
     rx = re.compile(sym_re)
-    dm = info.demangled() or {}
+    dm = info.demangled()
     by_offset: dict[int, _Target] = {}
-    for s in sorted(info.functions, key=lambda s: (s.table != "dynsym", s.bind != STB_GLOBAL)):
+    for s in sorted(info.functions(), key=lambda s: (s.table != "dynsym", s.bind != "global")):
         if s.size == 0:
             continue
-        d = dm.get(s.name.split("@", 1)[0])
+        d = dm.get(s.base_name)
         if not (rx.match(s.name) or (d is not None and rx.match(d))):
             continue
         if s.is_ifunc:
             try:
-                off = _ifunc_offset(info, s, s.name.split("@", 1)[0], s.version)
+                off = _ifunc_offset(info, s, s.base_name, s.version)
             except AttachError:
                 continue  # a resolver that cannot be run: probing it would never fire
         else:
-            try:
-                off = info.vaddr_to_offset(s.value)
-            except ElfError:
+            found = info.vaddr_to_offset(s.value)
+            if found is None:
                 continue
+            off = found
         if off in by_offset:
             continue
         if _avx_encoded(info, off):
@@ -368,10 +357,10 @@ def get_user_functions_and_addresses(name: _Str, sym_re: _Str) -> list[tuple[str
     method): addresses are the symbols' virtual addresses, as ``addr=`` takes them."""
     info = _info(resolve_binary(name))
     rx = re.compile(_s(sym_re))
-    dm = info.demangled() or {}
+    dm = info.demangled()
     seen: dict[int, str] = {}
-    for s in info.functions:
-        d = dm.get(s.name.split("@", 1)[0])
+    for s in info.functions():
+        d = dm.get(s.base_name)
         if s.size and (rx.match(s.name) or (d is not None and rx.match(d))):
             seen.setdefault(s.value, s.name)
     return sorted(((n, a) for a, n in seen.items()), key=lambda t: t[1])
@@ -401,16 +390,15 @@ class UserAttachMixin(AttachBase):
         if addr:
             # BCC: addr is a virtual address (as in the symbol table or `nm`), and wins over sym.
             vaddr = addr + sym_off
-            try:
-                off = info.vaddr_to_offset(vaddr)
-            except ElfError as e:
-                raise AttachError(str(e), _errno.EINVAL) from None
-            if not any(s.vaddr <= vaddr < s.vaddr + s.filesz and s.flags & 1 for s in info.segments):
+            off = info.vaddr_to_offset(vaddr)
+            if off is None:
+                raise _no_segment(info, vaddr)
+            if not info.is_executable_vaddr(vaddr):
                 raise AttachError(f"address {vaddr:#x} is not in an executable segment of {path}", _errno.EINVAL)
             if _avx_encoded(info, off):
                 raise _avx_refusal(info, f"{vaddr:#x}", off)
             if retprobe:
-                inside = [s for s in info.functions if s.value < vaddr < s.value + s.size]
+                inside = [s for s in info.functions() if s.value < vaddr < s.value + s.size]
                 if inside:
                     raise ValueError(f"a uretprobe must be at a function's entry; {vaddr:#x} is inside "
                                      f"{inside[0].name} (at {inside[0].value:#x})")
@@ -463,7 +451,7 @@ class UserAttachMixin(AttachBase):
           is probed at the implementation its resolver picks on this machine (as in BCC, the
           library is loaded into this process to run it). A C++ function is named mangled
           (``_ZN2ns5Klass6methodEi``) or demangled (``ns::Klass::method(int)``, or without the
-          parameter list when there is one overload; this needs binutils' ``c++filt``).
+          parameter list when there is one overload).
           ``sym_off`` adds an offset into the function.
         * ``sym_re=r"str.*cmp"``: every function whose name (or demangled name) ``re.match``es,
           one probe per address, all or none.

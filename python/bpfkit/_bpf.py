@@ -403,12 +403,9 @@ class BPF(KernelAttachMixin, UserAttachMixin, NetAttachMixin):
 
     def _guess_record(self, table: str) -> str:
         """The record type of an event map, when the source makes it unambiguous: the one struct
-        the source defines that is neither a map's key or value nor a part of another struct."""
-        import re
-
-        src = re.sub(r"//[^\n]*|/\*.*?\*/", " ", self._source, flags=re.S)
-        defined = list(dict.fromkeys(re.findall(r"\bstruct\s+(\w+)\s*\{", src)))
-        defined = [n for n in defined if self._obj.find_struct(n) is not None]
+        the source defines that is neither a map's key or value nor a part of another struct.
+        The structs are those the compiler's scanner finds (it also anchors them in BTF)."""
+        defined = [n for n in _native.defined_structs(self._source) if self._obj.find_struct(n) is not None]
         used = set()
         for m in self._obj.maps():
             for tid in (m["key_type_id"], m["value_type_id"]):

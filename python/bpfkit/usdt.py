@@ -33,10 +33,10 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from . import _native
 from ._attach_base import Str as _Str
 from ._attach_base import _s
 from ._attach_user import resolve_binary
-from ._elf import ElfError, binary_info
 from ._errors import AttachError
 
 __all__ = ["USDT", "USDTProbe", "USDTProbeLocation", "USDTProbeNotFoundError"]
@@ -102,8 +102,9 @@ _CTYPES = {1: "int8_t", 2: "int16_t", 4: "int32_t", 8: "int64_t"}
 
 
 def _probes_of(path: str) -> list[USDTProbe]:
-    """The USDT probes of one binary, from its ``.note.stapsdt`` notes."""
-    notes = binary_info(path).sdt_notes
+    """The USDT probes of one binary, from its ``.note.stapsdt`` notes (read by the core's ELF
+    reader, which refuses at once anything but a regular ELF file)."""
+    notes = _native.open_elf(path).sdt_notes()
     grouped: dict[tuple[str, str], list] = {}
     for n in notes:
         grouped.setdefault((n.provider, n.name), []).append(n)
@@ -169,12 +170,11 @@ class USDT:
             for path in self._binaries():
                 try:
                     probes.extend(_probes_of(path))
-                except ElfError:
+                except AttachError as e:
+                    # A binary named by path must be read; of a process's mappings, those that
+                    # cannot be (gone, not ELF) simply have no probes.
                     if self.path is not None:
-                        raise AttachError(f"USDT: {path} is not an ELF file", _errno.ENOEXEC) from None
-                except OSError as e:
-                    if self.path is not None:
-                        raise AttachError(f"USDT: cannot read {path}: {e.strerror}", e.errno) from None
+                        raise AttachError(f"USDT: {e}", e.errno) from None
             self._probes = probes
         return list(self._probes)
 

@@ -5,6 +5,7 @@
 pub mod btf;
 pub mod cache;
 pub mod compile;
+pub mod elf;
 pub mod error;
 pub mod events;
 pub mod features;

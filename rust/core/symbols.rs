@@ -33,21 +33,58 @@ struct Kallsyms {
 
 static KALLSYMS: Lazy<Mutex<Option<std::sync::Arc<Kallsyms>>>> = Lazy::new(|| Mutex::new(None));
 
+/// One line of `/proc/kallsyms`: address, type letter, name, module (without brackets).
+struct KallsymsLine<'a> {
+    addr: u64,
+    kind: &'a str,
+    name: &'a str,
+    module: Option<&'a str>,
+}
+
+impl KallsymsLine<'_> {
+    /// A function: a text symbol, global or local, or a weak one.
+    fn is_text(&self) -> bool {
+        matches!(self.kind, "t" | "T" | "w" | "W")
+    }
+}
+
+/// The lines of `/proc/kallsyms` (`ADDR TYPE NAME [MODULE]`); malformed lines are passed over.
+/// The one reader of the format: the by-address table and the function list both use it.
+fn kallsyms_lines(text: &str) -> impl Iterator<Item = KallsymsLine<'_>> {
+    text.lines().filter_map(|line| {
+        let mut it = line.split_ascii_whitespace();
+        let (addr, kind, name) = (it.next()?, it.next()?, it.next()?);
+        let addr = u64::from_str_radix(addr, 16).ok()?;
+        let module = it.next().map(|m| m.trim_start_matches('[').trim_end_matches(']'));
+        Some(KallsymsLine { addr, kind, name, module })
+    })
+}
+
 fn parse_kallsyms(text: &str) -> Kallsyms {
     let mut syms = Vec::new();
     let mut by_name = HashMap::new();
-    for line in text.lines() {
-        let mut it = line.split_whitespace();
-        let (Some(addr), Some(kind), Some(name)) = (it.next(), it.next(), it.next()) else { continue };
-        let Ok(addr) = u64::from_str_radix(addr, 16) else { continue };
-        let module = it.next().map(|m| m.trim_start_matches('[').trim_end_matches(']').to_string());
-        by_name.entry(name.to_string()).or_insert(addr);
-        if addr != 0 && matches!(kind, "t" | "T" | "w" | "W") {
-            syms.push((addr, name.to_string(), module));
+    for l in kallsyms_lines(text) {
+        by_name.entry(l.name.to_string()).or_insert(l.addr);
+        if l.addr != 0 && l.is_text() {
+            syms.push((l.addr, l.name.to_string(), l.module.map(str::to_string)));
         }
     }
     syms.sort_by_key(|s| s.0);
     Kallsyms { text: syms, by_name }
+}
+
+/// The names of the kernel's functions (text symbols of vmlinux and modules), in
+/// `/proc/kallsyms` order without duplicates. Unlike [`ksym`], this reads the file afresh on
+/// each call, so modules loaded since are in it, and it needs no privilege: names are shown
+/// even where `kptr_restrict` hides the addresses.
+pub fn kernel_functions() -> Result<Vec<String>> {
+    let text = std::fs::read_to_string("/proc/kallsyms").map_err(|e| Error::io("reading /proc/kallsyms", &e))?;
+    Ok(text_symbol_names(&text))
+}
+
+fn text_symbol_names(text: &str) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    kallsyms_lines(text).filter(|l| l.is_text() && seen.insert(l.name)).map(|l| l.name.to_string()).collect()
 }
 
 fn kallsyms() -> Result<std::sync::Arc<Kallsyms>> {
@@ -128,5 +165,14 @@ mod tests {
         let i = k.text.partition_point(|s| s.0 <= 0xffffffff81000150);
         assert_eq!(k.text[i - 1].1, "helper");
         assert_eq!(k.text[2].2.as_deref(), Some("mymod"));
+    }
+
+    #[test]
+    fn kernel_function_names_keep_file_order_once_each_even_without_addresses() {
+        let names = text_symbol_names(
+            "0000000000000000 T b_fn\n0000000000000000 t a_fn\n0000000000000000 D data\n\
+             0000000000000000 t a_fn\t[mod]\n0000000000000000 W weak_fn\nnot a line\n",
+        );
+        assert_eq!(names, ["b_fn", "a_fn", "weak_fn"]);
     }
 }

@@ -201,3 +201,211 @@ pub(crate) fn usym(py: Python<'_>, addr: u64, pid: u32, demangle: bool) -> PyRes
 pub(crate) fn num_possible_cpus(py: Python<'_>) -> PyResult<usize> {
     guarded(|| sys::num_possible_cpus().map_err(|f| Error::Os { errno: f.errno, message: f.message() })).py(py)
 }
+
+/// The names of the kernel's functions (text symbols of vmlinux and modules, from
+/// `/proc/kallsyms`, read afresh), in file order without duplicates.
+#[pyfunction]
+pub(crate) fn kernel_functions(py: Python<'_>) -> PyResult<Vec<String>> {
+    py.detach(|| guarded(crate::core::symbols::kernel_functions)).py(py)
+}
+
+/// The names of the structs C source `source` defines (`struct NAME {`), outside comments and
+/// string literals, in order: the one struct scanner, also used to anchor those structs in BTF.
+#[pyfunction]
+pub(crate) fn defined_structs(source: &str) -> Vec<String> {
+    core_compile::defined_structs(source)
+}
+
+/// A defined function symbol of an ELF file (`STT_FUNC` or `STT_GNU_IFUNC`).
+#[pyclass(module = "bpfkit._native", name = "ElfSymbol", frozen, get_all)]
+pub(crate) struct PyElfSymbol {
+    /// The name as its table spells it (`.symtab` names may carry `@VER`/`@@VER`).
+    name: String,
+    /// Its virtual address (`st_value`).
+    value: u64,
+    /// Its size in bytes (0 when unknown).
+    size: u64,
+    /// A GNU indirect function: `value` is its resolver.
+    is_ifunc: bool,
+    /// `"local"`, `"global"`, `"weak"` or `"other"`.
+    bind: &'static str,
+    /// `"dynsym"` or `"symtab"`.
+    table: &'static str,
+    /// The GNU version of a `.dynsym` entry, None when unversioned.
+    version: Option<String>,
+    /// True for `name@@VER` (and for unversioned names), False for `name@VER`.
+    default_version: bool,
+}
+
+impl From<&crate::core::elf::Symbol> for PyElfSymbol {
+    fn from(s: &crate::core::elf::Symbol) -> Self {
+        PyElfSymbol {
+            name: s.name.clone(),
+            value: s.value,
+            size: s.size,
+            is_ifunc: s.ifunc,
+            bind: s.bind.as_str(),
+            table: s.table.as_str(),
+            version: s.version.clone(),
+            default_version: s.default_version,
+        }
+    }
+}
+
+#[pymethods]
+impl PyElfSymbol {
+    /// `name@@VER`/`name@VER` for a versioned `.dynsym` entry, else the name.
+    #[getter]
+    fn versioned_name(&self) -> String {
+        match &self.version {
+            None => self.name.clone(),
+            Some(v) => format!("{}{}{}", self.name, if self.default_version { "@@" } else { "@" }, v),
+        }
+    }
+
+    /// The name without any `@VER`/`@@VER`.
+    #[getter]
+    fn base_name(&self) -> &str {
+        self.name.split('@').next().unwrap_or(&self.name)
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<ElfSymbol {} at {:#x}, {} bytes, {} {}>", self.versioned_name(), self.value, self.size, self.bind, self.table)
+    }
+}
+
+/// A `PT_LOAD` program header of an ELF file.
+#[pyclass(module = "bpfkit._native", name = "ElfSegment", frozen, get_all)]
+pub(crate) struct PyElfSegment {
+    /// File offset.
+    offset: u64,
+    /// Virtual address.
+    vaddr: u64,
+    /// Bytes in the file.
+    filesz: u64,
+    /// Bytes in memory.
+    memsz: u64,
+    /// `p_flags` (1 executable, 2 writable, 4 readable).
+    flags: u32,
+}
+
+#[pymethods]
+impl PyElfSegment {
+    fn __repr__(&self) -> String {
+        format!("<ElfSegment offset={:#x} vaddr={:#x} filesz={:#x} flags={}>", self.offset, self.vaddr, self.filesz, self.flags)
+    }
+}
+
+/// One `.note.stapsdt` entry: a USDT probe site.
+#[pyclass(module = "bpfkit._native", name = "SdtNote", frozen, get_all)]
+pub(crate) struct PySdtNote {
+    /// The provider.
+    provider: String,
+    /// The probe's name.
+    name: String,
+    /// The site's virtual address.
+    pc: u64,
+    /// The semaphore's virtual address, 0 when there is none.
+    semaphore: u64,
+    /// The argument specification (`"-4@%edi 8@-16(%rbp)"`).
+    args: String,
+}
+
+#[pymethods]
+impl PySdtNote {
+    fn __repr__(&self) -> String {
+        format!("<SdtNote {}:{} at {:#x}>", self.provider, self.name, self.pc)
+    }
+}
+
+/// An ELF file read for attaching: see `open_elf`.
+#[pyclass(module = "bpfkit._native", name = "ElfFile", frozen)]
+pub(crate) struct PyElfFile {
+    inner: Arc<crate::core::elf::ElfFile>,
+}
+
+#[pymethods]
+impl PyElfFile {
+    /// The path it was read from.
+    #[getter]
+    fn path(&self) -> String {
+        self.inner.path().display().to_string()
+    }
+
+    /// `ET_DYN`: a shared library or a position-independent executable.
+    #[getter]
+    fn is_shared_object(&self) -> bool {
+        self.inner.is_shared_object()
+    }
+
+    /// An x86-64 file.
+    #[getter]
+    fn is_x86_64(&self) -> bool {
+        self.inner.machine == crate::core::elf::EM_X86_64
+    }
+
+    /// The `PT_LOAD` program headers, in file order.
+    #[getter]
+    fn segments(&self) -> Vec<PyElfSegment> {
+        self.inner
+            .segments
+            .iter()
+            .map(|s| PyElfSegment { offset: s.offset, vaddr: s.vaddr, filesz: s.filesz, memsz: s.memsz, flags: s.flags })
+            .collect()
+    }
+
+    /// Every defined function symbol, `.dynsym` first.
+    fn functions(&self, py: Python<'_>) -> PyResult<Vec<PyElfSymbol>> {
+        let f = py.detach(|| guarded(|| self.inner.functions())).py(py)?;
+        Ok(f.all.iter().map(PyElfSymbol::from).collect())
+    }
+
+    /// The function symbols whose name without `@VER` is `base` (`"f"` finds `f`, `f@V1`,
+    /// `f@@V2`).
+    fn functions_named(&self, py: Python<'_>, base: &str) -> PyResult<Vec<PyElfSymbol>> {
+        let f = py.detach(|| guarded(|| self.inner.functions())).py(py)?;
+        Ok(f.named(base).map(PyElfSymbol::from).collect())
+    }
+
+    /// `{mangled: demangled}` of the C++ function names (without `@VER`).
+    fn demangled(&self, py: Python<'_>) -> PyResult<std::collections::HashMap<String, String>> {
+        let d = py.detach(|| guarded(|| self.inner.demangled())).py(py)?;
+        Ok((*d).clone())
+    }
+
+    /// The USDT probe sites of `.note.stapsdt`, in file order.
+    fn sdt_notes(&self, py: Python<'_>) -> PyResult<Vec<PySdtNote>> {
+        let n = py.detach(|| guarded(|| self.inner.sdt_notes())).py(py)?;
+        Ok(n.iter()
+            .map(|n| PySdtNote { provider: n.provider.clone(), name: n.name.clone(), pc: n.pc, semaphore: n.semaphore, args: n.args.clone() })
+            .collect())
+    }
+
+    /// The file offset of virtual address `vaddr` (through the loaded segments), or None.
+    fn vaddr_to_offset(&self, vaddr: u64) -> Option<u64> {
+        self.inner.vaddr_to_offset(vaddr)
+    }
+
+    /// Whether `vaddr` lies in an executable loaded segment.
+    fn is_executable_vaddr(&self, vaddr: u64) -> bool {
+        self.inner.is_executable_vaddr(vaddr)
+    }
+
+    /// Up to `size` bytes of the file at `offset` (fewer at its end).
+    fn read<'py>(&self, py: Python<'py>, offset: u64, size: u64) -> PyResult<Bound<'py, PyBytes>> {
+        let b = py.detach(|| guarded(|| self.inner.read(offset, size))).py(py)?;
+        Ok(PyBytes::new(py, &b))
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<ElfFile {}>", self.inner.path().display())
+    }
+}
+
+/// The ELF file at `path`, parsed (and remembered while the file stays the same). Raises
+/// `AttachError` for anything but a regular ELF file, at once: a FIFO is never opened.
+#[pyfunction]
+pub(crate) fn open_elf(py: Python<'_>, path: PathBuf) -> PyResult<PyElfFile> {
+    let inner = py.detach(|| guarded(|| crate::core::elf::open(&path))).py(py)?;
+    Ok(PyElfFile { inner })
+}

@@ -223,6 +223,13 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(ksym, m)?)?;
     m.add_function(wrap_pyfunction!(ksymname, m)?)?;
     m.add_function(wrap_pyfunction!(usym, m)?)?;
+    m.add_function(wrap_pyfunction!(kernel_functions, m)?)?;
+    m.add_function(wrap_pyfunction!(defined_structs, m)?)?;
+    m.add_function(wrap_pyfunction!(open_elf, m)?)?;
+    m.add_class::<PyElfFile>()?;
+    m.add_class::<PyElfSymbol>()?;
+    m.add_class::<PyElfSegment>()?;
+    m.add_class::<PySdtNote>()?;
     m.add("LIBBPF_VERSION", crate::core::compile::libbpf_version())?;
     Ok(())
 }
