@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from . import _native
-from ._attach_base import AttachBase, _s
+from ._attach_base import I32, U64, AttachBase, _int, _regex, _s
 from ._attach_base import Str as _Str
 from ._errors import AttachError
 from ._native import ElfFile, ElfSymbol
@@ -323,7 +323,7 @@ def _regex_targets(info: ElfFile, sym_re: str, skipped: Optional[list] = None) -
     """Every sized function whose name, or demangled name, ``re.match``es ``sym_re`` (as BCC),
     one probe per address. Functions that start with an AVX-encoded instruction (see
     :func:`_avx_encoded`) are left out, and their names added to ``skipped``."""
-    rx = re.compile(sym_re)
+    rx = _regex(sym_re, "sym_re")
     dm = info.demangled()
     by_offset: dict[int, _Target] = {}
     for s in sorted(info.functions(), key=lambda s: (s.table != "dynsym", s.bind != "global")):
@@ -356,7 +356,7 @@ def get_user_functions_and_addresses(name: _Str, sym_re: _Str) -> list[tuple[str
     """``[(name, address)]`` of the functions of ``name`` matching ``sym_re`` (BCC's static
     method): addresses are the symbols' virtual addresses, as ``addr=`` takes them."""
     info = _info(resolve_binary(name))
-    rx = re.compile(_s(sym_re))
+    rx = _regex(sym_re, "sym_re")
     dm = info.demangled()
     seen: dict[int, str] = {}
     for s in info.functions():
@@ -417,7 +417,9 @@ class UserAttachMixin(AttachBase):
             raise ValueError(f"attach_{kind} needs fn_name=")
         if not name:
             raise ValueError(f"attach_{kind} needs name= (a path, or a library's short name such as \"c\")")
-        pid = -1 if pid is None else int(pid)
+        pid = -1 if pid is None else _int(pid, "pid", *I32)
+        sym_off = _int(sym_off, "sym_off", *U64)
+        addr = None if addr is None else _int(addr, "addr", *U64)
         path = resolve_binary(name, pid)
         targets = self._user_targets(path, _s(sym), _s(sym_re), addr, sym_off, retprobe)
         if self._section(fn).is_multi:

@@ -356,14 +356,14 @@ fn refuse_irregular(path: &Path, md: &Metadata) -> Result<()> {
         return Ok(());
     }
     let errno = if md.file_type().is_dir() { libc::EISDIR } else { libc::EINVAL };
-    Err(Error::Attach {
+    Err(Error::Attach { program: None, target: None,
         errno,
         message: format!("{} is {}, not a regular file: only an ELF file can be probed", path.display(), describe(md)),
     })
 }
 
 fn read_error(path: &Path, e: &std::io::Error) -> Error {
-    Error::Attach { errno: e.raw_os_error().unwrap_or(libc::EIO), message: format!("cannot read {}: {e}", path.display()) }
+    Error::Attach { program: None, target: None, errno: e.raw_os_error().unwrap_or(libc::EIO), message: format!("cannot read {}: {e}", path.display()) }
 }
 
 /// Opens `path` for reading if it is a regular file, without ever blocking: `stat` first (so a
@@ -380,7 +380,7 @@ fn open_regular(path: &Path) -> Result<(File, Identity)> {
     let now = file.metadata().map_err(|e| read_error(path, &e))?;
     refuse_irregular(path, &now)?;
     if (now.dev(), now.ino()) != (md.dev(), md.ino()) {
-        return Err(Error::Attach { errno: libc::EAGAIN, message: format!("{} was replaced while being opened", path.display()) });
+        return Err(Error::Attach { program: None, target: None, errno: libc::EAGAIN, message: format!("{} was replaced while being opened", path.display()) });
     }
     Ok((file, Identity::of(&now)))
 }
@@ -394,7 +394,7 @@ struct Reader<'a, B: Blob + ?Sized> {
 
 impl<B: Blob + ?Sized> Reader<'_, B> {
     fn malformed(&self, what: impl std::fmt::Display) -> Error {
-        Error::Attach { errno: libc::ENOEXEC, message: format!("{}: malformed ELF file: {what}", self.path.display()) }
+        Error::Attach { program: None, target: None, errno: libc::ENOEXEC, message: format!("{}: malformed ELF file: {what}", self.path.display()) }
     }
 
     /// `len` bytes at `off`, which must lie inside the file (so no size from the file can make
@@ -434,7 +434,7 @@ struct Header {
 
 fn parse<B: Blob + ?Sized>(path: &Path, blob: &B, identity: Identity) -> Result<ElfFile> {
     let r = Reader { path, blob, size: blob.len() };
-    let not_elf = || Error::Attach { errno: libc::ENOEXEC, message: format!("{} is not an ELF file", path.display()) };
+    let not_elf = || Error::Attach { program: None, target: None, errno: libc::ENOEXEC, message: format!("{} is not an ELF file", path.display()) };
     if r.size < 16 {
         return Err(not_elf());
     }
@@ -622,7 +622,7 @@ impl ElfFile {
     fn with_file<T>(&self, f: impl FnOnce(&Reader<'_, File>) -> Result<T>) -> Result<T> {
         let (file, id) = open_regular(&self.path)?;
         if id != self.identity {
-            return Err(Error::Attach {
+            return Err(Error::Attach { program: None, target: None,
                 errno: libc::EAGAIN,
                 message: format!("{} changed while being read; try again", self.path.display()),
             });
@@ -1105,7 +1105,7 @@ mod tests {
         let fifo = dir.join("fifo");
         assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
         let e = open(&fifo).unwrap_err();
-        assert!(matches!(&e, Error::Attach { errno: libc::EINVAL, message } if message.contains("is a FIFO, not a regular file")), "{e:?}");
+        assert!(matches!(&e, Error::Attach { errno: libc::EINVAL, message, .. } if message.contains("is a FIFO, not a regular file")), "{e:?}");
         let e = open(&dir).unwrap_err();
         assert!(matches!(&e, Error::Attach { errno: libc::EISDIR, .. }), "{e:?}");
         let e = open(Path::new("/dev/null")).unwrap_err();
