@@ -334,7 +334,7 @@ impl MapHandle {
                 return Ok((region, stride));
             }
         }
-        let region = self.with(|| MmapRegion::of_array(self.info.handle.raw(), self.info.value_size, self.info.max_entries).map_err(Error::map))?;
+        let region = self.with(|| MmapRegion::of_array(self.info.handle.borrow(), self.info.value_size, self.info.max_entries).map_err(Error::map))?;
         Ok((Arc::new(region), stride))
     }
 }

@@ -127,7 +127,7 @@ impl BpfObject {
         let mut mmaps = Vec::new();
         for m in obj.maps().iter().filter(|m| !m.is_internal()) {
             if MapType::from_raw(m.map_type()) == MapType::Array && m.map_flags() & F_MMAPABLE != 0 {
-                mmaps.push((m.name(), Arc::new(MmapRegion::of_array(m.fd(), m.value_size(), m.max_entries()).map_err(Error::map)?)));
+                mmaps.push((m.name(), Arc::new(MmapRegion::of_array(m.map_fd().map_err(Error::map)?.borrow(), m.value_size(), m.max_entries()).map_err(Error::map)?)));
             }
         }
         *this.write()? = Some(Loaded { mmaps, streams: Vec::new(), links: Vec::new(), obj });
@@ -205,7 +205,7 @@ impl BpfObject {
 
     /// `(name, section, prog_type, fd)` of every program.
     pub fn programs(&self) -> Result<Vec<(String, String, u32, i32)>> {
-        self.with(|l| Ok(l.obj.programs().iter().map(|p| (p.name(), p.section(), p.prog_type(), p.fd())).collect()))
+        self.with(|l| Ok(l.obj.programs().iter().map(|p| (p.name(), p.section(), p.prog_type(), p.loaded_fd().map_or(-1, |fd| std::os::fd::AsRawFd::as_raw_fd(&fd)))).collect()))
     }
 
     /// Every map, internal ones included.
@@ -343,7 +343,7 @@ impl BpfObject {
                 return Err(Error::Value(format!("no program named `{prog}` (programs: {})", names.join(", "))));
             }
         };
-        if p.fd() < 0 {
+        if p.loaded_fd().is_none() {
             return Err(Error::Value(format!("program `{prog}` was not loaded")));
         }
         f(links, p)
@@ -522,7 +522,10 @@ impl BpfObject {
 
     /// The fd of loaded program `prog` (valid while the object is open) and its type.
     pub fn program_fd(&self, prog: &str) -> Result<(i32, ProgType)> {
-        self.with_program(prog, |_, p| Ok((p.fd(), ProgType::from_raw(p.prog_type()))))
+        self.with_program(prog, |_, p| {
+            let fd = p.loaded_fd().ok_or_else(|| Error::Value(format!("program `{prog}` was not loaded")))?;
+            Ok((std::os::fd::AsRawFd::as_raw_fd(&fd), ProgType::from_raw(p.prog_type())))
+        })
     }
 
     /// The parsed section of program `prog`.
@@ -660,8 +663,8 @@ impl BpfObject {
             return Err(Error::Value(format!("map `{map}` already has an open event stream")));
         }
         let st = match MapType::from_raw(m.map_type()) {
-            MapType::Ringbuf => EventStream::ring(map, m.fd(), guard)?,
-            MapType::PerfEventArray => EventStream::perf(map, m.fd(), page_cnt, wakeup_events, guard)?,
+            MapType::Ringbuf => EventStream::ring(map, m.map_fd().map_err(Error::map)?.raw(), guard)?,
+            MapType::PerfEventArray => EventStream::perf(map, m.map_fd().map_err(Error::map)?.raw(), page_cnt, wakeup_events, guard)?,
             _ => return Err(Error::Type(format!("map `{map}` is neither a ring buffer nor a perf event array"))),
         };
         let st = Arc::new(st);

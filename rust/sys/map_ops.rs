@@ -45,6 +45,12 @@ impl MapFd {
     pub fn raw(&self) -> RawFd {
         self.fd
     }
+    /// The fd, borrowed: valid while the map's owner keeps it open, which the core guarantees
+    /// for as long as it holds a `MapFd` (under the object's lock).
+    pub fn borrow(&self) -> BorrowedFd<'_> {
+        // SAFETY: see above; a MapFd is only made for an open map fd.
+        unsafe { BorrowedFd::borrow_raw(self.fd) }
+    }
     /// The map's type.
     pub fn map_type(&self) -> MapType {
         self.map_type

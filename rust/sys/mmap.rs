@@ -25,7 +25,8 @@ fn page_size() -> usize {
 impl MmapRegion {
     /// Maps all values of the mmapable array `fd` (`max_entries` values of `value_size` bytes,
     /// each rounded up to 8), read-write and shared.
-    pub fn of_array(fd: i32, value_size: u32, max_entries: u32) -> Result<MmapRegion, Failure> {
+    pub fn of_array(fd: std::os::fd::BorrowedFd<'_>, value_size: u32, max_entries: u32) -> Result<MmapRegion, Failure> {
+        use std::os::fd::AsRawFd;
         let stride = (value_size as usize).div_ceil(8) * 8;
         let len = stride
             .checked_mul(max_entries as usize)
@@ -33,7 +34,7 @@ impl MmapRegion {
             .ok_or_else(|| Failure { errno: libc::E2BIG, context: "mapping the array into memory: too large".into() })?;
         // SAFETY: a fresh shared mapping of the map's fd at an address the kernel picks; the
         // kernel checks the length against the map and the fd's type.
-        let p = unsafe { libc::mmap(ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, fd, 0) };
+        let p = unsafe { libc::mmap(ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, fd.as_raw_fd(), 0) };
         if p == libc::MAP_FAILED {
             return Err(Failure { errno: last_errno(), context: "mapping the array into memory".into() });
         }

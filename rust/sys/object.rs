@@ -245,9 +245,17 @@ impl<'a> Program<'a> {
     }
 
     /// The program's fd once loaded, else a negative number.
-    pub fn fd(&self) -> i32 {
+    pub(super) fn fd(&self) -> i32 {
         // SAFETY: the program is live for 'a.
         unsafe { lb::bpf_program__fd(self.ptr.as_ptr()) }
+    }
+
+    /// The program's fd once loaded, borrowed for as long as the object lives.
+    pub fn loaded_fd(&self) -> Option<std::os::fd::BorrowedFd<'a>> {
+        let fd = self.fd();
+        // SAFETY: libbpf owns the fd and closes it only when the object closes, which the
+        // borrow of the object ('a) outlives.
+        (fd >= 0).then(|| unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) })
     }
 
     /// The kernel program type (`BPF_PROG_TYPE_*`).
@@ -486,9 +494,16 @@ impl<'a> Map<'a> {
         cstr_or_empty(unsafe { lb::bpf_map__name(self.ptr.as_ptr()) })
     }
     /// The map's fd once created, else negative.
-    pub fn fd(&self) -> i32 {
+    pub(super) fn fd(&self) -> i32 {
         // SAFETY: the map is live for 'a.
         unsafe { lb::bpf_map__fd(self.ptr.as_ptr()) }
+    }
+    /// The map's fd once created, borrowed for as long as the object lives.
+    pub fn loaded_fd(&self) -> Option<std::os::fd::BorrowedFd<'a>> {
+        let fd = self.fd();
+        // SAFETY: libbpf owns the fd and closes it only when the object closes, which the
+        // borrow of the object ('a) outlives.
+        (fd >= 0).then(|| unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) })
     }
     /// `BPF_MAP_TYPE_*`.
     pub fn map_type(&self) -> u32 {
