@@ -66,7 +66,7 @@ def test_ladder_attaches_the_first_alternative_the_kernel_supports(order):
         assert all(why for _, why in alt.passed_over)
         # Only the chosen program was loaded and attached.
         assert [p for _k, _t, p in b.links()] == [want]
-        loaded = {name for name, _sec, _t, fd in b._obj.programs() if fd >= 0}
+        loaded = {p.name for p in b._obj.programs() if p.fd >= 0}
         assert loaded == {want}
         _unlink(9)
         counts = [b["hits"][i].value for i in range(3)]

@@ -294,11 +294,12 @@ class NetAttachMixin(AttachBase):
         if device is not None:
             raise NotSupportedError(f"load_func({name!r}, device={device!r}): bpfkit does not load programs "
                                     "for hardware offload", _errno.EOPNOTSUPP)
-        progs = {p[0]: p for p in self._obj.programs()}
+        progs = {p.name: p for p in self._obj.programs()}
         if name not in progs:
             raise ValueError(f"no program named {name!r} in this object (programs: "
                              f"{', '.join(progs) or 'none'})")
-        _name, section, actual, fd = progs[name]
+        p = progs[name]
+        section, actual, fd = p.section.raw, p.prog_type, p.fd
         if prog_type is not None and int(prog_type) != actual:
             want = int(prog_type)
             hint = _PROG_TYPE_SECTIONS.get(want)
@@ -312,7 +313,7 @@ class NetAttachMixin(AttachBase):
 
     def load_funcs(self, prog_type: int = _PROG_TYPES["KPROBE"]) -> list:
         """Every program of type ``prog_type`` as a :class:`BPF.Function` (BCC's name)."""
-        return [self.load_func(p[0], prog_type) for p in self._obj.programs() if p[2] == int(prog_type)]
+        return [self.load_func(p.name, prog_type) for p in self._obj.programs() if p.prog_type == int(prog_type)]
 
     def _function(self, fn: Union[Function, str, bytes], prog_types: tuple, what: str) -> Function:
         """``fn`` (a Function or a program name) as a Function of this object whose type is one

@@ -309,7 +309,7 @@ class BPF(KernelAttachMixin, UserAttachMixin, NetAttachMixin):
         return len(self._map_names())
 
     def _map_names(self) -> list:
-        return [m["name"] for m in self._obj.maps() if not m["internal"]]
+        return [m.name for m in self._obj.maps() if not m.internal]
 
     # -- globals -----------------------------------------------------------------------------
     def get_global(self, name: str) -> Any:
@@ -332,7 +332,7 @@ class BPF(KernelAttachMixin, UserAttachMixin, NetAttachMixin):
     # -- programs and attachments ------------------------------------------------------------
     def programs(self) -> list:
         """``[(name, section)]`` of every program."""
-        return [(p[0], p[1]) for p in self._obj.programs()]
+        return [(p.name, p.section.raw) for p in self._obj.programs()]
 
     def links(self) -> list:
         """Every attachment, as typed ``Link`` values: ``id``, ``kind``, ``target``, ``program``
@@ -408,7 +408,7 @@ class BPF(KernelAttachMixin, UserAttachMixin, NetAttachMixin):
         defined = [n for n in _native.defined_structs(self._source) if self._obj.find_struct(n) is not None]
         used = set()
         for m in self._obj.maps():
-            for tid in (m["key_type_id"], m["value_type_id"]):
+            for tid in (m.key_type_id, m.value_type_id):
                 if tid:
                     d = self._obj.describe_type(tid)
                     if d.get("name"):

@@ -477,7 +477,7 @@ class ProgArray(_Indexed):
     def __setitem__(self, key: Any, prog: Any) -> None:
         k = self._key(key)
         if isinstance(prog, str):
-            fds = {p[0]: p[3] for p in self.bpf._obj.programs()}
+            fds = {p.name: p.fd for p in self.bpf._obj.programs()}
             if prog not in fds or fds[prog] < 0:
                 raise KeyError(f"no loaded program named `{prog}`")
             prog = fds[prog]

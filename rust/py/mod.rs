@@ -195,6 +195,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyEventStream>()?;
     m.add_class::<PyMmapView>()?;
     m.add_class::<PyLink>()?;
+    m.add_class::<PyProgramInfo>()?;
+    m.add_class::<PyMapInfo>()?;
     m.add_class::<PySection>()?;
     m.add_function(wrap_pyfunction!(process_links, m)?)?;
     m.add_function(wrap_pyfunction!(detach_links, m)?)?;

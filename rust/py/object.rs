@@ -2,6 +2,113 @@
 
 #[allow(unused_imports)]
 use super::*;
+use crate::core::object::MapInfo;
+use crate::core::section::Section;
+
+/// A program of a loaded object: `name`, `section` (parsed), `prog_type` (number and
+/// `prog_type_name`), and `fd` (-1 when the program was not loaded, as a ladder's unchosen rungs).
+#[pyclass(module = "bpfkit._native", name = "ProgramInfo", frozen)]
+pub(crate) struct PyProgramInfo {
+    name: String,
+    section: Section,
+    prog_type: u32,
+    fd: i32,
+}
+
+#[pymethods]
+impl PyProgramInfo {
+    /// The program's name.
+    #[getter]
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+    /// `BPF_PROG_TYPE_*` number.
+    #[getter]
+    fn prog_type(&self) -> u32 {
+        self.prog_type
+    }
+    /// The fd (valid while the object is open), or -1 when the program was not loaded.
+    #[getter]
+    fn fd(&self) -> i32 {
+        self.fd
+    }
+    /// The section, parsed.
+    #[getter]
+    fn section(&self) -> PySection {
+        PySection { inner: self.section.clone() }
+    }
+    /// The kernel's name of the program type (`"TRACEPOINT"`).
+    #[getter]
+    fn prog_type_name(&self) -> &'static str {
+        crate::sys::types::ProgType::from_raw(self.prog_type).name()
+    }
+    fn __repr__(&self) -> String {
+        format!("ProgramInfo({:?}, section={:?}, fd={})", self.name, self.section.raw, self.fd)
+    }
+}
+
+/// A map of a loaded object, as the object describes it.
+#[pyclass(module = "bpfkit._native", name = "MapInfo", frozen)]
+pub(crate) struct PyMapInfo {
+    inner: MapInfo,
+}
+
+#[pymethods]
+impl PyMapInfo {
+    /// The map's name.
+    #[getter]
+    fn name(&self) -> String {
+        self.inner.name.clone()
+    }
+    /// `BPF_MAP_TYPE_*` number.
+    #[getter]
+    fn map_type(&self) -> u32 {
+        self.inner.map_type.raw()
+    }
+    /// The kernel's name of the type (`"HASH"`).
+    #[getter]
+    fn map_type_name(&self) -> &'static str {
+        self.inner.map_type.name()
+    }
+    /// Key size in bytes.
+    #[getter]
+    fn key_size(&self) -> u32 {
+        self.inner.key_size
+    }
+    /// Value size in bytes (per CPU for per-CPU maps).
+    #[getter]
+    fn value_size(&self) -> u32 {
+        self.inner.value_size
+    }
+    /// Capacity.
+    #[getter]
+    fn max_entries(&self) -> u32 {
+        self.inner.max_entries
+    }
+    /// `BPF_F_*` flags.
+    #[getter]
+    fn flags(&self) -> u32 {
+        self.inner.flags
+    }
+    /// Whether libbpf made it for a data section.
+    #[getter]
+    fn internal(&self) -> bool {
+        self.inner.internal
+    }
+    /// BTF type of the key (0: none).
+    #[getter]
+    fn key_type_id(&self) -> u32 {
+        self.inner.key_type_id
+    }
+    /// BTF type of the value (0: none).
+    #[getter]
+    fn value_type_id(&self) -> u32 {
+        self.inner.value_type_id
+    }
+    fn __repr__(&self) -> String {
+        format!("MapInfo({:?}, {})", self.inner.name, self.inner.map_type)
+    }
+}
 
 /// A loaded BPF object (see `bpfkit.BPF` for the public face).
 #[pyclass(module = "bpfkit._native", name = "Object", frozen)]
@@ -44,29 +151,19 @@ impl PyBpfObject {
         Ok(PyBpfObject { inner })
     }
 
-    /// `[(name, section, prog_type, fd)]` of every program.
-    fn programs(&self, py: Python<'_>) -> PyResult<Vec<(String, String, u32, i32)>> {
-        guarded(|| self.inner.programs()).py(py)
+    /// Every program of the object.
+    fn programs(&self, py: Python<'_>) -> PyResult<Vec<PyProgramInfo>> {
+        let progs = guarded(|| self.inner.programs()).py(py)?;
+        Ok(progs
+            .into_iter()
+            .map(|(name, section, prog_type, fd)| PyProgramInfo { name, section: Section::parse(&section), prog_type, fd })
+            .collect())
     }
 
-    /// A dict per map: name, type, key_size, value_size, max_entries, flags, internal, type ids.
-    fn maps<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
+    /// Every map of the object, internal ones (`.rodata`, `.data`, `.bss`) included.
+    fn maps(&self, py: Python<'_>) -> PyResult<Vec<PyMapInfo>> {
         let maps = guarded(|| self.inner.maps()).py(py)?;
-        maps.into_iter()
-            .map(|m| {
-                let d = PyDict::new(py);
-                d.set_item("name", m.name)?;
-                d.set_item("type", m.map_type.raw())?;
-                d.set_item("key_size", m.key_size)?;
-                d.set_item("value_size", m.value_size)?;
-                d.set_item("max_entries", m.max_entries)?;
-                d.set_item("flags", m.flags)?;
-                d.set_item("internal", m.internal)?;
-                d.set_item("key_type_id", m.key_type_id)?;
-                d.set_item("value_type_id", m.value_type_id)?;
-                Ok(d)
-            })
-            .collect()
+        Ok(maps.into_iter().map(|inner| PyMapInfo { inner }).collect())
     }
 
     /// The map called `name`.
