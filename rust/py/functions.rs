@@ -100,7 +100,7 @@ pub(crate) fn kernel_object_ids(py: Python<'_>, kind: &str) -> PyResult<Vec<u32>
         "link" => sys::IdKind::Link,
         other => return Err(PyValueError::new_err(format!("unknown kind {other:?}"))),
     };
-    guarded(|| sys::object_ids(k).map_err(|f| Error::Os { errno: f.errno, message: f.message() })).py(py)
+    guarded(|| sys::object_ids(k).map_err(Error::from)).py(py)
 }
 
 /// Mounts "tracefs", "debugfs" or "bpffs" at its usual place if needed; True if it mounted it.
@@ -199,7 +199,7 @@ pub(crate) fn usym(py: Python<'_>, addr: u64, pid: u32, demangle: bool) -> PyRes
 /// Number of possible CPUs.
 #[pyfunction]
 pub(crate) fn num_possible_cpus(py: Python<'_>) -> PyResult<usize> {
-    guarded(|| sys::num_possible_cpus().map_err(|f| Error::Os { errno: f.errno, message: f.message() })).py(py)
+    guarded(|| sys::num_possible_cpus().map_err(Error::from)).py(py)
 }
 
 /// The names of the kernel's functions (text symbols of vmlinux and modules, from
