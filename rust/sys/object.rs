@@ -252,10 +252,7 @@ impl<'a> Program<'a> {
 
     /// The program's fd once loaded, borrowed for as long as the object lives.
     pub fn loaded_fd(&self) -> Option<std::os::fd::BorrowedFd<'a>> {
-        let fd = self.fd();
-        // SAFETY: libbpf owns the fd and closes it only when the object closes, which the
-        // borrow of the object ('a) outlives.
-        (fd >= 0).then(|| unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) })
+        borrow_object_fd(self.fd())
     }
 
     /// The kernel program type (`BPF_PROG_TYPE_*`).
@@ -500,10 +497,7 @@ impl<'a> Map<'a> {
     }
     /// The map's fd once created, borrowed for as long as the object lives.
     pub fn loaded_fd(&self) -> Option<std::os::fd::BorrowedFd<'a>> {
-        let fd = self.fd();
-        // SAFETY: libbpf owns the fd and closes it only when the object closes, which the
-        // borrow of the object ('a) outlives.
-        (fd >= 0).then(|| unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) })
+        borrow_object_fd(self.fd())
     }
     /// `BPF_MAP_TYPE_*`.
     pub fn map_type(&self) -> u32 {
@@ -585,4 +579,11 @@ impl<'a> Map<'a> {
             _ => false,
         }
     }
+}
+
+/// A program's or map's fd (negative: not loaded) borrowed for `'a`, the borrow of its object.
+fn borrow_object_fd<'a>(fd: i32) -> Option<std::os::fd::BorrowedFd<'a>> {
+    // SAFETY: libbpf owns the fd and closes it only when the object closes, which the borrow of
+    // the object ('a) outlives.
+    (fd >= 0).then(|| unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) })
 }
