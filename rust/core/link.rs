@@ -105,8 +105,9 @@ impl Hook {
         match self {
             Hook::Tracepoint { category, name } => format!("{category}:{name}"),
             Hook::RawTracepoint { name } => name.clone(),
-            Hook::Kprobe { function, offset: 0, .. } => function.clone(),
-            Hook::Kprobe { function, offset, .. } => format!("{function}+{offset:#x}"),
+            // The function alone, offset or not (BCC's detach_kprobe(event=) names it so); the
+            // offset is the link's own field.
+            Hook::Kprobe { function, .. } => function.clone(),
             Hook::KprobeMulti { pattern, .. } => pattern.clone(),
             Hook::Uprobe { file, symbol: Some(s), offset: 0, .. } => format!("{}:{s}", file.path),
             Hook::Uprobe { file, symbol: Some(s), offset, .. } => format!("{}:{s}+{offset:#x}", file.path),
@@ -187,7 +188,7 @@ mod tests {
         let cases = [
             (Hook::Tracepoint { category: "syscalls".into(), name: "sys_enter_openat".into() }, "tracepoint", "syscalls:sys_enter_openat"),
             (Hook::Kprobe { function: "f".into(), offset: 0, retprobe: true, maxactive: 0 }, "kretprobe", "f"),
-            (Hook::Kprobe { function: "f".into(), offset: 16, retprobe: false, maxactive: 0 }, "kprobe", "f+0x10"),
+            (Hook::Kprobe { function: "f".into(), offset: 16, retprobe: false, maxactive: 0 }, "kprobe", "f"),
             (Hook::Uprobe { file: f.clone(), symbol: Some("malloc".into()), offset: 0, file_offset: None, pid: -1, retprobe: false }, "uprobe", "/lib/libc.so.6:malloc"),
             (Hook::Uprobe { file: f.clone(), symbol: None, offset: 0x1136, file_offset: Some(0x1136), pid: -1, retprobe: true }, "uretprobe", "/lib/libc.so.6:0x1136"),
             (Hook::Tc { ifindex: 3, dev: "veth0".into(), ingress: false, tcx: true }, "tc", "veth0:egress"),
