@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 
 import pytest
-
 from bpfkit import BPF, AttachError, NotSupportedError, _native, features
 from bpfkit.table import BPF_MAP_TYPE
 

@@ -168,7 +168,8 @@ class KernelAttachMixin(AttachBase):
         fn = _s(fn_name)
         sec = self._section(fn)
         if sec.kind not in kinds:
-            raise ValueError(f"program `{fn}` is in section {sec.raw!r}, not one of {', '.join(k + '/...' for k in kinds)}")
+            allowed = ", ".join(k + "/..." for k in kinds)
+            raise ValueError(f"program `{fn}` is in section {sec.raw!r}, not one of {allowed}")
         if any(lk.program == fn for lk in self._obj.links()):
             return  # attached on load
         features.require(feature)

@@ -37,14 +37,16 @@ _PROG_TYPE_SECTIONS = {_PROG_TYPES[name]: sec for name, sec in (
     ("SCHED_CLS", 'SEC("tc") or SEC("tcx/ingress")'), ("SCHED_ACT", 'SEC("action")'),
     ("TRACEPOINT", 'SEC("tracepoint/...")'), ("XDP", 'SEC("xdp")'), ("PERF_EVENT", 'SEC("perf_event")'),
     ("CGROUP_SKB", 'SEC("cgroup_skb/ingress") or SEC("cgroup_skb/egress")'),
-    ("CGROUP_SOCK", 'SEC("cgroup/sock_create")'), ("SOCK_OPS", 'SEC("sockops")'), ("CGROUP_DEVICE", 'SEC("cgroup/dev")'),
+    ("CGROUP_SOCK", 'SEC("cgroup/sock_create")'), ("SOCK_OPS", 'SEC("sockops")'),
+    ("CGROUP_DEVICE", 'SEC("cgroup/dev")'),
     ("RAW_TRACEPOINT", 'SEC("raw_tp/...")'), ("CGROUP_SOCK_ADDR", 'SEC("cgroup/connect4")'),
     ("CGROUP_SYSCTL", 'SEC("cgroup/sysctl")'), ("CGROUP_SOCKOPT", 'SEC("cgroup/getsockopt")'),
     ("TRACING", 'SEC("fentry/...")'), ("LSM", 'SEC("lsm/...")'),
 )}
 
 _CGROUP_PROG_TYPES = tuple(_PROG_TYPES[n] for n in (
-    "CGROUP_SKB", "CGROUP_SOCK", "SOCK_OPS", "CGROUP_DEVICE", "CGROUP_SOCK_ADDR", "CGROUP_SYSCTL", "CGROUP_SOCKOPT", "LSM"))
+    "CGROUP_SKB", "CGROUP_SOCK", "SOCK_OPS", "CGROUP_DEVICE", "CGROUP_SOCK_ADDR", "CGROUP_SYSCTL", "CGROUP_SOCKOPT",
+    "LSM"))
 
 _XDP_MODES = {2: "generic (skb)", 4: "native (driver)", 8: "offload (hardware)"}
 
@@ -131,7 +133,8 @@ def _remove_xdp(dev: Union[str, bytes, int], flags: int, links: list, detach: Ca
     if not isinstance(flags, int) or isinstance(flags, bool) or not 0 <= flags < 2**32:
         raise ValueError(f"flags must be XDP_FLAGS_* bits (a 32-bit number), not {flags!r}")
     mode = flags & modes
-    ids = [lk.id for lk in links if lk.kind == "xdp" and lk.target == name and (not mode or lk.xdp_flags & modes == mode)]
+    ids = [lk.id for lk in links
+           if lk.kind == "xdp" and lk.target == name and (not mode or lk.xdp_flags & modes == mode)]
     if not ids or detach(ids) == 0:
         how = f" in {_XDP_MODES.get(mode, hex(mode))} mode" if mode else ""
         raise ValueError(f"no XDP program {owner.format(f'{name}{how}')} (bpfkit attaches XDP through BPF links, "
@@ -393,7 +396,8 @@ class NetAttachMixin(AttachBase):
         one BPF object of this process that has an XDP program on ``dev`` attached.
         """
         if self is None:  # BPF.remove_xdp(dev): whichever object of this process attached it
-            _remove_xdp(dev, flags, _native.process_links(), _native.detach_links, "is attached to {} by a BPF object of this process")
+            _remove_xdp(dev, flags, _native.process_links(), _native.detach_links,
+                        "is attached to {} by a BPF object of this process")
         else:
             _remove_xdp(dev, flags, self._obj.links(), self._obj.detach_ids, "attached to {} by this BPF object")
 

@@ -275,7 +275,8 @@ def _symbol_targets(info: ElfFile, sym: str, sym_off: int) -> list[_Target]:
         if not cands and any(s.name == base for s in named):
             have = sorted({s.versioned_name for s in named if s.name == base and s.version}
                           | {s.name for s in named if s.name.startswith(base + "@")})
-            raise AttachError(f"{info.path} has no version {ver} of {base} (it has: {', '.join(have) or 'no versions'})",
+            versions = ", ".join(have) or "no versions"
+            raise AttachError(f"{info.path} has no version {ver} of {base} (it has: {versions})",
                               _errno.ENOENT)
     demangled = False
     if not cands and ver is None:
