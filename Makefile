@@ -41,7 +41,7 @@ bench-deps: deps
 $(PY): | deps
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q "maturin>=1.7,<2" "numpy>=1.21" "pytest>=7" ziglang pandas
+	$(PY) -m pip install -q "maturin>=1.7,<2" "numpy>=1.21" "pytest>=7" "ziglang==0.17.1" pandas
 
 # `pip install .` is the supported install; building it here proves it works.
 $(STAMP): $(PY) $(SOURCES)

@@ -13,17 +13,18 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
-from pathlib import Path
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 try:
-    from ._common import printed_source, tool_parser
+    from ._common import count, printed_source, require_privileges, seconds, tool_parser
 except ImportError:  # run as a script from tools/
-    from _common import printed_source, tool_parser  # type: ignore[no-redef]
+    from _common import count, printed_source, require_privileges, seconds, tool_parser  # type: ignore[no-redef]
 
-SOURCE = Path(__file__).with_name("biolatency.bpf.c")
+#: The program's C, beside this file (a str, not a Path: pathlib costs start-up time).
+SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "biolatency.bpf.c")
 
 # Request operations (the low 8 bits of cmd_flags, REQ_OP_*) and common modifier bits.
 _OPS = {0: "Read", 1: "Write", 2: "Flush", 3: "Discard", 5: "SecureErase", 9: "WriteZeroes",
@@ -38,22 +39,23 @@ def flags_name(flags: int) -> str:
     return ("Sync-" if flags & (1 << 11) else "") + op
 
 
-def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = tool_parser("biolatency", "Summarize block device I/O latency as a histogram", __doc__)
     p.add_argument("-T", "--timestamp", action="store_true", help="include timestamp on output")
     p.add_argument("-Q", "--queued", action="store_true", help="include OS queued time in I/O time")
     p.add_argument("-m", "--milliseconds", action="store_true", help="millisecond histogram")
     p.add_argument("-D", "--disks", action="store_true", help="print a histogram per disk device")
     p.add_argument("-F", "--flags", action="store_true", help="print a histogram per set of I/O flags")
-    p.add_argument("interval", nargs="?", type=float, default=99999999, help="output interval, in seconds")
-    p.add_argument("count", nargs="?", type=int, default=99999999, help="number of outputs")
+    p.add_argument("interval", nargs="?", type=seconds, default=99999999, help="output interval, in seconds")
+    p.add_argument("count", nargs="?", type=count, default=99999999, help="number of outputs")
     return p.parse_args(argv)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if printed_source(args, SOURCE):
         return 0
+    require_privileges()
     from bpfkit import BPF
 
     consts = {"queued": args.queued, "millis": args.milliseconds, "per_disk": args.disks, "per_flag": args.flags}
@@ -94,4 +96,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from bpfkit.cli import run_tool
+
+    sys.exit(run_tool("biolatency", main))

@@ -18,45 +18,66 @@ from __future__ import annotations
 
 import argparse
 import ctypes as ct
-import re
+import os
 import sys
 import time
-from pathlib import Path
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 try:
-    from ._common import poll_events, printed_source, tool_parser
+    from ._common import (
+        count,
+        poll_events,
+        printed_source,
+        regex,
+        require_privileges,
+        seconds,
+        tool_parser,
+        uid,
+    )
 except ImportError:  # run as a script from tools/
-    from _common import poll_events, printed_source, tool_parser  # type: ignore[no-redef]
+    from _common import (  # type: ignore[no-redef]
+        count,
+        poll_events,
+        printed_source,
+        regex,
+        require_privileges,
+        seconds,
+        tool_parser,
+        uid,
+    )
 
-SOURCE = Path(__file__).with_name("execsnoop.bpf.c")
+#: The program's C, beside this file (a str, not a Path: pathlib costs start-up time).
+SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "execsnoop.bpf.c")
 ARGS_BUF = 60 * 128
+MAX_ARGS = 59  # the program reads at most this many arguments (MAX_ARGS - 1 in execsnoop.bpf.c)
 
 
-def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = tool_parser("execsnoop", "Trace exec() syscalls", __doc__)
     p.add_argument("-T", "--time", action="store_true", help="include time column on output (HH:MM:SS)")
     p.add_argument("-t", "--timestamp", action="store_true", help="include timestamp on output")
     p.add_argument("-x", "--fails", action="store_true", help="include failed exec()s")
     p.add_argument("--cgroupmap", help=argparse.SUPPRESS)
-    p.add_argument("-u", "--uid", type=int, help="trace this UID only")
+    p.add_argument("-u", "--uid", type=uid, help="trace this UID (or user name) only")
     p.add_argument("-q", "--quote", action="store_true", help='Add quotemarks (") around arguments.')
-    p.add_argument("-n", "--name", help="only print commands matching this name (regex), any arg")
-    p.add_argument("-l", "--line", help="only print commands where arg contains this line (regex)")
+    p.add_argument("-n", "--name", type=regex, help="only print commands matching this name (regex), any arg")
+    p.add_argument("-l", "--line", type=regex, help="only print commands where arg contains this line (regex)")
     p.add_argument("-U", "--print-uid", action="store_true", help="print UID column")
-    p.add_argument("--max-args", type=int, default=20, help="maximum number of arguments parsed and displayed, defaults to 20")
-    p.add_argument("-d", "--duration", type=float, help="total duration of trace in seconds")
+    p.add_argument("--max-args", type=count, default=20,
+                   help=f"maximum number of arguments parsed and displayed, defaults to 20 (at most {MAX_ARGS})")
+    p.add_argument("-d", "--duration", type=seconds, help="total duration of trace in seconds")
     return p.parse_args(argv)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if printed_source(args, SOURCE):
         return 0
+    require_privileges()
     from bpfkit import BPF
 
     consts = {
-        "max_args": max(1, min(args.max_args, 59)),
+        "max_args": min(args.max_args, MAX_ARGS),
         "targ_uid": args.uid or 0,
         "filter_uid": args.uid is not None,
         # BCC's execsnoop shows successful execs only unless -x; -x adds the failures.
@@ -69,8 +90,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 def _run(b: object, args: argparse.Namespace) -> int:
     out = sys.stdout
     start: list = []
-    name_re = re.compile(args.name.encode()) if args.name else None
-    line_re = re.compile(args.line.encode()) if args.line else None
+    name_re, line_re = args.name, args.line  # compiled by parse_args
 
     events = b["events"]  # type: ignore[index]
 
@@ -120,4 +140,6 @@ def _run(b: object, args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from bpfkit.cli import run_tool
+
+    sys.exit(run_tool("execsnoop", main))

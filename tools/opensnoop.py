@@ -17,36 +17,38 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from pathlib import Path
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 try:
-    from ._common import poll_events, printed_source, tool_parser
+    from ._common import pid, poll_events, printed_source, require_privileges, seconds, tool_parser, uid
 except ImportError:  # run as a script from tools/
-    from _common import poll_events, printed_source, tool_parser  # type: ignore[no-redef]
+    from _common import pid, poll_events, printed_source, require_privileges, seconds, tool_parser, uid  # type: ignore[no-redef]
 
-SOURCE = Path(__file__).with_name("opensnoop.bpf.c")
+#: The program's C, beside this file (a str, not a Path: pathlib costs start-up time).
+SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "opensnoop.bpf.c")
 
 
-def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = tool_parser("opensnoop", "Trace open() syscalls", __doc__)
     p.add_argument("-T", "--timestamp", action="store_true", help="include timestamp on output")
     p.add_argument("-U", "--print-uid", action="store_true", help="print UID column")
     p.add_argument("-x", "--failed", action="store_true", help="only show failed opens")
-    p.add_argument("-p", "--pid", type=int, help="trace this PID only")
-    p.add_argument("-t", "--tid", type=int, help="trace this TID only")
-    p.add_argument("-u", "--uid", type=int, help="trace this UID only")
-    p.add_argument("-d", "--duration", type=float, help="total duration of trace in seconds")
+    p.add_argument("-p", "--pid", type=pid, help="trace this PID only")
+    p.add_argument("-t", "--tid", type=pid, help="trace this TID only")
+    p.add_argument("-u", "--uid", type=uid, help="trace this UID (or user name) only")
+    p.add_argument("-d", "--duration", type=seconds, help="total duration of trace in seconds")
     p.add_argument("-n", "--name", help="only print process names containing this name")
     p.add_argument("-e", "--extended_fields", action="store_true", help="show extended fields")
     return p.parse_args(argv)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if printed_source(args, SOURCE):
         return 0
+    require_privileges()
     from bpfkit import BPF
 
     consts = {
@@ -71,7 +73,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 def _run(b: object, args: argparse.Namespace) -> int:
     out = sys.stdout
     start_ns: list = []
-    name = args.name.encode() if args.name else None
+    name = os.fsencode(args.name) if args.name else None
 
     events = b["events"]  # type: ignore[index]
 
@@ -109,4 +111,6 @@ def _run(b: object, args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from bpfkit.cli import run_tool
+
+    sys.exit(run_tool("opensnoop", main))

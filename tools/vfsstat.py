@@ -13,33 +13,35 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
-from pathlib import Path
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 try:
-    from ._common import printed_source, tool_parser
+    from ._common import count, printed_source, require_privileges, seconds, tool_parser
 except ImportError:  # run as a script from tools/
-    from _common import printed_source, tool_parser  # type: ignore[no-redef]
+    from _common import count, printed_source, require_privileges, seconds, tool_parser  # type: ignore[no-redef]
 
-SOURCE = Path(__file__).with_name("vfsstat.bpf.c")
+#: The program's C, beside this file (a str, not a Path: pathlib costs start-up time).
+SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "vfsstat.bpf.c")
 STATS = ["READ", "WRITE", "FSYNC", "OPEN", "CREATE"]
 LADDERS = [[f"{s.lower()}_fentry", f"{s.lower()}_kprobe", f"{s.lower()}_tp"] for s in STATS]
 
 
-def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = tool_parser("vfsstat", "Count VFS calls per second", __doc__)
     p.add_argument("-v", "--verbose", action="store_true", help="say which hook each counter uses, and why")
-    p.add_argument("interval", nargs="?", type=float, default=1, help="output interval, in seconds")
-    p.add_argument("count", nargs="?", type=int, default=99999999, help="number of outputs")
+    p.add_argument("interval", nargs="?", type=seconds, default=1, help="output interval, in seconds")
+    p.add_argument("count", nargs="?", type=count, default=99999999, help="number of outputs")
     return p.parse_args(argv)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if printed_source(args, SOURCE):
         return 0
+    require_privileges()
     from bpfkit import BPF
 
     with BPF(src_file=SOURCE, alternatives=LADDERS) as b:
@@ -65,4 +67,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from bpfkit.cli import run_tool
+
+    sys.exit(run_tool("vfsstat", main))

@@ -5,66 +5,133 @@
 >>> b["counts"].items()
 
 See README.md for the tour and ``bpfkit list`` for the bundled tools.
+
+The public names are imported when first used (PEP 562's module ``__getattr__``), so that
+``import bpfkit`` and the start of every tool pay only for what they touch: a tool that needs
+``BPF`` does not load the USDT reader, and ``bpfkit list`` loads neither.
 """
 
-import logging as _logging
-
-from . import _native, features
-from ._attach_kernel import PerfHWConfig, PerfSWConfig, PerfType
-from ._bpf import (
-    BPF,
-    DEBUG_BPF,
-    DEBUG_BPF_REGISTER_STATE,
-    DEBUG_LLVM_IR,
-    DEBUG_PREPROCESSOR,
-    DEBUG_SOURCE,
-)
-from ._errors import (
-    AttachError,
-    BPFError,
-    CacheError,
-    ClosedError,
-    CompileError,
-    CompilerNotFoundError,
-    LoadError,
-    MapError,
-    NotSupportedError,
-    PrivilegeError,
-)
-from .table import open_pinned, print_json_hist, print_linear_hist, print_log2_hist
-from .usdt import USDT
+from __future__ import annotations
 
 __version__ = "0.1.0"
-LIBBPF_VERSION: str = _native.LIBBPF_VERSION
 
-_logging.getLogger("bpfkit").addHandler(_logging.NullHandler())
+#: Public name -> the submodule that defines it. ``features`` is the submodule itself.
+_LAZY = {
+    "BPF": "._bpf",
+    "DEBUG_LLVM_IR": "._bpf",
+    "DEBUG_BPF": "._bpf",
+    "DEBUG_PREPROCESSOR": "._bpf",
+    "DEBUG_SOURCE": "._bpf",
+    "DEBUG_BPF_REGISTER_STATE": "._bpf",
+    "USDT": ".usdt",
+    "PerfType": "._attach_kernel",
+    "PerfHWConfig": "._attach_kernel",
+    "PerfSWConfig": "._attach_kernel",
+    "BPFError": "._errors",
+    "CompileError": "._errors",
+    "CompilerNotFoundError": "._errors",
+    "LoadError": "._errors",
+    "AttachError": "._errors",
+    "NotSupportedError": "._errors",
+    "MapError": "._errors",
+    "PrivilegeError": "._errors",
+    "CacheError": "._errors",
+    "ClosedError": "._errors",
+    "print_log2_hist": ".table",
+    "print_linear_hist": ".table",
+    "print_json_hist": ".table",
+    "open_pinned": ".table",
+    "LIBBPF_VERSION": "._native",
+    "features": ".features",
+    "_native": "._native",
+}
 
 __all__ = [
     "BPF",
+    "DEBUG_BPF",
+    "DEBUG_BPF_REGISTER_STATE",
+    "DEBUG_LLVM_IR",
+    "DEBUG_PREPROCESSOR",
+    "DEBUG_SOURCE",
+    "LIBBPF_VERSION",
     "USDT",
-    "PerfType",
-    "PerfHWConfig",
-    "PerfSWConfig",
-    "features",
+    "AttachError",
     "BPFError",
+    "CacheError",
+    "ClosedError",
     "CompileError",
     "CompilerNotFoundError",
     "LoadError",
-    "AttachError",
-    "NotSupportedError",
     "MapError",
+    "NotSupportedError",
+    "PerfHWConfig",
+    "PerfSWConfig",
+    "PerfType",
     "PrivilegeError",
-    "CacheError",
-    "ClosedError",
-    "DEBUG_LLVM_IR",
-    "DEBUG_BPF",
-    "DEBUG_PREPROCESSOR",
-    "DEBUG_SOURCE",
-    "DEBUG_BPF_REGISTER_STATE",
-    "print_log2_hist",
-    "print_linear_hist",
-    "print_json_hist",
-    "open_pinned",
-    "LIBBPF_VERSION",
     "__version__",
+    "features",
+    "open_pinned",
+    "print_json_hist",
+    "print_linear_hist",
+    "print_log2_hist",
 ]
+
+_logging_ready = False
+
+
+def __getattr__(name: str) -> object:
+    """Imports a public name's submodule on first use and keeps the name here, so the lookup
+    runs once per name."""
+    global _logging_ready
+    where = _LAZY.get(name)
+    if where is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    module = importlib.import_module(where, __name__)
+    value = module if where == "." + name else getattr(module, name)
+    globals()[name] = value
+    if not _logging_ready and where != "._errors":
+        # A library's logger gets a NullHandler, so that bpfkit's records go where the application
+        # configures logging and nowhere otherwise. It is set up with the first module that can
+        # log (libbpf's messages come through _native).
+        import logging
+
+        logging.getLogger("bpfkit").addHandler(logging.NullHandler())
+        _logging_ready = True
+    return value
+
+
+def __dir__() -> list:
+    return sorted(set(globals()) | set(__all__))
+
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # what the names are, for type checkers and IDEs (never run)
+    from . import _native as _native
+    from . import features
+    from ._attach_kernel import PerfHWConfig, PerfSWConfig, PerfType
+    from ._bpf import (
+        BPF,
+        DEBUG_BPF,
+        DEBUG_BPF_REGISTER_STATE,
+        DEBUG_LLVM_IR,
+        DEBUG_PREPROCESSOR,
+        DEBUG_SOURCE,
+    )
+    from ._errors import (
+        AttachError,
+        BPFError,
+        CacheError,
+        ClosedError,
+        CompileError,
+        CompilerNotFoundError,
+        LoadError,
+        MapError,
+        NotSupportedError,
+        PrivilegeError,
+    )
+    from .table import open_pinned, print_json_hist, print_linear_hist, print_log2_hist
+    from .usdt import USDT
+
+    LIBBPF_VERSION: str

@@ -10,7 +10,10 @@
 from __future__ import annotations
 
 import errno as _errno
-from typing import Any, Optional
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: typing stays off the start path of every tool
+    from typing import Any, Optional
 
 __all__ = [
     "BPFError",

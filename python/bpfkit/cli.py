@@ -1,10 +1,20 @@
-"""The ``bpfkit`` command: ``bpfkit list`` names the tools, ``bpfkit <tool> [args]`` runs one."""
+"""The ``bpfkit`` command: ``bpfkit list`` names the tools, ``bpfkit <tool> [args]`` runs one.
+
+Every command runs in one frame (:func:`run`) that makes the command line behave like a Unix
+tool: an error is one line on stderr and status 1 (a usage error: status 2), a closed pipe
+(``bpfkit opensnoop | head``) and Ctrl-C end quietly with status 0, and no traceback is printed
+for anything the user can cause.
+"""
 
 from __future__ import annotations
 
-import importlib
+import os
 import sys
-from typing import Optional, Sequence
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing stays off the start path of every tool
+    from collections.abc import Sequence
+    from typing import Callable
 
 USAGE = """usage: bpfkit <tool> [args...]   run a bundled tool (bpfkit <tool> -h for its options)
        bpfkit list                 list the tools
@@ -12,55 +22,161 @@ USAGE = """usage: bpfkit <tool> [args...]   run a bundled tool (bpfkit <tool> -h
        bpfkit version              print versions"""
 
 
-def _tools() -> dict:
-    from .tools import TOOLS
+def _error(prog: str, message: object) -> None:
+    """Prints ``prog: error: message`` as one line on stderr (a multi-line message's first line)."""
+    lines = [line.strip() for line in str(message).splitlines() if line.strip()] or ["unknown error"]
+    more = f" [{len(lines) - 1} more lines not shown]" if len(lines) > 1 else ""
+    if sys.stderr is not None:
+        print(f"{prog}: error: {lines[0]}{more}", file=sys.stderr, flush=True)
 
-    return dict(TOOLS)
+
+def _stdout_to_devnull() -> None:
+    """Points fd 1 at /dev/null, so that the interpreter's last flush of ``sys.stdout`` at exit
+    cannot fail again on the closed pipe (the idiom of Python's documentation on SIGPIPE)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, AttributeError, ValueError):
+        pass
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0] in ("-h", "--help", "help"):
-        print(USAGE)
-        return 0 if args else 2
-    cmd, rest = args[0], args[1:]
-    tools = _tools()
-    if cmd == "list":
-        width = max(len(n) for n in tools)
-        for name, desc in sorted(tools.items()):
-            print(f"{name:<{width}}  {desc}")
-        return 0
-    if cmd == "features":
-        import os
+def _interrupt_handled() -> None:
+    """Tells the interpreter that the KeyboardInterrupt was handled. CPython (3.11 here) marks
+    the process to kill itself with SIGINT at exit when a KeyboardInterrupt leaves code run by
+    ``eval()`` or ``exec()`` of a string, even when a caller catches it later; and imports do
+    that (``namedtuple`` and ``dataclass`` build their methods with ``exec``), so Ctrl-C during
+    start-up would end with status -SIGINT after all. Evaluating a string clears the mark."""
+    eval("None")  # a constant: evaluated for its side effect on the interpreter
 
-        from . import features
 
-        print(f"kernel {os.uname().release}")
-        for st in features.check_all():
-            print(st)
-        return 0
-    if cmd == "version":
-        from . import LIBBPF_VERSION, __version__, _native
+def run(prog: str, body: Callable[[], int | None]) -> int:
+    """Runs ``body`` (a command's work) as a command line program and returns its exit status.
 
+    * a reader that closed the pipe (``BrokenPipeError``): quiet, status 0;
+    * Ctrl-C (``KeyboardInterrupt``), at any point including start-up: quiet, status 0;
+    * a bpfkit error (``BPFError``) or an operating system error (``OSError``): one line on
+      stderr, ``prog: error: ...``, status 1;
+    * ``SystemExit`` (argparse's usage errors, status 2, and ``-h``): passed through.
+
+    ``sys.stdout`` is flushed before returning, so a pipe closed after the last write is caught
+    here too, rather than at interpreter exit.
+
+    >>> from bpfkit.cli import run
+    >>> run("mytool", lambda: print("hello"))     # 0; `mytool | true` would end quietly too
+    hello
+    0
+    """
+    try:
         try:
-            clang = " ".join(_native.find_compiler())
-        except Exception as e:  # noqa: BLE001 - report, don't fail
-            clang = f"none ({e})"
-        print(f"bpfkit {__version__}, libbpf {LIBBPF_VERSION}, compiler: {clang}")
+            status = int(body() or 0)
+            if sys.stdout is not None:
+                sys.stdout.flush()
+            return status
+        except BrokenPipeError:
+            _stdout_to_devnull()
+            return 0
+        except KeyboardInterrupt:
+            _interrupt_handled()
+            try:
+                if sys.stdout is not None:
+                    sys.stdout.flush()
+            except (BrokenPipeError, ValueError):
+                _stdout_to_devnull()
+            return 0
+        except OSError as e:  # BPFError is an OSError
+            from ._errors import BPFError
+
+            if isinstance(e, BPFError):
+                _error(prog, e)
+            else:
+                # e.g. "[Errno 2] No such file or directory: 'x'": the errno text and the path.
+                _error(prog, e.strerror and e.filename and f"{e.strerror}: {e.filename!r}" or e)
+            return 1
+    except KeyboardInterrupt:  # a second Ctrl-C while handling the first, or an error
+        _interrupt_handled()
         return 0
-    if cmd not in tools:
-        print(f"bpfkit: unknown tool {cmd!r}; `bpfkit list` names them", file=sys.stderr)
-        return 2
-    mod = importlib.import_module(f"bpfkit.tools.{cmd}")
+
+
+def run_tool(name: str, main: Callable[[Sequence[str] | None], int | None],
+             argv: Sequence[str] | None = None) -> int:
+    """Runs a tool's ``main(argv)`` in the command line's frame (:func:`run`); the tools'
+    ``if __name__ == "__main__"`` blocks call it, so ``python tools/opensnoop.py`` behaves as
+    ``bpfkit opensnoop`` does."""
+    return run(f"bpfkit {name}", lambda: main(argv))
+
+
+def _features() -> int:
+    from . import _native
+
+    # Before anything else: without the privilege, the probes would fail one after the other.
+    _native.check_privileges()
+    from . import features
+
+    print(f"kernel {os.uname().release}")
+    for st in features.check_all():
+        print(st)
+    return 0
+
+
+def compiler_description() -> str:
+    """The BPF compiler that ``BPF()`` would use, as ``bpfkit version`` reports it: its path and
+    how it was found (``BPFKIT_CLANG``, ``PATH``, or the ``ziglang`` package), else ``none`` and
+    why."""
+    from . import _native
+    from ._bpf import _zig_path
     from ._errors import BPFError
 
     try:
-        return int(mod.main(rest) or 0)
+        path, how = _native.find_compiler(zig=_zig_path())
     except BPFError as e:
-        print(f"bpfkit {cmd}: {type(e).__name__}: {e}", file=sys.stderr)
+        return f"none ({e})"
+    return f"{path} (from {how})"
+
+
+def _version() -> int:
+    from . import __version__, _native
+
+    print(f"bpfkit {__version__}, libbpf {_native.LIBBPF_VERSION}, compiler: {compiler_description()}")
+    return 0
+
+
+def _list() -> int:
+    from .tools import TOOLS
+
+    width = max(len(n) for n in TOOLS)
+    for name, desc in sorted(TOOLS.items()):
+        print(f"{name:<{width}}  {desc}")
+    return 0
+
+
+def _tool(cmd: str, rest: list) -> int:
+    from .tools import TOOLS
+
+    if cmd not in TOOLS:
+        _error("bpfkit", f"unknown tool {cmd!r}; `bpfkit list` names them")
+        return 2
+    import importlib
+
+    return int(importlib.import_module(f"bpfkit.tools.{cmd}").main(rest) or 0)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``bpfkit <command> [args...]``; returns the exit status."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if sys.stdout is None:  # started with stdout closed (`bpfkit list >&-`): nowhere to write
+        _error("bpfkit", "standard output is closed")
         return 1
-    except KeyboardInterrupt:
-        return 130
+    if not args:
+        _error("bpfkit", "no command: bpfkit <tool> [args...] | list | features | version (-h for help)")
+        return 2
+    if args[0] in ("-h", "--help", "help"):
+        return run("bpfkit", lambda: print(USAGE))
+    cmd, rest = args[0], args[1:]
+    commands = {"list": _list, "features": _features, "version": _version}
+    if cmd in commands:
+        return run(f"bpfkit {cmd}", commands[cmd])
+    return run(f"bpfkit {cmd}", lambda: _tool(cmd, rest))
 
 
 if __name__ == "__main__":
