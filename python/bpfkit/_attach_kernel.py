@@ -8,7 +8,7 @@ import functools
 import os
 from typing import Iterable, Optional
 
-from . import _native, features
+from . import _native
 from ._attach_base import I32, U32, U64, AttachBase, Str, _int, _regex, _s
 from ._errors import AttachError
 
@@ -151,16 +151,22 @@ class KernelAttachMixin(AttachBase):
     @staticmethod
     def support_raw_tracepoint() -> bool:
         """Whether the kernel has raw tracepoints (BCC's name)."""
+        from . import features
+
         return features.supported("raw_tp")
 
     @staticmethod
     def support_kfunc() -> bool:
         """Whether fentry/fexit programs load and attach here (BCC's name: kfuncs)."""
+        from . import features
+
         return features.supported("fentry") and features.supported("fexit")
 
     @staticmethod
     def support_lsm() -> bool:
         """Whether BPF LSM programs can be loaded and the BPF LSM is active."""
+        from . import features
+
         return features.supported("lsm")
 
     # -- fentry / fexit / LSM ------------------------------------------------------------------
@@ -172,6 +178,8 @@ class KernelAttachMixin(AttachBase):
             raise ValueError(f"program `{fn}` is in section {sec.raw!r}, not one of {allowed}")
         if any(lk.program == fn for lk in self._obj.links()):
             return  # attached on load
+        from . import features
+
         features.require(feature)
         self._obj.attach_section(fn)
 
@@ -234,6 +242,8 @@ class KernelAttachMixin(AttachBase):
     def _require_kprobes(self, fn: str) -> None:
         why = _native.kprobes_unavailable()
         if why is not None:
+            from . import features
+
             raise features.refusal("kprobes", why, program=fn)
 
     def _is_multi(self, fn: str) -> bool:

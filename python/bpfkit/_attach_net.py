@@ -20,8 +20,10 @@ import ctypes
 import errno as _errno
 import functools
 import os
-import socket
-from typing import Any, Callable, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union
+
+if TYPE_CHECKING:
+    import socket
 
 from . import _native
 from ._attach_base import AttachBase, _s
@@ -145,6 +147,8 @@ def _ifindex(dev: Union[str, bytes, int]) -> tuple:
     """``(ifindex, name)`` of interface ``dev`` (a name or an index) in this network namespace."""
     if isinstance(dev, bool) or (isinstance(dev, int) and not 0 < dev < 2**31):
         raise ValueError(f"an interface index is a positive 32-bit number, not {dev!r}")
+    import socket
+
     try:
         if isinstance(dev, int):
             return dev, socket.if_indextoname(dev)
@@ -469,6 +473,8 @@ class NetAttachMixin(AttachBase):
         >>> sock = BPF.attach_raw_socket(fn, "eth0")      # BCC's call; b.attach_raw_socket too
         >>> frame = sock.recv(2048)
         """
+        import socket
+
         f = self._function(fn, (self.SOCKET_FILTER,), "attach_raw_socket")
         ifindex, name = _ifindex(dev)
         try:

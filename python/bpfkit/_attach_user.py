@@ -13,22 +13,16 @@ into a file offset through the program headers).
 from __future__ import annotations
 
 import ctypes
-import difflib
 import errno as _errno
-import logging
 import os
 import re
-from dataclasses import dataclass
-from typing import Optional
+from typing import NamedTuple, Optional
 
 from . import _native
 from ._attach_base import I32, U64, AttachBase, _int, _regex, _s
 from ._attach_base import Str as _Str
 from ._errors import AttachError
 from ._native import ElfFile, ElfSymbol
-
-log = logging.getLogger("bpfkit")
-
 
 # -- finding the binary --------------------------------------------------------------------------
 
@@ -240,10 +234,10 @@ def _avx_refusal(info: ElfFile, label: str, offset: int) -> AttachError:
         "wrong results); probe a later instruction (sym_off=, addr=) or the caller", _errno.EOPNOTSUPP)
 
 
-@dataclass(frozen=True)
-class _Target:
+class _Target(NamedTuple):
     """Where one uprobe goes: a file offset, and the symbol to hand libbpf when libbpf would
-    resolve it to the same place (so ``links()`` names it)."""
+    resolve it to the same place (so ``links()`` names it). (A NamedTuple: dataclasses would
+    put ``inspect`` on every tool's start path.)"""
 
     offset: int
     label: str
@@ -255,6 +249,8 @@ def _not_found(info: ElfFile, sym: str) -> AttachError:
     names = sorted({s.name for s in info.functions()})
     dm = info.demangled()
     pool = names + sorted(set(dm.values()))
+    import difflib
+
     close = difflib.get_close_matches(sym, pool, n=5, cutoff=0.6)
     hint = f"; similar names: {', '.join(close)}" if close else ""
     if not names:
@@ -382,8 +378,11 @@ class UserAttachMixin(AttachBase):
             skipped: list = []
             targets = _regex_targets(info, sym_re, skipped)
             if skipped:
-                log.warning("sym_re=%r: not probing %d function(s) of %s whose first instruction is AVX-encoded "
-                            "(uprobes mis-step those): %s", sym_re, len(skipped), path, ", ".join(skipped))
+                import logging
+
+                logging.getLogger("bpfkit").warning(
+                    "sym_re=%r: not probing %d function(s) of %s whose first instruction is AVX-encoded "
+                    "(uprobes mis-step those): %s", sym_re, len(skipped), path, ", ".join(skipped))
             if not targets:
                 extra = f" (left out, AVX-encoded first instruction: {', '.join(skipped)})" if skipped else ""
                 raise AttachError(f"no function in {path} matches /{sym_re}/{extra}", _errno.ENOENT)
