@@ -12,10 +12,19 @@ Str = Union[str, bytes]
 
 
 def _s(v: Any) -> str:
-    """``v`` as str: bytes decoded, paths through ``os.fspath``."""
-    if isinstance(v, bytes):
-        return v.decode()
-    return os.fspath(v) if isinstance(v, os.PathLike) else str(v)
+    """``v`` as str: bytes decoded, paths through ``os.fspath``. Anything else is a
+    ``TypeError``, and bytes that are not UTF-8 a ``ValueError`` (names, paths and regexes are
+    text)."""
+    if isinstance(v, os.PathLike):
+        v = os.fspath(v)
+    if isinstance(v, str):
+        return v
+    if isinstance(v, (bytes, bytearray)):
+        try:
+            return bytes(v).decode()
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{bytes(v)!r} is not UTF-8 text: {e.reason} at byte {e.start}") from None
+    raise TypeError(f"expected str or bytes, not {type(v).__name__}")
 
 
 def _regex(pattern: Any, what: str) -> re.Pattern:
