@@ -13,7 +13,29 @@ The public names are imported when first used (PEP 562's module ``__getattr__``)
 
 from __future__ import annotations
 
+import sys as _sys
+
 __version__ = "0.1.0"
+
+
+def _started_as_the_command() -> bool:
+    """Whether this import is the ``bpfkit`` command starting (``bpfkit ...`` or ``python -m
+    bpfkit ...``), rather than a program using the library."""
+    import os
+
+    if _sys.argv[:1] == ["-m"]:  # Python is locating the module of `python -m X`
+        orig = getattr(_sys, "orig_argv", [])
+        return "-m" in orig[:-1] and orig[orig.index("-m") + 1] == "bpfkit"
+    return bool(_sys.argv) and os.path.basename(_sys.argv[0]) == "bpfkit"
+
+
+if _started_as_the_command():
+    # A Ctrl-C that lands while Python imports the command, before bpfkit.cli can catch it, ends
+    # the command quietly, as one a moment later does (bpfkit.cli restores Python's handler).
+    import os as _os
+    import signal as _signal
+
+    _signal.signal(_signal.SIGINT, lambda _sig, _frame: _os._exit(0))
 
 #: Public name -> the submodule that defines it. ``features`` is the submodule itself.
 _LAZY = {

@@ -67,6 +67,12 @@ def run(prog: str, body: Callable[[], int | None]) -> int:
     hello
     0
     """
+    import signal
+
+    # The package set a quiet exit for a Ctrl-C during the command's imports; from here on a
+    # Ctrl-C is a KeyboardInterrupt, handled below (after whatever `finally` blocks it runs).
+    if signal.getsignal(signal.SIGINT) not in (signal.default_int_handler, signal.SIG_IGN):
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         try:
             status = int(body() or 0)
