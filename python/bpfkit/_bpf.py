@@ -509,7 +509,9 @@ class BPF(KernelAttachMixin, UserAttachMixin, NetAttachMixin):
         """The kernel symbol containing ``addr`` (from /proc/kallsyms, read once), as BCC's:
         ``"name"``, ``"name+0x1a"`` with ``show_offset``, ``"name [module]"`` with ``show_module``;
         ``"[unknown]"`` when none."""
-        r = _native.ksym(addr)
+        from ._attach_base import U64, _int
+
+        r = _native.ksym(_int(addr, "addr", *U64))
         return _format_sym(r, show_module, show_offset, "kernel")
 
     @staticmethod
@@ -524,7 +526,11 @@ class BPF(KernelAttachMixin, UserAttachMixin, NetAttachMixin):
         """The symbol containing ``addr`` in process ``pid`` (ELF symbols, DWARF, build ids,
         through blazesym), demangled unless ``demangle=False``; ``"[unknown]"`` when none.
         A negative ``pid`` means the kernel, as in BCC."""
-        if pid is not None and pid < 0:
+        from ._attach_base import I32, U64, _int
+
+        addr = _int(addr, "addr", *U64)
+        pid = -1 if pid is None else _int(pid, "pid", *I32)
+        if pid < 0:
             return BPF.ksym(addr, show_module, show_offset)
         r = _native.usym(addr, pid, demangle)
         return _format_sym(r, show_module, show_offset, "")

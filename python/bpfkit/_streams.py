@@ -167,6 +167,10 @@ class _EventTable:
         side does (GC pauses, slow processing of a batch) can let the kernel buffer overflow;
         ``read()`` takes from that queue. The thread lingers :attr:`linger` seconds after a small
         batch, so that records accumulate instead of the kernel waking it for each."""
+        from ._attach_base import I32, _int
+
+        max = _int(max, "max", 1, 2**31 - 1)
+        timeout = _int(timeout, "timeout", -1, I32[1])
         st = self._open()
         if not st.pumped:
             st.start_pump(self.linger)
