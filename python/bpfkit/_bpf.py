@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno as _errno
 import importlib.util
 import logging
+import math
 import os
 import sys
 import time
@@ -15,7 +17,7 @@ from ._attach_base import _s
 from ._attach_kernel import KernelAttachMixin
 from ._attach_net import NetAttachMixin
 from ._attach_user import UserAttachMixin
-from ._errors import AttachError, LoadError, NotSupportedError
+from ._errors import AttachError, ClosedError, LoadError, NotSupportedError
 from .table import make_table
 
 __all__ = ["BPF", "DEBUG_LLVM_IR", "DEBUG_BPF", "DEBUG_PREPROCESSOR", "DEBUG_SOURCE", "DEBUG_BPF_REGISTER_STATE"]
@@ -344,38 +346,59 @@ class BPF(KernelAttachMixin, UserAttachMixin, NetAttachMixin):
 
     # -- events ------------------------------------------------------------------------------
     def _poll(self, kind: str, timeout: int) -> int:
+        if self.closed:
+            raise ClosedError(f"{'ring' if kind == 'ring' else 'perf'}_buffer_poll() on a closed BPF object",
+                              _errno.EBADF)
         tables = [t for t in self._streams if t._kind == kind and t._callback is not None]
         if not tables:
             raise ValueError(f"no {'ring' if kind == 'ring' else 'perf'} buffer is open: call "
                              f"{'open_ring_buffer' if kind == 'ring' else 'open_perf_buffer'}() first")
+        streams = [t._stream for t in tables]
         # The streams' pump threads drain the kernel buffers into queues; wait (GIL released) for
-        # one to have records, then run the callbacks for everything queued.
+        # one to have records, then run the callbacks for what is queued, until the deadline.
+        deadline = time.monotonic() + timeout / 1000 if timeout > 0 else None
         if timeout == 0:
-            for t in tables:
-                t._stream.fill(0)  # what is in the kernel buffer now, not only what was pumped
+            for st in streams:
+                st.fill(0)  # what is in the kernel buffer now, not only what was pumped
         else:
-            deadline = None if timeout < 0 else time.monotonic() + timeout / 1000
-            while not any(t._stream.queued for t in tables):
-                for t in tables:
-                    if t._stream.pumped:
-                        t._stream.rearm()
-                left = -1 if deadline is None else int((deadline - time.monotonic()) * 1000)
+            while not any(st.queued for st in streams):
+                for st in streams:
+                    if st.pumped:
+                        st.rearm()
+                left = -1 if deadline is None else math.ceil((deadline - time.monotonic()) * 1000)
                 if deadline is not None and left <= 0:
                     break
-                _native.wait_any([t._stream.fileno() for t in tables], left)
-                for t in tables:
-                    if not t._stream.pumped:
-                        t._stream.fill(0)
-        return sum(t._dispatch() for t in tables if t._stream.queued)
+                # Raises ClosedError at once when close() runs meanwhile, from any thread.
+                _native.wait_streams(streams, left)
+                for st in streams:
+                    if not st.pumped:
+                        st.fill(0)
+        n = 0
+        for t in tables:
+            if t._stream.queued:
+                # dispatch() stops at the deadline; what is left stays queued for the next poll.
+                t._stream.deadline = deadline
+                try:
+                    n += t._dispatch()
+                finally:
+                    t._stream.deadline = None
+        return n
 
     def ring_buffer_poll(self, timeout: int = -1) -> int:
-        """Waits up to ``timeout`` ms (-1: forever) for ring buffer records and runs the callbacks.
-        The GIL is released while waiting; Ctrl-C raises KeyboardInterrupt at once; a callback's
-        exception propagates (the records after it stay queued). Returns the records handled."""
+        """Waits up to ``timeout`` ms (-1: forever) for ring buffer records and runs the callbacks,
+        returning within about ``timeout`` even with a backlog (records not handled by then stay
+        queued for the next poll). The GIL is released while waiting; Ctrl-C raises
+        KeyboardInterrupt at once; ``close()`` from another thread makes it raise
+        :class:`ClosedError` at once, as does polling a closed object; a callback's exception
+        propagates (the records after it stay queued). Returns the records handled.
+
+        A callback's ``data`` is a :class:`bpfkit._native.Record`, valid during the call only:
+        decode it with ``table.event(data)`` or copy it with ``bytes(data)`` there."""
         return self._poll("ring", timeout)
 
     def ring_buffer_consume(self) -> int:
-        """Runs the ring buffer callbacks for every record available now."""
+        """Runs the ring buffer callbacks for every record available now (at most what the
+        stream's queue holds: see ``max_queued_bytes``)."""
         return self._poll("ring", 0)
 
     def perf_buffer_poll(self, timeout: int = -1) -> int:

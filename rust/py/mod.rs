@@ -185,7 +185,10 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyMap>()?;
     m.add_class::<PyEventStream>()?;
     m.add_class::<PyMmapView>()?;
+    m.add_class::<PyRecord>()?;
+    m.add("RECORD_OVERHEAD", events::RECORD_OVERHEAD)?;
     m.add_function(wrap_pyfunction!(wait_any, m)?)?;
+    m.add_function(wrap_pyfunction!(wait_streams, m)?)?;
     m.add_function(wrap_pyfunction!(compile, m)?)?;
     m.add_function(wrap_pyfunction!(compile_text, m)?)?;
     m.add_function(wrap_pyfunction!(find_compiler, m)?)?;
