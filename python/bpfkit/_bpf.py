@@ -7,6 +7,7 @@ import importlib.util
 import logging
 import math
 import os
+import stat
 import sys
 import time
 from pathlib import Path
@@ -17,7 +18,7 @@ from ._attach_base import _s
 from ._attach_kernel import KernelAttachMixin
 from ._attach_net import NetAttachMixin
 from ._attach_user import UserAttachMixin
-from ._errors import AttachError, ClosedError, LoadError, NotSupportedError
+from ._errors import AttachError, ClosedError, CompileError, LoadError, NotSupportedError
 from .table import make_table
 
 __all__ = ["BPF", "DEBUG_LLVM_IR", "DEBUG_BPF", "DEBUG_PREPROCESSOR", "DEBUG_SOURCE", "DEBUG_BPF_REGISTER_STATE"]
@@ -33,6 +34,67 @@ DEBUG_BPF_REGISTER_STATE = 0x10  #: print the verifier log with register state a
 
 StrPath = Union[str, bytes, "os.PathLike[str]"]
 
+
+
+def _path(p: StrPath) -> Path:
+    """A path argument as a Path (bytes through the file system encoding, as ``open`` does)."""
+    return Path(os.fsdecode(p) if isinstance(p, bytes) else os.fspath(p))
+
+
+def _display(path: Path) -> str:
+    """A path as text for messages, whatever bytes it holds."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+_FILE_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+               (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def _read_source(path: Path, what: str) -> bytes:
+    """The bytes of source file ``path``, which must be a regular file: a FIFO or a device could
+    block the read forever or never end. Checked before opening and again on the opened file
+    (opened non-blocking, so even a FIFO swapped in between cannot block)."""
+
+    def refuse(mode: int) -> ValueError:
+        kind = next((k for test, k in _FILE_KINDS if test(mode)), "not a regular file")
+        return ValueError(f"{what} {_display(path)!r} is {kind}: only a regular file can be read as source")
+
+    st = os.stat(path)
+    if not stat.S_ISREG(st.st_mode):
+        raise refuse(st.st_mode)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise refuse(st.st_mode)
+        chunks = []
+        while True:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+
+
+def _source_text(data: str | bytes, display: str) -> str:
+    """C source as text. Bytes must be UTF-8: otherwise CompileError says which byte, where."""
+    if isinstance(data, str):
+        try:
+            data.encode("utf-8")
+        except UnicodeEncodeError as e:
+            line = data.count("\n", 0, e.start) + 1
+            col = e.start - (data.rfind("\n", 0, e.start) + 1) + 1
+            raise CompileError(f"{display}: the source is not valid text: {e.reason} "
+                               f"({data[e.start]!r}) at line {line}, column {col}") from None
+        return data
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        col = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        raise CompileError(f"{display}: the source is not UTF-8: byte {data[e.start]:#04x} at line {line}, "
+                           f"column {col} (offset {e.start})") from None
 
 
 def _zig_path() -> Optional[str]:
@@ -144,17 +206,18 @@ class BPF(KernelAttachMixin, UserAttachMixin, NetAttachMixin):
         self.debug = debug
         src_dir: Optional[str] = None
         if text is not None:
-            source = _s(text)
             display = "<text>"
+            source = _source_text(text if isinstance(text, (str, bytes)) else _s(text), display)
         elif src_file:
-            path = Path(_s(src_file))
-            source = path.read_text()
-            display = str(path)
+            path = _path(src_file)
+            display = _display(path)
+            source = _source_text(_read_source(path, "src_file"), display)
             src_dir = str(path.parent.resolve())
         else:
             raise ValueError("BPF() needs text= or src_file=")
         if hdr_file:
-            source = Path(_s(hdr_file)).read_text() + "\n" + source
+            hdr = _path(hdr_file)
+            source = _source_text(_read_source(hdr, "hdr_file"), _display(hdr)) + "\n" + source
         flags = [_s(f) for f in (cflags or [])]
         zig = _zig_path()
         for bit, emit in ((DEBUG_PREPROCESSOR, "preprocessed"), (DEBUG_LLVM_IR, "llvm-ir"), (DEBUG_SOURCE, "asm")):
