@@ -133,3 +133,47 @@ pub fn object_ids(kind: IdKind) -> Result<Vec<u32>, Failure> {
         }
     }
 }
+
+/// One `BPF_MAP_LOOKUP_AND_DELETE_BATCH` step (hash maps, 5.6+): reads and deletes up to
+/// `keys.len() / key_size` entries. `cursor` is None for the first call; `next_cursor` receives
+/// the cursor for the following one. Returns (entries read and deleted, finished). The sizes are
+/// checked here: `keys` and `values` must hold whole entries of `key_size` and `value_size`
+/// bytes (the per-CPU stride included), the cursors at least the key size and 8 bytes.
+pub fn map_lookup_and_delete_batch(
+    fd: i32,
+    key_size: usize,
+    value_size: usize,
+    cursor: Option<&[u8]>,
+    next_cursor: &mut [u8],
+    keys: &mut [u8],
+    values: &mut [u8],
+) -> Result<(u32, bool), Failure> {
+    let count = keys.len().checked_div(key_size).unwrap_or(0).min(values.len().checked_div(value_size).unwrap_or(0));
+    let cur_min = key_size.max(8);
+    if count == 0 || next_cursor.len() < cur_min || cursor.is_some_and(|c| c.len() < cur_min) {
+        return Err(Failure { errno: libc::EINVAL, context: "batch lookup and delete: buffers too small".to_string() });
+    }
+    let mut n = count.min(u32::MAX as usize) as u32;
+    // SAFETY: all-zero is a valid bpf_map_batch_opts.
+    let mut opts: lb::bpf_map_batch_opts = unsafe { std::mem::zeroed() };
+    opts.sz = std::mem::size_of::<lb::bpf_map_batch_opts>() as _;
+    let inb = cursor.map_or(ptr::null_mut(), |c| c.as_ptr() as *mut c_void);
+    // SAFETY: keys and values hold `n` entries of the given sizes and the cursors the key size
+    // (all checked above); the kernel writes no more; opts outlives the call.
+    let ret = unsafe {
+        lb::bpf_map_lookup_and_delete_batch(
+            fd,
+            inb,
+            next_cursor.as_mut_ptr().cast(),
+            keys.as_mut_ptr().cast(),
+            values.as_mut_ptr().cast(),
+            &mut n,
+            &opts,
+        )
+    };
+    match check(ret, || "batch lookup and delete".to_string()) {
+        Ok(_) => Ok((n, false)),
+        Err(f) if f.errno == libc::ENOENT => Ok((n, true)),
+        Err(f) => Err(f),
+    }
+}
