@@ -10,15 +10,17 @@
 //! a consumer takes the first whole and, if it stops early (a deadline, an exception), puts the
 //! rest back in front, so taking and giving back cost O(1) whatever the backlog.
 //!
-//! The queue is bounded in bytes ([`DEFAULT_MAX_QUEUED_BYTES`], settable per stream); a record
-//! costs its length rounded up to 8 plus [`RECORD_OVERHEAD`]. At the bound the stream stops
+//! The queue is bounded in bytes (settable per stream; by default [`DEFAULT_MAX_QUEUED_BYTES`],
+//! or for a perf buffer four times what its rings hold if that is more); a record costs its
+//! length rounded up to 8 plus [`RECORD_OVERHEAD`]. At the bound the stream stops
 //! reading the kernel buffer, so records wait there, and what the kernel cannot hold is counted
 //! as lost where the kernel counts it: a perf buffer's lost samples, a ring buffer program's
 //! failed reserves. A ring buffer read stops after the record that reaches the bound, so the
 //! queue holds at most the bound plus one record. A perf buffer read takes whole per-CPU rings
 //! (libbpf cannot stop midway), so it only starts while the queue is empty or has room for
 //! twice what the rings hold (bookkeeping can double the size of the smallest samples); the
-//! queue then stays within the bound whenever the bound is at least that.
+//! queue then stays within the bound whenever the bound is at least that, as the default is
+//! (a smaller bound makes the pump wait for the queue to empty before each read).
 //!
 //! Closing a stream wakes every thread waiting on it: each wait polls the stream's wake
 //! eventfd, which `close()` makes readable for good and which lives as long as the stream
@@ -46,7 +48,8 @@ pub enum StreamKind {
 /// Bytes of bookkeeping a queued record costs besides its own bytes (rounded up to 8).
 pub const RECORD_OVERHEAD: usize = std::mem::size_of::<(usize, usize, i32)>();
 
-/// The default bound of a stream's queue, in bytes (64 MiB).
+/// The default bound of a stream's queue, in bytes (64 MiB; for a perf buffer, at least four
+/// times what its per-CPU rings hold).
 pub const DEFAULT_MAX_QUEUED_BYTES: usize = 64 << 20;
 
 /// Records are appended to a chunk until it holds this many bytes.
@@ -312,7 +315,9 @@ impl EventStream {
         // SAFETY: sysconf has no preconditions.
         let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as usize;
         let cpus = sys::num_possible_cpus().unwrap_or(1);
-        Self::build(map, StreamKind::Perf, Reader::Perf(pb), shared, guard, page_cnt * page * cpus)
+        let kernel_bytes = page_cnt * page * cpus;
+        shared.max_bytes.store(DEFAULT_MAX_QUEUED_BYTES.max(4 * kernel_bytes), Ordering::Relaxed);
+        Self::build(map, StreamKind::Perf, Reader::Perf(pb), shared, guard, kernel_bytes)
     }
 
     fn shared() -> Arc<Shared> {

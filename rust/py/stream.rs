@@ -224,9 +224,11 @@ impl PyEventStream {
         self.inner.queued_bytes()
     }
 
-    /// The queue's bound in bytes (64 MiB unless set): at it, the stream stops reading the
-    /// kernel buffer, so records wait there and what the kernel cannot hold is lost and counted
-    /// (perf: `lost`; ring: the program's failed reserves).
+    /// The queue's bound in bytes (unless set: 64 MiB, or four times what a perf buffer's rings
+    /// hold if that is more): at it, the stream stops reading the kernel buffer, so records wait
+    /// there and what the kernel cannot hold is lost and counted (perf: `lost`; ring: the
+    /// program's failed reserves). A ring buffer's queue holds at most the bound plus one record;
+    /// a perf buffer's, the bound, as long as it is at least twice what the rings hold.
     #[getter]
     fn max_queued_bytes(&self) -> usize {
         self.inner.max_queued_bytes()
