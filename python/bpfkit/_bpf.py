@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import errno
+import errno as _errno
 import importlib.util
 import logging
+import math
 import os
+import stat
 import sys
 import time
 from pathlib import Path
@@ -16,7 +18,7 @@ from ._attach_base import _s
 from ._attach_kernel import KernelAttachMixin
 from ._attach_net import NetAttachMixin
 from ._attach_user import UserAttachMixin
-from ._errors import AttachError, LoadError, NotSupportedError
+from ._errors import AttachError, ClosedError, CompileError, LoadError, NotSupportedError
 from .table import make_table
 
 __all__ = ["BPF", "DEBUG_LLVM_IR", "DEBUG_BPF", "DEBUG_PREPROCESSOR", "DEBUG_SOURCE", "DEBUG_BPF_REGISTER_STATE"]
@@ -32,6 +34,67 @@ DEBUG_BPF_REGISTER_STATE = 0x10  #: print the verifier log with register state a
 
 StrPath = Union[str, bytes, "os.PathLike[str]"]
 
+
+
+def _path(p: StrPath) -> Path:
+    """A path argument as a Path (bytes through the file system encoding, as ``open`` does)."""
+    return Path(os.fsdecode(p) if isinstance(p, bytes) else os.fspath(p))
+
+
+def _display(path: Path) -> str:
+    """A path as text for messages, whatever bytes it holds."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+_FILE_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+               (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def _read_source(path: Path, what: str) -> bytes:
+    """The bytes of source file ``path``, which must be a regular file: a FIFO or a device could
+    block the read forever or never end. Checked before opening and again on the opened file
+    (opened non-blocking, so even a FIFO swapped in between cannot block)."""
+
+    def refuse(mode: int) -> ValueError:
+        kind = next((k for test, k in _FILE_KINDS if test(mode)), "not a regular file")
+        return ValueError(f"{what} {_display(path)!r} is {kind}: only a regular file can be read as source")
+
+    st = os.stat(path)
+    if not stat.S_ISREG(st.st_mode):
+        raise refuse(st.st_mode)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise refuse(st.st_mode)
+        chunks = []
+        while True:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+
+
+def _source_text(data: str | bytes, display: str) -> str:
+    """C source as text. Bytes must be UTF-8: otherwise CompileError says which byte, where."""
+    if isinstance(data, str):
+        try:
+            data.encode("utf-8")
+        except UnicodeEncodeError as e:
+            line = data.count("\n", 0, e.start) + 1
+            col = e.start - (data.rfind("\n", 0, e.start) + 1) + 1
+            raise CompileError(f"{display}: the source is not valid text: {e.reason} "
+                               f"({data[e.start]!r}) at line {line}, column {col}") from None
+        return data
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        col = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        raise CompileError(f"{display}: the source is not UTF-8: byte {data[e.start]:#04x} at line {line}, "
+                           f"column {col} (offset {e.start})") from None
 
 
 def _zig_path() -> Optional[str]:
@@ -143,17 +206,18 @@ class BPF(KernelAttachMixin, UserAttachMixin, NetAttachMixin):
             raise TypeError(f"usdt_contexts= takes bpfkit.USDT objects, not {type(bad[0]).__name__}")
         src_dir: Optional[str] = None
         if text is not None:
-            source = _s(text)
             display = "<text>"
+            source = _source_text(text if isinstance(text, (str, bytes)) else _s(text), display)
         elif src_file:
-            path = Path(_s(src_file))
-            source = path.read_text()
-            display = str(path)
+            path = _path(src_file)
+            display = _display(path)
+            source = _source_text(_read_source(path, "src_file"), display)
             src_dir = str(path.parent.resolve())
         else:
             raise ValueError("BPF() needs text= or src_file=")
         if hdr_file:
-            source = Path(_s(hdr_file)).read_text() + "\n" + source
+            hdr = _path(hdr_file)
+            source = _source_text(_read_source(hdr, "hdr_file"), _display(hdr)) + "\n" + source
         flags = [_s(f) for f in (cflags or [])]
         zig = _zig_path()
         for bit, emit in ((DEBUG_PREPROCESSOR, "preprocessed"), (DEBUG_LLVM_IR, "llvm-ir"), (DEBUG_SOURCE, "asm")):
@@ -215,7 +279,7 @@ class BPF(KernelAttachMixin, UserAttachMixin, NetAttachMixin):
                 else:
                     raise NotSupportedError(
                         f"no alternative for `{g[0]}` works on this kernel ({os.uname().release}): "
-                        + "; ".join(f"{p}: {rejected[p]}" for p in g), errno.EOPNOTSUPP)
+                        + "; ".join(f"{p}: {rejected[p]}" for p in g), _errno.EOPNOTSUPP)
             off = [p for p in members if p not in chosen]
             try:
                 self._obj = _native.Object.load(obj, autoload_off=off, **load_args)
@@ -359,38 +423,59 @@ class BPF(KernelAttachMixin, UserAttachMixin, NetAttachMixin):
 
     # -- events ------------------------------------------------------------------------------
     def _poll(self, kind: str, timeout: int) -> int:
+        if self.closed:
+            raise ClosedError(f"{'ring' if kind == 'ring' else 'perf'}_buffer_poll() on a closed BPF object",
+                              _errno.EBADF)
         tables = [t for t in self._streams if t._kind == kind and t._callback is not None]
         if not tables:
             raise ValueError(f"no {'ring' if kind == 'ring' else 'perf'} buffer is open: call "
                              f"{'open_ring_buffer' if kind == 'ring' else 'open_perf_buffer'}() first")
+        streams = [t._stream for t in tables]
         # The streams' pump threads drain the kernel buffers into queues; wait (GIL released) for
-        # one to have records, then run the callbacks for everything queued.
+        # one to have records, then run the callbacks for what is queued, until the deadline.
+        deadline = time.monotonic() + timeout / 1000 if timeout > 0 else None
         if timeout == 0:
-            for t in tables:
-                t._stream.fill(0)  # what is in the kernel buffer now, not only what was pumped
+            for st in streams:
+                st.fill(0)  # what is in the kernel buffer now, not only what was pumped
         else:
-            deadline = None if timeout < 0 else time.monotonic() + timeout / 1000
-            while not any(t._stream.queued for t in tables):
-                for t in tables:
-                    if t._stream.pumped:
-                        t._stream.rearm()
-                left = -1 if deadline is None else int((deadline - time.monotonic()) * 1000)
+            while not any(st.queued for st in streams):
+                for st in streams:
+                    if st.pumped:
+                        st.rearm()
+                left = -1 if deadline is None else math.ceil((deadline - time.monotonic()) * 1000)
                 if deadline is not None and left <= 0:
                     break
-                _native.wait_any([t._stream.fileno() for t in tables], left)
-                for t in tables:
-                    if not t._stream.pumped:
-                        t._stream.fill(0)
-        return sum(t._dispatch() for t in tables if t._stream.queued)
+                # Raises ClosedError at once when close() runs meanwhile, from any thread.
+                _native.wait_streams(streams, left)
+                for st in streams:
+                    if not st.pumped:
+                        st.fill(0)
+        n = 0
+        for t in tables:
+            if t._stream.queued:
+                # dispatch() stops at the deadline; what is left stays queued for the next poll.
+                t._stream.deadline = deadline
+                try:
+                    n += t._dispatch()
+                finally:
+                    t._stream.deadline = None
+        return n
 
     def ring_buffer_poll(self, timeout: int = -1) -> int:
-        """Waits up to ``timeout`` ms (-1: forever) for ring buffer records and runs the callbacks.
-        The GIL is released while waiting; Ctrl-C raises KeyboardInterrupt at once; a callback's
-        exception propagates (the records after it stay queued). Returns the records handled."""
+        """Waits up to ``timeout`` ms (-1: forever) for ring buffer records and runs the callbacks,
+        returning within about ``timeout`` even with a backlog (records not handled by then stay
+        queued for the next poll). The GIL is released while waiting; Ctrl-C raises
+        KeyboardInterrupt at once; ``close()`` from another thread makes it raise
+        :class:`ClosedError` at once, as does polling a closed object; a callback's exception
+        propagates (the records after it stay queued). Returns the records handled.
+
+        A callback's ``data`` is a :class:`bpfkit._native.Record`, valid during the call only:
+        decode it with ``table.event(data)`` or copy it with ``bytes(data)`` there."""
         return self._poll("ring", timeout)
 
     def ring_buffer_consume(self) -> int:
-        """Runs the ring buffer callbacks for every record available now."""
+        """Runs the ring buffer callbacks for every record available now (at most what the
+        stream's queue holds: see ``max_queued_bytes``)."""
         return self._poll("ring", 0)
 
     def perf_buffer_poll(self, timeout: int = -1) -> int:

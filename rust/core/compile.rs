@@ -17,11 +17,13 @@
 
 use std::collections::HashSet;
 use std::fs;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::unix::fs::MetadataExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use once_cell::sync::Lazy;
 use sha2::{Digest, Sha256};
@@ -448,6 +450,44 @@ fn headers_dir(cache: &Cache) -> Result<PathBuf> {
 // ------------------------------------------------------------------------------------------
 // Compiling
 
+/// How long a compile may take unless told otherwise, in seconds (`BPFKIT_COMPILE_TIMEOUT`).
+pub const DEFAULT_TIMEOUT_SECS: f64 = 120.0;
+
+/// The environment variable that sets the compile time limit, in seconds.
+pub const TIMEOUT_ENV: &str = "BPFKIT_COMPILE_TIMEOUT";
+
+/// Asked every few milliseconds while clang runs: true stops the compile, killing clang, with
+/// `Error::Os { errno: EINTR }`. The bindings answer it from Python's signal handlers, so
+/// Ctrl-C stops a compile at once.
+#[derive(Clone, Copy)]
+pub struct Interrupt<'a>(pub &'a (dyn Fn() -> bool + Sync));
+
+impl std::fmt::Debug for Interrupt<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Interrupt(..)")
+    }
+}
+
+/// The time limit of a compile: `seconds` if given, else `$BPFKIT_COMPILE_TIMEOUT`, else
+/// [`DEFAULT_TIMEOUT_SECS`]. None: no limit (infinity). A value that is not a positive number
+/// is refused, naming where it came from.
+pub fn time_limit(seconds: Option<f64>) -> Result<Option<Duration>> {
+    let (v, from) = match seconds {
+        Some(v) => (v, "timeout".to_string()),
+        None => match std::env::var(TIMEOUT_ENV) {
+            Ok(t) if !t.trim().is_empty() => match t.trim().parse::<f64>() {
+                Ok(v) => (v, format!("{TIMEOUT_ENV}={t}")),
+                Err(_) => return Err(Error::Value(format!("{TIMEOUT_ENV} must be a number of seconds, got {t:?}"))),
+            },
+            _ => (DEFAULT_TIMEOUT_SECS, String::new()),
+        },
+    };
+    if v.is_nan() || v <= 0.0 {
+        return Err(Error::Value(format!("the compile time limit must be a positive number of seconds, got {v} ({from})")));
+    }
+    Ok(v.is_finite().then(|| Duration::from_secs_f64(v)))
+}
+
 /// What to compile.
 #[derive(Debug, Clone, Default)]
 pub struct Request<'a> {
@@ -461,6 +501,27 @@ pub struct Request<'a> {
     pub zig: Option<&'a Path>,
     /// Directory of a source file, added to the include path.
     pub source_dir: Option<&'a Path>,
+    /// The time limit of the whole compile (see [`time_limit`]); None: none.
+    pub time_limit: Option<Duration>,
+    /// Asked periodically while clang runs; true stops the compile.
+    pub interrupt: Option<Interrupt<'a>>,
+}
+
+impl Request<'_> {
+    /// Refuses arguments clang cannot be given: a NUL byte cannot pass through `execve`.
+    fn check(&self) -> Result<()> {
+        for f in self.cflags {
+            if f.contains('\0') {
+                return Err(Error::Value(format!("cflag {f:?} contains a NUL byte")));
+            }
+        }
+        if let Some(d) = self.source_dir {
+            if d.as_os_str().as_encoded_bytes().contains(&0) {
+                return Err(Error::Value(format!("source directory {:?} contains a NUL byte", d.display())));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// What a compile produced.
@@ -528,6 +589,49 @@ pub enum Emit {
     Assembly,
 }
 
+/// How often a running compiler is checked for exit, interrupt and time limit.
+const CHILD_POLL: Duration = Duration::from_millis(10);
+
+/// Kills `child`'s whole process group (clang and anything it spawned) and reaps `child`.
+fn kill_group(child: &mut Child) {
+    // SAFETY: kill has no pointer arguments; the group is the one the child leads (it was
+    // spawned with process_group(0)), so nothing else is signalled.
+    unsafe { libc::killpg(child.id() as libc::pid_t, libc::SIGKILL) };
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Waits for `child`, asking `interrupt` and checking `deadline` every [`CHILD_POLL`]; on
+/// either, kills and reaps its process group and says why.
+fn wait_child(child: &mut Child, req: &Request<'_>, deadline: Option<Instant>) -> Result<ExitStatus> {
+    loop {
+        match child.try_wait() {
+            Ok(Some(st)) => return Ok(st),
+            Ok(None) => {}
+            Err(e) => {
+                kill_group(child);
+                return Err(Error::io("waiting for clang", &e));
+            }
+        }
+        if req.interrupt.is_some_and(|i| (i.0)()) {
+            kill_group(child);
+            return Err(Error::Os { errno: libc::EINTR, message: format!("compiling {} was interrupted", req.display_name) });
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            kill_group(child);
+            let secs = req.time_limit.map(|t| t.as_secs_f64()).unwrap_or_default();
+            return Err(Error::Compile {
+                message: format!(
+                    "compiling {} timed out after {secs} s (the limit is set by timeout= or {TIMEOUT_ENV})",
+                    req.display_name
+                ),
+                diagnostics: String::new(),
+            });
+        }
+        std::thread::sleep(CHILD_POLL);
+    }
+}
+
 fn run_clang(
     compiler: &Compiler,
     req: &Request<'_>,
@@ -535,6 +639,7 @@ fn run_clang(
     hdr_dir: &Path,
     out: &Path,
     emit: Emit,
+    deadline: Option<Instant>,
 ) -> Result<(bool, String)> {
     let mut cmd = Command::new(&compiler.path);
     cmd.args(&compiler.prefix).args(&compiler.target).args(base_flags(req));
@@ -554,21 +659,46 @@ fn run_clang(
     };
     cmd.args(["-x", "c", "-o"]).arg(out).arg("-");
     cmd.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped());
-    let mut child = cmd.spawn().map_err(|e| Error::CompilerNotFound {
-        message: format!("cannot run {} (found via {}): {e}", compiler.path.display(), compiler.source),
+    // Its own process group, so that an interrupt or the time limit kills clang and whatever it
+    // spawned in one go (a Ctrl-C at the terminal then reaches only us; we kill it at once).
+    cmd.process_group(0);
+    let mut child = cmd.spawn().map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => Error::CompilerNotFound {
+            message: format!("cannot run {} (found via {}): {e}", compiler.path.display(), compiler.source),
+        },
+        _ => Error::io(format!("starting {}", compiler.path.display()), &e),
     })?;
-    if let Some(mut stdin) = child.stdin.take() {
-        // A compiler that exits early closes the pipe; its stderr says why.
-        let _ = stdin.write_all(req.source.as_bytes());
-        let _ = stdin.write_all(type_anchors(req.source).as_bytes());
-    }
-    let res = child.wait_with_output().map_err(|e| Error::io("waiting for clang", &e))?;
-    let diag = String::from_utf8_lossy(&res.stderr).replace("<stdin>", req.display_name);
-    Ok((res.status.success(), diag))
+    let input = [req.source.as_bytes(), type_anchors(req.source).as_bytes()].concat();
+    let (stdin, stderr) = (child.stdin.take(), child.stderr.take());
+    // Feed stdin and drain stderr on their own threads: either pipe can fill and block clang
+    // while this thread watches the clock and interrupts.
+    let (status, diag) = std::thread::scope(|s| {
+        s.spawn(move || {
+            if let Some(mut w) = stdin {
+                // A compiler that exits early closes the pipe; its stderr says why.
+                let _ = w.write_all(&input);
+            }
+        });
+        let reader = s.spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut r) = stderr {
+                let _ = r.read_to_end(&mut buf);
+            }
+            buf
+        });
+        let status = wait_child(&mut child, req, deadline);
+        // clang has exited or its group was killed: the pipes close and the threads end.
+        (status, reader.join().unwrap_or_default())
+    });
+    let status = status?;
+    let diag = String::from_utf8_lossy(&diag).replace("<stdin>", req.display_name);
+    Ok((status.success(), diag))
 }
 
 /// Compiles a request, through the cache.
 pub fn compile(req: &Request<'_>, cache: &Cache) -> Result<Output> {
+    req.check()?;
+    let deadline = req.time_limit.map(|t| Instant::now() + t);
     let compiler = find_compiler(req.zig)?;
     let btf_id = btf_identity(cache)?;
     let key = cache_key(req, &compiler, &btf_id);
@@ -584,13 +714,13 @@ pub fn compile(req: &Request<'_>, cache: &Cache) -> Result<Output> {
     let gen_min = scratch.path().join("min");
     fs::create_dir(&gen_min).map_err(|e| Error::io("creating scratch directory", &e))?;
     cache.write_file(&gen_min.join("vmlinux.h"), minimal.as_bytes())?;
-    let (ok, diag) = run_clang(&compiler, req, &gen_min, &hdr_dir, &out, Emit::Object)?;
+    let (ok, diag) = run_clang(&compiler, req, &gen_min, &hdr_dir, &out, Emit::Object, deadline)?;
     let (header, warnings) = if ok {
         ("minimal", diag)
     } else {
         let full = full_vmlinux_h(cache)?;
         let gen_full = full.parent().map(Path::to_path_buf).unwrap_or_default();
-        let (ok, diag) = run_clang(&compiler, req, &gen_full, &hdr_dir, &out, Emit::Object)?;
+        let (ok, diag) = run_clang(&compiler, req, &gen_full, &hdr_dir, &out, Emit::Object, deadline)?;
         if !ok {
             return Err(compile_error(diag));
         }
@@ -603,13 +733,15 @@ pub fn compile(req: &Request<'_>, cache: &Cache) -> Result<Output> {
 
 /// Compiles to text (LLVM IR, preprocessed C or assembly) for `debug=`, with the full header.
 pub fn compile_text(req: &Request<'_>, cache: &Cache, emit: Emit) -> Result<String> {
+    req.check()?;
+    let deadline = req.time_limit.map(|t| Instant::now() + t);
     let compiler = find_compiler(req.zig)?;
     let hdr_dir = headers_dir(cache)?;
     let full = full_vmlinux_h(cache)?;
     let gen_full = full.parent().map(Path::to_path_buf).unwrap_or_default();
     let scratch = cache.scratch()?;
     let out = scratch.path().join("out.txt");
-    let (ok, diag) = run_clang(&compiler, req, &gen_full, &hdr_dir, &out, emit)?;
+    let (ok, diag) = run_clang(&compiler, req, &gen_full, &hdr_dir, &out, emit, deadline)?;
     if !ok {
         return Err(compile_error(diag));
     }

@@ -3,10 +3,41 @@
 #[allow(unused_imports)]
 use super::*;
 
+/// Runs `f` (a compile) with the GIL released, giving it an [`Interrupt`] that runs Python's
+/// signal handlers every few milliseconds: a Ctrl-C kills clang at once and its
+/// KeyboardInterrupt is raised here. `timeout` (seconds) is checked and resolved first.
+fn compile_detached<T: Send>(
+    py: Python<'_>,
+    timeout: Option<f64>,
+    f: impl FnOnce(Option<std::time::Duration>, Interrupt<'_>) -> crate::Result<T> + Send,
+) -> PyResult<T> {
+    let limit = core_compile::time_limit(timeout).py(py)?;
+    let pending: std::sync::Mutex<Option<PyErr>> = std::sync::Mutex::new(None);
+    let ask = || {
+        Python::attach(|py| match py.check_signals() {
+            Ok(()) => false,
+            Err(e) => {
+                if let Ok(mut p) = pending.lock() {
+                    p.get_or_insert(e);
+                }
+                true
+            }
+        })
+    };
+    let out = py.detach(|| guarded(|| f(limit, Interrupt(&ask))));
+    if let Some(e) = pending.lock().ok().and_then(|mut p| p.take()) {
+        return Err(e);
+    }
+    out.py(py)
+}
+
 /// Compiles C to a BPF object through the cache: `(object, cached, header, warnings, key)`.
-/// Releases the GIL.
+/// Releases the GIL. Ctrl-C kills clang at once (KeyboardInterrupt); a compile that runs past
+/// `timeout` seconds (default: `$BPFKIT_COMPILE_TIMEOUT`, else 120) is killed and raises
+/// CompileError. A cflag holding a NUL byte raises ValueError.
 #[pyfunction]
-#[pyo3(signature = (source, *, display_name = "<text>".to_string(), cflags = Vec::new(), zig = None, source_dir = None, cache_dir = None))]
+#[pyo3(signature = (source, *, display_name = "<text>".to_string(), cflags = Vec::new(), zig = None, source_dir = None, cache_dir = None, timeout = None))]
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn compile<'py>(
     py: Python<'py>,
     source: String,
@@ -15,31 +46,32 @@ pub(crate) fn compile<'py>(
     zig: Option<PathBuf>,
     source_dir: Option<PathBuf>,
     cache_dir: Option<PathBuf>,
+    timeout: Option<f64>,
 ) -> PyResult<(Bound<'py, PyBytes>, bool, String, String, String)> {
-    let out = py
-        .detach(|| {
-            guarded(|| {
-                let cache = match &cache_dir {
-                    Some(d) => Cache::open(d)?,
-                    None => Cache::open_default()?,
-                };
-                let req = Request {
-                    source: &source,
-                    display_name: &display_name,
-                    cflags: &cflags,
-                    zig: zig.as_deref(),
-                    source_dir: source_dir.as_deref(),
-                };
-                core_compile::compile(&req, &cache)
-            })
-        })
-        .py(py)?;
+    let out = compile_detached(py, timeout, |time_limit, interrupt| {
+        let cache = match &cache_dir {
+            Some(d) => Cache::open(d)?,
+            None => Cache::open_default()?,
+        };
+        let req = Request {
+            source: &source,
+            display_name: &display_name,
+            cflags: &cflags,
+            zig: zig.as_deref(),
+            source_dir: source_dir.as_deref(),
+            time_limit,
+            interrupt: Some(interrupt),
+        };
+        core_compile::compile(&req, &cache)
+    })?;
     Ok((PyBytes::new(py, &out.object), out.cached, out.header.to_string(), out.warnings, out.key))
 }
 
-/// Compiles to text for `debug=`: `emit` is "llvm-ir", "preprocessed" or "asm".
+/// Compiles to text for `debug=`: `emit` is "llvm-ir", "preprocessed" or "asm". Interrupts and
+/// time limit as `compile()`.
 #[pyfunction]
-#[pyo3(signature = (source, emit, *, display_name = "<text>".to_string(), cflags = Vec::new(), zig = None, source_dir = None))]
+#[pyo3(signature = (source, emit, *, display_name = "<text>".to_string(), cflags = Vec::new(), zig = None, source_dir = None, timeout = None))]
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn compile_text(
     py: Python<'_>,
     source: String,
@@ -48,6 +80,7 @@ pub(crate) fn compile_text(
     cflags: Vec<String>,
     zig: Option<PathBuf>,
     source_dir: Option<PathBuf>,
+    timeout: Option<f64>,
 ) -> PyResult<String> {
     let emit = match emit {
         "llvm-ir" => Emit::LlvmIr,
@@ -55,14 +88,19 @@ pub(crate) fn compile_text(
         "asm" => Emit::Assembly,
         other => return Err(PyValueError::new_err(format!("unknown emit kind {other:?}"))),
     };
-    py.detach(|| {
-        guarded(|| {
-            let cache = Cache::open_default()?;
-            let req = Request { source: &source, display_name: &display_name, cflags: &cflags, zig: zig.as_deref(), source_dir: source_dir.as_deref() };
-            core_compile::compile_text(&req, &cache, emit)
-        })
+    compile_detached(py, timeout, |time_limit, interrupt| {
+        let cache = Cache::open_default()?;
+        let req = Request {
+            source: &source,
+            display_name: &display_name,
+            cflags: &cflags,
+            zig: zig.as_deref(),
+            source_dir: source_dir.as_deref(),
+            time_limit,
+            interrupt: Some(interrupt),
+        };
+        core_compile::compile_text(&req, &cache, emit)
     })
-    .py(py)
 }
 
 /// `(path, how_found)` of the compiler bpfkit would use.

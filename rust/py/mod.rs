@@ -16,7 +16,7 @@ use pyo3::types::{PyBytes, PyDict, PyList};
 
 use crate::core::btf::TypeDesc;
 use crate::core::cache::Cache;
-use crate::core::compile::{self as core_compile, Emit, Request};
+use crate::core::compile::{self as core_compile, Emit, Interrupt, Request};
 use crate::core::error::Error;
 use crate::core::events::{self, EventStream, StreamKind};
 use crate::core::host::{self, Fs};
@@ -39,26 +39,54 @@ fn guarded<T>(f: impl FnOnce() -> crate::Result<T>) -> crate::Result<T> {
     }
 }
 
-/// Sends libbpf's queued messages to the `bpfkit.libbpf` logger.
-fn flush_logs(py: Python<'_>) {
+/// Sends libbpf's queued messages to the `bpfkit.libbpf` logger, first running Python's
+/// signal handlers: a Ctrl-C that arrived while the GIL was released raises KeyboardInterrupt
+/// here, not inside `logging` (where it was lost). Returns the first exception raised, the
+/// messages still all logged (the signal handlers have run by then, so logging runs clean).
+fn flush_logs_checked(py: Python<'_>) -> PyResult<()> {
+    let signalled = py.check_signals();
     let msgs = sys::take_messages();
     if msgs.is_empty() {
-        return;
+        return signalled;
     }
-    let Ok(logging) = py.import("logging") else { return };
-    let Ok(logger) = logging.call_method1("getLogger", ("bpfkit.libbpf",)) else { return };
-    for (level, msg) in msgs {
-        let lvl = match level {
-            LogLevel::Warn => 30,
-            LogLevel::Info => 20,
-            LogLevel::Debug => 10,
-        };
-        let _ = logger.call_method1("log", (lvl, msg));
+    let logged = (|| -> PyResult<()> {
+        let logger = py.import("logging")?.call_method1("getLogger", ("bpfkit.libbpf",))?;
+        for (level, msg) in msgs {
+            let lvl = match level {
+                LogLevel::Warn => 30,
+                LogLevel::Info => 20,
+                LogLevel::Debug => 10,
+            };
+            logger.call_method1("log", (lvl, msg))?;
+        }
+        Ok(())
+    })();
+    signalled.and(logged)
+}
+
+/// [`flush_logs_checked`] for callers that cannot raise (`close()`): a KeyboardInterrupt it
+/// met is made pending again, so Python raises it at its next check instead of losing it.
+fn flush_logs(py: Python<'_>) {
+    if let Err(e) = flush_logs_checked(py) {
+        if e.is_instance_of::<pyo3::exceptions::PyKeyboardInterrupt>(py) {
+            // SAFETY: called with the GIL held; re-trips SIGINT as a Ctrl-C would.
+            unsafe { pyo3::ffi::PyErr_SetInterrupt() };
+        } else {
+            e.write_unraisable(py, None);
+        }
     }
 }
 
+/// The Python exception for `e`; a KeyboardInterrupt (or a failure of logging) met while
+/// flushing libbpf's messages wins over it, so Ctrl-C is never lost.
 fn to_pyerr(py: Python<'_>, e: Error) -> PyErr {
-    flush_logs(py);
+    match flush_logs_checked(py) {
+        Err(first) => first,
+        Ok(()) => error_to_py(py, e),
+    }
+}
+
+fn error_to_py(py: Python<'_>, e: Error) -> PyErr {
     let (kind, errno, message, extra) = match &e {
         Error::KeyNotFound => return PyKeyError::new_err("key not found"),
         Error::Value(m) => return PyValueError::new_err(m.clone()),
@@ -111,9 +139,12 @@ trait IntoPy<T> {
 }
 
 impl<T> IntoPy<T> for crate::Result<T> {
+    /// The result for Python. Checks for signals first: the call may have run long with the
+    /// GIL released, and a Ctrl-C meanwhile must raise KeyboardInterrupt now, even when the
+    /// call succeeded (its result is dropped, which releases what it made).
     fn py(self, py: Python<'_>) -> PyResult<T> {
-        flush_logs(py);
-        self.map_err(|e| to_pyerr(py, e))
+        flush_logs_checked(py)?;
+        self.map_err(|e| error_to_py(py, e))
     }
 }
 
@@ -203,7 +234,10 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(map_types, m)?)?;
     m.add_function(wrap_pyfunction!(prog_types, m)?)?;
     m.add_function(wrap_pyfunction!(feature_table, m)?)?;
+    m.add_class::<PyRecord>()?;
+    m.add("RECORD_OVERHEAD", events::RECORD_OVERHEAD)?;
     m.add_function(wrap_pyfunction!(wait_any, m)?)?;
+    m.add_function(wrap_pyfunction!(wait_streams, m)?)?;
     m.add_function(wrap_pyfunction!(compile, m)?)?;
     m.add_function(wrap_pyfunction!(compile_text, m)?)?;
     m.add_function(wrap_pyfunction!(find_compiler, m)?)?;

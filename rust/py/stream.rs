@@ -1,7 +1,86 @@
-//! `EventStream`: ring and perf buffer records, pumped and read in bulk.
+//! `EventStream`: ring and perf buffer records, pumped and read in bulk; `Record`, the
+//! record a per-record callback receives.
 
 #[allow(unused_imports)]
 use super::*;
+
+use std::sync::Mutex;
+
+use crate::core::events::Chunk;
+
+const RELEASED: &str = "this record was only valid during the callback that received it: copy it \
+                        there, with bytes(record) or table.event(record)";
+
+/// Where a record lies while it is valid: its chunk (kept alive by the `Arc`), offset, length.
+#[derive(Default)]
+struct Slot {
+    chunk: Option<Arc<Chunk>>,
+    off: usize,
+    len: usize,
+}
+
+/// One record of a ring or perf buffer, as a per-record callback receives it (BCC's `data`):
+/// valid only during that call. `bytes(record)` copies it, `len(record)` is its size, and ctypes
+/// takes it as a pointer (`ctypes.cast(record, ctypes.POINTER(T)).contents`) through
+/// `_as_parameter_`; `table.event(record)` decodes it. Once the callback has returned, each of
+/// these raises ValueError: keep `bytes(record)` or the decoded event, not the record.
+#[pyclass(module = "bpfkit._native", name = "Record", frozen)]
+#[derive(Default)]
+pub(crate) struct PyRecord {
+    slot: Mutex<Slot>,
+}
+
+impl PyRecord {
+    fn hold(&self, chunk: &Arc<Chunk>, off: usize, len: usize) {
+        if let Ok(mut s) = self.slot.lock() {
+            *s = Slot { chunk: Some(chunk.clone()), off, len };
+        }
+    }
+
+    fn release(&self) {
+        if let Ok(mut s) = self.slot.lock() {
+            s.chunk = None;
+        }
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&[u8], usize) -> T) -> PyResult<T> {
+        let s = self.slot.lock().map_err(|_| PyValueError::new_err("record lock poisoned"))?;
+        let c = s.chunk.as_ref().ok_or_else(|| PyValueError::new_err(RELEASED))?;
+        let bytes = c.data().get(s.off..s.off + s.len).ok_or_else(|| PyValueError::new_err("record out of its chunk"))?;
+        Ok(f(bytes, bytes.as_ptr() as usize))
+    }
+}
+
+#[pymethods]
+impl PyRecord {
+    /// A copy of the record's bytes.
+    fn __bytes__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        self.with(|b, _| PyBytes::new(py, b))
+    }
+
+    /// The record's size in bytes.
+    fn __len__(&self) -> usize {
+        self.slot.lock().map(|s| s.len).unwrap_or(0)
+    }
+
+    /// The record's address, for ctypes (`ctypes.cast(record, ctypes.POINTER(T))`), while the
+    /// record is valid.
+    #[getter]
+    fn _as_parameter_(&self) -> PyResult<usize> {
+        self.with(|_, addr| addr)
+    }
+
+    /// Whether the record can still be read (only during the callback that received it).
+    #[getter]
+    fn valid(&self) -> bool {
+        self.slot.lock().map(|s| s.chunk.is_some()).unwrap_or(false)
+    }
+
+    fn __repr__(&self) -> String {
+        let (len, valid) = self.slot.lock().map(|s| (s.len, s.chunk.is_some())).unwrap_or((0, false));
+        format!("<bpfkit Record of {len} bytes{}>", if valid { "" } else { ", released" })
+    }
+}
 
 /// A ring buffer's or perf buffer's records, read in bulk (see `bpfkit.table`).
 #[pyclass(module = "bpfkit._native", name = "EventStream", frozen)]
@@ -67,24 +146,102 @@ impl PyEventStream {
         }
     }
 
-    /// Calls `callback(first, address, size)` for each queued record, where `first` is `ctx` for
-    /// a ring buffer and the CPU for a perf buffer, and `address` points at the record (valid
-    /// during the call, as BCC's `data`). If the callback raises, the records after it stay queued
+    /// Calls `callback(first, record, size)` for each queued record, where `first` is `ctx`
+    /// for a ring buffer and the CPU for a perf buffer, and `record` is a [`Record`] valid
+    /// during the call (`bytes(record)` copies it; ctypes takes it as a pointer, as BCC's
+    /// `data`). Stops once `deadline` passes (after at least one record) or the stream is
+    /// closed, leaving the rest queued. If the callback raises, the records after it stay queued
     /// and the exception propagates. Returns the number handled.
     #[pyo3(signature = (callback, ctx = None))]
     fn dispatch(&self, py: Python<'_>, callback: Bound<'_, PyAny>, ctx: Option<Bound<'_, PyAny>>) -> PyResult<usize> {
-        let q = guarded(|| self.inner.take()).py(py)?;
-        let ring = self.inner.kind == StreamKind::Ring;
+        let inner = &self.inner;
+        let ring = inner.kind == StreamKind::Ring;
         let ctx = ctx.unwrap_or_else(|| py.None().into_bound(py));
-        let base = q.data.as_ptr() as usize;
-        for (i, &(off, len, cpu)) in q.pending().iter().enumerate() {
-            let r = if ring { callback.call1((&ctx, base + off, len)) } else { callback.call1((cpu, base + off, len)) };
-            if let Err(e) = r {
-                let _ = self.inner.requeue_front(&q, i + 1);
-                return Err(e);
+        let deadline = inner.deadline();
+        // Only what is queued now: a producer faster than the callback cannot keep us here.
+        let budget = inner.queued();
+        let mut handled = 0usize;
+        let mut rec = Py::new(py, PyRecord::default())?;
+        while handled < budget {
+            let chunk = match inner.take_chunk() {
+                Ok(Some(c)) => Arc::new(c),
+                Ok(None) | Err(Error::Closed) => break,
+                Err(e) => return Err(to_pyerr(py, e)),
+            };
+            let mut outcome: PyResult<()> = Ok(());
+            let mut next = chunk.len();
+            for (i, &(off, len, cpu)) in chunk.pending().iter().enumerate() {
+                if handled >= budget
+                    || inner.is_closed()
+                    || (handled > 0 && deadline.is_some_and(|d| events::monotonic() >= d))
+                {
+                    next = i;
+                    break;
+                }
+                // SAFETY: rec is a live object this function holds a reference to.
+                if unsafe { pyo3::ffi::Py_REFCNT(rec.as_ptr()) } > 1 {
+                    // The callback kept the record: it stays released, the next one is new.
+                    rec.get().release();
+                    rec = Py::new(py, PyRecord::default())?;
+                }
+                rec.get().hold(&chunk, off, len);
+                let r = if ring { callback.call1((&ctx, rec.bind(py), len)) } else { callback.call1((cpu, rec.bind(py), len)) };
+                handled += 1;
+                if let Err(e) = r {
+                    outcome = Err(e);
+                    next = i + 1;
+                    break;
+                }
             }
+            rec.get().release();
+            if next < chunk.len() {
+                let mut c = Arc::try_unwrap(chunk).unwrap_or_else(|a| (*a).clone());
+                c.skip(next);
+                guarded(|| inner.give_back(c)).py(py)?;
+                outcome?;
+                break;
+            }
+            outcome?;
         }
-        Ok(q.len())
+        rec.get().release();
+        Ok(handled)
+    }
+
+    /// Where `dispatch()` stops: a `time.monotonic()` value, or None (the poll calls set it).
+    #[getter]
+    fn deadline(&self) -> Option<f64> {
+        self.inner.deadline()
+    }
+    #[setter]
+    fn set_deadline(&self, d: Option<f64>) {
+        self.inner.set_deadline(d);
+    }
+
+    /// Bytes the queued records cost: each record's length rounded up to 8, plus
+    /// `RECORD_OVERHEAD` bytes of bookkeeping.
+    #[getter]
+    fn queued_bytes(&self) -> usize {
+        self.inner.queued_bytes()
+    }
+
+    /// The queue's bound in bytes (unless set: 64 MiB, or four times what a perf buffer's rings
+    /// hold if that is more): at it, the stream stops reading the kernel buffer, so records wait
+    /// there and what the kernel cannot hold is lost and counted (perf: `lost`; ring: the
+    /// program's failed reserves). A ring buffer's queue holds at most the bound plus one record;
+    /// a perf buffer's, the bound, as long as it is at least twice what the rings hold.
+    #[getter]
+    fn max_queued_bytes(&self) -> usize {
+        self.inner.max_queued_bytes()
+    }
+    #[setter]
+    fn set_max_queued_bytes(&self, n: usize) {
+        self.inner.set_max_queued_bytes(n);
+    }
+
+    /// Whether the stream is closed.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.inner.is_closed()
     }
 
     /// Takes up to `max` queued records as one uint8 array of `max`×`rec_size` bytes (each record
@@ -132,6 +289,24 @@ impl PyEventStream {
     fn close(&self, py: Python<'_>) {
         let inner = self.inner.clone();
         py.detach(move || inner.close());
+    }
+}
+
+/// Waits until one of `streams` has records or `timeout` ms pass (-1: forever), GIL released;
+/// returns the indexes of the ready ones. Raises ClosedError as soon as one of them is closed,
+/// including by `close()` from another thread while waiting. Ctrl-C raises KeyboardInterrupt
+/// at once.
+#[pyfunction]
+pub(crate) fn wait_streams(py: Python<'_>, streams: Vec<PyRef<'_, PyEventStream>>, timeout: i32) -> PyResult<Vec<usize>> {
+    let arcs: Vec<Arc<EventStream>> = streams.iter().map(|s| s.inner.clone()).collect();
+    drop(streams);
+    match py.detach(move || guarded(|| events::wait_streams(&arcs, timeout))) {
+        Ok(v) => Ok(v),
+        Err(Error::Os { errno, .. }) if errno == libc::EINTR => {
+            py.check_signals()?;
+            Ok(Vec::new())
+        }
+        Err(e) => Err(to_pyerr(py, e)),
     }
 }
 

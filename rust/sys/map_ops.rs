@@ -167,15 +167,7 @@ pub fn map_lookup_batch(
     count: u32,
 ) -> Result<(u32, bool), Failure> {
     let what = "batch lookup";
-    let cur = batch_cursor_size(m);
-    if next_cursor.len() < cur || cursor.is_some_and(|c| c.len() < cur) {
-        return Err(Failure { errno: libc::EINVAL, context: format!("{what}: a batch cursor needs {cur} bytes") });
-    }
-    let n = count as usize;
-    if keys.len() < m.key_size().saturating_mul(n) {
-        return Err(Failure { errno: libc::EINVAL, context: format!("{what}: a {}-byte buffer for {n} keys", keys.len()) });
-    }
-    m.check_value(values, n, what)?;
+    check_batch(m, cursor, next_cursor, keys, values, count, what)?;
     let mut got = count;
     // SAFETY: all-zero is a valid bpf_map_batch_opts.
     let mut opts: lb::bpf_map_batch_opts = unsafe { std::mem::zeroed() };
@@ -191,6 +183,49 @@ pub fn map_lookup_batch(
         Err(f) if f.errno == libc::ENOENT => Ok((got, true)),
         Err(f) => Err(f),
     }
+}
+
+/// One `BPF_MAP_LOOKUP_AND_DELETE_BATCH` step of up to `count` entries (hash maps, 5.6+): reads
+/// and deletes them. `cursor` is None for the first call; `next_cursor` receives the cursor for
+/// the following call. Returns (entries read and deleted, finished).
+pub fn map_lookup_and_delete_batch(
+    m: &MapFd,
+    cursor: Option<&[u8]>,
+    next_cursor: &mut [u8],
+    keys: &mut [u8],
+    values: &mut [u8],
+    count: u32,
+) -> Result<(u32, bool), Failure> {
+    let what = "batch lookup and delete";
+    check_batch(m, cursor, next_cursor, keys, values, count, what)?;
+    let mut got = count;
+    // SAFETY: all-zero is a valid bpf_map_batch_opts.
+    let mut opts: lb::bpf_map_batch_opts = unsafe { std::mem::zeroed() };
+    opts.sz = std::mem::size_of::<lb::bpf_map_batch_opts>() as _;
+    let inb = cursor.map_or(ptr::null_mut(), |c| c.as_ptr() as *mut c_void);
+    // SAFETY: keys and values hold `count` entries and the cursors hold a cursor (checked by
+    // check_batch); the kernel only reads `in_batch`; opts outlives the call.
+    let ret = unsafe {
+        lb::bpf_map_lookup_and_delete_batch(m.fd, inb, next_cursor.as_mut_ptr().cast(), keys.as_mut_ptr().cast(), values.as_mut_ptr().cast(), &mut got, &opts)
+    };
+    match check(ret, || what.to_string()) {
+        Ok(_) => Ok((got, false)),
+        Err(f) if f.errno == libc::ENOENT => Ok((got, true)),
+        Err(f) => Err(f),
+    }
+}
+
+/// The size checks of a batch call: cursors of [`batch_cursor_size`], `count` keys and values.
+fn check_batch(m: &MapFd, cursor: Option<&[u8]>, next_cursor: &[u8], keys: &[u8], values: &[u8], count: u32, what: &str) -> Result<(), Failure> {
+    let cur = batch_cursor_size(m);
+    if next_cursor.len() < cur || cursor.is_some_and(|c| c.len() < cur) {
+        return Err(Failure { errno: libc::EINVAL, context: format!("{what}: a batch cursor needs {cur} bytes") });
+    }
+    let n = count as usize;
+    if keys.len() < m.key_size().saturating_mul(n) {
+        return Err(Failure { errno: libc::EINVAL, context: format!("{what}: a {}-byte buffer for {n} keys", keys.len()) });
+    }
+    m.check_value(values, n, what)
 }
 
 /// `BPF_MAP_DELETE_BATCH` of the keys packed in `keys` (a whole number of keys). Returns how many
