@@ -12,22 +12,6 @@ from . import _btftypes
 __all__ = ["RingBuf", "RingBufTable", "PerfEventArray"]
 
 
-def _records_as_bytes(callback: Callable) -> Callable:
-    """``callback`` receiving each record as bytes.
-
-    Transitional: the native dispatch still passes the address of the record in its own queue
-    (valid during the call, and never one a caller chose). The record is copied out here so
-    that no callback sees an address; once the native dispatch passes record objects (with
-    ``__bytes__``) they go through untouched, and this wrapper can go."""
-
-    def call(first: Any, data: Any, size: int) -> Any:
-        if type(data) is int:
-            data = ct.string_at(data, size)
-        return callback(first, data, size)
-
-    return call
-
-
 class _EventTable:
     """Common part of ring buffers and perf buffers: decoding records from BTF, per-record
     callbacks, and batches as numpy structured arrays."""
@@ -201,7 +185,7 @@ class _EventTable:
             loop = asyncio.get_running_loop()
             ready = loop.create_future()
             fd = st.fileno()
-            loop.add_reader(fd, lambda: ready.done() or ready.set_result(None))
+            loop.add_reader(fd, lambda ready=ready: ready.done() or ready.set_result(None))
             try:
                 await ready
             finally:
@@ -226,7 +210,7 @@ class _EventTable:
     def _dispatch(self) -> int:
         if self._callback is None or self._stream is None:
             return 0
-        return self._stream.dispatch(_records_as_bytes(self._callback), self._ctx)
+        return self._stream.dispatch(self._callback, self._ctx)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} size={self.max_entries}>"
