@@ -10,7 +10,6 @@ import os
 import stat
 import sys
 import time
-from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Optional, Union
 
 from . import _native
@@ -36,12 +35,13 @@ StrPath = Union[str, bytes, "os.PathLike[str]"]
 
 
 
-def _path(p: StrPath) -> Path:
-    """A path argument as a Path (bytes through the file system encoding, as ``open`` does)."""
-    return Path(os.fsdecode(p) if isinstance(p, bytes) else os.fspath(p))
+def _path(p: StrPath) -> str:
+    """A path argument as str (bytes through the file system encoding, as ``open`` does). Plain
+    ``os.path``, not pathlib: pathlib would cost every tool's start ~10 ms of imports."""
+    return os.fsdecode(p) if isinstance(p, bytes) else os.fspath(p)
 
 
-def _display(path: Path) -> str:
+def _display(path: str) -> str:
     """A path as text for messages, whatever bytes it holds."""
     return os.fsencode(path).decode("utf-8", "backslashreplace")
 
@@ -50,7 +50,7 @@ _FILE_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S
                (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
 
 
-def _read_source(path: Path, what: str) -> bytes:
+def _read_source(path: str, what: str) -> bytes:
     """The bytes of source file ``path``, which must be a regular file: a FIFO or a device could
     block the read forever or never end. Checked before opening and again on the opened file
     (opened non-blocking, so even a FIFO swapped in between cannot block)."""
@@ -106,9 +106,9 @@ def _zig_path() -> Optional[str]:
     if spec is None or not spec.submodule_search_locations:
         return None
     for loc in spec.submodule_search_locations:
-        p = Path(loc) / "zig"
-        if p.is_file():
-            return str(p)
+        p = os.path.join(loc, "zig")
+        if os.path.isfile(p):
+            return p
     return None
 
 
@@ -212,7 +212,7 @@ class BPF(KernelAttachMixin, UserAttachMixin, NetAttachMixin):
             path = _path(src_file)
             display = _display(path)
             source = _source_text(_read_source(path, "src_file"), display)
-            src_dir = str(path.parent.resolve())
+            src_dir = os.path.dirname(os.path.realpath(path))
         else:
             raise ValueError("BPF() needs text= or src_file=")
         if hdr_file:
@@ -315,7 +315,7 @@ class BPF(KernelAttachMixin, UserAttachMixin, NetAttachMixin):
 
     def chosen(self, program: str) -> str:
         """The program a fallback ladder chose, given any program of the ladder."""
-        for first, alt in self.alternatives.items():
+        for alt in self.alternatives.values():
             if program in alt.candidates:
                 return alt.program
         raise KeyError(f"`{program}` is in no fallback ladder")

@@ -50,6 +50,18 @@ def _interrupt_handled() -> None:
     eval("None")  # a constant: evaluated for its side effect on the interpreter
 
 
+def _caused_by_interrupt(e: BaseException) -> bool:
+    """Whether a KeyboardInterrupt is among the causes of ``e``."""
+    seen = set()
+    cur: BaseException | None = e
+    while cur is not None and id(cur) not in seen:
+        if isinstance(cur, KeyboardInterrupt):
+            return True
+        seen.add(id(cur))
+        cur = cur.__cause__ or cur.__context__
+    return False
+
+
 def run(prog: str, body: Callable[[], int | None]) -> int:
     """Runs ``body`` (a command's work) as a command line program and returns its exit status.
 
@@ -89,6 +101,13 @@ def run(prog: str, body: Callable[[], int | None]) -> int:
                     sys.stdout.flush()
             except (BrokenPipeError, ValueError):
                 _stdout_to_devnull()
+            return 0
+        except RuntimeError as e:
+            # A Ctrl-C that lands while Python builds a class during an import surfaces, on 3.11,
+            # as "RuntimeError: Error calling __set_name__ ..." caused by the KeyboardInterrupt.
+            if not _caused_by_interrupt(e):
+                raise
+            _interrupt_handled()
             return 0
         except OSError as e:  # BPFError is an OSError
             from ._errors import BPFError
