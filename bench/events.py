@@ -380,7 +380,6 @@ print(dt)
 
 def bench_hash() -> dict:
     import numpy as np
-
     from bpfkit import BPF
 
     res = {}

@@ -177,9 +177,9 @@ def first_event(cmd: list, runs: int, env: dict | None = None, fresh_cache: bool
                 # The process tree's largest member (BCC's tools run under a python interpreter).
                 for pid in [p.pid] + _children(p.pid):
                     with open(f"/proc/{pid}/status") as f:
-                        for l in f:
-                            if l.startswith("VmHWM:"):
-                                hwm = max(hwm, int(l.split()[1]))
+                        for line in f:
+                            if line.startswith("VmHWM:"):
+                                hwm = max(hwm, int(line.split()[1]))
             except OSError:
                 pass
             p.kill()
@@ -191,7 +191,7 @@ def first_event(cmd: list, runs: int, env: dict | None = None, fresh_cache: bool
                 rss.append(hwm)
             else:
                 errf.seek(0)
-                err = [l.strip() for l in errf.read().splitlines() if l.strip()]
+                err = [ln.strip() for ln in errf.read().splitlines() if ln.strip()]
                 failure = err[-1] if err else "no event seen"
         finally:
             opener.kill()

@@ -29,7 +29,7 @@ from typing import Callable
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from run import VENV_PY, first_event, med, wall
+from run import VENV_PY, first_event, med, wall  # noqa: E402 (after the path it needs)
 
 BPFTRACE = 'tracepoint:syscalls:sys_enter_openat { printf("%d %s\\n", pid, str(args->filename)); }'
 

@@ -9,7 +9,6 @@ kernels of tests/kernels/ set it, so there the tests must really run)."""
 from __future__ import annotations
 
 import pytest
-
 from bpfkit import features
 
 

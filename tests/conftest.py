@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from bpfkit import _native
 
 ROOT = Path(__file__).resolve().parent.parent

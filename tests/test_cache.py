@@ -8,7 +8,6 @@ import stat
 from pathlib import Path
 
 import pytest
-
 from bpfkit import BPF, CacheError, _native
 
 SRC = 'SEC("tracepoint/syscalls/sys_enter_getppid")\nint g(void *ctx) { return 0; }\n'

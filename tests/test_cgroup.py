@@ -175,7 +175,7 @@ def test_cgroup_skb_egress_counts_exactly_the_datagrams_sent_from_inside(cgroup:
             assert sorted(got) == sorted(b"cg-%d" % i for i in range(k))
 
             # Traffic from outside the cgroup is not counted: this process and a child outside.
-            for i in range(5):
+            for _ in range(5):
                 rx.sendto(b"outside", ("127.0.0.1", port))
             _run_in(None, SEND, str(port), "4")
             assert b.get_global("egress_skbs") == k

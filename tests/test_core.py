@@ -11,7 +11,6 @@ import textwrap
 import time
 
 import pytest
-
 from bpfkit import BPF, AttachError, NotSupportedError, _native
 
 from .conftest import leaked, snapshot

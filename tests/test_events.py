@@ -12,7 +12,6 @@ import time
 
 import numpy as np
 import pytest
-
 from bpfkit import BPF
 
 from .conftest import ROOT, run_py
@@ -286,7 +285,7 @@ def test_record_type_is_named_or_guessed():
     src = PRODUCER.replace("struct inner {", "struct other { u64 z; };\nstruct inner {")
     with BPF(text=src, cflags=["-DRB_SIZE=4096"], consts={"targ_pid": os.getpid()}, autoattach=False) as b:
         with pytest.raises(ValueError, match="pass record='struct NAME'"):
-            b["rb"].Event
+            _ = b["rb"].Event
         b["rb"].set_record("struct event")
         assert b["rb"].Event.__name__ == "event"
         with pytest.raises(ValueError, match="no struct nope"):
@@ -363,7 +362,7 @@ def test_callbacks_receive_the_record_not_an_address():
             t = b["pb" if perf else "rb"]
             seen = []
 
-            def cb(_first, data, size, t=t):
+            def cb(_first, data, size, t=t, seen=seen):
                 assert not isinstance(data, int)
                 seen.append((bytes(data), size))
 

@@ -9,7 +9,6 @@ import ctypes
 import os
 
 import pytest
-
 from bpfkit import BPF, PerfHWConfig, PerfSWConfig, PerfType, _native, features
 from bpfkit._errors import BPFError
 

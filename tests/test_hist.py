@@ -10,7 +10,6 @@ import signal
 import subprocess
 
 import pytest
-
 from bpfkit import BPF
 from bpfkit.table import log2_buckets, print_linear_hist
 

@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from bpfkit import BPF, CompileError, _native
 
 TRACEPOINT = r"""

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 
 import pytest
-
 from bpfkit import BPF, NotSupportedError, features
 
 from ._features import need

@@ -9,7 +9,6 @@ import os
 import tempfile
 
 import pytest
-
 from bpfkit import BPF, NotSupportedError, features
 
 pytestmark = pytest.mark.kernels

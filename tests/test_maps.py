@@ -9,7 +9,6 @@ import threading
 
 import numpy as np
 import pytest
-
 from bpfkit import BPF, MapError
 from bpfkit.table import ArrayTable, HashTable, LruHash, PerCpuArray, PerCpuHash
 

@@ -10,7 +10,6 @@ import sys
 import uuid
 
 import pytest
-
 from bpfkit import BPF, open_pinned
 
 TYPES = r"""

@@ -7,11 +7,9 @@ import os
 
 import numpy as np
 import pytest
-
 from bpfkit import BPF
 
 from .test_maps import MAPS
-
 
 MMAP = r"""
 struct {

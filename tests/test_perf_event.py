@@ -9,7 +9,6 @@ import subprocess
 import sys
 
 import pytest
-
 from bpfkit import BPF, NotSupportedError, PerfHWConfig, PerfSWConfig, PerfType, features
 
 from ._features import need

@@ -9,7 +9,6 @@ import os
 import time
 
 import pytest
-
 from bpfkit import BPF, _native
 
 from .test_events import PRODUCER, produce

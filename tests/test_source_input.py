@@ -7,7 +7,6 @@ import os
 import threading
 
 import pytest
-
 from bpfkit import BPF, CompileError, _native
 
 GOOD = "int x;\n"

@@ -10,7 +10,6 @@ import threading
 import time
 
 import pytest
-
 from bpfkit import BPF, ClosedError, _native
 
 from .test_events import PRODUCER, produce

@@ -11,7 +11,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from bpfkit import BPF
 
 TARGET_C = textwrap.dedent("""

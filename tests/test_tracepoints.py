@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 
 import pytest
-
 from bpfkit import BPF
 
 from ._features import need

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from bpfkit import BPF, AttachError
 from bpfkit._native import open_elf
 

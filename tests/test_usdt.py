@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from bpfkit import BPF, USDT, AttachError
 from bpfkit.usdt import USDTProbeNotFoundError
 
@@ -50,7 +49,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
 @pytest.fixture
 def spawn(built):
     for start in spawner():
-        yield lambda: start(built.exe)
+        yield lambda start=start: start(built.exe)
 
 
 PROGRAMS = r"""

@@ -8,7 +8,6 @@ import os
 import re
 
 import pytest
-
 from bpfkit import features
 
 from .test_tools import finish, start_tool, wait_header

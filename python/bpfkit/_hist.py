@@ -80,7 +80,8 @@ def _print_one_log2(vals: dict, val_type: str, strip_leading_zero: Optional[bool
     if idx_max <= 32:
         header, fmt, width = f"     {val_type:<19} : count     distribution", "{:>10} -> {:<10} : {:<8} |{:<40}|", 40
     else:
-        header, fmt, width = f"               {val_type:<29} : count     distribution", "{:>20} -> {:<20} : {:<8} |{:<20}|", 20
+        header = f"               {val_type:<29} : count     distribution"
+        fmt, width = "{:>20} -> {:<20} : {:<8} |{:<20}|", 20
     if idx_max > 0:
         print(header)
     strip = bool(strip_leading_zero)

@@ -64,7 +64,8 @@ class Table(MutableMapping):
         self.Leaf = leaftype or (_btftypes.ctype_of(vdesc) if native_map.value_size else None)
         for what, t, size in (("key", self.Key, native_map.key_size), ("value", self.Leaf, native_map.value_size)):
             if t is not None and ct.sizeof(t) != size:
-                raise TypeError(f"{what} type {t.__name__} is {ct.sizeof(t)} bytes; map `{self.name}` has {size}-byte {what}s")
+                raise TypeError(f"{what} type {t.__name__} is {ct.sizeof(t)} bytes; "
+                                f"map `{self.name}` has {size}-byte {what}s")
 
     # -- conversions -------------------------------------------------------------------------
     def _key(self, k: Any) -> bytes:
@@ -112,7 +113,8 @@ class Table(MutableMapping):
         n, kb, vb = self._m.snapshot()
         ks, vs = self._m.key_size, self._m.value_buf_size
         kb, vb = kb.tobytes(), vb.tobytes()
-        return [(self._decode_key(kb[i * ks:(i + 1) * ks]), self._decode_leaf(vb[i * vs:(i + 1) * vs])) for i in range(n)]
+        return [(self._decode_key(kb[i * ks:(i + 1) * ks]), self._decode_leaf(vb[i * vs:(i + 1) * vs]))
+                for i in range(n)]
 
     def values(self) -> list:  # type: ignore[override]
         """Every value, as a list."""
@@ -342,7 +344,8 @@ class ArrayTable(_Indexed):
 
         For a ``BPF_F_MMAPABLE`` array this is a zero-copy live view of the map's memory, in
         constant time whatever the size (the memory is mapped when the object loads): a kernel
-        update shows up without re-reading, and a write through numpy is seen by the program. After ``close()`` the view stays valid memory but reads
+        update shows up without re-reading, and a write through numpy is seen by the program.
+        After ``close()`` the view stays valid memory but reads
         zeros. Other arrays are read with batch lookups into a copy."""
         if not self.mmapable:
             return super().to_numpy()[1]
