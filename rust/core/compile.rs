@@ -367,8 +367,8 @@ pub fn minimal_vmlinux_h(src: &str) -> Result<String> {
 }
 
 fn dump_header(btf: &Btf, ids: Vec<u32>) -> Result<String> {
-    let lb = sys::Btf::from_raw(btf.raw()).map_err(|f| Error::Os { errno: f.errno, message: f.message() })?;
-    let body = lb.dump_c(ids).map_err(|f| Error::Os { errno: f.errno, message: f.message() })?;
+    let lb = sys::Btf::from_raw(btf.raw()).map_err(Error::from)?;
+    let body = lb.dump_c(ids).map_err(Error::from)?;
     Ok(format!("{HEADER_OPEN}{body}{HEADER_CLOSE}"))
 }
 
@@ -784,8 +784,19 @@ mod tests {
     }
 
     #[test]
-    fn arch_define_is_known() {
-        assert!(!target_arch().is_empty());
+    fn arch_define_matches_the_kernel_headers_names() {
+        // The -D__TARGET_ARCH_<x> that bpf_tracing.h expects: the kernel's arch directory names,
+        // not Rust's target names.
+        let expected = match std::env::consts::ARCH {
+            "x86_64" => "x86",
+            "aarch64" => "arm64",
+            "s390x" => "s390",
+            "powerpc64" => "powerpc",
+            "riscv64" => "riscv",
+            other => other,
+        };
+        assert_eq!(target_arch(), expected);
+        assert_ne!(target_arch(), "x86_64");
     }
 
     #[test]
