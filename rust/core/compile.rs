@@ -594,9 +594,9 @@ const CHILD_POLL: Duration = Duration::from_millis(10);
 
 /// Kills `child`'s whole process group (clang and anything it spawned) and reaps `child`.
 fn kill_group(child: &mut Child) {
-    // SAFETY: kill has no pointer arguments; the group is the one the child leads (it was
-    // spawned with process_group(0)), so nothing else is signalled.
-    unsafe { libc::killpg(child.id() as libc::pid_t, libc::SIGKILL) };
+    // The group is the one the child leads (it was spawned with process_group(0)), so nothing
+    // else is signalled.
+    sys::os::kill_process_group(child.id());
     let _ = child.kill();
     let _ = child.wait();
 }

@@ -27,9 +27,9 @@
 //! itself, so no waiter can be left polling an fd number that was closed and reused.
 
 use std::collections::VecDeque;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -222,7 +222,8 @@ pub struct EventStream {
     arrived: Condvar,
     /// An eventfd the pump signals when records arrive (readable while the queue is not empty),
     /// for select/epoll/asyncio users of a pumped stream.
-    notify_fd: AtomicI32,
+    /// Closed (taken) by `close()`; readers hold the lock only for a syscall.
+    notify_fd: RwLock<Option<OwnedFd>>,
     /// An eventfd that `close()` makes readable for good; every wait polls it too. Kept until
     /// the stream is dropped, so a waiter never polls a closed (and maybe reused) fd number.
     wake_fd: OwnedFd,
@@ -247,31 +248,16 @@ fn lock<T>(m: &Mutex<T>) -> Result<MutexGuard<'_, T>> {
 }
 
 fn failure(f: sys::Failure) -> Error {
-    Error::Map { errno: f.errno, message: f.message() }
+    Error::map(f)
 }
 
 fn eventfd() -> Result<OwnedFd> {
-    // SAFETY: eventfd has no pointer arguments.
-    let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
-    if fd < 0 {
-        return Err(Error::io("creating an eventfd", &std::io::Error::last_os_error()));
-    }
-    // SAFETY: fd is a fresh descriptor that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-fn write_eventfd(fd: i32) {
-    let one: u64 = 1;
-    // SAFETY: writes 8 bytes from a valid u64 to an eventfd of ours.
-    unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
+    sys::os::eventfd().map_err(|e| Error::io("creating an eventfd", &e))
 }
 
 /// `CLOCK_MONOTONIC` in seconds: the clock of Python's `time.monotonic()`.
 pub fn monotonic() -> f64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: ts is a valid timespec to write to.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+    sys::os::monotonic()
 }
 
 impl EventStream {
@@ -312,8 +298,7 @@ impl EventStream {
             sl.lost.fetch_add(n, Ordering::Relaxed);
         });
         let pb = sys::PerfBuffer::new(fd, page_cnt, wakeup_events, sample, lost_cb).map_err(failure)?;
-        // SAFETY: sysconf has no preconditions.
-        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as usize;
+        let page = sys::os::page_size();
         let cpus = sys::num_possible_cpus().unwrap_or(1);
         let kernel_bytes = page_cnt * page * cpus;
         shared.max_bytes.store(DEFAULT_MAX_QUEUED_BYTES.max(4 * kernel_bytes), Ordering::Relaxed);
@@ -341,7 +326,7 @@ impl EventStream {
             kernel_bytes,
             pump: Mutex::new(None),
             arrived: Condvar::new(),
-            notify_fd: AtomicI32::new(std::os::fd::IntoRawFd::into_raw_fd(notify)),
+            notify_fd: RwLock::new(Some(notify)),
             wake_fd: eventfd()?,
             closed: AtomicBool::new(false),
             deadline: Mutex::new(None),
@@ -551,19 +536,19 @@ impl EventStream {
     }
 
     fn signal(&self) {
-        let fd = self.notify_fd.load(Ordering::Acquire);
-        if fd >= 0 {
-            write_eventfd(fd);
+        if let Ok(g) = self.notify_fd.read() {
+            if let Some(fd) = g.as_ref() {
+                sys::os::eventfd_signal(fd.as_fd());
+            }
         }
     }
 
     /// Resets the eventfd; called with the queue lock held, after the queue was emptied.
     fn unsignal(&self) {
-        let fd = self.notify_fd.load(Ordering::Acquire);
-        if fd >= 0 {
-            let mut v: u64 = 0;
-            // SAFETY: reads 8 bytes into a valid u64 from our own non-blocking eventfd.
-            unsafe { libc::read(fd, (&mut v as *mut u64).cast(), 8) };
+        if let Ok(g) = self.notify_fd.read() {
+            if let Some(fd) = g.as_ref() {
+                sys::os::eventfd_drain(fd.as_fd());
+            }
         }
     }
 
@@ -582,8 +567,7 @@ impl EventStream {
     pub fn wait_fd(&self) -> Result<i32> {
         self.check_open()?;
         if self.pumped() {
-            let fd = self.notify_fd.load(Ordering::Acquire);
-            if fd >= 0 {
+            if let Some(fd) = self.notify_fd.read().ok().and_then(|g| g.as_ref().map(|fd| fd.as_raw_fd())) {
                 return Ok(fd);
             }
         }
@@ -622,7 +606,7 @@ impl EventStream {
     /// reading and frees the kernel-side resources (mmaps, perf fds) and the queue. Idempotent.
     pub fn close(&self) {
         self.closed.store(true, Ordering::Release);
-        write_eventfd(self.wake_fd.as_raw_fd());
+        sys::os::eventfd_signal(self.wake_fd.as_fd());
         if let Ok(q) = self.shared.queue.lock() {
             // Under the queue lock, so a waiter between its check and its wait cannot miss it.
             self.arrived.notify_all();
@@ -641,10 +625,8 @@ impl EventStream {
         if let Ok(mut q) = self.shared.queue.lock() {
             q.clear();
             // Under the queue lock: signal() and unsignal() run under it too.
-            let fd = self.notify_fd.swap(-1, Ordering::AcqRel);
-            if fd >= 0 {
-                // SAFETY: our own eventfd, closed once (swapped out above).
-                unsafe { libc::close(fd) };
+            if let Ok(mut g) = self.notify_fd.write() {
+                g.take(); // closes it
             }
         }
     }
@@ -653,14 +635,7 @@ impl EventStream {
 /// Waits until one of `fds` is readable or `timeout_ms` passes (-1: forever). Returns the
 /// indexes of the ready ones; `Err(EINTR)` on a signal.
 pub fn wait_any(fds: &[i32], timeout_ms: i32) -> Result<Vec<usize>> {
-    let mut pfds: Vec<libc::pollfd> = fds.iter().map(|&fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }).collect();
-    // SAFETY: pfds is a valid array of pollfd of the given length.
-    let r = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, timeout_ms) };
-    if r < 0 {
-        let e = std::io::Error::last_os_error();
-        return Err(Error::Os { errno: e.raw_os_error().unwrap_or(libc::EIO), message: format!("waiting for events: {e}") });
-    }
-    Ok(pfds.iter().enumerate().filter(|(_, p)| p.revents != 0).map(|(i, _)| i).collect())
+    sys::os::poll_readable(fds, timeout_ms).map_err(|e| Error::io("waiting for events", &e))
 }
 
 /// Waits until one of `streams` has records (queued by its pump, or in its kernel buffer) or

@@ -94,12 +94,7 @@ impl Fs {
 
 /// Whether `path` is a mount of the filesystem with magic `magic`.
 fn is_mounted(path: &str, magic: i64) -> bool {
-    let Ok(c) = std::ffi::CString::new(path) else { return false };
-    // SAFETY: all-zero is a valid statfs; c is NUL-terminated and outlives the call.
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    // SAFETY: as above; st is a valid out-pointer.
-    let r = unsafe { libc::statfs(c.as_ptr(), &mut st) };
-    r == 0 && st.f_type as i64 == magic
+    crate::sys::os::fs_magic(path).is_ok_and(|m| m == magic)
 }
 
 /// Makes sure `fs` is mounted at its usual place, mounting it when running as root. Returns
@@ -109,14 +104,7 @@ pub fn ensure_mounted(fs_kind: Fs) -> Result<bool> {
     if is_mounted(path, magic) {
         return Ok(false);
     }
-    let cpath = std::ffi::CString::new(path).map_err(|_| Error::Value("path".into()))?;
-    let ctype = std::ffi::CString::new(fstype).map_err(|_| Error::Value("fstype".into()))?;
-    // SAFETY: all pointers are NUL-terminated strings that outlive the call; data is NULL.
-    let r = unsafe {
-        libc::mount(ctype.as_ptr(), cpath.as_ptr(), ctype.as_ptr(), libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC, std::ptr::null())
-    };
-    if r != 0 {
-        let err = std::io::Error::last_os_error();
+    if let Err(err) = crate::sys::os::mount_pseudo(fstype, path) {
         let errno = err.raw_os_error().unwrap_or(libc::EPERM);
         let message =
             format!("{fstype} is not mounted at {path} and mounting it failed ({err}); as root run `mount -t {fstype} {fstype} {path}`");

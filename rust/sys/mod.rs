@@ -187,5 +187,6 @@ pub use perf::*;
 mod probe;
 pub use probe::*;
 mod mmap;
+pub mod os;
 pub use mmap::*;
 pub mod types;
