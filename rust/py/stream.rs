@@ -33,7 +33,10 @@ pub(crate) struct PyRecord {
 impl PyRecord {
     fn hold(&self, chunk: &Arc<Chunk>, off: usize, len: usize) {
         if let Ok(mut s) = self.slot.lock() {
-            *s = Slot { chunk: Some(chunk.clone()), off, len };
+            if !s.chunk.as_ref().is_some_and(|c| Arc::ptr_eq(c, chunk)) {
+                s.chunk = Some(chunk.clone());
+            }
+            (s.off, s.len) = (off, len);
         }
     }
 
@@ -79,6 +82,34 @@ impl PyRecord {
     fn __repr__(&self) -> String {
         let (len, valid) = self.slot.lock().map(|s| (s.len, s.chunk.is_some())).unwrap_or((0, false));
         format!("<bpfkit Record of {len} bytes{}>", if valid { "" } else { ", released" })
+    }
+}
+
+/// A dispatch's deadline, read from the clock after the first record and then every record
+/// while callbacks are slow (over 10 us each), every 16 while they are fast, so the clock costs
+/// a fast callback little and a slow one overshoots by one call.
+struct Deadline {
+    at: Option<f64>,
+    next: usize,
+    since: (usize, f64),
+}
+
+impl Deadline {
+    fn new(at: Option<f64>) -> Deadline {
+        Deadline { at, next: 1, since: (0, at.map(|_| events::monotonic()).unwrap_or_default()) }
+    }
+
+    /// Whether the deadline has passed, `handled` records in.
+    fn passed(&mut self, handled: usize) -> bool {
+        let Some(at) = self.at else { return false };
+        if handled < self.next {
+            return false;
+        }
+        let now = events::monotonic();
+        let per = (now - self.since.1) / (handled - self.since.0).max(1) as f64;
+        self.next = handled + if per > 1e-5 { 1 } else { 16 };
+        self.since = (handled, now);
+        now >= at
     }
 }
 
@@ -147,17 +178,17 @@ impl PyEventStream {
     }
 
     /// Calls `callback(first, record, size)` for each queued record, where `first` is `ctx`
-    /// for a ring buffer and the CPU for a perf buffer, and `record` is a [`Record`] valid
+    /// for a ring buffer and the CPU for a perf buffer, and `record` is a `Record` valid
     /// during the call (`bytes(record)` copies it; ctypes takes it as a pointer, as BCC's
-    /// `data`). Stops once `deadline` passes (after at least one record) or the stream is
-    /// closed, leaving the rest queued. If the callback raises, the records after it stay queued
-    /// and the exception propagates. Returns the number handled.
+    /// `data`). Stops once `deadline` passes (after at least one record; see `Deadline`) or
+    /// the stream is closed, leaving the rest queued. If the callback raises, the records after
+    /// it stay queued and the exception propagates. Returns the number handled.
     #[pyo3(signature = (callback, ctx = None))]
     fn dispatch(&self, py: Python<'_>, callback: Bound<'_, PyAny>, ctx: Option<Bound<'_, PyAny>>) -> PyResult<usize> {
         let inner = &self.inner;
         let ring = inner.kind == StreamKind::Ring;
         let ctx = ctx.unwrap_or_else(|| py.None().into_bound(py));
-        let deadline = inner.deadline();
+        let mut clock = Deadline::new(inner.deadline());
         // Only what is queued now: a producer faster than the callback cannot keep us here.
         let budget = inner.queued();
         let mut handled = 0usize;
@@ -171,10 +202,7 @@ impl PyEventStream {
             let mut outcome: PyResult<()> = Ok(());
             let mut next = chunk.len();
             for (i, &(off, len, cpu)) in chunk.pending().iter().enumerate() {
-                if handled >= budget
-                    || inner.is_closed()
-                    || (handled > 0 && deadline.is_some_and(|d| events::monotonic() >= d))
-                {
+                if handled >= budget || inner.is_closed() || clock.passed(handled) {
                     next = i;
                     break;
                 }
