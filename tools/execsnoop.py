@@ -94,7 +94,7 @@ def _run(b: object, args: argparse.Namespace) -> int:
 
     events = b["events"]  # type: ignore[index]
 
-    def on_event(_ctx: object, data: int, _size: int) -> None:
+    def on_event(_ctx: object, data: object, _size: int) -> None:  # data: a _native.Record
         e = events.event(data)  # struct exec_event, typed from the program's BTF
         if e.ret != 0 and not args.fails:
             return
