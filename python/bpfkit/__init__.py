@@ -115,10 +115,10 @@ def __getattr__(name: str) -> object:
     module = importlib.import_module(where, __name__)
     value = module if where == "." + name else getattr(module, name)
     globals()[name] = value
-    if not _logging_ready and where != "._errors":
+    if not _logging_ready and where != "._errors" and "logging" in _sys.modules:
         # A library's logger gets a NullHandler, so that bpfkit's records go where the application
-        # configures logging and nowhere otherwise. It is set up with the first module that can
-        # log (libbpf's messages come through _native).
+        # configures logging and nowhere otherwise. Without `logging` imported, bpfkit._logs does
+        # this when it first makes a record (logging stays off a tool's start path).
         import logging
 
         logging.getLogger("bpfkit").addHandler(logging.NullHandler())

@@ -378,9 +378,9 @@ class UserAttachMixin(AttachBase):
             skipped: list = []
             targets = _regex_targets(info, sym_re, skipped)
             if skipped:
-                import logging
+                from . import _logs
 
-                logging.getLogger("bpfkit").warning(
+                _logs.warning(
                     "sym_re=%r: not probing %d function(s) of %s whose first instruction is AVX-encoded "
                     "(uprobes mis-step those): %s", sym_re, len(skipped), path, ", ".join(skipped))
             if not targets:

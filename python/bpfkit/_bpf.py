@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import errno as _errno
-import importlib.util
-import logging
 import math
 import os
 import stat
@@ -12,6 +10,7 @@ import sys
 import time
 from typing import Any, Iterable, Iterator, Mapping, Optional, Union
 
+from . import _logs as log
 from . import _native
 from ._attach_base import _s
 from ._attach_kernel import KernelAttachMixin
@@ -22,7 +21,6 @@ from .table import make_table
 
 __all__ = ["BPF", "DEBUG_LLVM_IR", "DEBUG_BPF", "DEBUG_PREPROCESSOR", "DEBUG_SOURCE", "DEBUG_BPF_REGISTER_STATE"]
 
-log = logging.getLogger("bpfkit")
 
 # BCC's debug flags, with the same values.
 DEBUG_LLVM_IR = 0x1  #: print the LLVM IR
@@ -98,17 +96,16 @@ def _source_text(data: str | bytes, display: str) -> str:
 
 
 def _zig_path() -> Optional[str]:
-    """The zig binary of the ``ziglang`` package, when installed (a BPF compiler of last resort)."""
-    try:
-        spec = importlib.util.find_spec("ziglang")
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for loc in spec.submodule_search_locations:
-        p = os.path.join(loc, "zig")
-        if os.path.isfile(p):
-            return p
+    """The zig binary of the ``ziglang`` package, when installed (a BPF compiler of last resort).
+    Found on ``sys.path`` as the import system would find the package, without importing
+    ``importlib.util`` (which would cost every tool's start several milliseconds)."""
+    for entry in sys.path:
+        p = os.path.join(entry or ".", "ziglang", "zig")
+        try:
+            if os.path.isfile(p):
+                return p
+        except OSError:  # an unreadable entry (a directory of another user's, say)
+            continue
     return None
 
 

@@ -50,14 +50,22 @@ fn flush_logs_checked(py: Python<'_>) -> PyResult<()> {
         return signalled;
     }
     let logged = (|| -> PyResult<()> {
-        let logger = py.import("logging")?.call_method1("getLogger", ("bpfkit.libbpf",))?;
+        // Records nobody can see are not made: debug and info messages only when the
+        // application has imported `logging` (bpfkit._logs explains; it keeps `logging` off a
+        // tool's start path).
+        let logging_loaded = py.import("sys")?.getattr("modules")?.contains("logging")?;
+        let logs = py.import("bpfkit._logs")?;
+        let kw = pyo3::types::PyDict::new(py);
+        kw.set_item("name", "bpfkit.libbpf")?;
         for (level, msg) in msgs {
             let lvl = match level {
                 LogLevel::Warn => 30,
                 LogLevel::Info => 20,
                 LogLevel::Debug => 10,
             };
-            logger.call_method1("log", (lvl, msg))?;
+            if lvl >= 30 || logging_loaded {
+                logs.call_method("log", (lvl, "%s", msg), Some(&kw))?;
+            }
         }
         Ok(())
     })();
