@@ -82,6 +82,8 @@ bench: bench-deps build
 	$(PY) bench/run.py
 	$(PY) bench/events.py
 	$(PY) bench/attach.py
+	$(PY) bench/startup.py
+	$(PY) bench/clear.py
 
 clean:
 	rm -rf $(VENV) target
