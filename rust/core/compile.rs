@@ -169,17 +169,13 @@ struct KernelBtf {
 static KERNEL_BTF: Lazy<Mutex<Option<std::sync::Arc<KernelBtf>>>> = Lazy::new(|| Mutex::new(None));
 
 fn kernel_btf() -> Result<std::sync::Arc<KernelBtf>> {
-    let mut g = KERNEL_BTF.lock().map_err(|_| Error::Value("kernel BTF lock poisoned".into()))?;
+    let mut g = KERNEL_BTF.lock().map_err(|_| Error::poisoned("kernel BTF"))?;
     if let Some(k) = g.as_ref() {
         return Ok(k.clone());
     }
     let raw = fs::read(VMLINUX_BTF).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => Error::NotSupported {
-            feature: "kernel BTF".into(),
-            since: Some("5.4".into()),
-            message: format!("{VMLINUX_BTF} is missing: the kernel was built without CONFIG_DEBUG_INFO_BTF"),
-            program: None,
-        },
+        std::io::ErrorKind::NotFound => crate::core::features::BTF_VMLINUX
+            .refuse(format!("{VMLINUX_BTF} is missing: the kernel was built without CONFIG_DEBUG_INFO_BTF"), None),
         _ => Error::io(format!("reading {VMLINUX_BTF}"), &e),
     })?;
     let identity = sha256_hex(&raw);

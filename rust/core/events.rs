@@ -244,7 +244,7 @@ struct Pump {
 }
 
 fn lock<T>(m: &Mutex<T>) -> Result<MutexGuard<'_, T>> {
-    m.lock().map_err(|_| Error::Value("event stream lock poisoned".into()))
+    m.lock().map_err(|_| Error::poisoned("event stream"))
 }
 
 fn failure(f: sys::Failure) -> Error {
@@ -593,7 +593,7 @@ impl EventStream {
                 },
                 None => Duration::from_millis(50),
             };
-            q = self.arrived.wait_timeout(q, wait).map_err(|_| Error::Value("event stream lock poisoned".into()))?.0;
+            q = self.arrived.wait_timeout(q, wait).map_err(|_| Error::poisoned("event stream"))?.0;
             if deadline.is_none() {
                 // Return periodically so the caller can check for signals.
                 break;

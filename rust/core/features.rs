@@ -105,6 +105,15 @@ features! {
     PERF_EVENT_HW = "perf_event_hw", "4.9", "BPF programs on hardware perf events (needs a hardware PMU)", ["CONFIG_PERF_EVENTS"];
 }
 
+/// The kernel's own BTF (`/sys/kernel/btf/vmlinux`), which CO-RE compiling needs: a
+/// prerequisite checked by reading the file, not one of the probed [`FEATURES`].
+pub const BTF_VMLINUX: Feature = Feature {
+    name: "btf_vmlinux",
+    since: "5.4",
+    description: "the kernel's BTF in /sys/kernel/btf/vmlinux",
+    config: &["CONFIG_DEBUG_INFO_BTF"],
+};
+
 /// The feature record called `name`.
 pub fn find(name: &str) -> Option<&'static Feature> {
     FEATURES.iter().find(|f| f.name == name)

@@ -140,12 +140,16 @@ pub fn kprobes_unavailable() -> Option<String> {
 pub fn require_kprobes() -> Result<()> {
     match kprobes_unavailable() {
         None => Ok(()),
-        Some(message) => Err(Error::NotSupported {
-            feature: "kprobes (CONFIG_KPROBES)".into(),
-            since: Some("4.1".into()),
-            message,
-            program: None,
-        }),
+        Some(message) => {
+            // The record's name with the option that is off, which is what users search for.
+            let f = &crate::core::features::feature::KPROBES;
+            Err(Error::NotSupported {
+                feature: format!("{} ({})", f.name, f.config[0]),
+                since: Some(f.since.to_string()),
+                message,
+                program: None,
+            })
+        }
     }
 }
 

@@ -88,7 +88,7 @@ fn text_symbol_names(text: &str) -> Vec<String> {
 }
 
 fn kallsyms() -> Result<std::sync::Arc<Kallsyms>> {
-    let mut g = KALLSYMS.lock().map_err(|_| Error::Value("kallsyms lock poisoned".into()))?;
+    let mut g = KALLSYMS.lock().map_err(|_| Error::poisoned("kallsyms"))?;
     if let Some(k) = g.as_ref() {
         return Ok(k.clone());
     }
