@@ -5,10 +5,16 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any, Optional, Union
 
-#: A name as BCC takes it: str or bytes.
-Str = Union[str, bytes]
+TYPE_CHECKING = False  # not typing's: typing stays off a tool's start path
+if TYPE_CHECKING:
+    from typing import Any, Optional, Union
+
+#: A name as BCC takes it: str or bytes (an alias for type checkers only).
+if TYPE_CHECKING:
+    Str = Union[str, bytes]
+else:
+    Str = object
 
 
 def _s(v: Any) -> str:

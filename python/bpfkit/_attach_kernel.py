@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import Iterable, Optional
 
 from . import _native
 from ._attach_base import I32, U32, U64, AttachBase, Str, _int, _regex, _s
 from ._errors import AttachError
+
+TYPE_CHECKING = False  # not typing's: typing stays off a tool's start path
+if TYPE_CHECKING:
+    from typing import Iterable, Optional
 
 
 class PerfType:

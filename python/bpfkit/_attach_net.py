@@ -20,14 +20,15 @@ import ctypes
 import errno as _errno
 import functools
 import os
-from typing import TYPE_CHECKING, Any, Callable, Optional, Union
-
-if TYPE_CHECKING:
-    import socket
 
 from . import _native
 from ._attach_base import AttachBase, _s
 from ._errors import AttachError, BPFError, NotSupportedError, PrivilegeError
+
+TYPE_CHECKING = False  # not typing's: typing stays off a tool's start path
+if TYPE_CHECKING:
+    import socket
+    from typing import Any, Callable, Optional, Union
 
 # The kernel's enum bpf_prog_type, named as the kernel names it, from the core's typed table.
 _PROG_TYPE_NAMES = {num: name for num, name, _since in _native.prog_types()}

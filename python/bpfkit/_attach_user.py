@@ -12,17 +12,21 @@ into a file offset through the program headers).
 
 from __future__ import annotations
 
+import collections
 import ctypes
 import errno as _errno
 import os
 import re
-from typing import NamedTuple, Optional
 
 from . import _native
 from ._attach_base import I32, U64, AttachBase, _int, _regex, _s
 from ._attach_base import Str as _Str
 from ._errors import AttachError
 from ._native import ElfFile, ElfSymbol
+
+TYPE_CHECKING = False  # not typing's: typing stays off a tool's start path
+if TYPE_CHECKING:
+    from typing import Optional
 
 # -- finding the binary --------------------------------------------------------------------------
 
@@ -234,15 +238,11 @@ def _avx_refusal(info: ElfFile, label: str, offset: int) -> AttachError:
         "wrong results); probe a later instruction (sym_off=, addr=) or the caller", _errno.EOPNOTSUPP)
 
 
-class _Target(NamedTuple):
-    """Where one uprobe goes: a file offset, and the symbol to hand libbpf when libbpf would
-    resolve it to the same place (so ``links()`` names it). (A NamedTuple: dataclasses would
-    put ``inspect`` on every tool's start path.)"""
-
-    offset: int
-    label: str
-    symbol: Optional[str] = None
-    symbol_offset: int = 0
+#: Where one uprobe goes: a file offset (``offset``), a ``label`` for messages, and the
+#: ``symbol`` (+``symbol_offset``) to hand libbpf when libbpf would resolve it to the same place
+#: (so ``links()`` names it). A plain namedtuple: dataclasses and typing would cost every tool's
+#: start their imports.
+_Target = collections.namedtuple("_Target", "offset label symbol symbol_offset", defaults=(None, 0))
 
 
 def _not_found(info: ElfFile, sym: str) -> AttachError:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import collections.abc as _abc
 import errno as _errno
 import math
 import os
 import stat
 import sys
 import time
-from typing import Any, Iterable, Iterator, Mapping, Optional, Union
 
 from . import _logs as log
 from . import _native
@@ -18,6 +18,10 @@ from ._attach_net import NetAttachMixin
 from ._attach_user import UserAttachMixin
 from ._errors import AttachError, ClosedError, CompileError, LoadError, NotSupportedError
 from .table import make_table
+
+TYPE_CHECKING = False  # not typing's: typing stays off a tool's start path
+if TYPE_CHECKING:
+    from typing import Any, Iterable, Iterator, Mapping, Optional, Union
 
 __all__ = ["BPF", "DEBUG_LLVM_IR", "DEBUG_BPF", "DEBUG_PREPROCESSOR", "DEBUG_SOURCE", "DEBUG_BPF_REGISTER_STATE"]
 
@@ -29,7 +33,10 @@ DEBUG_PREPROCESSOR = 0x4  #: print the preprocessed C
 DEBUG_SOURCE = 0x8  #: print the BPF assembly
 DEBUG_BPF_REGISTER_STATE = 0x10  #: print the verifier log with register state at each instruction
 
-StrPath = Union[str, bytes, "os.PathLike[str]"]
+if TYPE_CHECKING:
+    StrPath = Union[str, bytes, "os.PathLike[str]"]
+else:
+    StrPath = object
 
 
 
@@ -195,7 +202,7 @@ class BPF(KernelAttachMixin, UserAttachMixin, NetAttachMixin):
         self._tables: dict[str, Any] = {}
         self._streams: list = []  # event tables with an open stream
         self.debug = debug
-        if consts is not None and not isinstance(consts, Mapping):
+        if consts is not None and not isinstance(consts, _abc.Mapping):
             raise TypeError(f"consts= takes a mapping of global names to values, not {type(consts).__name__}")
         usdts = list(usdt_contexts or ())
         bad = [c for c in usdts if not hasattr(c, "_attach")]

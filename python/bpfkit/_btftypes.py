@@ -8,9 +8,12 @@ what BTF says, and a struct ctypes would lay out differently (``__attribute__((p
 from __future__ import annotations
 
 import ctypes as ct
-from typing import Any
 
 from ._values import cstr
+
+TYPE_CHECKING = False  # not typing's: typing stays off a tool's start path
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["ctype_of", "numpy_dtype_of"]
 

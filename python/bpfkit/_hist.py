@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import ctypes as ct
 import time
-from typing import Any, Callable, Iterable, Optional
 
 from ._values import plain_value, scalar
+
+TYPE_CHECKING = False  # not typing's: typing stays off a tool's start path
+if TYPE_CHECKING:
+    from typing import Any, Callable, Iterable, Optional
 
 __all__ = ["print_log2_hist", "print_linear_hist", "print_json_hist", "log2_buckets", "collect"]
 

@@ -10,7 +10,10 @@ the first time a record is made. libbpf's own messages follow the same rule (``r
 from __future__ import annotations
 
 import sys
-from typing import Any
+
+TYPE_CHECKING = False  # not typing's: typing stays off a tool's start path
+if TYPE_CHECKING:
+    from typing import Any
 
 _WARNING = 30
 

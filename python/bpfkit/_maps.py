@@ -6,12 +6,15 @@ import ctypes as ct
 import errno
 import operator
 from collections.abc import Iterator, MutableMapping
-from typing import Any, Callable, Optional
 
 from . import _btftypes, _hist, _native
 from ._errors import MapError
 from ._streams import PerfEventArray, RingBuf
 from ._values import checked_int, columns, plain_int_desc, round8, to_bytes
+
+TYPE_CHECKING = False  # not typing's: typing stays off a tool's start path
+if TYPE_CHECKING:
+    from typing import Any, Callable, Optional
 
 __all__ = [
     "Table",

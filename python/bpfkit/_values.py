@@ -10,7 +10,10 @@ from __future__ import annotations
 import ctypes as ct
 import operator
 from collections.abc import Iterator
-from typing import Any, Optional
+
+TYPE_CHECKING = False  # not typing's: typing stays off a tool's start path
+if TYPE_CHECKING:
+    from typing import Any, Optional
 
 __all__ = [
     "round8",
