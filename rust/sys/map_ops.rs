@@ -155,6 +155,9 @@ pub fn batch_cursor_size(m: &MapFd) -> usize {
     m.key_size().max(8)
 }
 
+/// The libbpf batch calls that read entries out (they share one signature).
+type BatchFn = unsafe extern "C" fn(c_int, *mut c_void, *mut c_void, *mut c_void, *mut c_void, *mut u32, *const lb::bpf_map_batch_opts) -> c_int;
+
 /// One `BPF_MAP_LOOKUP_BATCH` step of up to `count` entries. `cursor` is None for the first
 /// call; `next_cursor` receives the cursor for the following call. Returns (entries read,
 /// finished).
@@ -166,23 +169,7 @@ pub fn map_lookup_batch(
     values: &mut [u8],
     count: u32,
 ) -> Result<(u32, bool), Failure> {
-    let what = "batch lookup";
-    check_batch(m, cursor, next_cursor, keys, values, count, what)?;
-    let mut got = count;
-    // SAFETY: all-zero is a valid bpf_map_batch_opts.
-    let mut opts: lb::bpf_map_batch_opts = unsafe { std::mem::zeroed() };
-    opts.sz = std::mem::size_of::<lb::bpf_map_batch_opts>() as _;
-    let inb = cursor.map_or(ptr::null_mut(), |c| c.as_ptr() as *mut c_void);
-    // SAFETY: keys and values hold `count` entries and the cursors hold a cursor (all checked
-    // above); the kernel only reads `in_batch`; opts outlives the call.
-    let ret = unsafe {
-        lb::bpf_map_lookup_batch(m.fd, inb, next_cursor.as_mut_ptr().cast(), keys.as_mut_ptr().cast(), values.as_mut_ptr().cast(), &mut got, &opts)
-    };
-    match check(ret, || what.to_string()) {
-        Ok(_) => Ok((got, false)),
-        Err(f) if f.errno == libc::ENOENT => Ok((got, true)),
-        Err(f) => Err(f),
-    }
+    batch(lb::bpf_map_lookup_batch, "batch lookup", m, cursor, next_cursor, keys, values, count)
 }
 
 /// One `BPF_MAP_LOOKUP_AND_DELETE_BATCH` step of up to `count` entries (hash maps, 5.6+): reads
@@ -196,17 +183,31 @@ pub fn map_lookup_and_delete_batch(
     values: &mut [u8],
     count: u32,
 ) -> Result<(u32, bool), Failure> {
-    let what = "batch lookup and delete";
+    batch(lb::bpf_map_lookup_and_delete_batch, "batch lookup and delete", m, cursor, next_cursor, keys, values, count)
+}
+
+#[allow(clippy::too_many_arguments)] // the batch call's own arguments, plus which call and its name
+fn batch(
+    call: BatchFn,
+    what: &str,
+    m: &MapFd,
+    cursor: Option<&[u8]>,
+    next_cursor: &mut [u8],
+    keys: &mut [u8],
+    values: &mut [u8],
+    count: u32,
+) -> Result<(u32, bool), Failure> {
     check_batch(m, cursor, next_cursor, keys, values, count, what)?;
     let mut got = count;
     // SAFETY: all-zero is a valid bpf_map_batch_opts.
     let mut opts: lb::bpf_map_batch_opts = unsafe { std::mem::zeroed() };
     opts.sz = std::mem::size_of::<lb::bpf_map_batch_opts>() as _;
     let inb = cursor.map_or(ptr::null_mut(), |c| c.as_ptr() as *mut c_void);
-    // SAFETY: keys and values hold `count` entries and the cursors hold a cursor (checked by
-    // check_batch); the kernel only reads `in_batch`; opts outlives the call.
+    // SAFETY: `call` is one of libbpf's batch reads; keys and values hold `count` entries and
+    // the cursors hold a cursor (checked by check_batch); the kernel only reads `in_batch`;
+    // opts outlives the call.
     let ret = unsafe {
-        lb::bpf_map_lookup_and_delete_batch(m.fd, inb, next_cursor.as_mut_ptr().cast(), keys.as_mut_ptr().cast(), values.as_mut_ptr().cast(), &mut got, &opts)
+        call(m.fd, inb, next_cursor.as_mut_ptr().cast(), keys.as_mut_ptr().cast(), values.as_mut_ptr().cast(), &mut got, &opts)
     };
     match check(ret, || what.to_string()) {
         Ok(_) => Ok((got, false)),
