@@ -212,6 +212,51 @@ def test_ctrl_c_during_start_up_ends_quietly(tool: str, trials: int):
     assert not failures, failures
 
 
+def test_a_ctrl_c_python_drops_still_ends_the_command(tmp_path):
+    """Python runs a signal handler wherever the main thread is; in a ``__del__`` or a weakref
+    callback (importlib frees a module lock that way after each import) the KeyboardInterrupt
+    cannot propagate and CPython drops it ("Exception ignored"), so a tool kept running 10 s
+    after a Ctrl-C in one start-up of ~300. The command's frame must make it land anyway."""
+    prog = tmp_path / "prog.py"
+    prog.write_text(
+        "import sys, time\n"
+        "from bpfkit.cli import run\n"
+        "class Dropped:\n"
+        "    def __del__(self):\n"
+        "        raise KeyboardInterrupt  # as a handler run here would\n"
+        "def body():\n"
+        "    Dropped()\n"
+        "    for _ in range(100):  # a tool's loop: 5 s unless interrupted\n"
+        "        time.sleep(0.05)\n"
+        "    return 3\n"
+        "sys.exit(run('prog', body))\n")
+    t0 = time.monotonic()
+    r = subprocess.run([sys.executable, str(prog)], capture_output=True, text=True, timeout=30,
+                       env=dict(os.environ, PYTHONPATH=PKG_PARENT))
+    assert (r.returncode, r.stderr) == (0, "")
+    assert time.monotonic() - t0 < 4
+
+
+def test_a_ctrl_c_cpython_swallowed_at_start_up_ends_the_command(tmp_path):
+    """A Ctrl-C while CPython checks whether a script's path is an import path entry is printed
+    and dropped by CPython ("Failed checking if argv[0] is an import path entry"), which then runs
+    the script: the `bpfkit` command finds it in sys.last_type and ends quietly."""
+    script = tmp_path / "bpfkit"
+    script.write_text(
+        "import sys\n"
+        "sys.last_type = KeyboardInterrupt  # what CPython's printing of it left\n"
+        "from bpfkit.cli import main\n"
+        "print('ran the command')\n"
+        "sys.exit(main(['list']))\n")
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=30,
+                       env=dict(os.environ, PYTHONPATH=PKG_PARENT))
+    assert (r.returncode, r.stdout, r.stderr) == (0, "", "")
+    script.write_text(script.read_text().replace("sys.last_type = KeyboardInterrupt", "pass"))
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=30,
+                       env=dict(os.environ, PYTHONPATH=PKG_PARENT))
+    assert r.returncode == 0 and r.stdout.startswith("ran the command"), r
+
+
 # -- privilege before anything else ---------------------------------------------------------------
 
 def _nobody_python() -> list:

@@ -32,10 +32,18 @@ def _started_as_the_command() -> bool:
 if _started_as_the_command():
     # A Ctrl-C that lands while Python imports the command, before bpfkit.cli can catch it, ends
     # the command quietly, as one a moment later does (bpfkit.cli restores Python's handler).
+    # `_signal` is the interpreter's built-in module: `signal` would first import `enum`, which
+    # takes long enough on a busy machine for a Ctrl-C to land during it, with a traceback.
+    import _signal
     import os as _os
-    import signal as _signal
 
     _signal.signal(_signal.SIGINT, lambda _sig, _frame: _os._exit(0))
+    # A Ctrl-C even earlier, while CPython checked whether the script's path is an import path
+    # entry, is printed and then dropped by CPython itself ("Failed checking if argv[0] is an
+    # import path entry"), which goes on to run the command; printing it left it in
+    # sys.last_type, the one trace of it. End quietly, as for a Ctrl-C a moment later.
+    if getattr(_sys, "last_type", None) is KeyboardInterrupt:
+        _os._exit(0)
 
 #: Public name -> the submodule that defines it. ``features`` is the submodule itself.
 _LAZY = {

@@ -237,7 +237,8 @@ class BPF(KernelAttachMixin, UserAttachMixin, NetAttachMixin):
         self.object_bytes: bytes = obj
         self._source = source
         log_level = 2 if debug & DEBUG_BPF_REGISTER_STATE else (1 if debug & DEBUG_BPF else 0)
-        load_args = dict(name=name or "bpfkit", consts=list((consts or {}).items()), log_level=log_level)
+        load_args = dict(name=name or "bpfkit", consts=list((consts or {}).items()), log_level=log_level,
+                         cache_dir=_s(cache_dir) if cache_dir else None)
         #: for each fallback ladder, keyed by its first program: the program chosen and
         #: ``[(program, why not)]`` for the alternatives passed over.
         self.alternatives: dict[str, Alternative] = {}
@@ -401,6 +402,15 @@ class BPF(KernelAttachMixin, UserAttachMixin, NetAttachMixin):
     def programs(self) -> list:
         """``[(name, section)]`` of every program."""
         return [(p.name, p.section.raw) for p in self._obj.programs()]
+
+    def dump_func(self, func_name: Union[str, bytes]) -> bytes:
+        """The instructions of program ``func_name`` as loaded (8 bytes each, as BCC's
+        ``dump_func``): CO-RE-relocated for this kernel, subprograms appended, map fds in place.
+
+        >>> len(b.dump_func("count_opens")) % 8
+        0
+        """
+        return self._obj.program_insns(_s(func_name))
 
     def links(self) -> list:
         """Every attachment, as typed ``Link`` values: ``id``, ``kind``, ``target``, ``program``

@@ -14,7 +14,7 @@ import sys
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing stays off the start path of every tool
     from collections.abc import Sequence
-    from typing import Callable
+    from typing import Any, Callable
 
 USAGE = """usage: bpfkit <tool> [args...]   run a bundled tool (bpfkit <tool> -h for its options)
        bpfkit list                 list the tools
@@ -62,6 +62,28 @@ def _caused_by_interrupt(e: BaseException) -> bool:
     return False
 
 
+def _keep_interrupts(hook: Callable[[Any], object]) -> Callable[[Any], object]:
+    """An ``unraisablehook`` that does not let CPython drop a Ctrl-C. Python runs a signal handler
+    wherever the main thread is, and when that is a weakref callback or a ``__del__`` (importlib
+    runs one each time a module lock is freed, so often during a tool's imports), the
+    KeyboardInterrupt it raises cannot propagate: CPython prints "Exception ignored" and goes on,
+    and the tool would keep running. This makes SIGINT pending again instead, from a new thread,
+    so that the interrupt lands at the next point where it can propagate; anything else goes to
+    ``hook``."""
+
+    def keep(args: Any) -> object:
+        if isinstance(args.exc_value, KeyboardInterrupt) or args.exc_type is KeyboardInterrupt:
+            import _thread
+
+            # From another thread: made pending from here, it would be handled (and dropped)
+            # at once, still inside this hook.
+            _thread.start_new_thread(_thread.interrupt_main, ())
+            return None
+        return hook(args)
+
+    return keep
+
+
 def run(prog: str, body: Callable[[], int | None]) -> int:
     """Runs ``body`` (a command's work) as a command line program and returns its exit status.
 
@@ -85,6 +107,8 @@ def run(prog: str, body: Callable[[], int | None]) -> int:
     # Ctrl-C is a KeyboardInterrupt, handled below (after whatever `finally` blocks it runs).
     if signal.getsignal(signal.SIGINT) not in (signal.default_int_handler, signal.SIG_IGN):
         signal.signal(signal.SIGINT, signal.default_int_handler)
+    previous_hook = sys.unraisablehook
+    sys.unraisablehook = _keep_interrupts(previous_hook)
     try:
         try:
             status = int(body() or 0)
@@ -121,6 +145,8 @@ def run(prog: str, body: Callable[[], int | None]) -> int:
     except KeyboardInterrupt:  # a second Ctrl-C while handling the first, or an error
         _interrupt_handled()
         return 0
+    finally:
+        sys.unraisablehook = previous_hook
 
 
 def run_tool(name: str, main: Callable[[Sequence[str] | None], int | None],

@@ -358,6 +358,171 @@ impl Btf {
     }
 }
 
+/// The part of a CO-RE type name that relocations match on: libbpf drops a "flavour" suffix, which
+/// starts at the last `___` that has another character on each side (`task_struct___old` is
+/// matched as `task_struct`).
+pub fn essential_name(name: &str) -> &str {
+    let b = name.as_bytes();
+    if b.len() >= 5 {
+        for i in (0..=b.len() - 5).rev() {
+            if b[i] != b'_' && &b[i + 1..i + 4] == b"___" && b[i + 4] != b'_' {
+                return &name[..i + 1];
+            }
+        }
+    }
+    name
+}
+
+/// How much of a type a CO-RE subset keeps (ordered: a type reached both ways is kept in full).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Keep {
+    Out,
+    /// Reached only through a pointer: a struct or union keeps its name, kind and size but no
+    /// members (libbpf's compatibility checks stop at a composite behind a pointer).
+    Stub,
+    Full,
+}
+
+impl Btf {
+    /// A BTF that holds only what CO-RE relocations against the types named `roots` (essential
+    /// names) can look at: every type of such a name, with everything reachable from it without
+    /// crossing a pointer in full, and what lies behind pointers as stubs. libbpf finds the same
+    /// candidates and computes the same offsets, sizes and existence answers in it as in the whole
+    /// BTF, whose parse is most of the time a warm load takes. Type ids are renumbered, so the
+    /// result is no good for relocations that return a kernel type id, nor for anything but CO-RE.
+    /// Returns the subset and the roots this BTF has no type of (the caller decides whether a
+    /// module could have them); `None` if the BTF is malformed.
+    pub fn core_subset(&self, roots: &HashSet<String>) -> Option<(Vec<u8>, Vec<String>)> {
+        let n = self.recs.len();
+        let mut keep = vec![Keep::Out; n + 1];
+        let mut work: Vec<(u32, Keep)> = Vec::new();
+        let mut found: HashSet<&str> = HashSet::new();
+        for (i, r) in self.recs.iter().enumerate() {
+            if r.name_off == 0 || matches!(r.kind, kind::FUNC | kind::VAR | kind::DATASEC | kind::DECL_TAG) {
+                continue;
+            }
+            let name = essential_name(self.str_at(r.name_off));
+            if let Some(root) = roots.get(name) {
+                found.insert(root.as_str());
+                work.push((i as u32 + 1, Keep::Full));
+            }
+        }
+        let missing: Vec<String> = roots.iter().filter(|r| !found.contains(r.as_str())).cloned().collect();
+        while let Some((id, how)) = work.pop() {
+            if id == 0 {
+                continue;
+            }
+            let slot = keep.get_mut(id as usize)?;
+            if *slot >= how {
+                continue;
+            }
+            *slot = how;
+            let r = self.recs[id as usize - 1];
+            let e = r.extra as usize;
+            match r.kind {
+                kind::PTR => work.push((r.size_or_type, Keep::Stub)),
+                kind::TYPEDEF | kind::VOLATILE | kind::CONST | kind::RESTRICT | kind::TYPE_TAG => {
+                    work.push((r.size_or_type, how))
+                }
+                kind::ARRAY => work.extend([(self.u32_at(e), how), (self.u32_at(e + 4), how)]),
+                kind::STRUCT | kind::UNION if how == Keep::Full => {
+                    work.extend((0..r.vlen as usize).map(|j| (self.u32_at(e + 12 * j + 4), Keep::Full)))
+                }
+                kind::FUNC_PROTO => {
+                    work.push((r.size_or_type, Keep::Stub));
+                    work.extend((0..r.vlen as usize).map(|j| (self.u32_at(e + 8 * j + 4), Keep::Stub)));
+                }
+                kind::FUNC | kind::VAR | kind::DATASEC | kind::DECL_TAG => return None,
+                _ => {}
+            }
+        }
+        let mut new_id = vec![0u32; n + 1];
+        let mut next = 1;
+        for (id, k) in keep.iter().enumerate().skip(1) {
+            if *k != Keep::Out {
+                new_id[id] = next;
+                next += 1;
+            }
+        }
+        let mut strs: Vec<u8> = vec![0];
+        let mut offsets: HashMap<&[u8], u32> = HashMap::new();
+        let mut types: Vec<u32> = Vec::new();
+        let mut name = |off: u32| -> u32 {
+            let s = self.str_bytes(off);
+            if s.is_empty() {
+                return 0;
+            }
+            *offsets.entry(s).or_insert_with(|| {
+                let o = strs.len() as u32;
+                strs.extend_from_slice(s);
+                strs.push(0);
+                o
+            })
+        };
+        for (id, k) in keep.iter().enumerate().skip(1) {
+            if *k == Keep::Out {
+                continue;
+            }
+            let r = self.recs[id - 1];
+            let e = r.extra as usize;
+            let stub = *k == Keep::Stub && matches!(r.kind, kind::STRUCT | kind::UNION);
+            let info = if stub { u32::from(r.kind) << 24 } else { self.u32_at(e - 8) };
+            let size_or_type = match r.kind {
+                kind::PTR | kind::TYPEDEF | kind::VOLATILE | kind::CONST | kind::RESTRICT | kind::TYPE_TAG
+                | kind::FUNC_PROTO => new_id[r.size_or_type as usize],
+                _ => r.size_or_type,
+            };
+            types.extend([name(r.name_off), info, size_or_type]);
+            let v = if stub { 0 } else { r.vlen as usize };
+            match r.kind {
+                kind::INT => types.push(self.u32_at(e)),
+                kind::ARRAY => types.extend([
+                    new_id[self.u32_at(e) as usize],
+                    new_id[self.u32_at(e + 4) as usize],
+                    self.u32_at(e + 8),
+                ]),
+                kind::STRUCT | kind::UNION => {
+                    for j in 0..v {
+                        let o = e + 12 * j;
+                        types.extend([name(self.u32_at(o)), new_id[self.u32_at(o + 4) as usize], self.u32_at(o + 8)]);
+                    }
+                }
+                kind::ENUM => (0..v).for_each(|j| types.extend([name(self.u32_at(e + 8 * j)), self.u32_at(e + 8 * j + 4)])),
+                kind::ENUM64 => {
+                    for j in 0..v {
+                        let o = e + 12 * j;
+                        types.extend([name(self.u32_at(o)), self.u32_at(o + 4), self.u32_at(o + 8)]);
+                    }
+                }
+                kind::FUNC_PROTO => {
+                    (0..v).for_each(|j| types.extend([name(self.u32_at(e + 8 * j)), new_id[self.u32_at(e + 8 * j + 4) as usize]]))
+                }
+                _ => {}
+            }
+        }
+        let type_len = (types.len() * 4) as u32;
+        let mut out = Vec::with_capacity(24 + types.len() * 4 + strs.len());
+        out.extend(MAGIC.to_le_bytes());
+        out.extend([1u8, 0]);
+        for v in [24u32, 0, type_len, type_len, strs.len() as u32] {
+            out.extend(v.to_le_bytes());
+        }
+        out.extend(types.iter().flat_map(|v| v.to_le_bytes()));
+        out.extend(strs);
+        Some((out, missing))
+    }
+
+    /// The essential names of the types of split BTF `self` (a kernel module's), whose string
+    /// offsets continue those of `base` (the kernel's).
+    pub fn split_names<'a>(&'a self, base: &'a Btf) -> impl Iterator<Item = &'a str> + 'a {
+        self.recs.iter().filter(|r| r.name_off != 0).map(move |r| {
+            let off = r.name_off as usize;
+            let name = if off < base.strs_len { base.str_at(r.name_off) } else { self.str_at((off - base.strs_len) as u32) };
+            essential_name(name)
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -424,6 +589,28 @@ mod tests {
         let ds = btf.find_datasec(".data").unwrap();
         let vars = btf.datasec_vars(ds);
         assert_eq!((vars[0].name.as_str(), vars[0].offset, vars[0].size, vars[0].type_id), ("g", 0, 8, 3));
+    }
+
+    #[test]
+    fn essential_names_drop_a_flavour() {
+        assert_eq!(essential_name("task_struct___old"), "task_struct");
+        assert_eq!(essential_name("a___b___c"), "a___b");
+        assert_eq!(essential_name("__x"), "__x");
+        assert_eq!(essential_name("x____"), "x____");
+        assert_eq!(essential_name("ab"), "ab");
+    }
+
+    #[test]
+    fn a_core_subset_keeps_what_its_roots_reach() {
+        let btf = Btf::parse(sample()).unwrap();
+        let roots: HashSet<String> = ["pair".to_string(), "absent".to_string()].into_iter().collect();
+        let (raw, missing) = btf.core_subset(&roots).unwrap();
+        assert_eq!(missing, vec!["absent".to_string()]);
+        let sub = Btf::parse(raw).unwrap();
+        // struct pair and the int its members are; not the typedef, enum, var or datasec.
+        assert_eq!(sub.len(), 2);
+        assert_eq!((sub.name(1), sub.name(2)), ("int", "pair"));
+        assert_eq!(sub.describe(2), btf.describe(2));
     }
 
     #[test]

@@ -161,14 +161,14 @@ fn zig_at(path: PathBuf, source: &'static str) -> Compiler {
 // Kernel BTF identity and headers
 
 /// The running kernel's BTF, parsed once per process.
-struct KernelBtf {
+pub(crate) struct KernelBtf {
     identity: String,
-    parsed: Btf,
+    pub(crate) parsed: Btf,
 }
 
 static KERNEL_BTF: Lazy<Mutex<Option<std::sync::Arc<KernelBtf>>>> = Lazy::new(|| Mutex::new(None));
 
-fn kernel_btf() -> Result<std::sync::Arc<KernelBtf>> {
+pub(crate) fn kernel_btf() -> Result<std::sync::Arc<KernelBtf>> {
     let mut g = KERNEL_BTF.lock().map_err(|_| Error::poisoned("kernel BTF"))?;
     if let Some(k) = g.as_ref() {
         return Ok(k.clone());

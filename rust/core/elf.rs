@@ -845,6 +845,15 @@ fn parse_one_sdt(b: &Bytes<'_>, at: u64, len: u64, is64: bool, base_addr: Option
     Some(SdtNote { provider: text(provider), name: text(name), pc, semaphore: sema, args: text(args) })
 }
 
+/// The bytes of section `name` of an ELF image in memory (a BPF object), or `None` when it has no
+/// such section.
+pub fn section_in<'a>(image: &'a [u8], name: &str) -> Result<Option<&'a [u8]>> {
+    let id = Identity { dev: 0, ino: 0, size: image.len() as u64, mtime: 0, mtime_nsec: 0 };
+    let elf = parse(Path::new("BPF object"), image, id)?;
+    let b = Bytes { data: image, little: elf.little };
+    Ok(elf.sections.iter().find(|s| s.name == name && s.kind != SHT_NOBITS).and_then(|s| b.slice(s.offset, s.size)))
+}
+
 type CacheEntry = (PathBuf, Identity, Arc<ElfFile>);
 static CACHE: Mutex<Vec<CacheEntry>> = Mutex::new(Vec::new());
 

@@ -13,5 +13,6 @@ pub mod host;
 pub mod link;
 pub mod map;
 pub mod object;
+pub mod reloc;
 pub mod section;
 pub mod symbols;

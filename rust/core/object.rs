@@ -13,7 +13,9 @@ use crate::core::events::EventStream;
 use crate::core::features::{feature, Feature};
 use crate::core::host;
 use crate::core::link::{self, FileId, Hook, Link, LinkRec};
+use crate::core::cache::Cache;
 use crate::core::map::{MapHandle, MmapRegion};
+use crate::core::reloc;
 use crate::core::section::{AttachKind, Section};
 use crate::sys::types::{MapType, ProgType, ENOTSUPP, F_MMAPABLE};
 use crate::sys::{self, Failure};
@@ -48,6 +50,10 @@ pub struct LoadOptions {
     pub log_level: u32,
     /// Programs not to load (alternatives not chosen by a fallback ladder).
     pub autoload_off: Vec<String>,
+    /// Relocate against the whole kernel BTF, not a cached subset of it (for tests and debugging).
+    pub whole_kernel_btf: bool,
+    /// The cache directory to keep that subset in (the default cache when `None`).
+    pub cache_dir: Option<std::path::PathBuf>,
 }
 
 struct Loaded {
@@ -100,7 +106,19 @@ impl BpfObject {
     /// Opens `data`, sets `opts.consts`, and loads it into the kernel.
     pub fn load(data: &[u8], opts: &LoadOptions) -> Result<Arc<BpfObject>> {
         let name = if opts.name.is_empty() { "bpfkit" } else { &opts.name };
-        let obj = sys::OpenObject::open_mem(data, name).map_err(|f| match f.errno {
+        // A small BTF of just the kernel types the CO-RE relocations name, when one can stand in
+        // for the whole (see `reloc`): it spares libbpf parsing all of the kernel's BTF. Being
+        // only a speed-up, it gives way to the whole BTF on any error.
+        let core_btf = if opts.whole_kernel_btf {
+            None
+        } else {
+            let cache = match &opts.cache_dir {
+                Some(d) => Cache::open(d),
+                None => Cache::open_default(),
+            };
+            cache.and_then(|c| reloc::kernel_btf_for(data, &c)).ok().flatten()
+        };
+        let obj = sys::OpenObject::open_mem(data, name, core_btf.as_deref()).map_err(|f| match f.errno {
             libc::EPERM | libc::EACCES => Error::from(f),
             _ => Error::Load { program: None, errno: f.errno, message: f.message(), log: String::new() },
         })?;
@@ -138,7 +156,7 @@ impl BpfObject {
 
     /// `(name, section)` of every program in object file `data`, without loading it.
     pub fn list_programs(data: &[u8]) -> Result<Vec<(String, String)>> {
-        let obj = sys::OpenObject::open_mem(data, "bpfkit_list").map_err(|f| Error::Load {
+        let obj = sys::OpenObject::open_mem(data, "bpfkit_list", None).map_err(|f| Error::Load {
             program: None,
             errno: f.errno,
             message: f.message(),
@@ -206,6 +224,15 @@ impl BpfObject {
     /// `(name, section, prog_type, fd)` of every program.
     pub fn programs(&self) -> Result<Vec<(String, String, u32, i32)>> {
         self.with(|l| Ok(l.obj.programs().iter().map(|p| (p.name(), p.section(), p.prog_type(), p.loaded_fd().map_or(-1, |fd| std::os::fd::AsRawFd::as_raw_fd(&fd)))).collect()))
+    }
+
+    /// The instructions of program `name` as loaded (CO-RE-relocated; see `sys::Program::insns`).
+    pub fn program_insns(&self, name: &str) -> Result<Vec<u8>> {
+        self.with(|l| {
+            let progs = l.obj.programs();
+            let p = progs.iter().find(|p| p.name() == name).ok_or_else(|| Error::Value(format!("no program named `{name}`")))?;
+            Ok(p.insns())
+        })
     }
 
     /// Every map, internal ones included.

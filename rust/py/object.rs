@@ -120,7 +120,8 @@ pub(crate) struct PyBpfObject {
 impl PyBpfObject {
     /// Opens an ELF object, sets `consts`, and loads it. Releases the GIL.
     #[staticmethod]
-    #[pyo3(signature = (data, *, name = "bpfkit".to_string(), consts = Vec::new(), log_level = 0, autoload_off = Vec::new()))]
+    #[pyo3(signature = (data, *, name = "bpfkit".to_string(), consts = Vec::new(), log_level = 0, autoload_off = Vec::new(), whole_kernel_btf = false, cache_dir = None))]
+    #[allow(clippy::too_many_arguments)]
     fn load(
         py: Python<'_>,
         data: Vec<u8>,
@@ -128,6 +129,8 @@ impl PyBpfObject {
         consts: Vec<(String, Bound<'_, PyAny>)>,
         log_level: u32,
         autoload_off: Vec<String>,
+        whole_kernel_btf: bool,
+        cache_dir: Option<std::path::PathBuf>,
     ) -> PyResult<Self> {
         let mut cv = Vec::with_capacity(consts.len());
         for (k, v) in consts {
@@ -145,10 +148,16 @@ impl PyBpfObject {
             };
             cv.push((k, val));
         }
-        let opts = LoadOptions { name, consts: cv, log_level, autoload_off };
+        let opts = LoadOptions { name, consts: cv, log_level, autoload_off, whole_kernel_btf, cache_dir };
         let r = py.detach(|| guarded(|| BpfObject::load(&data, &opts)));
         let inner = r.py(py)?;
         Ok(PyBpfObject { inner })
+    }
+
+    /// The instructions of program `name` as loaded, 8 bytes each (`BPF.dump_func`).
+    fn program_insns<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyBytes>> {
+        let insns = guarded(|| self.inner.program_insns(name)).py(py)?;
+        Ok(PyBytes::new(py, &insns))
     }
 
     /// Every program of the object.

@@ -2,6 +2,7 @@
 
 #[allow(unused_imports)]
 use super::*;
+use std::os::fd::{AsRawFd, OwnedFd};
 
 /// A loaded `bpf_object`. Closing it releases every program and map fd. It can only be made by
 /// [`OpenObject::load`], so nothing that belongs before load (initial values of read-only data,
@@ -15,6 +16,8 @@ pub struct Object {
 /// an [`Object`], through `Deref`.
 pub struct OpenObject {
     obj: Object,
+    /// The memfd holding the kernel BTF given for CO-RE, which libbpf reads at load.
+    _core_btf: Option<OwnedFd>,
 }
 
 impl std::ops::Deref for OpenObject {
@@ -46,18 +49,28 @@ pub type ProgramLogs = Vec<(String, String)>;
 
 impl OpenObject {
     /// Opens an ELF object held in memory. `name` becomes the object's name in the kernel.
-    pub fn open_mem(data: &[u8], name: &str) -> Result<OpenObject, Failure> {
+    pub fn open_mem(data: &[u8], name: &str, core_btf: Option<&[u8]>) -> Result<OpenObject, Failure> {
         install_print_hook();
         let cname = cstring(name, "object name")?;
+        // libbpf takes the BTF to relocate against as a path, which it reads at load: the bytes
+        // go into a memfd, whose /proc/self/fd path no other process can change.
+        let memfd = core_btf
+            .map(|b| os::memfd_with("bpfkit-core-btf", b))
+            .transpose()
+            .map_err(|e| Failure { errno: e.raw_os_error().unwrap_or(libc::EIO), context: "making the CO-RE BTF file".into() })?;
+        let path = memfd.as_ref().map(|fd| cstring(&format!("/proc/self/fd/{}", fd.as_raw_fd()), "BTF path")).transpose()?;
         // SAFETY: all-zero is a valid bpf_object_open_opts (NULL pointers, false, 0).
         let mut opts: lb::bpf_object_open_opts = unsafe { std::mem::zeroed() };
         opts.sz = std::mem::size_of::<lb::bpf_object_open_opts>() as _;
         opts.object_name = cname.as_ptr();
-        // SAFETY: data is valid for its length and libbpf copies what it keeps; opts and the
-        // name outlive the call.
+        if let Some(p) = &path {
+            opts.btf_custom_path = p.as_ptr();
+        }
+        // SAFETY: data is valid for its length and libbpf copies what it keeps (the BTF path
+        // included); opts, the name and the path outlive the call.
         let p = unsafe { lb::bpf_object__open_mem(data.as_ptr().cast(), data.len() as _, &opts) };
         let ptr = check_ptr(p, || format!("opening BPF object `{name}`"))?;
-        Ok(OpenObject { obj: Object { ptr } })
+        Ok(OpenObject { obj: Object { ptr }, _core_btf: memfd })
     }
 }
 
@@ -105,8 +118,9 @@ impl OpenObject {
     /// then retries at log level 1), unless `log_level > 0`, in which case every program's log
     /// is returned on success too.
     pub fn load(self, log_level: u32, log_size: usize) -> Result<(Object, ProgramLogs), LoadFailure> {
-        let logs = self.obj.load_in_place(log_level, log_size)?;
-        Ok((self.obj, logs))
+        let OpenObject { obj, _core_btf } = self;
+        let logs = obj.load_in_place(log_level, log_size)?;
+        Ok((obj, logs))
     }
 }
 
@@ -259,6 +273,21 @@ impl<'a> Program<'a> {
     pub fn prog_type(&self) -> u32 {
         // SAFETY: the program is live for 'a.
         unsafe { lb::bpf_program__type(self.ptr.as_ptr()) }
+    }
+
+    /// The program's instructions as libbpf has them: after load, CO-RE-relocated, with
+    /// subprograms appended and map fds in their `ld_imm64`s (8 bytes each, host byte order).
+    pub fn insns(&self) -> Vec<u8> {
+        // SAFETY: the program is live for 'a; libbpf returns a valid, non-NULL array of
+        // insn_cnt instructions of 8 bytes each, which is copied before anything can change it.
+        unsafe {
+            let n = lb::bpf_program__insn_cnt(self.ptr.as_ptr()) as usize;
+            let p = lb::bpf_program__insns(self.ptr.as_ptr());
+            if p.is_null() || n == 0 {
+                return Vec::new();
+            }
+            std::slice::from_raw_parts(p.cast::<u8>(), n * std::mem::size_of::<lb::bpf_insn>()).to_vec()
+        }
     }
 
     /// Whether the program is loaded with the object.

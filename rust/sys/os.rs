@@ -33,6 +33,22 @@ pub fn eventfd_drain(fd: BorrowedFd<'_>) {
     unsafe { libc::read(fd.as_raw_fd(), (&mut v as *mut u64).cast(), 8) };
 }
 
+/// A sealed-size anonymous file (`memfd_create`) holding `data`, for handing bytes to code that
+/// wants a path (`/proc/self/fd/N`) without writing them anywhere another process could change.
+pub fn memfd_with(name: &str, data: &[u8]) -> io::Result<OwnedFd> {
+    let cname = std::ffi::CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: cname is a valid C string for the call.
+    let fd = unsafe { libc::memfd_create(cname.as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd is a fresh descriptor that nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut file = std::fs::File::from(fd);
+    std::io::Write::write_all(&mut file, data)?;
+    Ok(OwnedFd::from(file))
+}
+
 /// `CLOCK_MONOTONIC` in seconds: the clock of Python's `time.monotonic()`.
 pub fn monotonic() -> f64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
