@@ -271,14 +271,15 @@ def print_json(obj: Any, file: Any = None) -> None:
 
 def print_hists(hists: dict, args: argparse.Namespace, val_type: str, *, section_header: str = "Bucket ptr",
                 section_print_fn: Callable[[Any], str] | None = None, linear: bool = False,
-                extra: dict | None = None, file: Any = None) -> None:
+                sectioned: bool | None = None, extra: dict | None = None, file: Any = None) -> None:
     """Prints ``{section: {slot: count}}`` (section None for one histogram) as BCC's
     ``print_log2_hist`` (``print_linear_hist`` with ``linear``) does, or with ``--json`` as one
-    line of JSON (:func:`bpfkit.table.hist_json`, with ``extra``'s keys added)."""
+    line of JSON (:func:`bpfkit.table.hist_json`, with ``extra``'s keys added; ``sectioned``: the
+    JSON has sections even when there is no histogram)."""
     from bpfkit import _hist
 
     if getattr(args, "json", False):
-        obj = _hist.hist_json(hists, val_type, section_header, section_print_fn, linear=linear)
+        obj = _hist.hist_json(hists, val_type, section_header, section_print_fn, linear=linear, sectioned=sectioned)
         obj.update(extra or {})
         print_json(obj, file)
         return

@@ -98,7 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             total, n = ext.total, ext.count
             extension.clear()
             summary = {"avg": total / n if n else 0, "total": total, "count": n} if args.extension else None
-            print_hists(hists, args, label, section_header=header, extra={"extension": summary} if summary else None)
+            print_hists(hists, args, label, section_header=header, sectioned=args.disks or args.flags,
+                        extra={"extension": summary} if summary else None)
             if summary and n and not args.json:
                 print("\navg = %ld %s, total: %ld %s, count: %ld\n" % (total / n, label, total, label, n), flush=True)
     return 0

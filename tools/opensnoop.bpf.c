@@ -11,7 +11,6 @@
 const volatile bool only_failed = false;
 const volatile int flag_mask = 0;	/* -f: only opens with one of these flags set... */
 const volatile bool flag_rdonly = false; /* ...or, with -f O_RDONLY, opened read-only */
-const volatile bool full_path = false;	/* -F: the cwd of a relative path */
 
 struct pending_open {
 	const char *path;
@@ -58,7 +57,12 @@ static __always_inline int remember(const char *path, int flags)
 	return 0;
 }
 
-/* The names from the current task's working directory up to its root, crossing mounts. */
+#ifdef FULL_PATH
+/*
+ * -F: the names from the current task's working directory up to its root, crossing mounts.
+ * Compiled only for -F (opensnoop.py passes -DFULL_PATH), unlike the other options: its CO-RE
+ * reads make libbpf parse the kernel's BTF at every load, 20 ms or more of every start.
+ */
 static __always_inline u32 walk_cwd(struct open_event *e)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
@@ -98,6 +102,7 @@ top:
 	e->cwd_cut = 0;
 	return e->cwd_depth;
 }
+#endif
 
 static __always_inline int report(void *ctx, long ret)
 {
@@ -125,8 +130,10 @@ static __always_inline int report(void *ctx, long ret)
 	e->cwd_cut = 0;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	bpf_probe_read_user_str(e->path, sizeof(e->path), p->path);
-	if (full_path && e->path[0] != '/')
+#ifdef FULL_PATH
+	if (e->path[0] != '/')
 		depth = walk_cwd(e);
+#endif
 	if (depth > CWD_DEPTH)
 		depth = CWD_DEPTH;
 	tool_output(ctx, e, offsetof(struct open_event, cwd) + depth * NAME_MAX_LEN);

@@ -63,9 +63,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     flags = args.flag_filter or []
-    consts = {"only_failed": args.failed, "full_path": args.full_path,
-              "flag_mask": sum(set(flags)), "flag_rdonly": os.O_RDONLY in flags}
-    with TOOL.load(args, consts=consts) as b:
+    consts = {"only_failed": args.failed, "flag_mask": sum(set(flags)), "flag_rdonly": os.O_RDONLY in flags}
+    # -F is compiled in rather than a const: see walk_cwd() in the C for why.
+    with TOOL.load(args, consts=consts, cflags=["-DFULL_PATH"] if args.full_path else []) as b:
         from bpfkit import BPF
 
         # open(2) and openat2(2) are not on every architecture and kernel: attach where present.

@@ -195,12 +195,14 @@ def _linear_data(vals: dict) -> list:
 
 def hist_json(hists: dict, val_type: str = "value", section_header: str = "Bucket ptr",
               section_print_fn: Optional[Callable[[Any], str]] = None,
-              bucket_sort_fn: Optional[Callable] = None, *, linear: bool = False) -> dict:
+              bucket_sort_fn: Optional[Callable] = None, *, linear: bool = False,
+              sectioned: Optional[bool] = None) -> dict:
     """``{section: {slot: count}}`` as one JSON-ready dict, the buckets as numbers: for a single
     histogram BCC's ``{"ts", "val_type", "data": [{"interval-start", "interval-end", "count"}]}``
     (``linear=True``: ``data`` is ``[{"value", "count"}]`` for the used values); for sections,
     ``{"ts", "val_type", "section": section_header, "histograms": [{section_header: name,
-    "data": [...]}, ...]}``. A tool prints it with ``json.dumps``, one line per interval.
+    "data": [...]}, ...]}``, also when empty with ``sectioned=True`` (default: sections when
+    ``hists`` has any besides None). A tool prints it with ``json.dumps``, one line per interval.
 
     >>> hist_json({None: {1: 2, 3: 1}}, "usecs")["data"][2]
     {'interval-start': 4, 'interval-end': 7, 'count': 1}
@@ -216,7 +218,8 @@ def hist_json(hists: dict, val_type: str = "value", section_header: str = "Bucke
         return h
 
     out: dict = {"ts": time.strftime("%Y-%m-%d %H:%M:%S"), "val_type": val_type}
-    if list(hists) in ([], [None]):
+    single = list(hists) in ([], [None]) if sectioned is None else not sectioned
+    if single:
         out.update(one(hists.get(None, {}), None))
         return out
     out["section"] = section_header
