@@ -102,7 +102,7 @@ def test_good_values_parse():
 
 
 def test_tool_parser_without_examples_section():
-    from bpfkit.tools._common import tool_parser
+    from bpfkit.tools._kit import tool_parser
 
     for doc in ("a tool with no examples", None, "Examples::"):
         p = tool_parser("x", "does x", doc)
@@ -364,8 +364,7 @@ def test_a_tool_start_loads_no_numpy_and_no_usdt():
     loaded = _modules_after(
         "from bpfkit.tools import opensnoop\n"
         "args = opensnoop.parse_args([])\n"
-        "from bpfkit import BPF\n"
-        "b = BPF(src_file=opensnoop.SOURCE)\n"
+        "b = opensnoop.TOOL.load(args)\n"
         "b['events'].open_ring_buffer(lambda *a: None)\n"
         "b.close()")
     assert "numpy" not in loaded and "bpfkit.usdt" not in loaded, sorted(m for m in loaded if "bpfkit" in m)

@@ -1,5 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
-/* biolatency: block device I/O latency as a histogram, from the block BTF tracepoints. */
+/*
+ * biolatency: block device I/O latency as a histogram, from the block BTF tracepoints.
+ * Compiled after tool.bpf.h (nothing of it used: the latency of I/O belongs to no task).
+ */
 
 #define MAX_SLOTS 27
 #define DISK_NAME_LEN 32
@@ -8,6 +11,15 @@ const volatile bool queued = false;   /* -Q: from insertion into the OS queue */
 const volatile bool millis = false;   /* -m: milliseconds instead of microseconds */
 const volatile bool per_disk = false; /* -D */
 const volatile bool per_flag = false; /* -F */
+const volatile bool filter_dev = false; /* -d DISK: only this disk, by device number */
+const volatile u32 targ_major = 0;
+const volatile u32 targ_minor = 0;
+
+/* -e: the total and the count of the latencies, for their average. */
+struct ext_val {
+	u64 total;
+	u64 count;
+};
 
 struct hist_key {
 	char disk[DISK_NAME_LEN];
@@ -29,12 +41,27 @@ struct {
 	__type(value, u64);
 } dist SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, struct ext_val);
+} extension SEC(".maps");
+
+static __always_inline bool wanted(struct request *rq)
+{
+	if (!filter_dev)
+		return true;
+	struct gendisk *disk = BPF_CORE_READ(rq, q, disk);
+	return disk && BPF_CORE_READ(disk, major) == targ_major && BPF_CORE_READ(disk, first_minor) == targ_minor;
+}
+
 SEC("tp_btf/block_rq_insert")
 int BPF_PROG(rq_insert, struct request *rq)
 {
 	u64 ts = bpf_ktime_get_ns();
 
-	if (queued)
+	if (queued && wanted(rq))
 		bpf_map_update_elem(&start, &rq, &ts, BPF_ANY);
 	return 0;
 }
@@ -44,6 +71,8 @@ int BPF_PROG(rq_issue, struct request *rq)
 {
 	u64 ts = bpf_ktime_get_ns();
 
+	if (!wanted(rq))
+		return 0;
 	if (queued) {
 		/* Requests that skipped the queue are stamped at issue. */
 		bpf_map_update_elem(&start, &rq, &ts, BPF_NOEXIST);
@@ -65,6 +94,13 @@ int BPF_PROG(rq_complete, struct request *rq, int error, unsigned int nr_bytes)
 	u64 delta = bpf_ktime_get_ns() - *tsp;
 	bpf_map_delete_elem(&start, &rq);
 	delta /= millis ? 1000000 : 1000;
+
+	u32 zero = 0;
+	struct ext_val *ext = bpf_map_lookup_elem(&extension, &zero);
+	if (ext) {
+		__sync_fetch_and_add(&ext->total, delta);
+		__sync_fetch_and_add(&ext->count, 1);
+	}
 
 	if (per_disk) {
 		struct gendisk *disk = BPF_CORE_READ(rq, q, disk);

@@ -1,4 +1,7 @@
-"""biolatency: summarize block device I/O latency as a histogram, with BCC's flags and output.
+"""biolatency: Summarize block device I/O latency as a histogram.
+
+BCC's flags and output, from the block layer's BTF tracepoints; ``-j`` prints one JSON object
+per interval, the buckets as numbers.
 
 Examples::
 
@@ -8,6 +11,9 @@ Examples::
     bpfkit biolatency -Q          # include OS queued time in I/O time
     bpfkit biolatency -D          # show each disk device separately
     bpfkit biolatency -F          # show I/O flags separately
+    bpfkit biolatency -j          # print a JSON object per interval
+    bpfkit biolatency -e          # show extension summary (total, average)
+    bpfkit biolatency -d sdc      # trace sdc only
 """
 
 from __future__ import annotations
@@ -15,16 +21,19 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
-from collections.abc import Sequence
 
 try:
-    from ._common import count, printed_source, require_privileges, seconds, tool_parser
+    from ._kit import Tool, intervals, print_hists
 except ImportError:  # run as a script from tools/
-    from _common import count, printed_source, require_privileges, seconds, tool_parser  # type: ignore[no-redef]
+    from _kit import Tool, intervals, print_hists  # type: ignore[no-redef]
 
-#: The program's C, beside this file (a str, not a Path: pathlib costs start-up time).
-SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "biolatency.bpf.c")
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+TOOL = Tool(__file__, __doc__)
+#: The program's C, beside this file.
+SOURCE = TOOL.source
 
 # Request operations (the low 8 bits of cmd_flags, REQ_OP_*) and common modifier bits.
 _OPS = {0: "Read", 1: "Write", 2: "Flush", 3: "Discard", 5: "SecureErase", 9: "WriteZeroes",
@@ -39,59 +48,60 @@ def flags_name(flags: int) -> str:
     return ("Sync-" if flags & (1 << 11) else "") + op
 
 
+def disk(text: str) -> tuple[str, int, int]:
+    """A disk by its name under /dev (``sda``, ``nvme0n1``): ``(name, major, minor)``."""
+    import stat
+
+    try:
+        st = os.stat(os.path.join("/dev", text))
+    except (OSError, ValueError):
+        st = None
+    if st is None or not stat.S_ISBLK(st.st_mode):
+        raise argparse.ArgumentTypeError(f"no such disk {text!r} (a block device under /dev)")
+    return text, os.major(st.st_rdev), os.minor(st.st_rdev)
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    p = tool_parser("biolatency", "Summarize block device I/O latency as a histogram", __doc__)
-    p.add_argument("-T", "--timestamp", action="store_true", help="include timestamp on output")
+    p = TOOL.parser("timestamp")
     p.add_argument("-Q", "--queued", action="store_true", help="include OS queued time in I/O time")
     p.add_argument("-m", "--milliseconds", action="store_true", help="millisecond histogram")
-    p.add_argument("-D", "--disks", action="store_true", help="print a histogram per disk device")
-    p.add_argument("-F", "--flags", action="store_true", help="print a histogram per set of I/O flags")
-    p.add_argument("interval", nargs="?", type=seconds, default=99999999, help="output interval, in seconds")
-    p.add_argument("count", nargs="?", type=count, default=99999999, help="number of outputs")
+    sections = p.add_mutually_exclusive_group()
+    sections.add_argument("-D", "--disks", action="store_true", help="print a histogram per disk device")
+    sections.add_argument("-F", "--flags", action="store_true", help="print a histogram per set of I/O flags")
+    p.add_argument("-e", "--extension", action="store_true", help="summarize average/total value")
+    TOOL.add_groups(p, "json")
+    p.add_argument("-d", "--disk", type=disk, help="Trace this disk only")
+    TOOL.add_groups(p, "interval")
     return p.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    if printed_source(args, SOURCE):
-        return 0
-    require_privileges()
-    from bpfkit import BPF
-
-    consts = {"queued": args.queued, "millis": args.milliseconds, "per_disk": args.disks, "per_flag": args.flags}
-    with BPF(src_file=SOURCE, consts=consts) as b:
-        print("Tracing block device I/O... Hit Ctrl-C to end.", flush=True)
-        dist = b["dist"]
+    _, major, minor = args.disk or ("", 0, 0)
+    consts = {"queued": args.queued, "millis": args.milliseconds, "per_disk": args.disks, "per_flag": args.flags,
+              "filter_dev": args.disk is not None, "targ_major": major, "targ_minor": minor}
+    with TOOL.load(args, consts=consts) as b:
+        if not args.json:
+            print("Tracing block device I/O... Hit Ctrl-C to end.", flush=True)
+        dist, extension = b["dist"], b["extension"]
         label = "msecs" if args.milliseconds else "usecs"
-        remaining = args.count
-        exiting = False
-        while not exiting:
-            try:
-                time.sleep(args.interval)
-            except KeyboardInterrupt:
-                exiting = True
-            print()
-            if args.timestamp:
-                print("%-8s" % time.strftime("%H:%M:%S"))
+        header = "disk" if args.disks else "flags"
+        for _ in intervals(args, gap=True):
             hists: dict = {}
             for k, v in dist.items():
-                if args.disks:
-                    section = k.disk.decode(errors="replace") or "?"
-                elif args.flags:
-                    section = flags_name(k.flags)
-                else:
-                    section = None
+                section = (k.disk.decode(errors="replace") or "?") if args.disks else \
+                    flags_name(k.flags) if args.flags else None
                 h = hists.setdefault(section, {})
                 h[k.slot] = h.get(k.slot, 0) + v.value
             dist.clear()
-            from bpfkit import print_log2_hist
-
-            header = "disk" if args.disks else "flags"
-            print_log2_hist(hists or {None: {}}, label, section_header=header)
-            sys.stdout.flush()
-            remaining -= 1
-            if remaining == 0:
-                exiting = True
+            ext = extension[0]
+            total, n = ext.total, ext.count
+            extension.clear()
+            summary = {"avg": total / n if n else 0, "total": total, "count": n} if args.extension else None
+            print_hists(hists, args, label, section_header=header, sectioned=args.disks or args.flags,
+                        extra={"extension": summary} if summary else None)
+            if summary and n and not args.json:
+                print("\navg = %ld %s, total: %ld %s, count: %ld\n" % (total / n, label, total, label, n), flush=True)
     return 0
 
 

@@ -1,5 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
-/* execsnoop: trace exec() syscalls, from the syscall tracepoints. */
+/*
+ * execsnoop: trace exec() syscalls, from the syscall tracepoints.
+ * Compiled after tool.bpf.h (tool_traced(), TOOL_EVENTS(), tool_output()).
+ */
 
 #define ARG_LEN 128
 #define MAX_ARGS 60
@@ -7,9 +10,8 @@
 #define LAST_ARG_AT (ARGS_BUF - ARG_LEN)
 
 const volatile u32 max_args = 20;
-const volatile u32 targ_uid = 0;
-const volatile bool filter_uid = false;
-const volatile bool only_failed = false;
+const volatile u32 targ_ppid = 0; /* -P: only children of this process; 0: any */
+const volatile bool with_failed = false; /* -x: failed execs too */
 
 struct exec_event {
 	u64 ts_ns;
@@ -31,12 +33,7 @@ struct {
 	__type(value, struct exec_event);
 } building SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 1 << 22);
-} events SEC(".maps");
-
-u64 dropped = 0;
+TOOL_EVENTS(1 << 22);
 
 static const struct exec_event blank;
 
@@ -47,7 +44,11 @@ static __always_inline int on_enter(const char *filename, const char *const *arg
 	u32 uid = (u32)bpf_get_current_uid_gid();
 	struct exec_event *e;
 
-	if (filter_uid && uid != targ_uid)
+	if (!tool_traced())
+		return 0;
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	u32 ppid = BPF_CORE_READ(task, real_parent, tgid);
+	if (targ_ppid && ppid != targ_ppid)
 		return 0;
 	if (bpf_map_update_elem(&building, &tid, &blank, BPF_NOEXIST))
 		return 0;
@@ -55,9 +56,8 @@ static __always_inline int on_enter(const char *filename, const char *const *arg
 	if (!e)
 		return 0;
 
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	e->pid = id >> 32;
-	e->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	e->ppid = ppid;
 	e->uid = uid;
 
 	long n = bpf_probe_read_user_str(e->args, ARG_LEN, filename);
@@ -89,20 +89,19 @@ static __always_inline int on_enter(const char *filename, const char *const *arg
 	return 0;
 }
 
-static __always_inline int on_exit(long ret)
+static __always_inline int on_exit(void *ctx, long ret)
 {
 	u32 tid = (u32)bpf_get_current_pid_tgid();
 	struct exec_event *e = bpf_map_lookup_elem(&building, &tid);
 
 	if (!e)
 		return 0;
-	if (only_failed && ret >= 0)
+	if (ret != 0 && !with_failed)
 		goto done;
 	e->ret = ret;
 	e->ts_ns = bpf_ktime_get_ns();
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
-	if (bpf_ringbuf_output(&events, e, sizeof(*e), 0))
-		__sync_fetch_and_add(&dropped, 1);
+	tool_output(ctx, e, sizeof(*e));
 done:
 	bpf_map_delete_elem(&building, &tid);
 	return 0;
@@ -117,7 +116,7 @@ int enter_execve(struct trace_event_raw_sys_enter *ctx)
 SEC("tracepoint/syscalls/sys_exit_execve")
 int exit_execve(struct trace_event_raw_sys_exit *ctx)
 {
-	return on_exit(ctx->ret);
+	return on_exit(ctx, ctx->ret);
 }
 
 SEC("tracepoint/syscalls/sys_enter_execveat")
@@ -129,5 +128,5 @@ int enter_execveat(struct trace_event_raw_sys_enter *ctx)
 SEC("tracepoint/syscalls/sys_exit_execveat")
 int exit_execveat(struct trace_event_raw_sys_exit *ctx)
 {
-	return on_exit(ctx->ret);
+	return on_exit(ctx, ctx->ret);
 }

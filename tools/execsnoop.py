@@ -1,103 +1,84 @@
-"""execsnoop: trace new processes via exec() syscalls, with BCC's flags and columns.
+"""execsnoop: Trace new processes via exec() syscalls.
+
+BCC's flags and columns (PCOMM, PID, PPID, RET, ARGS), from the syscall tracepoints.
 
 Examples::
 
     bpfkit execsnoop               # trace all exec() syscalls
     bpfkit execsnoop -x            # include failed exec()s
     bpfkit execsnoop -T            # include time (HH:MM:SS)
+    bpfkit execsnoop -P 181        # only trace new processes whose parent PID is 181
     bpfkit execsnoop -U            # include UID
     bpfkit execsnoop -u 1000       # only trace UID 1000
+    bpfkit execsnoop -u user       # get user UID and trace only them
     bpfkit execsnoop -t            # include timestamps
     bpfkit execsnoop -q            # add "quotemarks" around arguments
     bpfkit execsnoop -n main       # only print command lines containing "main"
     bpfkit execsnoop -l tpkg       # only print command where arguments contains "tpkg"
+    bpfkit execsnoop -c /sys/fs/cgroup/unified/user.slice   # only tasks in this cgroup
     bpfkit execsnoop --max-args 5  # print at most 5 arguments
+    bpfkit execsnoop -j            # one JSON object per exec()
 """
 
 from __future__ import annotations
 
 import argparse
 import ctypes as ct
-import os
 import sys
 import time
-from collections.abc import Sequence
 
 try:
-    from ._common import (
-        count,
-        poll_events,
-        printed_source,
-        regex,
-        require_privileges,
-        seconds,
-        tool_parser,
-        uid,
-    )
+    from ._kit import Columns, Tool, count, event_loop, pid, regex
 except ImportError:  # run as a script from tools/
-    from _common import (  # type: ignore[no-redef]
-        count,
-        poll_events,
-        printed_source,
-        regex,
-        require_privileges,
-        seconds,
-        tool_parser,
-        uid,
-    )
+    from _kit import Columns, Tool, count, event_loop, pid, regex  # type: ignore[no-redef]
 
-#: The program's C, beside this file (a str, not a Path: pathlib costs start-up time).
-SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "execsnoop.bpf.c")
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from typing import Any
+
+TOOL = Tool(__file__, __doc__)
+#: The program's C, beside this file.
+SOURCE = TOOL.source
 ARGS_BUF = 60 * 128
 MAX_ARGS = 59  # the program reads at most this many arguments (MAX_ARGS - 1 in execsnoop.bpf.c)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    p = tool_parser("execsnoop", "Trace exec() syscalls", __doc__)
+    p = TOOL.parser()
     p.add_argument("-T", "--time", action="store_true", help="include time column on output (HH:MM:SS)")
     p.add_argument("-t", "--timestamp", action="store_true", help="include timestamp on output")
     p.add_argument("-x", "--fails", action="store_true", help="include failed exec()s")
     p.add_argument("--cgroupmap", help=argparse.SUPPRESS)
-    p.add_argument("-u", "--uid", type=uid, help="trace this UID (or user name) only")
+    TOOL.add_groups(p, "cgroup", "uid")
     p.add_argument("-q", "--quote", action="store_true", help='Add quotemarks (") around arguments.')
     p.add_argument("-n", "--name", type=regex, help="only print commands matching this name (regex), any arg")
     p.add_argument("-l", "--line", type=regex, help="only print commands where arg contains this line (regex)")
-    p.add_argument("-U", "--print-uid", action="store_true", help="print UID column")
+    TOOL.add_groups(p, "print_uid")
     p.add_argument("--max-args", type=count, default=20,
                    help=f"maximum number of arguments parsed and displayed, defaults to 20 (at most {MAX_ARGS})")
-    p.add_argument("-d", "--duration", type=seconds, help="total duration of trace in seconds")
+    p.add_argument("-P", "--ppid", type=pid, help="trace this parent PID only")
+    TOOL.add_groups(p, "duration", "json")
     return p.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    if printed_source(args, SOURCE):
-        return 0
-    require_privileges()
-    from bpfkit import BPF
-
-    consts = {
-        "max_args": min(args.max_args, MAX_ARGS),
-        "targ_uid": args.uid or 0,
-        "filter_uid": args.uid is not None,
-        # BCC's execsnoop shows successful execs only unless -x; -x adds the failures.
-        "only_failed": False,
-    }
-    with BPF(src_file=SOURCE, consts=consts) as b:
-        return _run(b, args)
+    consts = {"max_args": min(args.max_args, MAX_ARGS), "targ_ppid": args.ppid or 0, "with_failed": args.fails}
+    cols = Columns([("time", "TIME", "%-9s", args.time), ("timestamp", "TIME(s)", "%-8.3f", args.timestamp),
+                    ("uid", "UID", "%-6d", args.print_uid), ("pcomm", "PCOMM", "%-16s "), ("pid", "PID", "%-7d "),
+                    ("ppid", "PPID", "%-7s "), ("ret", "RET", "%3d "), ("args", "ARGS", "%s")], json=args.json)
+    with TOOL.load(args, consts=consts) as b:
+        event_loop(b, _printer(args, cols), duration=args.duration, ready=cols.header)
+    return 0
 
 
-def _run(b: object, args: argparse.Namespace) -> int:
-    out = sys.stdout
+def _printer(args: argparse.Namespace, cols: Columns) -> Callable[[Any], None]:
+    """The event callback: splits the arguments, applies -q, -n and -l, and prints."""
     start: list = []
     name_re, line_re = args.name, args.line  # compiled by parse_args
 
-    events = b["events"]  # type: ignore[index]
-
-    def on_event(_ctx: object, data: object, _size: int) -> None:  # data: a _native.Record
-        e = events.event(data)  # struct exec_event, typed from the program's BTF
-        if e.ret != 0 and not args.fails:
-            return
+    def on_event(e: Any) -> None:  # struct exec_event, typed from the program's BTF
         # The arguments are NUL-separated strings: read the field's raw bytes, not up to the first NUL.
         raw = ct.string_at(ct.addressof(e) + type(e).args.offset, min(e.args_size, ARGS_BUF))
         argv = raw.split(b"\0")[:-1] if raw.endswith(b"\0") else raw.split(b"\0")
@@ -114,29 +95,12 @@ def _run(b: object, args: argparse.Namespace) -> int:
             return
         if not start:
             start.append(e.ts_ns)
-        line = ""
-        if args.time:
-            line += "%-9s" % time.strftime("%H:%M:%S")
-        if args.timestamp:
-            line += "%-8.3f" % ((e.ts_ns - start[0]) / 1e9)
-        if args.print_uid:
-            line += "%-6d" % e.uid
-        line += "%-16s %-7d %-7s %3d " % (e.comm.decode(errors="replace"), e.pid, str(e.ppid) if e.ppid else "?", e.ret)
-        out.write(line + text.decode(errors="replace") + "\n")
-        out.flush()
+        ppid = e.ppid if args.json else (str(e.ppid) if e.ppid else "?")
+        cols.row(time=time.strftime("%H:%M:%S"), timestamp=(e.ts_ns - start[0]) / 1e9, uid=e.uid,
+                 pcomm=e.comm.decode(errors="replace"), pid=e.pid, ppid=ppid, ret=e.ret,
+                 args=text.decode(errors="replace"))
 
-    events.open_ring_buffer(on_event)
-    header = ""
-    if args.time:
-        header += "%-9s" % "TIME"
-    if args.timestamp:
-        header += "%-8s" % "TIME(s)"
-    if args.print_uid:
-        header += "%-6s" % "UID"
-    out.write(header + "%-16s %-7s %-7s %3s %s\n" % ("PCOMM", "PID", "PPID", "RET", "ARGS"))
-    out.flush()
-    poll_events(b, args.duration)
-    return 0
+    return on_event
 
 
 if __name__ == "__main__":

@@ -1,4 +1,6 @@
-"""opensnoop: trace open() syscalls, with BCC's flags and columns.
+"""opensnoop: Trace open() syscalls.
+
+BCC's flags and columns (PID, COMM, FD, ERR, PATH), from the syscall tracepoints.
 
 Examples::
 
@@ -9,9 +11,13 @@ Examples::
     bpfkit opensnoop -p 181       # only trace PID 181
     bpfkit opensnoop -t 123       # only trace TID 123
     bpfkit opensnoop -u 1000      # only trace UID 1000
+    bpfkit opensnoop -c /sys/fs/cgroup/system.slice   # only tasks in this cgroup
     bpfkit opensnoop -d 10        # trace for 10 seconds only
     bpfkit opensnoop -n main      # only print process names containing "main"
     bpfkit opensnoop -e           # show extended fields (flags)
+    bpfkit opensnoop -f O_WRONLY -f O_RDWR   # only print calls for writing
+    bpfkit opensnoop -F           # show the full path of a relative one
+    bpfkit opensnoop -j           # one JSON object per open
 """
 
 from __future__ import annotations
@@ -19,95 +25,91 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
 
 try:
-    from ._common import pid, poll_events, printed_source, require_privileges, seconds, tool_parser, uid
+    from ._kit import Columns, Tool, event_loop
 except ImportError:  # run as a script from tools/
-    from _common import pid, poll_events, printed_source, require_privileges, seconds, tool_parser, uid  # type: ignore[no-redef]
+    from _kit import Columns, Tool, event_loop
 
-#: The program's C, beside this file (a str, not a Path: pathlib costs start-up time).
-SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "opensnoop.bpf.c")
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from typing import Any
+
+TOOL = Tool(__file__, __doc__)
+#: The program's C, beside this file.
+SOURCE = TOOL.source
+
+
+def open_flag(text: str) -> int:
+    """An open(2) flag by name (``O_WRONLY``), as ``-f`` takes it: its value (O_RDONLY is 0)."""
+    if text.startswith("O_") and isinstance(getattr(os, text, None), int):
+        return getattr(os, text)
+    raise argparse.ArgumentTypeError(f"{text!r} is not an open() flag such as O_WRONLY or O_CREAT")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    p = tool_parser("opensnoop", "Trace open() syscalls", __doc__)
-    p.add_argument("-T", "--timestamp", action="store_true", help="include timestamp on output")
-    p.add_argument("-U", "--print-uid", action="store_true", help="print UID column")
-    p.add_argument("-x", "--failed", action="store_true", help="only show failed opens")
-    p.add_argument("-p", "--pid", type=pid, help="trace this PID only")
-    p.add_argument("-t", "--tid", type=pid, help="trace this TID only")
-    p.add_argument("-u", "--uid", type=uid, help="trace this UID (or user name) only")
-    p.add_argument("-d", "--duration", type=seconds, help="total duration of trace in seconds")
+    p = TOOL.parser("timestamp", "print_uid", "failed", "pid", "tid", "cgroup", "uid", "duration", "json",
+                    help={"failed": "only show failed opens"})
     p.add_argument("-n", "--name", help="only print process names containing this name")
     p.add_argument("-e", "--extended_fields", action="store_true", help="show extended fields")
+    p.add_argument("-f", "--flag_filter", action="append", type=open_flag, metavar="FLAG",
+                   help="filter on flags argument (e.g., O_WRONLY); may be given more than once")
+    p.add_argument("-F", "--full-path", action="store_true",
+                   help="show full path for an open file with relative path")
     return p.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    if printed_source(args, SOURCE):
-        return 0
-    require_privileges()
-    from bpfkit import BPF
+    flags = args.flag_filter or []
+    consts = {"only_failed": args.failed, "flag_mask": sum(set(flags)), "flag_rdonly": os.O_RDONLY in flags}
+    # -F is compiled in rather than a const: see walk_cwd() in the C for why.
+    with TOOL.load(args, consts=consts, cflags=["-DFULL_PATH"] if args.full_path else []) as b:
+        from bpfkit import BPF
 
-    consts = {
-        "targ_tgid": args.pid or 0,
-        "targ_tid": args.tid or 0,
-        "targ_uid": args.uid or 0,
-        "filter_uid": args.uid is not None,
-        "only_failed": args.failed,
-    }
-    b = BPF(src_file=SOURCE, consts=consts)
-    try:
         # open(2) and openat2(2) are not on every architecture and kernel: attach where present.
         for name, enter in (("open", "enter_open"), ("openat2", "enter_openat2")):
             if BPF.tracepoint_exists("syscalls", f"sys_enter_{name}"):
                 b.attach_tracepoint(tp=f"syscalls:sys_enter_{name}", fn_name=enter)
                 b.attach_tracepoint(tp=f"syscalls:sys_exit_{name}", fn_name="exit_open")
-        return _run(b, args)
-    finally:
-        b.close()
+        cols = Columns([("time", "TIME(s)", "%-14.9f", args.timestamp),
+                        ("uid", "UID", "%-6d", args.print_uid),
+                        ("tid" if args.tid else "pid", "TID" if args.tid else "PID", "%-6d "),
+                        ("comm", "COMM", "%-16s "), ("fd", "FD", "%4d "), ("err", "ERR", "%3d "),
+                        ("flags", "FLAGS", "%08o ", args.extended_fields), ("path", "PATH", "%s")],
+                       json=args.json)
+        event_loop(b, _printer(args, cols), duration=args.duration, ready=cols.header)
+    return 0
 
 
-def _run(b: object, args: argparse.Namespace) -> int:
-    out = sys.stdout
+def _printer(args: argparse.Namespace, cols: Columns) -> Callable[[Any], None]:
+    """The event callback: filters on -n, splits the return value into FD and ERR, and prints."""
     start_ns: list = []
     name = os.fsencode(args.name) if args.name else None
 
-    events = b["events"]  # type: ignore[index]
-
-    def on_event(_ctx: object, data: object, _size: int) -> None:  # data: a _native.Record
-        e = events.event(data)  # struct open_event, typed from the program's BTF
+    def on_event(e: Any) -> None:  # struct open_event, typed from the program's BTF
         if name and name not in e.comm:
             return
         if not start_ns:
             start_ns.append(e.ts_ns)
-        fd, err = (e.ret, 0) if e.ret >= 0 else (-1, -e.ret)
-        line = ""
-        if args.timestamp:
-            line += "%-14.9f" % ((e.ts_ns - start_ns[0]) / 1e9)
-        if args.print_uid:
-            line += "%-6d" % e.uid
-        line += "%-6d %-16s %4d %3d " % (e.tid if args.tid else e.pid, e.comm.decode(errors="replace"), fd, err)
-        if args.extended_fields:
-            line += "%08o " % e.flags
-        out.write(line + e.path.decode(errors="replace") + "\n")
-        out.flush()
+        ret = e.ret
+        path = e.path
+        if args.full_path and e.cwd_depth and not path.startswith(b"/"):
+            path = _cwd(e) + b"/" + path
+        cols.row(time=(e.ts_ns - start_ns[0]) / 1e9, uid=e.uid, pid=e.pid, tid=e.tid,
+                 comm=e.comm.decode(errors="replace"), fd=ret if ret >= 0 else -1,
+                 err=0 if ret >= 0 else -ret, flags=e.flags,
+                 path=path.decode(errors="replace"))
 
-    events.open_ring_buffer(on_event)
-    header = ""
-    if args.timestamp:
-        header += "%-14s" % "TIME(s)"
-    if args.print_uid:
-        header += "%-6s" % "UID"
-    header += "%-6s %-16s %4s %3s " % ("TID" if args.tid else "PID", "COMM", "FD", "ERR")
-    if args.extended_fields:
-        header += "%-9s" % "FLAGS"
-    out.write(header + "PATH\n")
-    out.flush()
-    poll_events(b, args.duration)
-    return 0
+    return on_event
+
+
+def _cwd(e: Any) -> bytes:
+    """The working directory the program walked (its names innermost first), with ``...`` in
+    front when the walk stopped before the root."""
+    names = [bytes(e.cwd[i]).split(b"\0", 1)[0] for i in range(e.cwd_depth)]
+    return (b"..." if e.cwd_cut else b"") + b"".join(b"/" + n for n in reversed(names))
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@
  * 5.5+), a kprobe on it (any kernel with CONFIG_KPROBES), and a syscall tracepoint (every kernel;
  * it counts the system calls that lead to the VFS call, so in-kernel callers are missed). vfsstat.py
  * names each triple as a fallback ladder and bpfkit loads the first rung the kernel supports.
+ * Compiled after tool.bpf.h: tool_traced() is -p's filter.
  */
 
 enum vfs_stat { S_READ, S_WRITE, S_FSYNC, S_OPEN, S_CREATE, S_MAX };
@@ -19,8 +20,11 @@ struct {
 
 static __always_inline int bump(u32 key)
 {
-	u64 *v = bpf_map_lookup_elem(&stats, &key);
+	u64 *v;
 
+	if (!tool_traced())
+		return 0;
+	v = bpf_map_lookup_elem(&stats, &key);
 	if (v)
 		*v += 1;
 	return 0;

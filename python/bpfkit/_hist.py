@@ -1,5 +1,6 @@
-"""Histograms in BCC's formats: power-of-two (``print_log2_hist``), linear and JSON, and the
-power-of-two buckets as numpy (``log2_buckets``). A histogram is ``{section: {slot: count}}``,
+"""Histograms in BCC's formats: power-of-two (``print_log2_hist``), linear and JSON, each to a
+``file=`` of the caller's choice, the data of a JSON line (``hist_json``), and the power-of-two
+buckets as numpy (``log2_buckets``). A histogram is ``{section: {slot: count}}``,
 with section ``None`` for a map that holds a single histogram."""
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ TYPE_CHECKING = False  # not typing's: typing stays off a tool's start path
 if TYPE_CHECKING:
     from typing import Any, Callable, Iterable, Optional
 
-__all__ = ["print_log2_hist", "print_linear_hist", "print_json_hist", "log2_buckets", "collect"]
+__all__ = ["print_log2_hist", "print_linear_hist", "print_json_hist", "hist_json", "log2_buckets", "collect"]
 
 
 def collect(items: Iterable, bucket_fn: Optional[Callable[[Any], Any]] = None) -> dict:
@@ -74,7 +75,7 @@ def _left_out(outside: dict, what: str) -> str:
     return f"({sum(outside.values())} left out: {n} slot{'s' if n != 1 else ''} {what}: {shown})"
 
 
-def _print_one_log2(vals: dict, val_type: str, strip_leading_zero: Optional[bool]) -> None:
+def _print_one_log2(vals: dict, val_type: str, strip_leading_zero: Optional[bool], file: Any = None) -> None:
     if not vals:
         return
     vals, outside = _split(vals, 0, LOG2_SLOTS - 1)
@@ -86,7 +87,7 @@ def _print_one_log2(vals: dict, val_type: str, strip_leading_zero: Optional[bool
         header = f"               {val_type:<29} : count     distribution"
         fmt, width = "{:>20} -> {:<20} : {:<8} |{:<20}|", 20
     if idx_max > 0:
-        print(header)
+        print(header, file=file)
     strip = bool(strip_leading_zero)
     for i in range(1, idx_max + 1):
         low, high = (1 << i) >> 1, (1 << i) - 1
@@ -96,9 +97,9 @@ def _print_one_log2(vals: dict, val_type: str, strip_leading_zero: Optional[bool
         if strip and not v:
             continue
         strip = False
-        print(fmt.format(low, high, v, _stars(v, val_max, width)))
+        print(fmt.format(low, high, v, _stars(v, val_max, width)), file=file)
     if outside:
-        print(_left_out(outside, f"outside a log2 histogram's 0..{LOG2_SLOTS - 1}"))
+        print(_left_out(outside, f"outside a log2 histogram's 0..{LOG2_SLOTS - 1}"), file=file)
 
 
 def _sections(hists: dict, bucket_sort_fn: Optional[Callable]) -> list:
@@ -109,38 +110,39 @@ def _sections(hists: dict, bucket_sort_fn: Optional[Callable]) -> list:
 
 
 def _print_one_linear(vals: dict, val_type: str, strip_leading_zero: Optional[bool] = None,
-                      max_rows: int = LINEAR_MAX_ROWS) -> None:
+                      max_rows: int = LINEAR_MAX_ROWS, file: Any = None) -> None:
     vals, negative = _split(vals, 0, None)
     used = sorted(i for i, v in vals.items() if v > 0)
     idx_max = used[-1] if used else -1
     val_max = max(vals.values(), default=0)
     if idx_max >= 0:
-        print(f"     {val_type:<13} : count     distribution")
+        print(f"     {val_type:<13} : count     distribution", file=file)
     row = "        {:<10} : {:<8} |{:<40}|"
     start = used[0] if used and strip_leading_zero else 0
     if idx_max - start < max_rows:  # BCC's rows: every value from 0 (or the first used) to the last
         for i in range(start, idx_max + 1):
             v = vals.get(i, 0)
-            print(row.format(i, v, _stars(v, val_max, 40)))
+            print(row.format(i, v, _stars(v, val_max, 40)), file=file)
     else:  # too many rows: the used ones only, at most max_rows of them
         for i in used[:max_rows]:
-            print(row.format(i, vals[i], _stars(vals[i], val_max, 40)))
+            print(row.format(i, vals[i], _stars(vals[i], val_max, 40)), file=file)
         cut = used[max_rows:]
         note = f"({idx_max - start + 1 - len(used)} empty rows in {start}..{idx_max} not shown"
         if cut:
             note += (f"; {len(cut)} used rows in {cut[0]}..{cut[-1]} (count {sum(vals[i] for i in cut)}) "
                      f"cut at max_rows={max_rows}")
-        print(note + ")")
+        print(note + ")", file=file)
     if negative:
-        print(_left_out(negative, "below 0"))
+        print(_left_out(negative, "below 0"), file=file)
 
 
 def print_linear_hist(hists: dict, val_type: str = "value", section_header: str = "Bucket ptr",
                       section_print_fn: Optional[Callable[[Any], str]] = None,
                       bucket_sort_fn: Optional[Callable] = None, strip_leading_zero: Optional[bool] = None,
-                      *, max_rows: int = LINEAR_MAX_ROWS) -> None:
+                      *, max_rows: int = LINEAR_MAX_ROWS, file: Any = None) -> None:
     """Prints ``{section: {value: count}}`` as linear histograms in BCC's format: one row per
-    value from 0 (from the first used one with ``strip_leading_zero``) to the last used one.
+    value from 0 (from the first used one with ``strip_leading_zero``) to the last used one,
+    to ``file`` (default ``sys.stdout``).
 
     A histogram that would take more than ``max_rows`` rows (a stray key such as 2**32-1) is
     printed as its used rows only, at most ``max_rows`` of them, followed by a line saying how
@@ -149,11 +151,11 @@ def print_linear_hist(hists: dict, val_type: str = "value", section_header: str 
     if max_rows < 1:
         raise ValueError(f"max_rows must be at least 1, got {max_rows}")
     if list(hists) == [None]:
-        _print_one_linear(hists[None], val_type, strip_leading_zero, max_rows)
+        _print_one_linear(hists[None], val_type, strip_leading_zero, max_rows, file)
         return
     for s in _sections(hists, bucket_sort_fn):
-        print(f"\n{section_header} = {section_print_fn(s) if section_print_fn else s}")
-        _print_one_linear(hists[s], val_type, strip_leading_zero, max_rows)
+        print(f"\n{section_header} = {section_print_fn(s) if section_print_fn else s}", file=file)
+        _print_one_linear(hists[s], val_type, strip_leading_zero, max_rows, file)
 
 
 def _json_one(vals: dict, val_type: str, section: Optional[tuple]) -> dict:
@@ -173,15 +175,57 @@ def _json_one(vals: dict, val_type: str, section: Optional[tuple]) -> dict:
 
 def print_json_hist(hists: dict, val_type: str = "value", section_header: str = "Bucket ptr",
                     section_print_fn: Optional[Callable[[Any], str]] = None,
-                    bucket_sort_fn: Optional[Callable] = None) -> None:
-    """Prints ``{section: {slot: count}}`` as BCC's print_json_hist does: one dict per section.
+                    bucket_sort_fn: Optional[Callable] = None, *, file: Any = None) -> None:
+    """Prints ``{section: {slot: count}}`` as BCC's print_json_hist does: one dict per section
+    (Python's repr of it, as BCC prints; :func:`hist_json` gives real JSON's data).
     Counts at slots beyond 64 (not log2 slots) are not in ``data``: a ``left_out`` entry gives
     their total and the first ten such slots."""
     if list(hists) == [None]:
-        print(_json_one(hists[None], val_type, None))
+        print(_json_one(hists[None], val_type, None), file=file)
         return
     for s in _sections(hists, bucket_sort_fn):
-        print(_json_one(hists[s], val_type, (section_header, section_print_fn(s) if section_print_fn else s)))
+        print(_json_one(hists[s], val_type, (section_header, section_print_fn(s) if section_print_fn else s)),
+              file=file)
+
+
+def _linear_data(vals: dict) -> list:
+    vals, _negative = _split(vals, 0, None)
+    return [{"value": int(i), "count": int(v)} for i, v in sorted(vals.items()) if v]
+
+
+def hist_json(hists: dict, val_type: str = "value", section_header: str = "Bucket ptr",
+              section_print_fn: Optional[Callable[[Any], str]] = None,
+              bucket_sort_fn: Optional[Callable] = None, *, linear: bool = False,
+              sectioned: Optional[bool] = None) -> dict:
+    """``{section: {slot: count}}`` as one JSON-ready dict, the buckets as numbers: for a single
+    histogram BCC's ``{"ts", "val_type", "data": [{"interval-start", "interval-end", "count"}]}``
+    (``linear=True``: ``data`` is ``[{"value", "count"}]`` for the used values); for sections,
+    ``{"ts", "val_type", "section": section_header, "histograms": [{section_header: name,
+    "data": [...]}, ...]}``, also when empty with ``sectioned=True`` (default: sections when
+    ``hists`` has any besides None). A tool prints it with ``json.dumps``, one line per interval.
+
+    >>> hist_json({None: {1: 2, 3: 1}}, "usecs")["data"][2]
+    {'interval-start': 4, 'interval-end': 7, 'count': 1}
+    """
+    def one(vals: dict, section: Optional[tuple]) -> dict:
+        h: dict = {} if section is None else {section[0]: section[1]}
+        if linear:
+            h["data"] = _linear_data(vals)
+            return h
+        for k, v in _json_one(vals, val_type, None).items():
+            if k not in ("ts", "val_type"):
+                h[k] = v
+        return h
+
+    out: dict = {"ts": time.strftime("%Y-%m-%d %H:%M:%S"), "val_type": val_type}
+    single = list(hists) in ([], [None]) if sectioned is None else not sectioned
+    if single:
+        out.update(one(hists.get(None, {}), None))
+        return out
+    out["section"] = section_header
+    out["histograms"] = [one(hists[s], (section_header, section_print_fn(s) if section_print_fn else s))
+                         for s in _sections(hists, bucket_sort_fn)]
+    return out
 
 
 def log2_buckets(vals: dict) -> Any:
@@ -207,15 +251,17 @@ def log2_buckets(vals: dict) -> Any:
 
 def print_log2_hist(hists: dict, val_type: str = "value", section_header: str = "Bucket ptr",
                     section_print_fn: Optional[Callable[[Any], str]] = None,
-                    strip_leading_zero: Optional[bool] = None, bucket_sort_fn: Optional[Callable] = None) -> None:
-    """Prints ``{section: {slot: count}}`` (section None for a single histogram) in BCC's format.
+                    strip_leading_zero: Optional[bool] = None, bucket_sort_fn: Optional[Callable] = None,
+                    *, file: Any = None) -> None:
+    """Prints ``{section: {slot: count}}`` (section None for a single histogram) in BCC's format,
+    to ``file`` (default ``sys.stdout``).
 
     A log2 histogram has slots 0..64 (:data:`LOG2_SLOTS`); counts at other slots (a key that is
     not a slot) are not printed as rows: a last line gives their total and the first slots."""
     if list(hists) == [None]:
-        _print_one_log2(hists[None], val_type, strip_leading_zero)
+        _print_one_log2(hists[None], val_type, strip_leading_zero, file)
         return
     for s in _sections(hists, bucket_sort_fn):
         label = section_print_fn(s) if section_print_fn else s
-        print(f"\n{section_header} = {label}")
-        _print_one_log2(hists[s], val_type, strip_leading_zero)
+        print(f"\n{section_header} = {label}", file=file)
+        _print_one_log2(hists[s], val_type, strip_leading_zero, file)

@@ -225,33 +225,34 @@ class Table(MutableMapping):
     def print_log2_hist(self, val_type: str = "value", section_header: str = "Bucket ptr",
                         section_print_fn: Optional[Callable[[Any], str]] = None,
                         bucket_fn: Optional[Callable[[Any], Any]] = None,
-                        strip_leading_zero: Optional[bool] = None, bucket_sort_fn: Optional[Callable] = None) -> None:
-        """Prints the map as a power-of-two histogram, as BCC does. Keys are slots (from
+                        strip_leading_zero: Optional[bool] = None, bucket_sort_fn: Optional[Callable] = None,
+                        *, file: Any = None) -> None:
+        """Prints the map as a power-of-two histogram, as BCC does (to ``file``, else stdout). Keys are slots (from
         ``bpf_log2l``), or structs whose first field is a section (e.g. a disk) and whose
         ``slot`` field is the slot; one histogram per section. Slots are 0..64: counts at other
         keys are left out of the rows, and a last line says how many and where."""
         _hist.print_log2_hist(_hist.collect(self.items(), bucket_fn), val_type, section_header,
-                              section_print_fn, strip_leading_zero, bucket_sort_fn)
+                              section_print_fn, strip_leading_zero, bucket_sort_fn, file=file)
 
     def print_linear_hist(self, val_type: str = "value", section_header: str = "Bucket ptr",
                           section_print_fn: Optional[Callable[[Any], str]] = None,
                           bucket_fn: Optional[Callable[[Any], Any]] = None,
                           strip_leading_zero: Optional[bool] = None,
                           bucket_sort_fn: Optional[Callable] = None, *,
-                          max_rows: int = _hist.LINEAR_MAX_ROWS) -> None:
+                          max_rows: int = _hist.LINEAR_MAX_ROWS, file: Any = None) -> None:
         """Prints the map as a linear histogram (one row per key value), as BCC does; at most
         ``max_rows`` rows (see :func:`bpfkit.table.print_linear_hist` for what is cut)."""
         _hist.print_linear_hist(_hist.collect(self.items(), bucket_fn), val_type, section_header,
-                                section_print_fn, bucket_sort_fn, strip_leading_zero, max_rows=max_rows)
+                                section_print_fn, bucket_sort_fn, strip_leading_zero, max_rows=max_rows, file=file)
 
     def print_json_hist(self, val_type: str = "value", section_header: str = "Bucket ptr",
                         section_print_fn: Optional[Callable[[Any], str]] = None,
                         bucket_fn: Optional[Callable[[Any], Any]] = None,
-                        bucket_sort_fn: Optional[Callable] = None) -> None:
+                        bucket_sort_fn: Optional[Callable] = None, *, file: Any = None) -> None:
         """Prints the map as a power-of-two histogram in BCC's JSON-like form (one dict per
         section, with ``ts``, ``val_type`` and ``data``)."""
         _hist.print_json_hist(_hist.collect(self.items(), bucket_fn), val_type, section_header,
-                              section_print_fn, bucket_sort_fn)
+                              section_print_fn, bucket_sort_fn, file=file)
 
     def log2_buckets(self, bucket_fn: Optional[Callable[[Any], Any]] = None) -> Any:
         """The power-of-two histogram as numpy: a structured array of ``(low, high, count)`` per

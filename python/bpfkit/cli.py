@@ -193,18 +193,19 @@ def _version() -> int:
 
 
 def _list() -> int:
-    from .tools import TOOLS
+    from . import tools
 
-    width = max(len(n) for n in TOOLS)
-    for name, desc in sorted(TOOLS.items()):
-        print(f"{name:<{width}}  {desc}")
+    names = tools.names()
+    width = max(map(len, names), default=0)
+    for name in names:
+        print(f"{name:<{width}}  {tools.summary(name)}")
     return 0
 
 
 def _tool(cmd: str, rest: list) -> int:
-    from .tools import TOOLS
+    from .tools import is_tool
 
-    if cmd not in TOOLS:
+    if not is_tool(cmd):
         _error("bpfkit", f"unknown tool {cmd!r}; `bpfkit list` names them")
         return 2
     import importlib

@@ -19,7 +19,7 @@ This module gathers the public names of the modules that hold the code: :mod:`bp
 
 from __future__ import annotations
 
-from ._hist import log2_buckets, print_json_hist, print_linear_hist, print_log2_hist
+from ._hist import hist_json, log2_buckets, print_json_hist, print_linear_hist, print_log2_hist
 from ._maps import (
     BPF_ANY,
     BPF_EXIST,
@@ -65,6 +65,7 @@ __all__ = [
     "print_log2_hist",
     "print_linear_hist",
     "print_json_hist",
+    "hist_json",
     "log2_buckets",
     "make_table",
     "BPF_ANY",

@@ -1,0 +1,573 @@
+"""The tool kit: what every bundled tool shares, so that a tool is its ``.bpf.c`` plus a page of
+Python.
+
+* :class:`Tool` — a tool's name, its C (``<name>.bpf.c`` beside the module) and its docstring;
+  ``tool.parser(*groups)`` makes its command line from BCC-spelled argument groups
+  (:data:`GROUPS`), and ``tool.load(args)`` checks the privilege, compiles the C after the shared
+  header ``tool.bpf.h`` and sets the groups' filters (``-p -t -u -c``) before load;
+* :func:`event_loop` — runs a tool's ``on_event(e)`` for each record of its ``events`` ring
+  buffer (a perf buffer where the kernel has no ring buffers) until ``-d``, Ctrl-C or the reader
+  of stdout leaves, then reports lost records on stderr with their count;
+* :func:`intervals` — the ``[interval] [count]`` loop: sleeps, yields, ends after ``count`` or at
+  Ctrl-C, printing ``-T``'s time line;
+* :class:`Columns` — a column spec that prints the header and the rows, or with ``-j/--json`` one
+  JSON object per row;
+* :func:`print_hists` — the histograms of an interval as BCC prints them, or one JSON object with
+  the buckets as numbers;
+* the argument types (:func:`pid`, :func:`uid`, :func:`seconds`, :func:`count`, :func:`regex`,
+  :func:`cgroup_path`) that refuse a bad value with a one-line usage error before anything starts.
+
+On the BPF side, ``tool.bpf.h`` gives ``tool_traced()`` (the ``-p -t -u -c`` filters, as
+``const volatile`` globals), ``TOOL_EVENTS(size)`` (the ``events`` map) and ``tool_reserve()``,
+``tool_submit()``, ``tool_output()`` to send records. A whole tool, ``getppidsnoop.py``::
+
+    '''getppidsnoop: Trace getppid() calls.
+
+    Examples::
+
+        bpfkit getppidsnoop -p 181    # only PID 181
+    '''
+    from ._kit import Columns, Tool, event_loop
+
+    TOOL = Tool(__file__, __doc__)
+
+    def parse_args(argv=None):
+        return TOOL.parser("pid", "uid", "cgroup", "duration", "json").parse_args(argv)
+
+    def main(argv=None) -> int:
+        args = parse_args(argv)
+        cols = Columns([("pid", "PID", "%-7d "), ("comm", "COMM", "%s")], json=args.json)
+        with TOOL.load(args) as b:
+            event_loop(b, lambda e: cols.row(pid=e.pid, comm=e.comm.decode()), duration=args.duration,
+                       ready=cols.header)
+        return 0
+
+and ``getppidsnoop.bpf.c``::
+
+    struct event { u32 pid; char comm[16]; };
+    TOOL_EVENTS(1 << 16);
+
+    SEC("tracepoint/syscalls/sys_enter_getppid")
+    int on_getppid(void *ctx)
+    {
+            struct event *e;
+
+            if (!tool_traced() || !(e = tool_reserve(struct event)))
+                    return 0;
+            e->pid = bpf_get_current_pid_tgid() >> 32;
+            bpf_get_current_comm(e->comm, sizeof(e->comm));
+            tool_submit(ctx, e);
+            return 0;
+    }
+
+``bpfkit list`` finds it (a module of the tools package, not starting with ``_``) and shows its
+docstring's first line; ``bpfkit getppidsnoop -h`` shows the examples; ``--ebpf`` prints the C.
+
+Only the standard library's light modules are imported here: this is on every tool's start path
+(``json`` only with ``--json``, ``bpfkit`` itself only when the tool loads its program).
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import math
+import os
+import re  # argparse imports it anyway
+import sys
+import time
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up time and no tool needs it
+    from collections.abc import Callable, Iterable, Iterator, Sequence
+    from typing import Any, NoReturn
+
+#: The kernel's PID_MAX_LIMIT on 64-bit machines: no process or thread id is larger.
+PID_MAX_LIMIT = 4 * 1024 * 1024
+#: The longest duration or interval accepted, in seconds (BCC's "forever" default, about 3 years).
+MAX_SECONDS = 99999999.0
+#: The tools' directory: each tool's module and C, and the shared BPF header.
+HERE = os.path.dirname(os.path.abspath(__file__))
+#: The BPF header every tool's C is compiled after (see its comment for what it defines).
+HEADER = os.path.join(HERE, "tool.bpf.h")
+#: ``ring`` or ``perf``: the event transport to use instead of the kernel's best (ring buffers
+#: where the kernel has them); set it to try the perf buffer path on a kernel with ring buffers.
+EVENTS_ENV = "BPFKIT_TOOL_EVENTS"
+
+
+def parse_doc(doc: str | None) -> tuple[str, str, str]:
+    """A tool module's docstring as ``(name, summary, examples)``: its first line is
+    ``name: Summary.``, and the examples are the text after ``Examples::``, if any ("" without).
+
+    >>> parse_doc("opensnoop: Trace open() syscalls.\n\nExamples::\n\n    bpfkit opensnoop -T\n")
+    ('opensnoop', 'Trace open() syscalls', '    bpfkit opensnoop -T')
+    >>> parse_doc(None)
+    ('', '', '')
+    """
+    text = (doc or "").strip()
+    first = text.split("\n", 1)[0].strip()
+    name, colon, summary = first.partition(":")
+    if not colon or " " in name.strip():
+        name, summary = "", first
+    summary = summary.strip().rstrip(".")
+    summary = summary[:1].upper() + summary[1:]
+    _, found, examples = text.partition("Examples::")
+    return name.strip(), summary, examples.strip("\n").rstrip() if found else ""
+
+
+def _reader_watch() -> Callable[[], bool] | None:
+    """When stdout is a pipe or a socket, a check that its reader has gone (``| head -3`` has
+    read its lines): the kernel flags the writing end with POLLERR/POLLHUP at once, while a
+    write would fail only with the next event, which a quiet system may not produce for long."""
+    import stat
+
+    try:
+        fd = sys.stdout.fileno()
+        mode = os.fstat(fd).st_mode
+    except (AttributeError, ValueError, OSError):
+        return None
+    if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)):
+        return None
+    import select
+
+    poller = select.poll()
+    poller.register(fd, 0)  # no events asked for: POLLERR and POLLHUP are always reported
+    return lambda: bool(poller.poll(0))
+
+
+def event_loop(b: Any, on_event: Callable[[Any], Any], *, duration: float | None = None, table: str = "events",
+               ready: Callable[[], Any] | None = None, page_cnt: int = 64) -> int:
+    """Calls ``on_event(e)`` with each record of ``b[table]`` decoded (``e.pid``, ``e.comm``:
+    the record type from the program's BTF), until ``duration`` seconds pass (forever if None),
+    Ctrl-C, or the reader of stdout goes away (``BrokenPipeError``, which the command line's
+    frame ends quietly). ``ready()`` (the header, say) runs once the buffer is open.
+
+    The table is the ring buffer of ``TOOL_EVENTS()``, or its perf buffer (``page_cnt`` pages per
+    CPU) where the kernel has no ring buffers. Records are handled to the last one; then records
+    lost (a full ring buffer refused them: the program's ``dropped``; or the kernel dropped perf
+    samples) are reported on stderr with their count. Returns the number lost."""
+    events = b[table]
+    decode = events.event
+    perf = hasattr(events, "open_perf_buffer")
+    if perf:
+        events.open_perf_buffer(lambda _cpu, data, _size: on_event(decode(data)), page_cnt=page_cnt)
+        poll, consume = b.perf_buffer_poll, b.perf_buffer_consume
+    else:
+        events.open_ring_buffer(lambda _ctx, data, _size: on_event(decode(data)))
+        poll, consume = b.ring_buffer_poll, b.ring_buffer_consume
+    if ready is not None:
+        ready()
+    deadline = None if duration is None else time.monotonic() + duration
+    reader_gone = _reader_watch()
+    try:
+        while deadline is None or time.monotonic() < deadline:
+            timeout = 100 if deadline is None else max(1, min(100, int((deadline - time.monotonic()) * 1000)))
+            poll(timeout)
+            if reader_gone is not None and reader_gone():
+                raise BrokenPipeError(errno.EPIPE, "the reader of standard output has gone")
+        consume()
+    except KeyboardInterrupt:
+        pass
+    lost = int(events.lost if perf else b.get_global("dropped"))
+    if lost:
+        print(f"WARNING: {lost} events lost ({'perf' if perf else 'ring'} buffer full)", file=sys.stderr)
+    return lost
+
+
+def intervals(args: argparse.Namespace, *, final: bool = True, gap: bool = False,
+              file: Any = None) -> Iterator[float]:
+    """The ``[interval] [count]`` loop: sleeps ``args.interval`` seconds and yields the seconds
+    actually slept, ``args.count`` times. At Ctrl-C it yields once more (``final=False``: ends
+    at once), as BCC's summary tools print what they gathered. Before each yield, in text mode:
+    a blank line with ``gap``, then with ``-T`` (``args.timestamp``) the time as ``HH:MM:SS``.
+
+    >>> for _ in intervals(args):
+    ...     print_hists(collect(b["dist"].items()), args, "usecs")
+    """
+    out = file or sys.stdout
+    text = not getattr(args, "json", False)
+    stamp = text and getattr(args, "timestamp", False)
+    left = args.count
+    while left > 0:
+        left -= 1
+        start = time.monotonic()
+        try:
+            time.sleep(args.interval)
+        except KeyboardInterrupt:
+            if not final:
+                return
+            left = 0
+        if gap and text:
+            out.write("\n")
+        if stamp:
+            out.write("%-8s\n" % time.strftime("%H:%M:%S"))
+        yield time.monotonic() - start
+
+
+_SPEC = re.compile(r"%([-#0 +]*)(\d*)(?:\.\d+)?[a-zA-Z]")
+
+
+def _title_format(fmt: str) -> str:
+    """A column's header format from its row format: the same width and side, as text
+    (``%-14.9f`` -> ``%-14s``, ``%4d `` -> ``%4s ``; zero-padded numbers' titles go left)."""
+    def title(m: re.Match) -> str:
+        left = "-" in m.group(1) or "0" in m.group(1)
+        return f"%{'-' if left else ''}{m.group(2)}s"
+
+    return _SPEC.sub(title, fmt, count=1)
+
+
+class Columns:
+    """A tool's output columns: ``(key, title, fmt)`` each, in order; an entry may have a fourth
+    element, false to leave the column out (``("uid", "UID", "%-6d", args.print_uid)``).
+    :meth:`header` prints the titles (each formatted as wide as its ``fmt``), :meth:`row` one
+    row; with ``json=True`` the header is nothing and a row is one JSON object of the columns'
+    keys and values (numbers stay numbers), one per line.
+
+    >>> cols = Columns([("pid", "PID", "%-6d "), ("comm", "COMM", "%-16s "), ("path", "PATH", "%s")])
+    >>> cols.header(); cols.row(pid=181, comm="cat", path="/etc/hostname")
+    PID    COMM             PATH
+    181    cat              /etc/hostname
+    """
+
+    def __init__(self, spec: Iterable[tuple], *, json: bool = False, file: Any = None) -> None:
+        shown = [c for c in spec if len(c) < 4 or c[3]]
+        self.keys = [c[0] for c in shown]
+        self.titles = [c[1] for c in shown]
+        self.json = json
+        self.file = file
+        self._fmt = "".join(c[2] for c in shown) + "\n"
+        self._title_fmt = "".join(_title_format(c[2]) for c in shown) + "\n"
+        if json:
+            import json as _json
+
+            self._dumps = _json.dumps
+
+    def header(self) -> None:
+        """Prints the header line (nothing with ``json``)."""
+        if not self.json:
+            out = self.file or sys.stdout
+            out.write(self._title_fmt % tuple(self.titles))
+            out.flush()
+
+    def row(self, **values: Any) -> None:
+        """Prints one row from the values by key (keys of columns left out are ignored)."""
+        out = self.file or sys.stdout
+        if self.json:
+            out.write(self._dumps({k: values[k] for k in self.keys}) + "\n")
+        else:
+            out.write(self._fmt % tuple([values[k] for k in self.keys]))
+        out.flush()
+
+
+def print_json(obj: Any, file: Any = None) -> None:
+    """Prints ``obj`` as one line of JSON (``json`` is imported only here, when asked for)."""
+    import json
+
+    out = file or sys.stdout
+    out.write(json.dumps(obj) + "\n")
+    out.flush()
+
+
+def print_hists(hists: dict, args: argparse.Namespace, val_type: str, *, section_header: str = "Bucket ptr",
+                section_print_fn: Callable[[Any], str] | None = None, linear: bool = False,
+                sectioned: bool | None = None, extra: dict | None = None, file: Any = None) -> None:
+    """Prints ``{section: {slot: count}}`` (section None for one histogram) as BCC's
+    ``print_log2_hist`` (``print_linear_hist`` with ``linear``) does, or with ``--json`` as one
+    line of JSON (:func:`bpfkit.table.hist_json`, with ``extra``'s keys added; ``sectioned``: the
+    JSON has sections even when there is no histogram)."""
+    from bpfkit import _hist
+
+    if getattr(args, "json", False):
+        obj = _hist.hist_json(hists, val_type, section_header, section_print_fn, linear=linear, sectioned=sectioned)
+        obj.update(extra or {})
+        print_json(obj, file)
+        return
+    if linear:
+        _hist.print_linear_hist(hists or {None: {}}, val_type, section_header, section_print_fn, file=file)
+    else:
+        _hist.print_log2_hist(hists or {None: {}}, val_type, section_header, section_print_fn, file=file)
+    (file or sys.stdout).flush()
+
+
+def _columns() -> int:
+    """The terminal's width as ``shutil.get_terminal_size()`` gives it ($COLUMNS, else the
+    terminal of stdout, else 80), without importing shutil (and its compression modules)."""
+    try:
+        return int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        pass
+    try:
+        return os.get_terminal_size(sys.__stdout__.fileno()).columns or 80  # type: ignore[union-attr]
+    except (AttributeError, ValueError, OSError):
+        return 80
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """argparse's formatter for text with its own line breaks; argparse makes one for every
+    ``add_argument``, and its own asks shutil for the width: this one asks the OS directly."""
+
+    def __init__(self, prog: str, **kwargs: Any) -> None:
+        if kwargs.get("width") is None:
+            kwargs["width"] = max(_columns() - 2, 20)
+        super().__init__(prog, **kwargs)
+
+
+class ToolArgumentParser(argparse.ArgumentParser):
+    """argparse, with a usage error printed as one line (``bpfkit opensnoop: error: ...``) and
+    status 2, instead of the usage text followed by the error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (-h for help)\n")
+
+
+class _PrintSource(argparse.Action):
+    """BCC's ``--ebpf``: prints the program's C (the shared header, then the tool's source) and
+    exits, as ``-h`` does, before any other argument is checked or any privilege needed."""
+
+    def __init__(self, option_strings: list, dest: str, sources: Sequence[str] = (), **kwargs: Any) -> None:
+        self.sources = list(sources)
+        super().__init__(option_strings, dest, nargs=0, default=False, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
+        for path in self.sources:
+            with open(path) as f:
+                sys.stdout.write(f.read())
+        sys.stdout.flush()
+        parser.exit(0)
+
+
+def tool_parser(tool: str, description: str, doc: str | None,
+                sources: Sequence[str] = ()) -> ToolArgumentParser:
+    """The argument parser of ``bpfkit <tool>``: the module docstring's examples (after
+    ``Examples::``, when it has them) as the epilog, and BCC's hidden ``--ebpf`` (print the BPF C
+    of ``sources`` and exit). :meth:`Tool.parser` adds the standard groups to it.
+
+    >>> p = tool_parser("opensnoop", "Trace open() syscalls", __doc__)
+    """
+    examples = parse_doc(doc)[2]
+    p = ToolArgumentParser(prog=f"bpfkit {tool}", description=description, formatter_class=_HelpFormatter,
+                           epilog=f"examples:\n{examples}" if examples else None)
+    p.add_argument("--ebpf", action=_PrintSource, sources=sources, help=argparse.SUPPRESS)
+    return p
+
+
+def _positional_interval(p: argparse.ArgumentParser, help: str | None) -> None:
+    p.add_argument("interval", nargs="?", type=seconds, default=MAX_SECONDS,
+                   help=help or "output interval, in seconds")
+    p.add_argument("count", nargs="?", type=count, default=99999999, help="number of outputs")
+
+
+class Tool:
+    """A bundled tool: its ``name`` (the module's), its C (``source``, ``<name>.bpf.c`` beside the
+    module), and its docstring's ``summary`` and examples. Made once at the top of the module:
+    ``TOOL = Tool(__file__, __doc__)``."""
+
+    def __init__(self, file: str, doc: str | None) -> None:
+        base = os.path.abspath(file)
+        base = base[:-3] if base.endswith(".py") else base
+        self.name = os.path.basename(base)
+        self.source = base + ".bpf.c"
+        self.doc = doc
+        self.summary = parse_doc(doc)[1]
+        self.groups: list = []
+
+    def parser(self, *groups: str, help: dict | None = None) -> ToolArgumentParser:
+        """The tool's argument parser with the named standard groups (:data:`GROUPS`) in the order
+        given; ``help`` replaces a group's help text (``{"failed": "only show failed opens"}``).
+        The tool then adds its own flags (and more groups with :meth:`add_groups`, to keep BCC's
+        order in ``-h``) and calls ``parse_args(argv)``."""
+        p = tool_parser(self.name, self.summary, self.doc, (HEADER, self.source))
+        self.groups = []
+        self.add_groups(p, *groups, help=help)
+        return p
+
+    def add_groups(self, p: argparse.ArgumentParser, *groups: str, help: dict | None = None) -> None:
+        """Adds the named standard groups to ``p`` (see :meth:`parser`)."""
+        helps = help or {}
+        for g in groups:
+            if g not in GROUPS:
+                raise ValueError(f"no argument group {g!r}: the groups are {', '.join(GROUPS)}")
+            if g == "interval":
+                _positional_interval(p, helps.get(g))
+            else:
+                flags, kwargs = GROUPS[g]
+                p.add_argument(*flags, **dict(kwargs, dest=g, **({"help": helps[g]} if g in helps else {})))
+            self.groups.append(g)
+
+    def filters(self, args: argparse.Namespace) -> dict:
+        """The ``const volatile`` values of ``tool.bpf.h`` for the groups the parser has."""
+        consts: dict = {}
+        if "pid" in self.groups:
+            consts["targ_tgid"] = args.pid or 0
+        if "tid" in self.groups:
+            consts["targ_tid"] = args.tid or 0
+        if "uid" in self.groups:
+            consts["targ_uid"] = args.uid or 0
+            consts["filter_uid"] = args.uid is not None
+        if "cgroup" in self.groups:
+            consts["filter_cg"] = args.cgroup is not None
+        return consts
+
+    def load(self, args: argparse.Namespace, *, consts: dict | None = None, **kwargs: Any) -> Any:
+        """The tool's program, compiled after ``tool.bpf.h`` (from the compile cache after the
+        first run), loaded with the groups' filters and ``consts`` set, its ``SEC()``-named hooks
+        attached, and ``-c``'s cgroup in place; ``kwargs`` go to ``BPF()`` (``alternatives=``,
+        ``autoattach=``). Checks the privilege first. Use it as a context manager."""
+        require_privileges()
+        from bpfkit import BPF
+
+        transport = os.environ.get(EVENTS_ENV) or ("ring" if _has_ringbuf() else "perf")
+        if transport not in ("ring", "perf"):
+            raise ValueError(f"${EVENTS_ENV} is {transport!r}: it can be ring or perf")
+        cflags = list(kwargs.pop("cflags", ())) + (["-DTOOL_PERF_EVENTS"] if transport == "perf" else [])
+        b = BPF(src_file=self.source, hdr_file=HEADER, cflags=cflags,
+                consts={**self.filters(args), **(consts or {})}, **kwargs)
+        try:
+            if "cgroup" in self.groups and args.cgroup is not None:
+                _set_cgroup(b, args.cgroup)
+        except BaseException:
+            b.close()
+            raise
+        return b
+
+
+def _has_ringbuf() -> bool:
+    from bpfkit import _native
+
+    return bool(_native.probe_feature("ringbuf")[0])
+
+
+def _set_cgroup(b: Any, path: str) -> None:
+    """Puts the cgroup directory ``path`` in ``cgroup_map[0]`` for ``tool_traced()``."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        b["cgroup_map"][0] = fd
+    except OSError as e:
+        raise OSError(e.errno, f"-c {path}: not a cgroup v2 directory ({os.strerror(e.errno or errno.EINVAL)})") \
+            from None
+    finally:
+        os.close(fd)
+
+
+def require_privileges() -> None:
+    """Raises ``PrivilegeError`` (root, or CAP_BPF + CAP_PERFMON, is needed) before a tool
+    touches the compile cache, so that the missing privilege is the error a user sees rather
+    than the cache's (``creating /root/.cache: Permission denied`` under ``sudo -u``)."""
+    from bpfkit import _native
+
+    _native.check_privileges()
+
+
+# -- argument types: each refuses a bad value with argparse's one-line usage error ---------------
+
+def _int(text: str, what: str) -> int:
+    try:
+        return int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+
+
+def pid(text: str) -> int:
+    """A process or thread id: an integer from 1 to the kernel's PID_MAX_LIMIT.
+
+    >>> pid("181")
+    181
+    """
+    what = f"a process id, an integer from 1 to {PID_MAX_LIMIT}"
+    n = _int(text, what)
+    if not 1 <= n <= PID_MAX_LIMIT:
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
+    return n
+
+
+def uid(text: str) -> int:
+    """A user id (an integer from 0 to 2**32 - 2) or the name of a user in the password database.
+
+    >>> uid("0"), uid("root")
+    (0, 0)
+    """
+    if text.lstrip("+-").isdigit():
+        n = _int(text, "a user id")
+        # (uid_t)-1 is the kernel's "no uid", not a user.
+        if not 0 <= n < 2**32 - 1:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a user id, an integer from 0 to {2**32 - 2}")
+        return n
+    import pwd
+
+    try:
+        return pwd.getpwnam(text).pw_uid
+    except (KeyError, ValueError):
+        raise argparse.ArgumentTypeError(f"{text!r} is neither a user id nor a known user name") from None
+
+
+def seconds(text: str) -> float:
+    """A duration or interval in seconds: a finite number above 0 and at most ``MAX_SECONDS``.
+
+    >>> seconds("0.5")
+    0.5
+    """
+    what = f"a number of seconds above 0 and at most {MAX_SECONDS:.0f}"
+    try:
+        s = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+    if not (math.isfinite(s) and 0 < s <= MAX_SECONDS):
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
+    return s
+
+
+def count(text: str) -> int:
+    """A number of outputs or items: an integer of at least 1.
+
+    >>> count("3")
+    3
+    """
+    n = _int(text, "a count, an integer of at least 1")
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a count, an integer of at least 1")
+    return n
+
+
+def cgroup_path(text: str) -> str:
+    """A cgroup directory (cgroup v2, as under ``/sys/fs/cgroup``): a directory holding
+    ``cgroup.procs``.
+
+    >>> cgroup_path("/sys/fs/cgroup")
+    '/sys/fs/cgroup'
+    """
+    if not os.path.isfile(os.path.join(text, "cgroup.procs")):
+        why = "does not exist" if not os.path.exists(text) else "is not a cgroup directory (no cgroup.procs)"
+        raise argparse.ArgumentTypeError(f"{text!r} {why}")
+    return text
+
+
+def regex(text: str) -> re.Pattern[bytes]:
+    """A regular expression, compiled to match bytes (the kernel's strings are bytes; a name that
+    is not UTF-8 comes back as the bytes it was given).
+
+    >>> regex("ma.n").search(b"domain") is not None
+    True
+    """
+    try:
+        return re.compile(os.fsencode(text))
+    except (re.error, OverflowError, RecursionError) as e:  # the last two for huge counts and nesting
+        raise argparse.ArgumentTypeError(f"{text!r} is not a regular expression: {e}") from None
+
+
+#: The standard argument groups, by name: BCC's spelling, destination and default help of each.
+#: ``interval`` is the positional pair ``[interval] [count]`` (forever by default:
+#: ``parser.set_defaults(interval=1)`` for a tool that prints every second).
+GROUPS: dict = {
+    "pid": (("-p", "--pid"), dict(type=pid, help="trace this PID only")),
+    "tid": (("-t", "--tid"), dict(type=pid, help="trace this TID only")),
+    "uid": (("-u", "--uid"), dict(type=uid, help="trace this UID (or user name) only")),
+    "cgroup": (("-c", "--cgroup"), dict(type=cgroup_path, metavar="PATH",
+                                        help="trace tasks in this cgroup (v2 directory) and below it only")),
+    "timestamp": (("-T", "--timestamp"), dict(action="store_true", help="include timestamp on output")),
+    "print_uid": (("-U", "--print-uid"), dict(action="store_true", help="print UID column")),
+    "failed": (("-x", "--failed"), dict(action="store_true", help="only show failed calls")),
+    "duration": (("-d", "--duration"), dict(type=seconds, help="total duration of trace in seconds")),
+    "json": (("-j", "--json"), dict(action="store_true", help="print JSON lines instead of text")),
+    "interval": None,
+}
