@@ -13,7 +13,10 @@ from pathlib import Path
 import pytest
 from bpfkit import BPF, _native, features
 
+pytestmark = pytest.mark.kernels
+
 ROOT = Path(__file__).resolve().parent.parent
+TOOL_HEADER = ROOT / "tools" / "tool.bpf.h"
 
 # Every kind of relocation a subset must answer as the whole BTF does: field offsets through
 # nested and anonymous members and arrays, bitfields, a field that exists and one that does not
@@ -74,7 +77,8 @@ def _masked(insns: bytes) -> list:
 def _both_ways(src_file: str = "", text: str = "") -> dict:
     """``{program: (insns with the subset, insns with the whole BTF)}`` for one source. Programs
     this kernel cannot load (a tool's fentry rung of a fallback ladder) are left out of both."""
-    source = Path(src_file).read_text() if src_file else text
+    # A tool's C follows the kit's header, as bpfkit.tools._kit's Tool.load() compiles it.
+    source = (TOOL_HEADER.read_text() + "\n" + Path(src_file).read_text()) if src_file else text
     obj, *_ = _native.compile(source, source_dir=str(Path(src_file).parent) if src_file else None)
     programs = [(name, _native.Section(sec)) for name, sec in _native.object_programs(obj)]
     off = [name for name, sec in programs if sec.feature and not features.supported(sec.feature)]
