@@ -8,7 +8,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from bpfkit import BPF, CacheError, _native
+from bpfkit import BPF, CacheError, CompileError, _native
 
 SRC = 'SEC("tracepoint/syscalls/sys_enter_getppid")\nint g(void *ctx) { return 0; }\n'
 
@@ -46,6 +46,27 @@ def test_key_covers_flags_and_source(counting_clang, cache_dir):
     assert len({k1, k2, k3}) == 3 and runs(counting_clang) == 3
 
 
+def test_an_edited_header_recompiles(counting_clang, cache_dir, tmp_path):
+    """The key covers the source text; the headers it includes are recorded with their hashes
+    beside the object and checked on every hit, so editing one recompiles rather than loading a
+    stale object."""
+    (tmp_path / "limits.h").write_text("#define LIMIT 7\n")
+    src = tmp_path / "prog.bpf.c"
+    src.write_text('#include "limits.h"\nconst volatile int limit = LIMIT;\n' + SRC)
+    with BPF(src_file=src, cache_dir=cache_dir) as b:
+        assert b.get_global("limit") == 7
+    with BPF(src_file=src, cache_dir=cache_dir) as b:
+        assert b.get_global("limit") == 7
+    assert runs(counting_clang) == 1
+    (tmp_path / "limits.h").write_text("#define LIMIT 8\n")
+    with BPF(src_file=src, cache_dir=cache_dir) as b:
+        assert b.get_global("limit") == 8
+    assert runs(counting_clang) == 2
+    (tmp_path / "limits.h").unlink()
+    with pytest.raises(CompileError, match="limits.h"):
+        BPF(src_file=src, cache_dir=cache_dir)
+
+
 def test_cache_is_created_private(cache_dir):
     _native.open_cache(str(cache_dir))
     assert stat.S_IMODE(cache_dir.stat().st_mode) == 0o700
@@ -81,8 +102,8 @@ def test_a_subdirectory_swapped_by_another_user_is_refused(cache_dir):
 
 def test_tampered_object_is_recompiled(counting_clang, cache_dir):
     obj = _native.compile(SRC, cache_dir=str(cache_dir))[0]
-    blobs = list((cache_dir / "blobs").iterdir())
-    assert len(blobs) == 1 and blobs[0].read_bytes() == obj
+    blobs = [b for b in (cache_dir / "blobs").iterdir() if b.read_bytes() == obj]
+    assert len(blobs) == 1
     blobs[0].write_bytes(obj.replace(b"GPL", b"XXX"))
     obj2, cached, *_ = _native.compile(SRC, cache_dir=str(cache_dir))
     assert not cached and obj2 == obj and runs(counting_clang) == 2

@@ -648,7 +648,8 @@ fn run_clang(
         cmd.arg("-include").arg(hdr_dir.join("bpfkit_usdt.h"));
     }
     match emit {
-        Emit::Object => cmd.arg("-c"),
+        // The headers the source included, for the cache entry's dependency manifest.
+        Emit::Object => cmd.arg("-c").arg("-MD").arg("-MF").arg(out.with_extension("d")),
         Emit::LlvmIr => cmd.args(["-S", "-emit-llvm"]),
         Emit::Preprocessed => cmd.arg("-E"),
         Emit::Assembly => cmd.arg("-S"),
@@ -691,6 +692,58 @@ fn run_clang(
     Ok((status.success(), diag))
 }
 
+/// The files a make-style dependency list (clang's `-MD`) names, in order, without duplicates.
+fn depfile_paths(depfile: &str) -> Vec<String> {
+    let joined = depfile.replace("\\\n", " ");
+    let rules = joined.split_once(": ").map_or("", |(_target, deps)| deps);
+    let mut out: Vec<String> = Vec::new();
+    let mut cur = String::new();
+    let mut chars = rules.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' if chars.peek() == Some(&' ') => cur.push(chars.next().unwrap_or(' ')),
+            c if c.is_whitespace() => {
+                if !cur.is_empty() && !out.contains(&cur) {
+                    out.push(std::mem::take(&mut cur));
+                }
+                cur.clear();
+            }
+            c => cur.push(c),
+        }
+    }
+    if !cur.is_empty() && !out.contains(&cur) {
+        out.push(cur);
+    }
+    out
+}
+
+/// The dependency manifest of a compile: `<sha256> <path>` for every header it read from outside
+/// `covered` (the scratch directory, bpfkit's own headers and the generated vmlinux.h, which the
+/// cache key already covers), so that editing an included header recompiles.
+fn header_manifest(depfile: &str, covered: &[&Path]) -> Result<String> {
+    let mut manifest = String::new();
+    for p in depfile_paths(depfile) {
+        let path = Path::new(&p);
+        if !path.is_absolute() || covered.iter().any(|c| path.starts_with(c)) {
+            continue;
+        }
+        let data = fs::read(path).map_err(|e| Error::io(format!("reading included header {p}"), &e))?;
+        manifest.push_str(&format!("{} {p}\n", sha256_hex(&data)));
+    }
+    Ok(manifest)
+}
+
+/// Whether every header the cached object for `key` was built from still has the content it had
+/// (an entry without a manifest, from before manifests, counts as changed).
+fn headers_unchanged(cache: &Cache, key: &str) -> Result<bool> {
+    let Some(manifest) = cache.get_object(&format!("{key}.headers"))? else { return Ok(false) };
+    let manifest = String::from_utf8_lossy(&manifest);
+    Ok(manifest.lines().all(|line| match line.split_once(' ') {
+        Some((sha, path)) => fs::read(path).is_ok_and(|d| sha256_hex(&d) == sha),
+        None => false,
+    }))
+}
+
 /// Compiles a request, through the cache.
 pub fn compile(req: &Request<'_>, cache: &Cache) -> Result<Output> {
     req.check()?;
@@ -699,7 +752,9 @@ pub fn compile(req: &Request<'_>, cache: &Cache) -> Result<Output> {
     let btf_id = btf_identity(cache)?;
     let key = cache_key(req, &compiler, &btf_id);
     if let Some(object) = cache.get_object(&key)? {
-        return Ok(Output { object, cached: true, header: "cache", warnings: String::new(), key });
+        if headers_unchanged(cache, &key)? {
+            return Ok(Output { object, cached: true, header: "cache", warnings: String::new(), key });
+        }
     }
     let hdr_dir = headers_dir(cache)?;
     let scratch = cache.scratch()?;
@@ -723,6 +778,9 @@ pub fn compile(req: &Request<'_>, cache: &Cache) -> Result<Output> {
         ("full", diag)
     };
     let object = fs::read(&out).map_err(|e| Error::io("reading clang's output", &e))?;
+    let depfile = fs::read_to_string(out.with_extension("d")).unwrap_or_default();
+    let manifest = header_manifest(&depfile, &[scratch.path(), &hdr_dir, cache.root()])?;
+    cache.put_object(&format!("{key}.headers"), manifest.as_bytes())?;
     cache.put_object(&key, &object)?;
     Ok(Output { object, cached: false, header, warnings, key })
 }
@@ -793,6 +851,13 @@ mod tests {
         };
         assert_eq!(target_arch(), expected);
         assert_ne!(target_arch(), "x86_64");
+    }
+
+    #[test]
+    fn depfiles_list_every_header_once() {
+        let d = "/tmp/s/out.o: /tmp/my\\ dir/a.h /usr/include/linux/types.h \\\n  /tmp/my\\ dir/a.h <stdin>\n";
+        assert_eq!(depfile_paths(d), vec!["/tmp/my dir/a.h", "/usr/include/linux/types.h", "<stdin>"]);
+        assert!(depfile_paths("").is_empty());
     }
 
     #[test]
