@@ -87,6 +87,7 @@ bench: bench-deps build
 	$(PY) bench/events.py
 	$(PY) bench/attach.py
 	$(PY) bench/startup.py
+	$(PY) bench/tools.py
 	$(PY) bench/clear.py
 
 clean:

@@ -101,7 +101,7 @@ def run(prog: str, body: Callable[[], int | None]) -> int:
     hello
     0
     """
-    import signal
+    import _signal as signal  # the interpreter's own module: `signal` adds enum wrappers, unused here
 
     # The package set a quiet exit for a Ctrl-C during the command's imports; from here on a
     # Ctrl-C is a KeyboardInterrupt, handled below (after whatever `finally` blocks it runs).
@@ -208,9 +208,10 @@ def _tool(cmd: str, rest: list) -> int:
     if not is_tool(cmd):
         _error("bpfkit", f"unknown tool {cmd!r}; `bpfkit list` names them")
         return 2
-    import importlib
-
-    return int(importlib.import_module(f"bpfkit.tools.{cmd}").main(rest) or 0)
+    # __import__ rather than importlib.import_module: the importlib package imports `warnings`,
+    # which costs a tool's start some milliseconds for nothing.
+    __import__(f"bpfkit.tools.{cmd}")
+    return int(sys.modules[f"bpfkit.tools.{cmd}"].main(rest) or 0)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

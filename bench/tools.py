@@ -1,0 +1,144 @@
+#!/usr/bin/env python3
+"""Every bundled tool's start-up: exec to ready, and peak RSS, warm and cold, beside libbpf-tools
+and bpftrace where they have a tool of the same name.
+
+Run as root: `.venv/bin/python bench/tools.py [--runs N] [TOOL ...]` (part of `make bench`).
+
+"Ready" is the tool's first line of output: every tool prints its header (or BCC's "Tracing...")
+after its programs are attached, so that line is the moment it starts seeing events. Peak RSS is
+the VmHWM of the tool's process at that moment. "warm" has the tool's object in the compile cache
+(one untimed run first); "cold" starts each run with an empty cache, so it includes clang. Each
+figure is the median of N runs (at least 5), each a fresh process. libbpf-tools' binaries
+(/usr/sbin/<tool>, apt-get install libbpf-tools) run under `stdbuf -oL`, and bpftrace's tools
+(/usr/sbin/<tool>.bt) as installed; a tool that cannot run on this kernel (no kprobes, no fentry)
+is shown with the first line of its error. A bpfkit tool that refuses here (no hook on this kernel)
+is shown as refusing.
+
+Results are printed as a Markdown table and written to bench/results-tools.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def _bpfkit() -> list:
+    exe = shutil.which("bpfkit", path=os.path.dirname(sys.executable))
+    return [exe] if exe else [sys.executable, "-m", "bpfkit"]
+
+
+def _hwm(pid: int) -> int:
+    """The largest VmHWM (KiB) in the process tree of ``pid`` (bpftrace's tools are scripts)."""
+    best = 0
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            with open(f"/proc/{p}/status") as f:
+                best = max([best] + [int(line.split()[1]) for line in f if line.startswith("VmHWM:")])
+            with open(f"/proc/{p}/task/{p}/children") as f:
+                todo.extend(int(c) for c in f.read().split())
+        except OSError:
+            pass
+    return best
+
+
+def ready_once(cmd: list, env: dict | None = None, limit: float = 30.0) -> tuple:
+    """(seconds from exec to the first output line, peak RSS KiB) or (None, why it failed)."""
+    errf = tempfile.TemporaryFile(mode="w+")
+    t0 = time.perf_counter()
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errf, text=True, env=env)
+    assert p.stdout is not None
+    line = ""
+    try:
+        # A tool that ends at once (a refusal) closes stdout: readline returns "".
+        import select
+
+        if select.select([p.stdout], [], [], limit)[0]:
+            line = p.stdout.readline()
+        t1 = time.perf_counter()
+        hwm = _hwm(p.pid)
+    finally:
+        p.kill()
+        p.wait()
+    if line.strip():
+        return t1 - t0, hwm
+    errf.seek(0)
+    err = [ln.strip() for ln in errf.read().splitlines() if ln.strip()]
+    return None, (err[0] if err else f"no output in {limit:.0f} s")[:100]
+
+
+def median_ready(cmd: list, runs: int, cold: bool = False) -> str:
+    """``"0.045 s, 21.3 MiB"``, or why it could not run."""
+    times, rss = [], []
+    for _ in range(runs):
+        env = None
+        cache = None
+        if cold:
+            cache = tempfile.mkdtemp(prefix="bpfkit-bench-tools-")
+            env = dict(os.environ, BPFKIT_CACHE_DIR=cache)
+        try:
+            t, hwm = ready_once(cmd, env)
+        finally:
+            if cache:
+                shutil.rmtree(cache, ignore_errors=True)
+        if t is None:
+            return f"fails: {hwm}"
+        times.append(t)
+        rss.append(hwm)
+    return f"{statistics.median(times):.3f} s, {statistics.median(rss) / 1024:.1f} MiB"
+
+
+def tools() -> list:
+    from bpfkit.tools import names
+
+    return names()
+
+
+def main(argv: list | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=5, help="runs per figure (at least 5)")
+    ap.add_argument("tool", nargs="*", help="tools to measure (default: all)")
+    args = ap.parse_args(argv)
+    if os.geteuid() != 0:
+        print("run as root", file=sys.stderr)
+        return 1
+    runs = max(5, args.runs)
+    names = args.tool or tools()
+    rows = []
+    for name in names:
+        cmd = [*_bpfkit(), name]
+        ready_once(cmd)  # warms the cache (and the page cache)
+        warm = median_ready(cmd, runs)
+        cold = median_ready(cmd, max(3, runs // 2), cold=True) if not warm.startswith("fails") else ""
+        libbpf = f"/usr/sbin/{name}"
+        lt = median_ready(["stdbuf", "-oL", libbpf], runs) if os.path.exists(libbpf) else ""
+        bt = f"/usr/sbin/{name}.bt"
+        bpft = median_ready([bt], max(3, runs // 2)) if os.path.exists(bt) and shutil.which("bpftrace") else ""
+        rows.append((name, warm, cold, lt, bpft))
+        print(f"{name}: warm {warm}; cold {cold}; libbpf-tools {lt}; bpftrace {bpft}", file=sys.stderr)
+    when = (f"Measured {time.strftime('%Y-%m-%d')} on {os.uname().release}, {os.cpu_count()} CPUs, "
+            f"load average {os.getloadavg()[0]:.2f}; median of {runs} runs (cold: {max(3, runs // 2)}), "
+            "exec to the first line of output, and peak RSS then (`bench/tools.py`).")
+    lines = [when, "", "| tool | bpfkit warm | bpfkit cold (compiles) | libbpf-tools | bpftrace |",
+             "|---|---|---|---|---|"]
+    lines += [f"| {' | '.join(r)} |" for r in rows]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if not args.tool:
+        (HERE / "results-tools.md").write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
