@@ -33,7 +33,7 @@ struct {
 	__type(value, struct exec_event);
 } building SEC(".maps");
 
-TOOL_EVENTS(1 << 22);
+TOOL_EVENTS(1 << 20); /* 1 MiB: the pump drains it continuously; a bigger one costs start-up time and memory */
 
 static const struct exec_event blank;
 

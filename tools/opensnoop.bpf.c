@@ -39,7 +39,7 @@ struct {
 	__type(value, struct pending_open);
 } pending SEC(".maps");
 
-TOOL_EVENTS(1 << 22);
+TOOL_EVENTS(1 << 20); /* 1 MiB: the pump drains it continuously; a bigger one costs start-up time and memory */
 
 static __always_inline int remember(const char *path, int flags)
 {
