@@ -62,22 +62,32 @@ def _caused_by_interrupt(e: BaseException) -> bool:
     return False
 
 
-def _keep_interrupts(hook: Callable[[Any], object]) -> Callable[[Any], object]:
+def _keep_interrupts(hook: Callable[[Any], object], active: list) -> Callable[[Any], object]:
     """An ``unraisablehook`` that does not let CPython drop a Ctrl-C. Python runs a signal handler
     wherever the main thread is, and when that is a weakref callback or a ``__del__`` (importlib
     runs one each time a module lock is freed, so often during a tool's imports), the
     KeyboardInterrupt it raises cannot propagate: CPython prints "Exception ignored" and goes on,
-    and the tool would keep running. This makes SIGINT pending again instead, from a new thread,
-    so that the interrupt lands at the next point where it can propagate; anything else goes to
+    and the tool would keep running. This sends SIGINT to the main thread again instead, from a
+    new thread (from here it would be handled, and dropped, at once, still inside this hook); a
+    real signal also interrupts a blocking wait, which only marking it pending would not. Nothing
+    is sent once ``active`` is emptied (the command's frame has returned). Anything else goes to
     ``hook``."""
+    import _thread
+
+    main = _thread.get_ident()
+
+    def resend() -> None:
+        import _signal
+
+        if active:
+            _signal.pthread_kill(main, _signal.SIGINT)
 
     def keep(args: Any) -> object:
         if isinstance(args.exc_value, KeyboardInterrupt) or args.exc_type is KeyboardInterrupt:
-            import _thread
-
-            # From another thread: made pending from here, it would be handled (and dropped)
-            # at once, still inside this hook.
-            _thread.start_new_thread(_thread.interrupt_main, ())
+            try:
+                _thread.start_new_thread(resend, ())
+            except RuntimeError:  # no new threads at interpreter shutdown: nothing left to stop
+                pass
             return None
         return hook(args)
 
@@ -108,7 +118,8 @@ def run(prog: str, body: Callable[[], int | None]) -> int:
     if signal.getsignal(signal.SIGINT) not in (signal.default_int_handler, signal.SIG_IGN):
         signal.signal(signal.SIGINT, signal.default_int_handler)
     previous_hook = sys.unraisablehook
-    sys.unraisablehook = _keep_interrupts(previous_hook)
+    active = [True]
+    ours = sys.unraisablehook = _keep_interrupts(previous_hook, active)
     try:
         try:
             status = int(body() or 0)
@@ -146,7 +157,9 @@ def run(prog: str, body: Callable[[], int | None]) -> int:
         _interrupt_handled()
         return 0
     finally:
-        sys.unraisablehook = previous_hook
+        active.clear()
+        if sys.unraisablehook is ours:  # one someone installed meanwhile stays
+            sys.unraisablehook = previous_hook
 
 
 def run_tool(name: str, main: Callable[[Sequence[str] | None], int | None],

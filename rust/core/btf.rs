@@ -392,22 +392,29 @@ impl Btf {
     /// result is no good for relocations that return a kernel type id, nor for anything but CO-RE.
     /// Returns the subset and the roots this BTF has no type of (the caller decides whether a
     /// module could have them); `None` if the BTF is malformed.
-    pub fn core_subset(&self, roots: &HashSet<String>) -> Option<(Vec<u8>, Vec<String>)> {
+    pub fn core_subset(&self, roots: &HashSet<(String, u8)>) -> Option<(Vec<u8>, Vec<String>)> {
         let n = self.recs.len();
         let mut keep = vec![Keep::Out; n + 1];
         let mut work: Vec<(u32, Keep)> = Vec::new();
-        let mut found: HashSet<&str> = HashSet::new();
+        let names: HashSet<&str> = roots.iter().map(|(name, _)| name.as_str()).collect();
+        // A root counts as found only in a kind libbpf would take as a candidate for it (the same
+        // kind, or any two enums): a struct vmlinux only forward-declares is a module's to give.
+        let mut found: HashSet<(&str, u8)> = HashSet::new();
+        let family = |k: u8| if k == kind::ENUM64 { kind::ENUM } else { k };
         for (i, r) in self.recs.iter().enumerate() {
             if r.name_off == 0 || matches!(r.kind, kind::FUNC | kind::VAR | kind::DATASEC | kind::DECL_TAG) {
                 continue;
             }
             let name = essential_name(self.str_at(r.name_off));
-            if let Some(root) = roots.get(name) {
-                found.insert(root.as_str());
+            if let Some(root) = names.get(name) {
+                found.insert((root, family(r.kind)));
                 work.push((i as u32 + 1, Keep::Full));
             }
         }
-        let missing: Vec<String> = roots.iter().filter(|r| !found.contains(r.as_str())).cloned().collect();
+        let mut missing: Vec<String> =
+            roots.iter().filter(|(r, k)| !found.contains(&(r.as_str(), family(*k)))).map(|(r, _)| r.clone()).collect();
+        missing.sort();
+        missing.dedup();
         while let Some((id, how)) = work.pop() {
             if id == 0 {
                 continue;
@@ -603,13 +610,18 @@ mod tests {
     #[test]
     fn a_core_subset_keeps_what_its_roots_reach() {
         let btf = Btf::parse(sample()).unwrap();
-        let roots: HashSet<String> = ["pair".to_string(), "absent".to_string()].into_iter().collect();
+        let roots: HashSet<(String, u8)> =
+            [("pair".to_string(), kind::STRUCT), ("absent".to_string(), kind::STRUCT), ("color".to_string(), kind::STRUCT)]
+                .into_iter()
+                .collect();
         let (raw, missing) = btf.core_subset(&roots).unwrap();
-        assert_eq!(missing, vec!["absent".to_string()]);
+        // `color` is here only as an enum: a struct of that name would be another's (a module's).
+        assert_eq!(missing, vec!["absent".to_string(), "color".to_string()]);
         let sub = Btf::parse(raw).unwrap();
-        // struct pair and the int its members are; not the typedef, enum, var or datasec.
-        assert_eq!(sub.len(), 2);
-        assert_eq!((sub.name(1), sub.name(2)), ("int", "pair"));
+        // struct pair, the int its members are and the enum of a root's name; not the typedef,
+        // var or datasec.
+        assert_eq!(sub.len(), 3);
+        assert_eq!((sub.name(1), sub.name(2), sub.name(3)), ("int", "pair", "color"));
         assert_eq!(sub.describe(2), btf.describe(2));
     }
 

@@ -692,53 +692,69 @@ fn run_clang(
     Ok((status.success(), diag))
 }
 
-/// The files a make-style dependency list (clang's `-MD`) names, in order, without duplicates.
+/// The files a make-style dependency list (clang's `-MD`) names, in order, without duplicates,
+/// with make's escapes undone (`\ ` for a space, `\#`, `$$`).
 fn depfile_paths(depfile: &str) -> Vec<String> {
     let joined = depfile.replace("\\\n", " ");
     let rules = joined.split_once(": ").map_or("", |(_target, deps)| deps);
     let mut out: Vec<String> = Vec::new();
     let mut cur = String::new();
     let mut chars = rules.chars().peekable();
+    let mut finish = |cur: &mut String| {
+        if !cur.is_empty() && !out.contains(cur) {
+            out.push(std::mem::take(cur));
+        }
+        cur.clear();
+    };
     while let Some(c) = chars.next() {
         match c {
-            '\\' if chars.peek() == Some(&' ') => cur.push(chars.next().unwrap_or(' ')),
-            c if c.is_whitespace() => {
-                if !cur.is_empty() && !out.contains(&cur) {
-                    out.push(std::mem::take(&mut cur));
-                }
-                cur.clear();
-            }
+            '\\' if matches!(chars.peek(), Some(' ' | '#')) => cur.push(chars.next().unwrap_or(' ')),
+            '$' if chars.peek() == Some(&'$') => cur.push(chars.next().unwrap_or('$')),
+            c if c.is_whitespace() => finish(&mut cur),
             c => cur.push(c),
         }
     }
-    if !cur.is_empty() && !out.contains(&cur) {
-        out.push(cur);
-    }
+    finish(&mut cur);
     out
 }
 
-/// The dependency manifest of a compile: `<sha256> <path>` for every header it read from outside
-/// `covered` (the scratch directory, bpfkit's own headers and the generated vmlinux.h, which the
-/// cache key already covers), so that editing an included header recompiles.
-fn header_manifest(depfile: &str, covered: &[&Path]) -> Result<String> {
-    let mut manifest = String::new();
+/// The dependency manifest of a compile, bound to its object: `object <sha256>`, then
+/// `<sha256> <path>` for every header it read outside `covered` (the scratch directory, bpfkit's
+/// own headers and the cache's generated vmlinux.h, which the cache key already covers). A
+/// relative path (`#include "x.h"` in `text=`, `-I.`) is kept as clang wrote it and read again
+/// from the same working directory, as clang would. `None` when the compile cannot be trusted
+/// to the cache: no dependency list, or a header changed while clang ran (`started`).
+fn header_manifest(depfile: &str, object: &[u8], covered: &[&Path], started: std::time::SystemTime) -> Result<Option<String>> {
+    if depfile.trim().is_empty() {
+        return Ok(None);
+    }
+    let mut manifest = format!("object {}\n", sha256_hex(object));
     for p in depfile_paths(depfile) {
         let path = Path::new(&p);
-        if !path.is_absolute() || covered.iter().any(|c| path.starts_with(c)) {
+        if p == "<stdin>" || p == "-" || (path.is_absolute() && covered.iter().any(|c| path.starts_with(c))) {
             continue;
+        }
+        let meta = fs::metadata(path).map_err(|e| Error::io(format!("reading included header {p}"), &e))?;
+        if meta.modified().is_ok_and(|m| m >= started) {
+            return Ok(None);
         }
         let data = fs::read(path).map_err(|e| Error::io(format!("reading included header {p}"), &e))?;
         manifest.push_str(&format!("{} {p}\n", sha256_hex(&data)));
     }
-    Ok(manifest)
+    Ok(Some(manifest))
 }
 
-/// Whether every header the cached object for `key` was built from still has the content it had
-/// (an entry without a manifest, from before manifests, counts as changed).
-fn headers_unchanged(cache: &Cache, key: &str) -> Result<bool> {
+/// Whether the cached `object` for `key` is the one its manifest was written for and every
+/// header it was built from still has the content it had (an entry without a manifest counts as
+/// changed).
+fn headers_unchanged(cache: &Cache, key: &str, object: &[u8]) -> Result<bool> {
     let Some(manifest) = cache.get_object(&format!("{key}.headers"))? else { return Ok(false) };
     let manifest = String::from_utf8_lossy(&manifest);
-    Ok(manifest.lines().all(|line| match line.split_once(' ') {
+    let mut lines = manifest.lines();
+    if lines.next() != Some(&format!("object {}", sha256_hex(object))) {
+        return Ok(false);
+    }
+    Ok(lines.all(|line| match line.split_once(' ') {
         Some((sha, path)) => fs::read(path).is_ok_and(|d| sha256_hex(&d) == sha),
         None => false,
     }))
@@ -752,13 +768,15 @@ pub fn compile(req: &Request<'_>, cache: &Cache) -> Result<Output> {
     let btf_id = btf_identity(cache)?;
     let key = cache_key(req, &compiler, &btf_id);
     if let Some(object) = cache.get_object(&key)? {
-        if headers_unchanged(cache, &key)? {
+        if headers_unchanged(cache, &key, &object)? {
             return Ok(Output { object, cached: true, header: "cache", warnings: String::new(), key });
         }
     }
     let hdr_dir = headers_dir(cache)?;
     let scratch = cache.scratch()?;
     let out = scratch.path().join("out.o");
+    // A header saved after this moment may or may not be what clang read.
+    let started = std::time::SystemTime::now() - Duration::from_millis(10);
 
     // First the minimal header; if clang refuses it, the full one decides.
     let minimal = minimal_vmlinux_h(req.source)?;
@@ -779,9 +797,11 @@ pub fn compile(req: &Request<'_>, cache: &Cache) -> Result<Output> {
     };
     let object = fs::read(&out).map_err(|e| Error::io("reading clang's output", &e))?;
     let depfile = fs::read_to_string(out.with_extension("d")).unwrap_or_default();
-    let manifest = header_manifest(&depfile, &[scratch.path(), &hdr_dir, cache.root()])?;
-    cache.put_object(&format!("{key}.headers"), manifest.as_bytes())?;
-    cache.put_object(&key, &object)?;
+    // Only an object whose headers are known and unchanged since clang started is kept.
+    if let Some(manifest) = header_manifest(&depfile, &object, &[scratch.path(), &hdr_dir, cache.root()], started)? {
+        cache.put_object(&key, &object)?;
+        cache.put_object(&format!("{key}.headers"), manifest.as_bytes())?;
+    }
     Ok(Output { object, cached: false, header, warnings, key })
 }
 
@@ -855,8 +875,11 @@ mod tests {
 
     #[test]
     fn depfiles_list_every_header_once() {
-        let d = "/tmp/s/out.o: /tmp/my\\ dir/a.h /usr/include/linux/types.h \\\n  /tmp/my\\ dir/a.h <stdin>\n";
-        assert_eq!(depfile_paths(d), vec!["/tmp/my dir/a.h", "/usr/include/linux/types.h", "<stdin>"]);
+        let d = "/tmp/s/out.o: /tmp/my\\ dir/a.h /usr/include/linux/types.h \\\n  /tmp/my\\ dir/a.h <stdin> \\#x$$.h inc/b.h\n";
+        assert_eq!(
+            depfile_paths(d),
+            vec!["/tmp/my dir/a.h", "/usr/include/linux/types.h", "<stdin>", "#x$.h", "inc/b.h"]
+        );
         assert!(depfile_paths("").is_empty());
     }
 

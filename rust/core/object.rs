@@ -108,7 +108,8 @@ impl BpfObject {
         let name = if opts.name.is_empty() { "bpfkit" } else { &opts.name };
         // A small BTF of just the kernel types the CO-RE relocations name, when one can stand in
         // for the whole (see `reloc`): it spares libbpf parsing all of the kernel's BTF. Being
-        // only a speed-up, it gives way to the whole BTF on any error.
+        // only a speed-up, it gives way to the whole BTF when it cannot be had (and `sys` to
+        // libbpf's own reading when it cannot be handed over).
         let core_btf = if opts.whole_kernel_btf {
             None
         } else {

@@ -8,9 +8,11 @@
 //! computes the same offsets, sizes and answers from it. The subset is used only when it cannot
 //! change a result:
 //!
-//! * no relocation names a type that a module's BTF has and the kernel's does not (libbpf would
-//!   look for it in the modules; a type found nowhere is fine: no candidate either way). The
-//!   modules loaded are part of the cache key, so loading one makes a new decision;
+//! * no relocation names a type that a module's BTF has and the kernel's has not in a compatible
+//!   kind (a struct vmlinux only forward-declares, say, is found in the module that defines it:
+//!   libbpf looks in the modules only when vmlinux has no candidate; a type found nowhere is fine,
+//!   no candidate either way). The modules loaded are part of the cache key, so loading one
+//!   makes a new decision;
 //! * no relocation asks for a kernel type id (`bpf_core_type_id_kernel()`), which a renumbered
 //!   subset would get wrong, and none is a `bpf_core_type_matches()`, whose rules look deeper;
 //! * libbpf still loads the whole kernel BTF itself for what is not CO-RE (typed `__ksym`
@@ -31,6 +33,10 @@ const TYPE_ID_TARGET: u32 = 7;
 const TYPE_MATCHES: u32 = 12;
 const LAST_KNOWN_KIND: u32 = 12;
 
+/// Part of every subset's cache key: a change to how subsets are cut or decided must not reuse
+/// what an older version cached.
+const SUBSET_VERSION: &str = "core-btf-2";
+
 /// What an object's CO-RE relocations need of the kernel's BTF.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Needs {
@@ -38,8 +44,8 @@ pub enum Needs {
     Nothing,
     /// The whole BTF, for the reason given.
     Whole(&'static str),
-    /// The types of these essential names (and what they reach).
-    Types(HashSet<String>),
+    /// The types of these (essential name, BTF kind) roots, and what they reach.
+    Types(HashSet<(String, u8)>),
 }
 
 fn bad(what: &str) -> Error {
@@ -94,7 +100,7 @@ pub fn needs(image: &[u8]) -> Result<Needs> {
             if name.is_empty() {
                 return Ok(Needs::Whole("a relocation on an anonymous type"));
             }
-            names.insert(name.to_string());
+            names.insert((name.to_string(), btf.kind(type_id)));
         }
     }
     Ok(if names.is_empty() { Needs::Nothing } else { Needs::Types(names) })
@@ -110,7 +116,8 @@ pub fn kernel_btf_for(image: &[u8], cache: &Cache) -> Result<Option<Vec<u8>>> {
         Needs::Nothing | Needs::Whole(_) => return Ok(None),
     };
     let modules = module_btfs();
-    let inputs = format!("{}|{}|{}", sha256_hex(image), compile::btf_identity(cache)?, modules.join(","));
+    let listed: Vec<String> = modules.iter().map(|(m, ino)| format!("{m}:{ino}")).collect();
+    let inputs = format!("{SUBSET_VERSION}|{}|{}|{}", sha256_hex(image), compile::btf_identity(cache)?, listed.join(","));
     let key = format!("core-btf-{}", sha256_hex(inputs.as_bytes()));
     if let Some(found) = cache.get_object(&key)? {
         // An empty entry records that no subset can stand in for this object on this kernel.
@@ -118,28 +125,41 @@ pub fn kernel_btf_for(image: &[u8], cache: &Cache) -> Result<Option<Vec<u8>>> {
     }
     let kernel = compile::kernel_btf()?;
     let subset = match kernel.parsed.core_subset(&roots) {
-        Some((subset, missing)) if missing.is_empty() || !in_a_module(&missing, &kernel.parsed, &modules) => Some(subset),
+        Some((subset, missing)) if missing.is_empty() || !in_a_module(&missing, &kernel.parsed, &modules) => {
+            Some(subset)
+        }
         _ => None,
     };
     cache.put_object(&key, subset.as_deref().unwrap_or_default())?;
     Ok(subset)
 }
 
-/// The names of the modules that have BTF (`/sys/kernel/btf/*` but `vmlinux`), sorted.
-fn module_btfs() -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir("/sys/kernel/btf")
-        .map(|d| d.filter_map(|e| e.ok()?.file_name().into_string().ok()).filter(|n| n != "vmlinux").collect())
+/// The modules that have BTF (`/sys/kernel/btf/*` but `vmlinux`) with their sysfs inode (a
+/// module unloaded and loaded again, perhaps rebuilt, gets a new one), sorted by name.
+fn module_btfs() -> Vec<(String, u64)> {
+    use std::os::unix::fs::DirEntryExt;
+    let mut mods: Vec<(String, u64)> = std::fs::read_dir("/sys/kernel/btf")
+        .map(|d| {
+            d.filter_map(|e| {
+                let e = e.ok()?;
+                Some((e.file_name().into_string().ok()?, e.ino()))
+            })
+            .filter(|(n, _)| n != "vmlinux")
+            .collect()
+        })
         .unwrap_or_default();
-    names.sort();
-    names
+    mods.sort();
+    mods
 }
 
 /// Whether any of `modules`' BTF has a type of one of `names`. A module's BTF that cannot be
 /// read or parsed counts as having them (the whole BTF is the safe answer).
-fn in_a_module(names: &[String], kernel: &Btf, modules: &[String]) -> bool {
-    modules.iter().any(|m| {
+fn in_a_module(names: &[String], kernel: &Btf, modules: &[(String, u64)]) -> bool {
+    modules.iter().any(|(m, _)| {
         let Ok(raw) = std::fs::read(format!("/sys/kernel/btf/{m}")) else { return true };
         let Ok(btf) = Btf::parse(raw) else { return true };
+        // Bound to a name so that the iterator borrowing `btf` ends before `btf` does.
+        #[allow(clippy::let_and_return)]
         let found = btf.split_names(kernel).any(|n| names.iter().any(|w| w == n));
         found
     })

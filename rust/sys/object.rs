@@ -53,12 +53,16 @@ impl OpenObject {
         install_print_hook();
         let cname = cstring(name, "object name")?;
         // libbpf takes the BTF to relocate against as a path, which it reads at load: the bytes
-        // go into a memfd, whose /proc/self/fd path no other process can change.
-        let memfd = core_btf
-            .map(|b| os::memfd_with("bpfkit-core-btf", b))
-            .transpose()
-            .map_err(|e| Failure { errno: e.raw_os_error().unwrap_or(libc::EIO), context: "making the CO-RE BTF file".into() })?;
-        let path = memfd.as_ref().map(|fd| cstring(&format!("/proc/self/fd/{}", fd.as_raw_fd()), "BTF path")).transpose()?;
+        // go into a sealed memfd, whose /proc/self/fd path no other process can change. Without
+        // a memfd, or a /proc of this process (not mounted, another pid namespace's), libbpf
+        // reads the whole kernel BTF itself, as it would without a subset.
+        let memfd = core_btf.and_then(|b| os::memfd_with("bpfkit-core-btf", b).ok());
+        let path = memfd
+            .as_ref()
+            .map(|fd| format!("/proc/self/fd/{}", fd.as_raw_fd()))
+            .filter(|p| std::fs::metadata(p).is_ok_and(|m| m.len() == core_btf.map_or(0, |b| b.len() as u64)))
+            .map(|p| cstring(&p, "BTF path"))
+            .transpose()?;
         // SAFETY: all-zero is a valid bpf_object_open_opts (NULL pointers, false, 0).
         let mut opts: lb::bpf_object_open_opts = unsafe { std::mem::zeroed() };
         opts.sz = std::mem::size_of::<lb::bpf_object_open_opts>() as _;

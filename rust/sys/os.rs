@@ -33,12 +33,13 @@ pub fn eventfd_drain(fd: BorrowedFd<'_>) {
     unsafe { libc::read(fd.as_raw_fd(), (&mut v as *mut u64).cast(), 8) };
 }
 
-/// A sealed-size anonymous file (`memfd_create`) holding `data`, for handing bytes to code that
-/// wants a path (`/proc/self/fd/N`) without writing them anywhere another process could change.
+/// A sealed anonymous file (`memfd_create`) holding `data`, for handing bytes to code that wants
+/// a path (`/proc/self/fd/N`) without writing them anywhere another process could change: once
+/// written it can neither be written, grown nor shrunk.
 pub fn memfd_with(name: &str, data: &[u8]) -> io::Result<OwnedFd> {
     let cname = std::ffi::CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     // SAFETY: cname is a valid C string for the call.
-    let fd = unsafe { libc::memfd_create(cname.as_ptr(), libc::MFD_CLOEXEC) };
+    let fd = unsafe { libc::memfd_create(cname.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -46,6 +47,11 @@ pub fn memfd_with(name: &str, data: &[u8]) -> io::Result<OwnedFd> {
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
     let mut file = std::fs::File::from(fd);
     std::io::Write::write_all(&mut file, data)?;
+    let seals = libc::F_SEAL_WRITE | libc::F_SEAL_GROW | libc::F_SEAL_SHRINK | libc::F_SEAL_SEAL;
+    // SAFETY: fcntl on an fd we own, with an integer argument.
+    if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_ADD_SEALS, seals) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
     Ok(OwnedFd::from(file))
 }
 
