@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import ctypes
 import os
+import subprocess
+import sys
 
 import pytest
 from bpfkit import BPF, PerfHWConfig, PerfSWConfig, PerfType, _native, features
@@ -225,3 +227,20 @@ def test_cli_features_lists_every_probe():
     for name in features.FEATURES:
         line = next(ln for ln in lines if ln.split()[0] == name)
         assert (" yes" in line) == features.supported(name), line
+
+
+def test_answers_are_remembered_for_the_boot(tmp_path, monkeypatch):
+    """Fallback ladders ask `probe_feature(..., remembered=True)`: the first answer of the boot is
+    kept in the cache (features/<boot>), so later starts load no probe programs; a plain probe
+    still asks the kernel."""
+    monkeypatch.setenv("BPFKIT_CACHE_DIR", str(tmp_path))
+    code = "from bpfkit import _native; print(_native.probe_feature('ringbuf', remembered=True))"
+    first = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert first.startswith("(True, 0,")
+    (memo,) = (tmp_path / "features").iterdir()
+    assert memo.read_text().startswith("ringbuf\t1\t0\t")
+    assert oct(memo.stat().st_mode & 0o777) == "0o600"
+    memo.write_text("ringbuf\t0\t95\tforged for the test\n")  # what a later process finds
+    again = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert again.strip() == "(False, 95, 'forged for the test')"
+    assert _native.probe_feature("ringbuf")[0] is True

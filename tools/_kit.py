@@ -435,7 +435,7 @@ class Tool:
 def _has_ringbuf() -> bool:
     from bpfkit import _native
 
-    return bool(_native.probe_feature("ringbuf")[0])
+    return bool(_native.probe_feature("ringbuf", remembered=True)[0])
 
 
 def _set_cgroup(b: Any, path: str) -> None:

@@ -144,14 +144,14 @@ class Alternative:
 def _predict(section: str) -> Optional[str]:
     """Why a program in ``section`` cannot work on this kernel, by the feature probes and the
     hook's existence, or None when it may (loading and attaching have the last word)."""
-    from . import features
-
     sec = _native.Section(section)
     need = sec.feature
     if need and need != "uprobes":
-        st = features.probe(need)
-        if not st.supported:
-            return f"{need}: {st.known_config or st.reason}"
+        # The probe's answer earlier in this boot, if any (a prediction: a load that the kernel
+        # then refuses still rules the rung out); `bpfkit.features` is not imported for this.
+        ok, _errno_, reason = _native.probe_feature(need, remembered=True)
+        if not ok:
+            return f"{need}: {reason}"
     if sec.kprobe_function is not None:
         func = sec.kprobe_function[0]
         if _native.ksymname(func) is None:

@@ -185,7 +185,7 @@ pub(crate) fn kernel_btf() -> Result<std::sync::Arc<KernelBtf>> {
     Ok(k)
 }
 
-fn boot_id() -> Option<String> {
+pub(crate) fn boot_id() -> Option<String> {
     fs::read_to_string("/proc/sys/kernel/random/boot_id").ok().map(|s| s.trim().to_string())
 }
 

@@ -152,6 +152,51 @@ fn trampoline(attach_type: u32) -> Result<Outcome> {
     })
 }
 
+/// [`probe`], remembered for the rest of the boot in the cache (`features/<boot>`), so that a
+/// tool choosing among fallback ladders does not load probe programs (and have libbpf parse the
+/// kernel's BTF for the BTF-typed ones) at every start. A kernel's features stay as they are
+/// while it runs, but for one: lockdown can be raised, never lowered. So a remembered "yes" is a
+/// prediction that a load can still refute (the ladders then try the next rung), and anything
+/// that must know now (`bpfkit features`) calls [`probe`]. Any trouble with the cache: probe.
+pub fn probe_remembered(name: &str) -> Result<Outcome> {
+    use crate::core::cache::{sha256_hex, Cache};
+    static MEMO: std::sync::Mutex<Option<Vec<(String, Outcome)>>> = std::sync::Mutex::new(None);
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let file = crate::core::compile::boot_id().and_then(|b| {
+        let cache = Cache::open_default().ok()?;
+        let dir = cache.private_dir("features").ok()?;
+        Some((cache, dir.join(sha256_hex(format!("{b}|{release}").as_bytes()))))
+    });
+    let mut memo = MEMO.lock().map_err(|_| Error::poisoned("feature memo"))?;
+    if memo.is_none() {
+        let text = file.as_ref().and_then(|(c, f)| c.read_file(f).ok().flatten()).unwrap_or_default();
+        let parsed = String::from_utf8_lossy(&text)
+            .lines()
+            .filter_map(|l| {
+                let mut f = l.splitn(4, '\t');
+                let (n, ok, e, d) = (f.next()?, f.next()?, f.next()?, f.next().unwrap_or(""));
+                Some((n.to_string(), Outcome { supported: ok == "1", errno: e.parse().ok()?, detail: d.to_string() }))
+            })
+            .collect();
+        *memo = Some(parsed);
+    }
+    let known = memo.get_or_insert_with(Vec::new);
+    if let Some((_, o)) = known.iter().find(|(n, _)| n == name) {
+        return Ok(o.clone());
+    }
+    let outcome = probe(name)?;
+    known.push((name.to_string(), outcome.clone()));
+    if let Some((cache, f)) = &file {
+        let text: String = known
+            .iter()
+            .map(|(n, o)| format!("{n}\t{}\t{}\t{}\n", u8::from(o.supported), o.errno, o.detail.replace(['\t', '\n'], " ")))
+            .collect();
+        let _ = cache.write_file(f, text.as_bytes());
+    }
+    Ok(outcome)
+}
+
+
 /// Runs probe `name`.
 pub fn probe(name: &str) -> Result<Outcome> {
     host::check_bpf_privileges()?;

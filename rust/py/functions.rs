@@ -166,11 +166,24 @@ pub(crate) fn object_programs(py: Python<'_>, data: Vec<u8>) -> PyResult<Vec<(St
     guarded(|| BpfObject::list_programs(&data)).py(py)
 }
 
-/// Runs kernel feature probe `name`: `(supported, errno, why not)`.
+/// Runs kernel feature probe `name`: `(supported, errno, why not)`. With `remembered`, an answer
+/// given earlier in this boot is taken from the cache (a prediction: see
+/// `core::features::probe_remembered`).
 #[pyfunction]
-pub(crate) fn probe_feature(py: Python<'_>, name: &str) -> PyResult<(bool, i32, String)> {
+#[pyo3(signature = (name, remembered = false))]
+pub(crate) fn probe_feature(py: Python<'_>, name: &str, remembered: bool) -> PyResult<(bool, i32, String)> {
     let n = name.to_string();
-    let r = py.detach(move || guarded(|| crate::core::features::probe(&n))).py(py)?;
+    let r = py
+        .detach(move || {
+            guarded(|| {
+                if remembered {
+                    crate::core::features::probe_remembered(&n)
+                } else {
+                    crate::core::features::probe(&n)
+                }
+            })
+        })
+        .py(py)?;
     Ok((r.supported, r.errno, r.detail))
 }
 
