@@ -71,7 +71,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         counts = b["counts"]
         disks = disk_names()
         for _ in intervals(args):
-            rows = sorted(counts.items(), key=lambda kv: kv[1].bytes, reverse=True)[:args.maxrows]
+            # keys() and lookups rather than items(): items() reads through numpy (100 ms, 12 MiB).
+            snap = [(k, v) for k in counts.keys() if (v := counts.get(k)) is not None]
+            rows = sorted(snap, key=lambda kv: kv[1].bytes, reverse=True)[:args.maxrows]
             counts.clear()
             out = []
             for k, v in rows:

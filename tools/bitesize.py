@@ -69,7 +69,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         dist = b["dist"]
         for _ in intervals(args, gap=True):
             hists: dict = {}
-            for k, v in dist.items():
+            # keys() and lookups rather than items(): items() reads through numpy, whose import
+            # costs a small map's reader 100 ms and 12 MiB.
+            for k, v in [(k, v) for k in dist.keys() if (v := dist.get(k)) is not None]:
                 h = hists.setdefault(k.comm.decode(errors="replace"), {})
                 h[k.slot] = h.get(k.slot, 0) + v.value
             dist.clear()
