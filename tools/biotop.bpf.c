@@ -1,0 +1,139 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * biotop: block I/O per process and disk, summed in a map that biotop.py prints and clears
+ * each interval. The same three ladders as biosnoop (submission: block_io_start as tp_btf or
+ * raw_tp, else fentry/kprobe on blk_account_io_start; issue and completion: tp_btf, else raw_tp);
+ * the request is read with CO-RE only. Compiled after tool.bpf.h: -p applies to the submitter.
+ */
+
+#define TASK_COMM_LEN 16
+#define REQ_OP_MASK 0xff
+#define REQ_OP_WRITE 1
+
+struct start_info {
+	u64 ts_issue;
+	u32 pid;
+	char comm[TASK_COMM_LEN];
+};
+
+struct io_key {
+	u32 pid;
+	u32 rwflag;
+	u32 major;
+	u32 minor;
+	char comm[TASK_COMM_LEN];
+};
+
+struct io_val {
+	u64 bytes;
+	u64 us;
+	u64 io;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 10240);
+	__type(key, struct request *);
+	__type(value, struct start_info);
+} starts SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 10240);
+	__type(key, struct io_key);
+	__type(value, struct io_val);
+} counts SEC(".maps");
+
+struct request___old {
+	struct gendisk *rq_disk;
+} __attribute__((preserve_access_index));
+
+/* struct request had rq_disk until 5.16; since then the disk is q->disk. */
+static __always_inline struct gendisk *rq_disk(struct request *rq)
+{
+	struct request___old *old = (void *)rq;
+
+	if (bpf_core_field_exists(old->rq_disk))
+		return BPF_CORE_READ(old, rq_disk);
+	return BPF_CORE_READ(rq, q, disk);
+}
+
+static __always_inline int on_start(struct request *rq)
+{
+	struct start_info s = {};
+
+	if (!tool_traced())
+		return 0;
+	s.pid = bpf_get_current_pid_tgid() >> 32;
+	bpf_get_current_comm(s.comm, sizeof(s.comm));
+	bpf_map_update_elem(&starts, &rq, &s, BPF_ANY);
+	return 0;
+}
+
+static __always_inline int on_issue(struct request *rq)
+{
+	struct start_info *s = bpf_map_lookup_elem(&starts, &rq);
+
+	if (s) {
+		s->ts_issue = bpf_ktime_get_ns();
+		return 0;
+	}
+	/* Not seen at submission: with -p, not ours; else counted for the issuing task. */
+	if (targ_tgid)
+		return 0;
+	struct start_info n = { .ts_issue = bpf_ktime_get_ns() };
+	n.pid = bpf_get_current_pid_tgid() >> 32;
+	bpf_get_current_comm(n.comm, sizeof(n.comm));
+	bpf_map_update_elem(&starts, &rq, &n, BPF_ANY);
+	return 0;
+}
+
+static __always_inline int on_complete(struct request *rq)
+{
+	struct start_info *s = bpf_map_lookup_elem(&starts, &rq);
+	struct io_key key = {};
+	struct io_val *v, zero = {};
+
+	if (!s)
+		return 0;
+	if (!s->ts_issue)
+		goto done;
+	struct gendisk *disk = rq_disk(rq);
+	key.pid = s->pid;
+	__builtin_memcpy(key.comm, s->comm, sizeof(key.comm));
+	key.rwflag = (BPF_CORE_READ(rq, cmd_flags) & REQ_OP_MASK) == REQ_OP_WRITE;
+	key.major = disk ? BPF_CORE_READ(disk, major) : 0;
+	key.minor = disk ? BPF_CORE_READ(disk, first_minor) : 0;
+	v = bpf_map_lookup_elem(&counts, &key);
+	if (!v) {
+		bpf_map_update_elem(&counts, &key, &zero, BPF_NOEXIST);
+		v = bpf_map_lookup_elem(&counts, &key);
+		if (!v)
+			goto done;
+	}
+	__sync_fetch_and_add(&v->bytes, BPF_CORE_READ(rq, __data_len));
+	__sync_fetch_and_add(&v->us, (bpf_ktime_get_ns() - s->ts_issue) / 1000);
+	__sync_fetch_and_add(&v->io, 1);
+done:
+	bpf_map_delete_elem(&starts, &rq);
+	return 0;
+}
+
+SEC("tp_btf/block_io_start")
+int BPF_PROG(start_tp_btf, struct request *rq) { return on_start(rq); }
+SEC("raw_tp/block_io_start")
+int BPF_PROG(start_raw_tp, struct request *rq) { return on_start(rq); }
+SEC("fentry/blk_account_io_start")
+int BPF_PROG(start_fentry, struct request *rq) { return on_start(rq); }
+SEC("kprobe/blk_account_io_start")
+int BPF_KPROBE(start_kprobe, struct request *rq) { return on_start(rq); }
+
+SEC("tp_btf/block_rq_issue")
+int BPF_PROG(issue_tp_btf, struct request *rq) { return on_issue(rq); }
+SEC("raw_tp/block_rq_issue")
+int BPF_PROG(issue_raw_tp, struct request *rq) { return on_issue(rq); }
+
+SEC("tp_btf/block_rq_complete")
+int BPF_PROG(complete_tp_btf, struct request *rq) { return on_complete(rq); }
+SEC("raw_tp/block_rq_complete")
+int BPF_PROG(complete_raw_tp, struct request *rq) { return on_complete(rq); }
