@@ -113,9 +113,8 @@ class Table(MutableMapping):
 
     def items(self) -> list:  # type: ignore[override]
         """Every ``(key, value)``, read in one batch-lookup snapshot."""
-        n, kb, vb = self._m.snapshot()
+        n, kb, vb = self._m.snapshot_bytes()
         ks, vs = self._m.key_size, self._m.value_buf_size
-        kb, vb = kb.tobytes(), vb.tobytes()
         return [(self._decode_key(kb[i * ks:(i + 1) * ks]), self._decode_leaf(vb[i * vs:(i + 1) * vs]))
                 for i in range(n)]
 

@@ -129,6 +129,14 @@ impl PyMap {
         Ok((n, k.into_pyarray(py).into_any(), v.into_pyarray(py).into_any()))
     }
 
+    /// [`snapshot`](Self::snapshot) as bytes, for `items()`: numpy is not needed (nor imported,
+    /// which costs a tool tens of milliseconds and megabytes) to walk a map.
+    fn snapshot_bytes<'py>(&self, py: Python<'py>) -> PyResult<(usize, Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
+        let inner = self.inner.clone();
+        let (n, k, v) = py.detach(move || guarded(|| inner.snapshot())).py(py)?;
+        Ok((n, PyBytes::new(py, &k), PyBytes::new(py, &v)))
+    }
+
     /// A zero-copy view of a `BPF_F_MMAPABLE` array: `(view, stride)`, where `view` exposes the
     /// array interface (numpy.asarray(view) is a live uint8 array over the map's values).
     fn mmap(&self, py: Python<'_>) -> PyResult<(PyMmapView, usize)> {
