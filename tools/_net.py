@@ -116,3 +116,13 @@ class Stamp:
 
             out["time"] = time.strftime("%H:%M:%S")
         return out
+
+
+def say_rungs(b: Any) -> None:
+    """``-v``: on stderr, the hook each ladder uses and why the better ones were passed over."""
+    import sys
+
+    for first, alt in b.alternatives.items():
+        print(f"{first}: {alt.program}", file=sys.stderr)
+        for prog, why in alt.passed_over:
+            print(f"    not {prog}: {why}", file=sys.stderr)
