@@ -58,8 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     consts = {"targ_family": _net.family(args), "do_count": args.count}
     ladders = [RETRANSMIT] + ([LOSS_PROBE] if args.lossprobe else [])
-    with TOOL.load(args, consts=consts, alternatives=ladders,
-                   cflags=["-DLOSS_PROBE"] if args.lossprobe else []) as b:
+    with _load(args, consts, ladders) as b:
         if args.verbose:
             _net.say_rungs(b)
         if not args.json:
@@ -88,6 +87,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         event_loop(b, on_event, duration=args.duration, ready=cols.header)
     return 0
+
+
+def _load(args: argparse.Namespace, consts: dict, ladders: list) -> Any:
+    """The program; a kernel without a hook for -l's tail loss probes is refused naming it."""
+    from bpfkit import NotSupportedError
+
+    try:
+        return TOOL.load(args, consts=consts, alternatives=ladders, cflags=["-DLOSS_PROBE"] if args.lossprobe else [])
+    except NotSupportedError as e:
+        if getattr(e, "program", None) not in LOSS_PROBE and "tlp_" not in str(e):
+            raise
+        err = NotSupportedError(f"-l: tail loss probes have no tracepoint, and this kernel allows neither fentry "
+                                f"nor a kprobe on tcp_send_loss_probe ({e})", e.errno)
+        err.feature, err.since, err.program = "kprobe or fentry on tcp_send_loss_probe", e.since, e.program
+        raise err from None
 
 
 def _count(b: Any, args: argparse.Namespace) -> None:
