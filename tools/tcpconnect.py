@@ -100,7 +100,7 @@ def _count(b: Any, args: argparse.Namespace) -> None:
     except KeyboardInterrupt:
         pass
     flows = sorted(((k.family, _net.ntop(k.family, k.saddr), _net.ntop(k.family, k.daddr), k.dport, v.value)
-                    for k, v in b["counts"].items()), key=lambda f: -f[4])
+                    for k, v in _net.entries(b["counts"])), key=lambda f: -f[4])
     if args.json:
         for fam, saddr, daddr, dport, n in flows:
             print_json({"ip": _net.ip_version(fam), "laddr": saddr, "raddr": daddr, "rport": dport, "connects": n})

@@ -62,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         out = sys.stdout
         for _ in intervals(args):
             rows = []
-            for k, v in flows.items():
+            for k, v in _net.entries(flows):
                 fam = k.family
                 rows.append({"pid": k.pid, "comm": k.comm.decode(errors="replace"), "ip": _net.ip_version(fam),
                              "laddr": _net.ntop(fam, k.saddr), "lport": k.lport, "raddr": _net.ntop(fam, k.daddr),
