@@ -1,0 +1,186 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * tcpconnect: active TCP connections (connect()), one record each or counts per flow.
+ *
+ * Two rungs per address family, best first (tcpconnect.py names them as fallback ladders):
+ * - fexit on tcp_v4_connect/tcp_v6_connect (5.5+, where fentry is allowed): runs when the SYN
+ *   is on its way, with the local port chosen;
+ * - the sock:inet_sock_set_state tracepoint (4.16+): the change CLOSE -> SYN_SENT happens inside
+ *   tcp_v{4,6}_connect, in the caller's context, just before the local port is picked. Without
+ *   -L the record is sent there; with -L it is sent at the socket's next change (ESTABLISHED,
+ *   or CLOSE when the connect fails), when the port is known.
+ * Compiled after tool.bpf.h: tool_traced() is -p and -u.
+ */
+
+#define MAX_PORTS 16
+#define AF_INET 2
+#define AF_INET6 10
+
+const volatile u16 dports[MAX_PORTS] = {};	/* -P: only these destination ports */
+const volatile u32 n_dports = 0;
+const volatile u16 targ_family = 0;		/* -4/-6 */
+const volatile bool with_lport = false;		/* -L */
+const volatile bool do_count = false;		/* -c: count per flow instead of sending records */
+
+struct event {
+	u64 ts_us;
+	u32 pid;
+	u32 uid;
+	u16 family;
+	u16 lport;
+	u16 dport;
+	u8 saddr[16];
+	u8 daddr[16];
+	char comm[16];
+};
+
+struct flow {
+	u8 saddr[16];
+	u8 daddr[16];
+	u16 family;
+	u16 dport;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 10240);
+	__type(key, struct flow);
+	__type(value, u64);
+} counts SEC(".maps");
+
+/* -L on the tracepoint rung: the connecting task's record, sent when the local port is known. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 10240);
+	__type(key, u64);
+	__type(value, struct event);
+} connecting SEC(".maps");
+
+TOOL_EVENTS(1 << 18);
+
+static __always_inline bool port_in(u16 port, const volatile u16 *list, u32 n)
+{
+	if (!n)
+		return true;
+#pragma unroll
+	for (int i = 0; i < MAX_PORTS; i++) {
+		if (i < n && list[i] == port)
+			return true;
+	}
+	return false;
+}
+
+/* Counts or sends a connect whose addresses and ports `e` holds. */
+static __always_inline void report(void *ctx, struct event *e)
+{
+	if (do_count) {
+		struct flow key = { .family = e->family, .dport = e->dport };
+		u64 one = 1, *n;
+
+		__builtin_memcpy(key.saddr, e->saddr, sizeof(key.saddr));
+		__builtin_memcpy(key.daddr, e->daddr, sizeof(key.daddr));
+		n = bpf_map_lookup_elem(&counts, &key);
+		if (n)
+			__sync_fetch_and_add(n, 1);
+		else
+			bpf_map_update_elem(&counts, &key, &one, BPF_NOEXIST);
+		return;
+	}
+	tool_output(ctx, e, sizeof(*e));
+}
+
+static __always_inline void identify(struct event *e, u16 family)
+{
+	e->ts_us = bpf_ktime_get_ns() / 1000;
+	e->pid = bpf_get_current_pid_tgid() >> 32;
+	e->uid = (u32)bpf_get_current_uid_gid();
+	e->family = family;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+}
+
+/* -- rung 1: fexit, with everything read from the socket ----------------------------------- */
+
+static __always_inline int connected(void *ctx, struct sock *sk, int ret, u16 family)
+{
+	struct event e = {};
+
+	if (ret || !tool_traced() || (targ_family && targ_family != family))
+		return 0;
+	e.dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (!port_in(e.dport, dports, n_dports))
+		return 0;
+	identify(&e, family);
+	e.lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	if (family == AF_INET) {
+		BPF_CORE_READ_INTO(&e.saddr, sk, __sk_common.skc_rcv_saddr);
+		BPF_CORE_READ_INTO(&e.daddr, sk, __sk_common.skc_daddr);
+	} else {
+		BPF_CORE_READ_INTO(&e.saddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
+		BPF_CORE_READ_INTO(&e.daddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+	}
+	report(ctx, &e);
+	return 0;
+}
+
+SEC("fexit/tcp_v4_connect")
+int BPF_PROG(v4_fexit, struct sock *sk, struct sockaddr *uaddr, int addr_len, int ret)
+{
+	return connected(ctx, sk, ret, AF_INET);
+}
+
+SEC("fexit/tcp_v6_connect")
+int BPF_PROG(v6_fexit, struct sock *sk, struct sockaddr *uaddr, int addr_len, int ret)
+{
+	return connected(ctx, sk, ret, AF_INET6);
+}
+
+/* -- rung 2: the state tracepoint, with the tracepoint's own fields ------------------------- */
+
+static __always_inline int state_change(struct trace_event_raw_inet_sock_set_state *ctx, u16 family)
+{
+	u64 sk = (u64)ctx->skaddr;
+	struct event e = {}, *pending;
+
+	if (ctx->protocol != IPPROTO_TCP || ctx->family != family || (targ_family && targ_family != family))
+		return 0;
+	if (ctx->oldstate == TCP_SYN_SENT && with_lport) {
+		/* The local port is chosen by now, whether the connect succeeded or not. */
+		pending = bpf_map_lookup_elem(&connecting, &sk);
+		if (!pending)
+			return 0;
+		pending->lport = ctx->sport;
+		report(ctx, pending);
+		bpf_map_delete_elem(&connecting, &sk);
+		return 0;
+	}
+	if (ctx->oldstate != TCP_CLOSE || ctx->newstate != TCP_SYN_SENT)
+		return 0;
+	if (!tool_traced() || !port_in(ctx->dport, dports, n_dports))
+		return 0;
+	identify(&e, family);
+	e.dport = ctx->dport;
+	if (family == AF_INET) {
+		bpf_probe_read_kernel(e.saddr, 4, ctx->saddr);
+		bpf_probe_read_kernel(e.daddr, 4, ctx->daddr);
+	} else {
+		bpf_probe_read_kernel(e.saddr, 16, ctx->saddr_v6);
+		bpf_probe_read_kernel(e.daddr, 16, ctx->daddr_v6);
+	}
+	if (with_lport)
+		bpf_map_update_elem(&connecting, &sk, &e, BPF_ANY);
+	else
+		report(ctx, &e);
+	return 0;
+}
+
+SEC("tracepoint/sock/inet_sock_set_state")
+int v4_tp(struct trace_event_raw_inet_sock_set_state *ctx)
+{
+	return state_change(ctx, AF_INET);
+}
+
+SEC("tracepoint/sock/inet_sock_set_state")
+int v6_tp(struct trace_event_raw_inet_sock_set_state *ctx)
+{
+	return state_change(ctx, AF_INET6);
+}
