@@ -165,7 +165,7 @@ def test_runqlat_waits_agree_with_schedstat(child_factory, busy_cpu: int):
     # within the buckets' bounds, give or take a few microseconds a wait: the scheduler's clock
     # and its points of measure are not exactly the tracepoints'.
     waited_us = waited_ns / 1000
-    assert waited_us > 20 * 500
+    assert waited_us > 20 * 100  # behind the busy loop: a wait is far longer than the slack
     assert low - 10 * n <= waited_us <= high + 10 * n, (low, waited_us, high)
 
 
@@ -234,7 +234,7 @@ def test_runqslower_reports_every_wait_of_the_child_and_they_sum_to_schedstat(ch
     # Milliseconds of waits, summed as the kernel sums them, give or take a few microseconds a
     # wait (truncation to whole microseconds; the scheduler's clock is not the tracepoints').
     waited_us = waited_ns / 1000
-    assert waited_us > 20 * 500
+    assert waited_us > 20 * 100  # behind the busy loop: a wait is far longer than the slack
     assert abs(total_us - waited_us) <= 10 * len(rows), (total_us, waited_us)
 
 
