@@ -59,8 +59,8 @@ static __always_inline int accepted(void *ctx, struct sock *sk)
 		return 0;
 	e.rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
 	if (e.family == AF_INET) {
-		BPF_CORE_READ_INTO(&e.laddr, sk, __sk_common.skc_rcv_saddr);
-		BPF_CORE_READ_INTO(&e.raddr, sk, __sk_common.skc_daddr);
+		bpf_core_read(&e.laddr, 4, &sk->__sk_common.skc_rcv_saddr); /* 4 bytes, not the 16 of the field it goes to */
+		bpf_core_read(&e.raddr, 4, &sk->__sk_common.skc_daddr);
 	} else {
 		BPF_CORE_READ_INTO(&e.laddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
 		BPF_CORE_READ_INTO(&e.raddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);

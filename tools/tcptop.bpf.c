@@ -55,8 +55,8 @@ static __always_inline int count(struct sock *sk, long sent, long received)
 	key.lport = BPF_CORE_READ(sk, __sk_common.skc_num);
 	key.dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
 	if (key.family == AF_INET) {
-		BPF_CORE_READ_INTO(&key.saddr, sk, __sk_common.skc_rcv_saddr);
-		BPF_CORE_READ_INTO(&key.daddr, sk, __sk_common.skc_daddr);
+		bpf_core_read(&key.saddr, 4, &sk->__sk_common.skc_rcv_saddr); /* 4 bytes, not the 16 of the field it goes to */
+		bpf_core_read(&key.daddr, 4, &sk->__sk_common.skc_daddr);
 	} else {
 		BPF_CORE_READ_INTO(&key.saddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
 		BPF_CORE_READ_INTO(&key.daddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
