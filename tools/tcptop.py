@@ -60,6 +60,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             _net.say_rungs(b)
         flows = b["flows"]
         out = sys.stdout
+        if not args.json:
+            out.write("Tracing... Output every %g secs. Hit Ctrl-C to end\n" % (args.interval or 1))
+            out.flush()
         for _ in intervals(args):
             rows = []
             for k, v in _net.entries(flows):
