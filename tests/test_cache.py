@@ -148,8 +148,9 @@ def test_minimal_header_names_only_what_the_source_uses():
     assert len(h) < 2_000_000, "far smaller than the full vmlinux.h"
 
 
-def test_falls_back_to_the_full_header_when_the_minimal_one_is_not_enough(cache_dir):
-    # The type is named only through token pasting, which the source scan cannot see.
+def test_a_struct_named_only_through_a_macro_is_added_to_the_minimal_header(cache_dir):
+    # The type is named only through token pasting, which the source scan cannot see: clang says
+    # which struct is incomplete, and the minimal header is made again with it.
     src = r"""
     #define TAGGED(x) struct x
     u32 seen_pid = 0;
@@ -159,6 +160,19 @@ def test_falls_back_to_the_full_header_when_the_minimal_one_is_not_enough(cache_
         seen_pid = BPF_CORE_READ(prev, pid);
         return 0;
     }
+    """
+    _obj, cached, header, _, _ = _native.compile(src, cache_dir=str(cache_dir))
+    assert (cached, header) == (False, "minimal")
+
+
+def test_falls_back_to_the_full_header_when_the_minimal_one_is_not_enough(cache_dir):
+    # An enumerator named only through token pasting: neither the scan nor clang's "incomplete
+    # type" messages name it, so the full header decides.
+    src = r"""
+    #define CA(x) TCP_CA_##x
+    u32 state = CA(Loss);
+    SEC("tracepoint/syscalls/sys_enter_getppid")
+    int g(void *ctx) { return state; }
     """
     _obj, cached, header, _, _ = _native.compile(src, cache_dir=str(cache_dir))
     assert (cached, header) == (False, "full")

@@ -338,10 +338,39 @@ fn type_anchors(src: &str) -> String {
     out
 }
 
+/// How many times the minimal header is made again with the types clang found missing.
+const MINIMAL_HEADER_TRIES: usize = 3;
+
+/// The struct and union tags clang's diagnostics say are incomplete (`incomplete definition of
+/// type 'struct request_queue'`, `... 'struct request_queue *'`), which a minimal header declared
+/// but did not define.
+fn incomplete_types(diag: &str) -> HashSet<String> {
+    let mut out = HashSet::new();
+    for line in diag.lines().filter(|l| l.contains("error:") && l.contains("incomplete")) {
+        for kw in ["'struct ", "'union "] {
+            let mut rest = line;
+            while let Some(i) = rest.find(kw) {
+                rest = &rest[i + kw.len()..];
+                let name: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+                if !name.is_empty() {
+                    out.insert(name);
+                }
+            }
+        }
+    }
+    out
+}
+
 /// A `vmlinux.h` holding only the kernel types `src` names, and what they depend on.
 pub fn minimal_vmlinux_h(src: &str) -> Result<String> {
+    minimal_vmlinux_h_with(src, &HashSet::new())
+}
+
+/// [`minimal_vmlinux_h`] with the struct/union tags `extra` defined as well.
+fn minimal_vmlinux_h_with(src: &str, extra: &HashSet<String>) -> Result<String> {
     let k = kernel_btf()?;
     let (mut plain, mut tagged) = scan_identifiers(src);
+    tagged.extend(extra.iter().cloned());
     plain.extend(BASE_PLAIN.iter().map(|s| s.to_string()));
     tagged.extend(BASE_TAGGED.iter().map(|s| s.to_string()));
     let all: HashSet<&str> = plain.iter().chain(tagged.iter()).map(|s| s.as_str()).collect();
@@ -778,12 +807,28 @@ pub fn compile(req: &Request<'_>, cache: &Cache) -> Result<Output> {
     // A header saved after this moment may or may not be what clang read.
     let started = std::time::SystemTime::now() - Duration::from_millis(10);
 
-    // First the minimal header; if clang refuses it, the full one decides.
-    let minimal = minimal_vmlinux_h(req.source)?;
+    // First the minimal header. A struct the source reaches only through a member
+    // (`BPF_CORE_READ(rq, q, disk)` needs `struct request_queue`) is only declared there: clang
+    // names it, and the minimal header is made again with it, a few times; if clang still
+    // refuses, the full header decides.
     let gen_min = scratch.path().join("min");
     fs::create_dir(&gen_min).map_err(|e| Error::io("creating scratch directory", &e))?;
-    cache.write_file(&gen_min.join("vmlinux.h"), minimal.as_bytes())?;
-    let (ok, diag) = run_clang(&compiler, req, &gen_min, &hdr_dir, &out, Emit::Object, deadline)?;
+    let mut extra: HashSet<String> = HashSet::new();
+    let mut result = (false, String::new());
+    for _ in 0..MINIMAL_HEADER_TRIES {
+        let minimal = minimal_vmlinux_h_with(req.source, &extra)?;
+        cache.write_file(&gen_min.join("vmlinux.h"), minimal.as_bytes())?;
+        result = run_clang(&compiler, req, &gen_min, &hdr_dir, &out, Emit::Object, deadline)?;
+        let before = extra.len();
+        if result.0 {
+            break;
+        }
+        extra.extend(incomplete_types(&result.1));
+        if extra.len() == before {
+            break;
+        }
+    }
+    let (ok, diag) = result;
     let (header, warnings) = if ok {
         ("minimal", diag)
     } else {
@@ -871,6 +916,15 @@ mod tests {
         };
         assert_eq!(target_arch(), expected);
         assert_ne!(target_arch(), "x86_64");
+    }
+
+    #[test]
+    fn incomplete_types_are_read_from_clang() {
+        let diag = "<stdin>:55:25: error: incomplete definition of type 'struct request_queue'\n\
+                    x.c:3:1: error: member access into incomplete type 'union u_x *'\n\
+                    x.c:9:1: warning: incomplete 'struct not_an_error'\n";
+        let got = incomplete_types(diag);
+        assert_eq!(got, ["request_queue", "u_x"].into_iter().map(String::from).collect());
     }
 
     #[test]
