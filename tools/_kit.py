@@ -69,18 +69,22 @@ Only the standard library's light modules are imported here: this is on every to
 
 from __future__ import annotations
 
-import argparse
 import errno
 import math
 import os
-import re  # argparse imports it anyway
 import sys
 import time
 
+from ._args import SUPPRESS, Parser
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing is not imported at run time: it costs start-up time and no tool needs it
+    import re
+    from argparse import Namespace
     from collections.abc import Callable, Iterable, Iterator, Sequence
-    from typing import Any, NoReturn
+    from typing import Any
+
+__all__ = ["SUPPRESS"]  # re-exported for the tools: help=SUPPRESS hides an option
 
 #: The kernel's PID_MAX_LIMIT on 64-bit machines: no process or thread id is larger.
 PID_MAX_LIMIT = 4 * 1024 * 1024
@@ -174,7 +178,7 @@ def event_loop(b: Any, on_event: Callable[[Any], Any], *, duration: float | None
     return lost
 
 
-def intervals(args: argparse.Namespace, *, final: bool = True, gap: bool = False,
+def intervals(args: Namespace, *, final: bool = True, gap: bool = False,
               file: Any = None) -> Iterator[float]:
     """The ``[interval] [count]`` loop: sleeps ``args.interval`` seconds and yields the seconds
     actually slept, ``args.count`` times. At Ctrl-C it yields once more (``final=False``: ends
@@ -204,17 +208,34 @@ def intervals(args: argparse.Namespace, *, final: bool = True, gap: bool = False
         yield time.monotonic() - start
 
 
-_SPEC = re.compile(r"%([-#0 +]*)(\d*)(?:\.\d+)?[a-zA-Z]")
-
-
 def _title_format(fmt: str) -> str:
     """A column's header format from its row format: the same width and side, as text
-    (``%-14.9f`` -> ``%-14s``, ``%4d `` -> ``%4s ``; zero-padded numbers' titles go left)."""
-    def title(m: re.Match) -> str:
-        left = "-" in m.group(1) or "0" in m.group(1)
-        return f"%{'-' if left else ''}{m.group(2)}s"
+    (``%-14.9f`` -> ``%-14s``, ``%4d `` -> ``%4s ``; zero-padded numbers' titles go left).
+    Only the first conversion changes (read by hand: ``re`` stays off a tool's start path).
 
-    return _SPEC.sub(title, fmt, count=1)
+    >>> _title_format("%-14.9f "), _title_format("%04x|%d"), _title_format("100%% %5.1f")
+    ('%-14s ', '%-4s|%d', '100%% %5s')
+    """
+    start = fmt.find("%")
+    while start >= 0:
+        i = start + 1
+        while i < len(fmt) and fmt[i] in "-#0 +":
+            i += 1
+        j = i
+        while j < len(fmt) and fmt[j].isdigit():
+            j += 1
+        k = j
+        if k < len(fmt) and fmt[k] == ".":
+            k += 1
+            while k < len(fmt) and fmt[k].isdigit():
+                k += 1
+            if k == j + 1:
+                k = j  # a "." without digits is not part of the conversion
+        if k < len(fmt) and fmt[k].isascii() and fmt[k].isalpha():
+            left = "-" in fmt[start + 1:i] or "0" in fmt[start + 1:i]
+            return f"{fmt[:start]}%{'-' if left else ''}{fmt[i:j]}s{fmt[k + 1:]}"
+        start = fmt.find("%", start + 1)
+    return fmt
 
 
 class Columns:
@@ -269,7 +290,7 @@ def print_json(obj: Any, file: Any = None) -> None:
     out.flush()
 
 
-def print_hists(hists: dict, args: argparse.Namespace, val_type: str, *, section_header: str = "Bucket ptr",
+def print_hists(hists: dict, args: Namespace, val_type: str, *, section_header: str = "Bucket ptr",
                 section_print_fn: Callable[[Any], str] | None = None, linear: bool = False,
                 sectioned: bool | None = None, extra: dict | None = None, file: Any = None) -> None:
     """Prints ``{section: {slot: count}}`` (section None for one histogram) as BCC's
@@ -303,56 +324,20 @@ def _columns() -> int:
         return 80
 
 
-class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """argparse's formatter for text with its own line breaks; argparse makes one for every
-    ``add_argument``, and its own asks shutil for the width: this one asks the OS directly."""
-
-    def __init__(self, prog: str, **kwargs: Any) -> None:
-        if kwargs.get("width") is None:
-            kwargs["width"] = max(_columns() - 2, 20)
-        super().__init__(prog, **kwargs)
-
-
-class ToolArgumentParser(argparse.ArgumentParser):
-    """argparse, with a usage error printed as one line (``bpfkit opensnoop: error: ...``) and
-    status 2, instead of the usage text followed by the error."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (-h for help)\n")
-
-
-class _PrintSource(argparse.Action):
-    """BCC's ``--ebpf``: prints the program's C (the shared header, then the tool's source) and
-    exits, as ``-h`` does, before any other argument is checked or any privilege needed."""
-
-    def __init__(self, option_strings: list, dest: str, sources: Sequence[str] = (), **kwargs: Any) -> None:
-        self.sources = list(sources)
-        super().__init__(option_strings, dest, nargs=0, default=False, **kwargs)
-
-    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
-        for path in self.sources:
-            with open(path) as f:
-                sys.stdout.write(f.read())
-        sys.stdout.flush()
-        parser.exit(0)
-
-
-def tool_parser(tool: str, description: str, doc: str | None,
-                sources: Sequence[str] = ()) -> ToolArgumentParser:
-    """The argument parser of ``bpfkit <tool>``: the module docstring's examples (after
-    ``Examples::``, when it has them) as the epilog, and BCC's hidden ``--ebpf`` (print the BPF C
-    of ``sources`` and exit). :meth:`Tool.parser` adds the standard groups to it.
+def tool_parser(tool: str, description: str, doc: str | None, sources: Sequence[str] = ()) -> Any:
+    """The argparse parser of ``bpfkit <tool>``: the module docstring's examples (after
+    ``Examples::``, when it has them) as the epilog, BCC's hidden ``--ebpf`` (print the BPF C of
+    ``sources`` and exit), and a usage error printed as one line. :meth:`Tool.parser` records a
+    tool's arguments and builds this only when the command line needs argparse (``_args``).
 
     >>> p = tool_parser("opensnoop", "Trace open() syscalls", __doc__)
     """
-    examples = parse_doc(doc)[2]
-    p = ToolArgumentParser(prog=f"bpfkit {tool}", description=description, formatter_class=_HelpFormatter,
-                           epilog=f"examples:\n{examples}" if examples else None)
-    p.add_argument("--ebpf", action=_PrintSource, sources=sources, help=argparse.SUPPRESS)
-    return p
+    from ._argparse import tool_parser as make
+
+    return make(tool, description, doc, sources)
 
 
-def _positional_interval(p: argparse.ArgumentParser, help: str | None) -> None:
+def _positional_interval(p: Any, help: str | None) -> None:
     p.add_argument("interval", nargs="?", type=seconds, default=MAX_SECONDS,
                    help=help or "output interval, in seconds")
     p.add_argument("count", nargs="?", type=count, default=99999999, help="number of outputs")
@@ -372,17 +357,20 @@ class Tool:
         self.summary = parse_doc(doc)[1]
         self.groups: list = []
 
-    def parser(self, *groups: str, help: dict | None = None) -> ToolArgumentParser:
+    def parser(self, *groups: str, help: dict | None = None) -> Parser:
         """The tool's argument parser with the named standard groups (:data:`GROUPS`) in the order
         given; ``help`` replaces a group's help text (``{"failed": "only show failed opens"}``).
         The tool then adds its own flags (and more groups with :meth:`add_groups`, to keep BCC's
-        order in ``-h``) and calls ``parse_args(argv)``."""
-        p = tool_parser(self.name, self.summary, self.doc, (HEADER, self.source))
+        order in ``-h``) and calls ``parse_args(argv)``. It is argparse's parser as recorded by
+        ``_args.Parser``: argparse itself is imported only when the command line needs it."""
+        sources = (HEADER, self.source)
+        p = Parser(lambda: tool_parser(self.name, self.summary, self.doc, sources),
+                   special=("--ebpf",), initial={"ebpf": False})
         self.groups = []
         self.add_groups(p, *groups, help=help)
         return p
 
-    def add_groups(self, p: argparse.ArgumentParser, *groups: str, help: dict | None = None) -> None:
+    def add_groups(self, p: Any, *groups: str, help: dict | None = None) -> None:
         """Adds the named standard groups to ``p`` (see :meth:`parser`)."""
         helps = help or {}
         for g in groups:
@@ -395,7 +383,7 @@ class Tool:
                 p.add_argument(*flags, **dict(kwargs, dest=g, **({"help": helps[g]} if g in helps else {})))
             self.groups.append(g)
 
-    def filters(self, args: argparse.Namespace) -> dict:
+    def filters(self, args: Namespace) -> dict:
         """The ``const volatile`` values of ``tool.bpf.h`` for the groups the parser has."""
         consts: dict = {}
         if "pid" in self.groups:
@@ -409,7 +397,7 @@ class Tool:
             consts["filter_cg"] = args.cgroup is not None
         return consts
 
-    def load(self, args: argparse.Namespace, *, consts: dict | None = None, **kwargs: Any) -> Any:
+    def load(self, args: Namespace, *, consts: dict | None = None, **kwargs: Any) -> Any:
         """The tool's program, compiled after ``tool.bpf.h`` (from the compile cache after the
         first run), loaded with the groups' filters and ``consts`` set, its ``SEC()``-named hooks
         attached, and ``-c``'s cgroup in place; ``kwargs`` go to ``BPF()`` (``alternatives=``,
@@ -461,11 +449,20 @@ def require_privileges() -> None:
 
 # -- argument types: each refuses a bad value with argparse's one-line usage error ---------------
 
+def invalid(message: str) -> Exception:
+    """The error an argument type raises for a value it refuses: argparse's
+    ``ArgumentTypeError``, which it prints as the usage error (argparse is imported only then:
+    the fast path hands a refused value to argparse, which asks the type again)."""
+    import argparse
+
+    return argparse.ArgumentTypeError(message)
+
+
 def _int(text: str, what: str) -> int:
     try:
         return int(text, 10)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        raise invalid(f"{text!r} is not {what}") from None
 
 
 def pid(text: str) -> int:
@@ -477,7 +474,7 @@ def pid(text: str) -> int:
     what = f"a process id, an integer from 1 to {PID_MAX_LIMIT}"
     n = _int(text, what)
     if not 1 <= n <= PID_MAX_LIMIT:
-        raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
+        raise invalid(f"{text!r} is not {what}")
     return n
 
 
@@ -491,14 +488,14 @@ def uid(text: str) -> int:
         n = _int(text, "a user id")
         # (uid_t)-1 is the kernel's "no uid", not a user.
         if not 0 <= n < 2**32 - 1:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a user id, an integer from 0 to {2**32 - 2}")
+            raise invalid(f"{text!r} is not a user id, an integer from 0 to {2**32 - 2}")
         return n
     import pwd
 
     try:
         return pwd.getpwnam(text).pw_uid
     except (KeyError, ValueError):
-        raise argparse.ArgumentTypeError(f"{text!r} is neither a user id nor a known user name") from None
+        raise invalid(f"{text!r} is neither a user id nor a known user name") from None
 
 
 def seconds(text: str) -> float:
@@ -511,9 +508,9 @@ def seconds(text: str) -> float:
     try:
         s = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        raise invalid(f"{text!r} is not {what}") from None
     if not (math.isfinite(s) and 0 < s <= MAX_SECONDS):
-        raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
+        raise invalid(f"{text!r} is not {what}")
     return s
 
 
@@ -525,7 +522,7 @@ def count(text: str) -> int:
     """
     n = _int(text, "a count, an integer of at least 1")
     if n < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a count, an integer of at least 1")
+        raise invalid(f"{text!r} is not a count, an integer of at least 1")
     return n
 
 
@@ -538,7 +535,7 @@ def cgroup_path(text: str) -> str:
     """
     if not os.path.isfile(os.path.join(text, "cgroup.procs")):
         why = "does not exist" if not os.path.exists(text) else "is not a cgroup directory (no cgroup.procs)"
-        raise argparse.ArgumentTypeError(f"{text!r} {why}")
+        raise invalid(f"{text!r} {why}")
     return text
 
 
@@ -549,10 +546,12 @@ def regex(text: str) -> re.Pattern[bytes]:
     >>> regex("ma.n").search(b"domain") is not None
     True
     """
+    import re
+
     try:
         return re.compile(os.fsencode(text))
     except (re.error, OverflowError, RecursionError) as e:  # the last two for huge counts and nesting
-        raise argparse.ArgumentTypeError(f"{text!r} is not a regular expression: {e}") from None
+        raise invalid(f"{text!r} is not a regular expression: {e}") from None
 
 
 #: The standard argument groups, by name: BCC's spelling, destination and default help of each.

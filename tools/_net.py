@@ -4,10 +4,14 @@ under ``socket``, is enough for ``inet_ntop`` and costs nothing at start-up)."""
 
 from __future__ import annotations
 
-import argparse
+try:
+    from ._kit import invalid
+except ImportError:  # run as a script from tools/
+    from _kit import invalid  # type: ignore[no-redef]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
     from typing import Any
 
 #: The most ports a ``-P``/``-L``/``-D`` list may hold (the size of the C's port arrays).
@@ -34,10 +38,10 @@ def ports(text: str) -> list:
     for part in text.split(","):
         part = part.strip()
         if not part.isdigit() or not 1 <= int(part) <= 65535:
-            raise argparse.ArgumentTypeError(f"{part!r} in {text!r} is not a port, an integer from 1 to 65535")
+            raise invalid(f"{part!r} in {text!r} is not a port, an integer from 1 to 65535")
         out.append(int(part))
     if len(out) > MAX_PORTS:
-        raise argparse.ArgumentTypeError(f"{text!r} names {len(out)} ports: at most {MAX_PORTS} can be traced")
+        raise invalid(f"{text!r} names {len(out)} ports: at most {MAX_PORTS} can be traced")
     return out
 
 

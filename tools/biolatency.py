@@ -18,17 +18,17 @@ Examples::
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
 try:
-    from ._kit import Tool, intervals, print_hists
+    from ._kit import Tool, intervals, invalid, print_hists
 except ImportError:  # run as a script from tools/
-    from _kit import Tool, intervals, print_hists  # type: ignore[no-redef]
+    from _kit import Tool, intervals, invalid, print_hists  # type: ignore[no-redef]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
     from collections.abc import Sequence
 
 TOOL = Tool(__file__, __doc__)
@@ -57,7 +57,7 @@ def disk(text: str) -> tuple[str, int, int]:
     except (OSError, ValueError):
         st = None
     if st is None or not stat.S_ISBLK(st.st_mode):
-        raise argparse.ArgumentTypeError(f"no such disk {text!r} (a block device under /dev)")
+        raise invalid(f"no such disk {text!r} (a block device under /dev)")
     return text, os.major(st.st_rdev), os.minor(st.st_rdev)
 
 

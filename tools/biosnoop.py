@@ -18,7 +18,6 @@ Examples::
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 try:
@@ -28,6 +27,7 @@ except ImportError:  # run as a script from tools/
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
     from collections.abc import Callable, Sequence
     from typing import Any
 

@@ -15,16 +15,16 @@ Examples::
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 try:
-    from ._kit import Tool, intervals, print_hists
+    from ._kit import Tool, intervals, invalid, print_hists
 except ImportError:  # run as a script from tools/
-    from _kit import Tool, intervals, print_hists  # type: ignore[no-redef]
+    from _kit import Tool, intervals, invalid, print_hists  # type: ignore[no-redef]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
     from collections.abc import Sequence
 
 TOOL = Tool(__file__, __doc__)
@@ -37,7 +37,7 @@ def comm(text: str) -> bytes:
     """A process name as the kernel keeps it: at most 15 bytes."""
     raw = text.encode()
     if not raw or len(raw) >= COMM_LEN:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a process name (1 to {COMM_LEN - 1} bytes)")
+        raise invalid(f"{text!r} is not a process name (1 to {COMM_LEN - 1} bytes)")
     return raw
 
 

@@ -20,7 +20,6 @@ Examples::
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
@@ -31,6 +30,7 @@ except ImportError:  # run as a script from tools/
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
     from collections.abc import Callable, Sequence
     from typing import Any
 

@@ -22,18 +22,18 @@ Examples::
 
 from __future__ import annotations
 
-import argparse
 import ctypes as ct
 import sys
 import time
 
 try:
-    from ._kit import Columns, Tool, count, event_loop, pid, regex
+    from ._kit import SUPPRESS, Columns, Tool, count, event_loop, pid, regex
 except ImportError:  # run as a script from tools/
-    from _kit import Columns, Tool, count, event_loop, pid, regex  # type: ignore[no-redef]
+    from _kit import SUPPRESS, Columns, Tool, count, event_loop, pid, regex  # type: ignore[no-redef]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
     from collections.abc import Callable, Sequence
     from typing import Any
 
@@ -49,7 +49,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("-T", "--time", action="store_true", help="include time column on output (HH:MM:SS)")
     p.add_argument("-t", "--timestamp", action="store_true", help="include timestamp on output")
     p.add_argument("-x", "--fails", action="store_true", help="include failed exec()s")
-    p.add_argument("--cgroupmap", help=argparse.SUPPRESS)
+    p.add_argument("--cgroupmap", help=SUPPRESS)
     TOOL.add_groups(p, "cgroup", "uid")
     p.add_argument("-q", "--quote", action="store_true", help='Add quotemarks (") around arguments.')
     p.add_argument("-n", "--name", type=regex, help="only print commands matching this name (regex), any arg")

@@ -17,16 +17,16 @@ Examples::
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 try:
-    from ._kit import Tool, intervals, print_hists, print_json
+    from ._kit import Tool, intervals, invalid, print_hists, print_json
 except ImportError:  # run as a script from tools/
-    from _kit import Tool, intervals, print_hists, print_json  # type: ignore[no-redef]
+    from _kit import Tool, intervals, invalid, print_hists, print_json  # type: ignore[no-redef]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
     from collections.abc import Sequence
 
 TOOL = Tool(__file__, __doc__)
@@ -42,7 +42,7 @@ def cpu(text: str) -> int:
 
     n = int(text, 10) if text.isdigit() else -1
     if not 0 <= n < (os.cpu_count() or 1):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a CPU of this machine (0 to {(os.cpu_count() or 1) - 1})")
+        raise invalid(f"{text!r} is not a CPU of this machine (0 to {(os.cpu_count() or 1) - 1})")
     return n
 
 

@@ -15,17 +15,17 @@ Examples::
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 
 try:
-    from ._kit import Columns, Tool, event_loop, pid
+    from ._kit import Columns, Tool, event_loop, invalid, pid
 except ImportError:  # run as a script from tools/
-    from _kit import Columns, Tool, event_loop, pid  # type: ignore[no-redef]
+    from _kit import Columns, Tool, event_loop, invalid, pid  # type: ignore[no-redef]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
     from collections.abc import Sequence
     from typing import Any
 
@@ -46,7 +46,7 @@ def signal_number(text: str) -> int:
     sig = getattr(signal, name if name.startswith("SIG") else "SIG" + name, None)
     if isinstance(sig, signal.Signals):
         return int(sig)
-    raise argparse.ArgumentTypeError(f"{text!r} is not a signal: a number from 0 to 64, or a name such as SIGKILL")
+    raise invalid(f"{text!r} is not a signal: a number from 0 to 64, or a name such as SIGKILL")
 
 
 def pid_width() -> int:

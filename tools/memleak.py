@@ -19,17 +19,17 @@ Examples::
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 
 try:
-    from ._kit import Tool, count, event_loop, intervals, pid, print_json
+    from ._kit import Tool, count, event_loop, intervals, invalid, pid, print_json
 except ImportError:  # run as a script from tools/
-    from _kit import Tool, count, event_loop, intervals, pid, print_json  # type: ignore[no-redef]
+    from _kit import Tool, count, event_loop, intervals, invalid, pid, print_json  # type: ignore[no-redef]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
     from collections.abc import Sequence
     from typing import Any
 
@@ -58,7 +58,7 @@ def size(text: str) -> int:
     except ValueError:
         n = -1
     if n < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a size in bytes (an integer of at least 0)")
+        raise invalid(f"{text!r} is not a size in bytes (an integer of at least 0)")
     return n
 
 

@@ -14,7 +14,6 @@ Examples::
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 try:
@@ -24,6 +23,7 @@ except ImportError:  # run as a script from tools/
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
     from collections.abc import Sequence
     from typing import Any
 

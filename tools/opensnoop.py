@@ -22,17 +22,17 @@ Examples::
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
 try:
-    from ._kit import Columns, Tool, event_loop
+    from ._kit import Columns, Tool, event_loop, invalid
 except ImportError:  # run as a script from tools/
-    from _kit import Columns, Tool, event_loop
+    from _kit import Columns, Tool, event_loop, invalid
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
     from collections.abc import Callable, Sequence
     from typing import Any
 
@@ -45,7 +45,7 @@ def open_flag(text: str) -> int:
     """An open(2) flag by name (``O_WRONLY``), as ``-f`` takes it: its value (O_RDONLY is 0)."""
     if text.startswith("O_") and isinstance(getattr(os, text, None), int):
         return getattr(os, text)
-    raise argparse.ArgumentTypeError(f"{text!r} is not an open() flag such as O_WRONLY or O_CREAT")
+    raise invalid(f"{text!r} is not an open() flag such as O_WRONLY or O_CREAT")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

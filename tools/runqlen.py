@@ -17,16 +17,16 @@ Examples::
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 try:
-    from ._kit import Tool, intervals, print_hists, print_json
+    from ._kit import Tool, intervals, invalid, print_hists, print_json
 except ImportError:  # run as a script from tools/
-    from _kit import Tool, intervals, print_hists, print_json  # type: ignore[no-redef]
+    from _kit import Tool, intervals, invalid, print_hists, print_json  # type: ignore[no-redef]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
     from collections.abc import Sequence
 
 TOOL = Tool(__file__, __doc__)
@@ -41,7 +41,7 @@ def frequency(text: str) -> int:
     except ValueError:
         n = 0
     if not 1 <= n <= 100000:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a frequency, an integer from 1 to 100000 (Hz)")
+        raise invalid(f"{text!r} is not a frequency, an integer from 1 to 100000 (Hz)")
     return n
 
 

@@ -16,17 +16,17 @@ Examples::
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 
 try:
-    from ._kit import Columns, Tool, event_loop, pid
+    from ._kit import Columns, Tool, event_loop, invalid, pid
 except ImportError:  # run as a script from tools/
-    from _kit import Columns, Tool, event_loop, pid  # type: ignore[no-redef]
+    from _kit import Columns, Tool, event_loop, invalid, pid  # type: ignore[no-redef]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
     from collections.abc import Sequence
 
 TOOL = Tool(__file__, __doc__)
@@ -43,7 +43,7 @@ def microseconds(text: str) -> int:
     except ValueError:
         n = -1
     if not 0 <= n < 2**63:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of microseconds, an integer of at least 0")
+        raise invalid(f"{text!r} is not a number of microseconds, an integer of at least 0")
     return n
 
 

@@ -19,7 +19,6 @@ Examples::
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 
@@ -32,6 +31,7 @@ except ImportError:  # run as a script from tools/
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
     from collections.abc import Sequence
     from typing import Any
 

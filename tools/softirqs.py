@@ -17,7 +17,6 @@ Examples::
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 try:
@@ -29,6 +28,7 @@ except ImportError:  # run as a script from tools/
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
     from collections.abc import Sequence
 
 TOOL = Tool(__file__, __doc__)

@@ -23,16 +23,16 @@ Examples::
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 try:
-    from ._kit import Columns, Tool, event_loop
+    from ._kit import Columns, Tool, event_loop, invalid
 except ImportError:  # run as a script from tools/
-    from _kit import Columns, Tool, event_loop  # type: ignore[no-redef]
+    from _kit import Columns, Tool, event_loop, invalid  # type: ignore[no-redef]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
     from collections.abc import Callable, Sequence
     from typing import Any
 
@@ -56,7 +56,7 @@ def extra_lib(text: str) -> tuple[str, str]:
     """``--extra-lib TYPE:PATH``: a library of kind openssl, gnutls or nss at PATH."""
     kind, colon, path = text.partition(":")
     if not colon or kind not in LIBS or not path:
-        raise argparse.ArgumentTypeError(f"{text!r} is not TYPE:PATH with TYPE one of {', '.join(LIBS)}")
+        raise invalid(f"{text!r} is not TYPE:PATH with TYPE one of {', '.join(LIBS)}")
     return kind, path
 
 
@@ -66,7 +66,7 @@ def buffer_size(text: str) -> int:
     except ValueError:
         n = -1
     if not 1 <= n <= MAX_BUF:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a buffer size from 1 to {MAX_BUF}")
+        raise invalid(f"{text!r} is not a buffer size from 1 to {MAX_BUF}")
     return n
 
 

@@ -20,19 +20,19 @@ Examples::
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 
 try:
-    from ._kit import MAX_SECONDS, Tool, count, intervals, pid, print_json, seconds
+    from ._kit import MAX_SECONDS, Tool, count, intervals, invalid, pid, print_json, seconds
     from ._syscalls import names
 except ImportError:  # run as a script from tools/
-    from _kit import MAX_SECONDS, Tool, count, intervals, pid, print_json, seconds  # type: ignore[no-redef]
+    from _kit import MAX_SECONDS, Tool, count, intervals, invalid, pid, print_json, seconds  # type: ignore[no-redef]
     from _syscalls import names  # type: ignore[no-redef]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
     from collections.abc import Sequence
 
 TOOL = Tool(__file__, __doc__)
@@ -47,7 +47,7 @@ def error_number(text: str) -> int:
     name = text.upper()
     n = int(text, 10) if text.isdigit() else getattr(errno, name, None) if name.startswith("E") else None
     if not isinstance(n, int) or not 0 < n < 4096:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an error number (2) or name (ENOENT)")
+        raise invalid(f"{text!r} is not an error number (2) or name (ENOENT)")
     return n
 
 

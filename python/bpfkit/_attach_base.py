@@ -4,10 +4,10 @@ the loaded object's programs by name."""
 from __future__ import annotations
 
 import os
-import re
 
 TYPE_CHECKING = False  # not typing's: typing stays off a tool's start path
 if TYPE_CHECKING:
+    import re
     from typing import Any, Optional, Union
 
 #: A name as BCC takes it: str or bytes (an alias for type checkers only).
@@ -35,6 +35,8 @@ def _s(v: Any) -> str:
 
 def _regex(pattern: Any, what: str) -> re.Pattern:
     """``pattern`` compiled; a bad one is a ``ValueError`` naming the argument, not ``re.error``."""
+    import re  # here: re (with enum) costs a tool's start ~10 ms, and few calls need it
+
     try:
         return re.compile(_s(pattern))
     except re.error as e:
@@ -75,3 +77,31 @@ class AttachBase:
         """Detaches ``links`` (typed ``Link`` values) by id; ValueError naming ``what`` if none."""
         if not links or self._obj.detach_ids([lk.id for lk in links]) == 0:
             raise ValueError(f"no {what} is attached")
+
+
+def _once(fn: Any) -> Any:
+    """``fn()`` (no arguments) computed at its first call and remembered: what
+    ``functools.lru_cache(maxsize=1)`` does here, without importing functools (and collections
+    with it) on a tool's start path."""
+    memo: list = []
+
+    def once() -> Any:
+        if not memo:
+            memo.append(fn())
+        return memo[0]
+
+    _wraps(once, fn)
+    once.cache_clear = memo.clear  # type: ignore[attr-defined]
+    return once
+
+
+def _wraps(wrapper: Any, wrapped: Any) -> Any:
+    """``functools.update_wrapper(wrapper, wrapped)``, without importing functools."""
+    for name in ("__module__", "__name__", "__qualname__", "__annotations__", "__doc__"):
+        try:
+            setattr(wrapper, name, getattr(wrapped, name))
+        except AttributeError:
+            pass
+    wrapper.__dict__.update(getattr(wrapped, "__dict__", {}))
+    wrapper.__wrapped__ = wrapped
+    return wrapper

@@ -4,11 +4,10 @@ and perf events; with BCC's names and the kernel lookups that go with them."""
 
 from __future__ import annotations
 
-import functools
 import os
 
 from . import _native
-from ._attach_base import I32, U32, U64, AttachBase, Str, _int, _regex, _s
+from ._attach_base import I32, U32, U64, AttachBase, Str, _int, _once, _regex, _s
 from ._errors import AttachError
 
 TYPE_CHECKING = False  # not typing's: typing stays off a tool's start path
@@ -77,7 +76,7 @@ def _online_cpus() -> list:
     return out
 
 
-@functools.lru_cache(maxsize=1)
+@_once
 def _kprobe_blacklist() -> frozenset:
     """Functions the kernel refuses to kprobe (debugfs kprobes/blacklist)."""
     try:
@@ -227,7 +226,7 @@ class KernelAttachMixin(AttachBase):
         return out
 
     @staticmethod
-    @functools.lru_cache(maxsize=1)
+    @_once
     def get_syscall_prefix() -> str:
         """The prefix of this kernel's syscall entry points: ``"__x64_sys_"`` on x86-64 since
         4.17, ``"__arm64_sys_"`` on arm64, else ``"sys_"``."""

@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import ctypes
 import errno as _errno
-import functools
 import os
 
 from . import _native
-from ._attach_base import AttachBase, _s
+from ._attach_base import AttachBase, _s, _wraps
 from ._errors import AttachError, BPFError, NotSupportedError, PrivilegeError
 
 TYPE_CHECKING = False  # not typing's: typing stays off a tool's start path
@@ -99,7 +98,7 @@ class _BccStatic:
     def __init__(self, func: Callable[..., Any], owner: Callable[..., Any]) -> None:
         self._func = func
         self._owner = owner
-        functools.update_wrapper(self, func)
+        _wraps(self, func)
 
     def __get__(self, obj: Any, objtype: Any = None) -> Callable[..., Any]:
         func = self._func
@@ -107,7 +106,6 @@ class _BccStatic:
             return func.__get__(obj, objtype)
         owner = self._owner
 
-        @functools.wraps(func)
         def called_on_class(*args: Any, **kwargs: Any) -> Any:
             if args and isinstance(args[0], NetAttachMixin):
                 return func(*args, **kwargs)
@@ -115,7 +113,7 @@ class _BccStatic:
                 return func(None, *args, **kwargs)
             return func(owner(*args, **kwargs), *args, **kwargs)
 
-        return called_on_class
+        return _wraps(called_on_class, func)
 
 
 def _owner_from_fn(pos: int) -> Callable[..., Any]:

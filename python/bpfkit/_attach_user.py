@@ -12,11 +12,9 @@ into a file offset through the program headers).
 
 from __future__ import annotations
 
-import collections
 import ctypes
 import errno as _errno
 import os
-import re
 
 from . import _native
 from ._attach_base import I32, U64, AttachBase, _int, _regex, _s
@@ -102,7 +100,7 @@ def _strip_return_type(d: str) -> Optional[str]:
 
 
 def _norm(s: str) -> str:
-    return re.sub(r"\s+", "", s)
+    return "".join(s.split())  # the whitespace re's \s matches, without importing re
 
 
 _DM_INDEX: dict[tuple, dict[str, set]] = {}
@@ -240,9 +238,16 @@ def _avx_refusal(info: ElfFile, label: str, offset: int) -> AttachError:
 
 #: Where one uprobe goes: a file offset (``offset``), a ``label`` for messages, and the
 #: ``symbol`` (+``symbol_offset``) to hand libbpf when libbpf would resolve it to the same place
-#: (so ``links()`` names it). A plain namedtuple: dataclasses and typing would cost every tool's
-#: start their imports.
-_Target = collections.namedtuple("_Target", "offset label symbol symbol_offset", defaults=(None, 0))
+#: (so ``links()`` names it). A plain class: namedtuple, dataclasses and typing would cost every
+#: tool's start their imports.
+class _Target:
+    __slots__ = ("offset", "label", "symbol", "symbol_offset")
+
+    def __init__(self, offset: int, label: str, symbol: Optional[str] = None, symbol_offset: int = 0) -> None:
+        self.offset, self.label, self.symbol, self.symbol_offset = offset, label, symbol, symbol_offset
+
+    def __repr__(self) -> str:
+        return f"_Target({self.offset:#x}, {self.label!r}, {self.symbol!r}, {self.symbol_offset})"
 
 
 def _not_found(info: ElfFile, sym: str) -> AttachError:

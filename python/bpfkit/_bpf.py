@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import collections.abc as _abc
 import errno as _errno
 import math
 import os
 import stat
 import sys
 import time
+
+# collections.abc is this module re-exported; importing the collections package would cost
+# every tool's start ~3 ms, and os has already imported this one.
+from _collections_abc import Mapping as _Mapping
 
 from . import _logs as log
 from . import _native
@@ -202,7 +205,7 @@ class BPF(KernelAttachMixin, UserAttachMixin, NetAttachMixin):
         self._tables: dict[str, Any] = {}
         self._streams: list = []  # event tables with an open stream
         self.debug = debug
-        if consts is not None and not isinstance(consts, _abc.Mapping):
+        if consts is not None and not isinstance(consts, _Mapping):
             raise TypeError(f"consts= takes a mapping of global names to values, not {type(consts).__name__}")
         usdts = list(usdt_contexts or ())
         bad = [c for c in usdts if not hasattr(c, "_attach")]

@@ -5,7 +5,10 @@ from __future__ import annotations
 import ctypes as ct
 import errno
 import operator
-from collections.abc import Iterator, MutableMapping
+
+# collections.abc is this module re-exported; importing the collections package would cost
+# every tool's start ~3 ms, and os has already imported this one.
+from _collections_abc import MutableMapping
 
 from . import _btftypes, _hist, _native
 from ._errors import MapError
@@ -14,6 +17,7 @@ from ._values import checked_int, columns, plain_int_desc, round8, to_bytes
 
 TYPE_CHECKING = False  # not typing's: typing stays off a tool's start path
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from typing import Any, Callable, Optional
 
 __all__ = [

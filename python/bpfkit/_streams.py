@@ -4,12 +4,12 @@ BCC) or in batches as numpy structured arrays."""
 from __future__ import annotations
 
 import ctypes as ct
-from collections.abc import Iterator
 
 from . import _btftypes
 
 TYPE_CHECKING = False  # not typing's: typing stays off a tool's start path
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from typing import Any, Callable, Optional
 
 __all__ = ["RingBuf", "RingBufTable", "PerfEventArray"]

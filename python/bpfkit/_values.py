@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import ctypes as ct
 import operator
-from collections.abc import Iterator
 
 TYPE_CHECKING = False  # not typing's: typing stays off a tool's start path
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from typing import Any, Optional
 
 __all__ = [
