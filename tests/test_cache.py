@@ -177,3 +177,40 @@ def test_falls_back_to_the_full_header_when_the_minimal_one_is_not_enough(cache_
     _obj, cached, header, _, _ = _native.compile(src, cache_dir=str(cache_dir))
     assert (cached, header) == (False, "full")
     assert (cache_dir / "btf").is_dir()
+
+
+def _sections(image: bytes) -> dict:
+    """{name: (type, size)} of a 64-bit little-endian ELF image."""
+    import struct
+
+    shoff, = struct.unpack_from("<Q", image, 40)
+    shnum, shstrndx = struct.unpack_from("<HH", image, 60)
+    heads = [struct.unpack_from("<IIQQQQIIQQ", image, shoff + 64 * i) for i in range(shnum)]
+    names = image[heads[shstrndx][4]:heads[shstrndx][4] + heads[shstrndx][5]]
+    return {names[h[0]:names.index(b"\0", h[0])].decode(): (h[1], h[5]) for h in heads}
+
+
+def test_objects_are_kept_without_dwarf_and_still_carry_btf_and_line_info(cache_dir):
+    """clang's DWARF (most of an object) is dropped before caching: a warm start reads, hashes
+    and hands libbpf a few KiB. The BTF, and the line information the verifier's messages use,
+    stay: a verifier error still places the faulting instruction on its source line."""
+    src = ('struct { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1); __type(key, u32); '
+           '__type(value, u64); } counts SEC(".maps");\n' + SRC.replace(
+               "{ return 0; }", "{ u32 k = 0; u64 *v = bpf_map_lookup_elem(&counts, &k);\n"
+               "  if (v) __sync_fetch_and_add(v, 1); return 0; }"))
+    with BPF(text=src, cache_dir=cache_dir) as b:
+        sections = _sections(b.object_bytes)
+        os.getppid()
+        assert b["counts"][0].value >= 1
+    assert {n: s for n, (_, s) in sections.items() if n.startswith((".debug_", ".rel.debug_"))}
+    assert all(size == 0 for n, (_, size) in sections.items() if n.startswith((".debug_", ".rel.debug_")))
+    assert sections[".BTF"][1] > 0 and sections[".BTF.ext"][1] > 0
+    assert len(b.object_bytes) < 8192
+    # (a hash map: a lookup of a constant key of an array is known not to be NULL)
+    bad = src.split("SEC(\"tracepoint")[0].replace("ARRAY", "HASH") + SRC.replace(
+        "{ return 0; }", "{ u32 k = 0; u64 *v = bpf_map_lookup_elem(&counts, &k);\n  return *v + 0x5a5a; }")
+    from bpfkit import LoadError
+
+    with pytest.raises(LoadError) as e:
+        BPF(text=bad, cache_dir=cache_dir)
+    assert "@ <stdin>:4\n7: (79) r0 = *(u64 *)(r0 +0)" in e.value.verifier_log  # line 4, from .BTF.ext

@@ -30,13 +30,14 @@ use sha2::{Digest, Sha256};
 
 use crate::core::btf::Btf;
 use crate::core::cache::{hex, sha256_hex, Cache};
+use crate::core::elf;
 use crate::core::error::{Error, Result};
 use crate::sys;
 
 include!(concat!(env!("OUT_DIR"), "/embedded_headers.rs"));
 
 /// Bump when the generated headers or flags change in a way the other key parts do not capture.
-const GENERATOR_VERSION: &str = "bpfkit-gen-3";
+const GENERATOR_VERSION: &str = "bpfkit-gen-4"; // 4: objects kept without DWARF
 
 /// Where the kernel publishes its BTF.
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
@@ -840,7 +841,7 @@ pub fn compile(req: &Request<'_>, cache: &Cache) -> Result<Output> {
         }
         ("full", diag)
     };
-    let object = fs::read(&out).map_err(|e| Error::io("reading clang's output", &e))?;
+    let object = elf::without_dwarf(&fs::read(&out).map_err(|e| Error::io("reading clang's output", &e))?)?;
     let depfile = fs::read_to_string(out.with_extension("d")).unwrap_or_default();
     // Only an object whose headers are known and unchanged since clang started is kept.
     if let Some(manifest) = header_manifest(&depfile, &object, &[scratch.path(), &hdr_dir, cache.root()], started)? {

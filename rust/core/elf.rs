@@ -854,6 +854,48 @@ pub fn section_in<'a>(image: &'a [u8], name: &str) -> Result<Option<&'a [u8]>> {
     Ok(elf.sections.iter().find(|s| s.name == name && s.kind != SHT_NOBITS).and_then(|s| b.slice(s.offset, s.size)))
 }
 
+/// A BPF object without its DWARF: the `.debug_*` sections and their relocations keep their
+/// headers (so no section index, symbol or other relocation changes) but lose their bytes.
+/// clang's `-g` writes DWARF beside the BTF it makes from it; libbpf ignores DWARF, and it is
+/// most of an object (600 of 660 KiB for runqlat), which every warm start would read, hash and
+/// copy. The verifier's line information is in `.BTF.ext`, which stays. A 64-bit little-endian
+/// object only (what clang makes for `bpfel`); any other image is returned as it is.
+pub fn without_dwarf(image: &[u8]) -> Result<Vec<u8>> {
+    let id = Identity { dev: 0, ino: 0, size: image.len() as u64, mtime: 0, mtime_nsec: 0 };
+    let elf = parse(Path::new("BPF object"), image, id)?;
+    let b = Bytes { data: image, little: elf.little };
+    let (Some(shoff), Some(shentsize)) = (b.u64(40), b.u16(58).map(u64::from)) else { return Ok(image.to_vec()) };
+    if !elf.is64 || !elf.little || shentsize != 64 || elf.sections.is_empty() {
+        return Ok(image.to_vec());
+    }
+    let dwarf = |name: &str| {
+        let base = name.strip_prefix(".rel").or_else(|| name.strip_prefix(".rela")).unwrap_or(name);
+        base.starts_with(".debug_") || base == ".debug"
+    };
+    let Some(table) = b.slice(shoff, shentsize * elf.sections.len() as u64) else { return Ok(image.to_vec()) };
+    let mut headers = table.to_vec();
+    let mut out = image.get(..64).map(<[u8]>::to_vec).unwrap_or_default();
+    for (i, s) in elf.sections.iter().enumerate().skip(1) {
+        let h = &mut headers[i * 64..(i + 1) * 64];
+        let align = Bytes { data: h, little: true }.u64(48).unwrap_or(1).clamp(1, 4096) as usize;
+        out.resize(out.len().next_multiple_of(align), 0);
+        let keep = s.kind == SHT_NOBITS || !dwarf(&s.name);
+        if keep && s.kind != SHT_NOBITS {
+            let Some(data) = b.slice(s.offset, s.size) else { return Ok(image.to_vec()) };
+            h[24..32].copy_from_slice(&(out.len() as u64).to_le_bytes());
+            out.extend_from_slice(data);
+        } else if !keep {
+            h[24..32].copy_from_slice(&(out.len() as u64).to_le_bytes());
+            h[32..40].copy_from_slice(&0u64.to_le_bytes());
+        }
+    }
+    out.resize(out.len().next_multiple_of(8), 0);
+    let new_shoff = out.len() as u64;
+    out[40..48].copy_from_slice(&new_shoff.to_le_bytes());
+    out.extend_from_slice(&headers);
+    Ok(out)
+}
+
 type CacheEntry = (PathBuf, Identity, Arc<ElfFile>);
 static CACHE: Mutex<Vec<CacheEntry>> = Mutex::new(Vec::new());
 
