@@ -409,8 +409,12 @@ class Tool:
         if transport not in ("ring", "perf"):
             raise ValueError(f"${EVENTS_ENV} is {transport!r}: it can be ring or perf")
         cflags = list(kwargs.pop("cflags", ())) + (["-DTOOL_PERF_EVENTS"] if transport == "perf" else [])
-        b = BPF(src_file=self.source, hdr_file=HEADER, cflags=cflags,
-                consts={**self.filters(args), **(consts or {})}, **kwargs)
+        imported = _import_meanwhile("bpfkit.table")
+        try:
+            b = BPF(src_file=self.source, hdr_file=HEADER, cflags=cflags,
+                    consts={**self.filters(args), **(consts or {})}, **kwargs)
+        finally:
+            imported()
         try:
             if "cgroup" in self.groups and args.cgroup is not None:
                 _set_cgroup(b, args.cgroup)
@@ -418,6 +422,40 @@ class Tool:
             b.close()
             raise
         return b
+
+
+def _import_meanwhile(name: str) -> Callable[[], None]:
+    """Starts importing module ``name`` in another thread, and returns the function that waits
+    for it. A tool imports the map classes (``bpfkit.table``, with ctypes: ~5 ms) while its
+    program is loaded, which is mostly the kernel's and libbpf's work, done with the GIL
+    released: on two CPUs the two overlap. The interpreter switches threads every 0.2 ms
+    meanwhile (not 5), so that the load gets the GIL back at once between its native steps. An
+    error is left for the import where the module is used to raise. ``_thread``, not
+    ``threading``: that one imports functools and collections."""
+    import _thread
+
+    if name in sys.modules:
+        return lambda: None
+    done = _thread.allocate_lock()
+    done.acquire()
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(0.0002)
+
+    def run() -> None:
+        try:
+            __import__(name)
+        except BaseException:  # noqa: BLE001, S110 - raised again where the module is imported for use
+            pass
+        finally:
+            done.release()
+
+    _thread.start_new_thread(run, ())
+
+    def wait() -> None:
+        with done:
+            sys.setswitchinterval(interval)
+
+    return wait
 
 
 def _has_ringbuf() -> bool:

@@ -16,7 +16,6 @@ adds that filter over netlink, and it outlives a killed process.
 
 from __future__ import annotations
 
-import ctypes
 import errno as _errno
 import os
 
@@ -232,6 +231,8 @@ def cgroup2_mountpoint() -> str:
     if os.geteuid() != 0:
         raise PrivilegeError(f"no cgroup v2 filesystem is mounted and mounting one needs root: as root run `{how}`",
                              _errno.EPERM)
+    import ctypes
+
     libc = ctypes.CDLL(None, use_errno=True)
     libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_void_p]
     ms_nosuid, ms_nodev, ms_noexec = 2, 4, 8

@@ -12,7 +12,6 @@ into a file offset through the program headers).
 
 from __future__ import annotations
 
-import ctypes
 import errno as _errno
 import os
 
@@ -178,6 +177,8 @@ def _ifunc_offset(info: ElfFile, s: ElfSymbol, name: str, version: Optional[str]
 
     if not info.is_shared_object or s.bind == "local":
         raise refuse("only an exported IFUNC of a shared library can be resolved")
+    import ctypes
+
     try:
         lib = ctypes.CDLL(info.path)
     except OSError as e:

@@ -20,7 +20,6 @@ from ._attach_kernel import KernelAttachMixin
 from ._attach_net import NetAttachMixin
 from ._attach_user import UserAttachMixin
 from ._errors import AttachError, ClosedError, CompileError, LoadError, NotSupportedError
-from .table import make_table
 
 TYPE_CHECKING = False  # not typing's: typing stays off a tool's start path
 if TYPE_CHECKING:
@@ -363,6 +362,8 @@ class BPF(KernelAttachMixin, UserAttachMixin, NetAttachMixin):
                 m = self._obj.map(n)
             except ValueError as e:
                 raise KeyError(str(e)) from None
+            from .table import make_table  # here: the map classes (and ctypes) cost a start ~5 ms
+
             t = make_table(self, m, keytype, leaftype)
             if keytype is None and leaftype is None:
                 self._tables[n] = t
