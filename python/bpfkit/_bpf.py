@@ -165,6 +165,14 @@ def _predict(section: str) -> Optional[str]:
     return None
 
 
+def _import_map_classes() -> None:
+    """Imports the map classes (``bpfkit.table``, with ctypes) after the object loads and before
+    anything is attached: lazily, for what does not use them, yet never while a program of this
+    process is attached, where the files the import opens would be among what it sees. (A tool
+    imports them in another thread while its object loads: see ``tools/_kit.py``.)"""
+    from . import table  # noqa: F401
+
+
 class BPF(KernelAttachMixin, UserAttachMixin, NetAttachMixin):
     """A BPF program compiled from C, loaded, and attached.
 
@@ -248,6 +256,7 @@ class BPF(KernelAttachMixin, UserAttachMixin, NetAttachMixin):
             self._load_ladders(obj, [[_s(p) for p in group] for group in alternatives], load_args, autoattach)
         else:
             self._obj = _native.Object.load(obj, **load_args)
+            _import_map_classes()
         try:
             if autoattach and not alternatives:
                 self._obj.autoattach()
@@ -296,6 +305,7 @@ class BPF(KernelAttachMixin, UserAttachMixin, NetAttachMixin):
                     continue
                 raise
             failed = None
+            _import_map_classes()
             try:
                 if autoattach:
                     self._obj.autoattach(skip=members)
