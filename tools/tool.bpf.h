@@ -15,7 +15,8 @@
  *
  * What only some tools share is in headers beside this one, which those tools #include:
  * hist.bpf.h (start-time and count maps, histogram and -e updates), sched.bpf.h (run queue and
- * context switch hooks), irq.bpf.h (hardirqs, softirqs).
+ * context switch hooks), irq.bpf.h (hardirqs, softirqs), block.bpf.h (block request ladders),
+ * sock.bpf.h (TCP addresses, ports, -4/-6), signal.bpf.h (kill() arguments, entry to exit).
  * They are included as <x.bpf.h>: the compile passes the tool's directory with -I, and a quoted
  * include would look first in the directory bpfkit runs in (the C reaches clang on its stdin).
  */
