@@ -4,6 +4,8 @@
  * Compiled after tool.bpf.h (nothing of it used: the latency of I/O belongs to no task).
  */
 
+#include <hist.bpf.h>
+
 #define MAX_SLOTS 27
 #define DISK_NAME_LEN 32
 
@@ -15,38 +17,15 @@ const volatile bool filter_dev = false; /* -d DISK: only this disk, by device nu
 const volatile u32 targ_major = 0;
 const volatile u32 targ_minor = 0;
 
-/* -e: the total and the count of the latencies, for their average. */
-struct ext_val {
-	u64 total;
-	u64 count;
-};
-
 struct hist_key {
 	char disk[DISK_NAME_LEN];
 	u64 flags;
 	u64 slot;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 10240);
-	__type(key, struct request *);
-	__type(value, u64);
-} start SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
-	__type(key, struct hist_key);
-	__type(value, u64);
-} dist SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, u32);
-	__type(value, struct ext_val);
-} extension SEC(".maps");
+START_MAP(start, struct request *, 10240);
+COUNT_MAP(dist, struct hist_key, 4096);
+EXT_MAP(extension);
 
 static __always_inline bool wanted(struct request *rq)
 {
@@ -87,20 +66,13 @@ int BPF_PROG(rq_complete, struct request *rq, int error, unsigned int nr_bytes)
 {
 	u64 *tsp = bpf_map_lookup_elem(&start, &rq);
 	struct hist_key key = {};
-	u64 one = 1, *count;
 
 	if (!tsp)
 		return 0;
 	u64 delta = bpf_ktime_get_ns() - *tsp;
 	bpf_map_delete_elem(&start, &rq);
 	delta /= millis ? 1000000 : 1000;
-
-	u32 zero = 0;
-	struct ext_val *ext = bpf_map_lookup_elem(&extension, &zero);
-	if (ext) {
-		__sync_fetch_and_add(&ext->total, delta);
-		__sync_fetch_and_add(&ext->count, 1);
-	}
+	ext_add(&extension, delta);
 
 	if (per_disk) {
 		struct gendisk *disk = BPF_CORE_READ(rq, q, disk);
@@ -110,11 +82,6 @@ int BPF_PROG(rq_complete, struct request *rq, int error, unsigned int nr_bytes)
 	if (per_flag)
 		key.flags = BPF_CORE_READ(rq, cmd_flags);
 	key.slot = bpfkit_log2_slot(delta, MAX_SLOTS);
-
-	count = bpf_map_lookup_elem(&dist, &key);
-	if (count)
-		__sync_fetch_and_add(count, 1);
-	else
-		bpf_map_update_elem(&dist, &key, &one, BPF_NOEXIST);
+	count_increment(&dist, &key);
 	return 0;
 }

@@ -1,19 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * biosnoop: one line per block I/O, with the task that submitted it, its disk, sector, size and
- * latency. Three moments of a request, each a fallback ladder (biosnoop.py's LADDERS):
- * - submission (the task, and with -Q the start of the queued time): the block:block_io_start
- *   tracepoint (6.5+) as tp_btf or raw_tp, else fentry or kprobe on blk_account_io_start;
- * - issue to the device: block_rq_issue as tp_btf, else raw_tp;
- * - completion: block_rq_complete as tp_btf, else raw_tp.
- * The request is read with CO-RE only, so one body serves every rung.
+ * latency. Three moments of a request, each a fallback ladder of block.bpf.h (biosnoop.py's
+ * LADDERS): submission (the task, and with -Q the start of the queued time), issue to the device
+ * and completion. The request is read with CO-RE only, so one body serves every rung.
  * Compiled after tool.bpf.h: tool_traced() (-c) applies to the submitting task.
  */
 
+#include <block.bpf.h>
+
 #define DISK_NAME_LEN 32
 #define TASK_COMM_LEN 16
-#define REQ_OP_MASK 0xff
-#define REQ_OP_WRITE 1
 
 const volatile bool filter_dev = false; /* -d DISK */
 const volatile u32 targ_major = 0;
@@ -57,20 +54,6 @@ struct {
 } last_sector SEC(".maps");
 
 TOOL_EVENTS(1 << 20);
-
-/* struct request had rq_disk until 5.16; since then the disk is q->disk. */
-struct request___old {
-	struct gendisk *rq_disk;
-} __attribute__((preserve_access_index));
-
-static __always_inline struct gendisk *rq_disk(struct request *rq)
-{
-	struct request___old *old = (void *)rq;
-
-	if (bpf_core_field_exists(old->rq_disk))
-		return BPF_CORE_READ(old, rq_disk);
-	return BPF_CORE_READ(rq, q, disk);
-}
 
 static __always_inline bool wanted(struct gendisk *disk)
 {
@@ -136,9 +119,8 @@ static __always_inline int on_complete(void *ctx, struct request *rq)
 	e->bytes = BPF_CORE_READ(rq, __data_len);
 	e->pid = s->pid;
 	__builtin_memcpy(e->comm, s->comm, sizeof(e->comm));
-	e->rwflag = (BPF_CORE_READ(rq, cmd_flags) & REQ_OP_MASK) == REQ_OP_WRITE;
-	e->major = disk ? BPF_CORE_READ(disk, major) : 0;
-	e->minor = disk ? BPF_CORE_READ(disk, first_minor) : 0;
+	e->rwflag = rq_is_write(rq);
+	disk_dev(disk, &e->major, &e->minor);
 	e->disk[0] = 0;
 	if (disk)
 		bpf_probe_read_kernel_str(e->disk, sizeof(e->disk), &disk->disk_name);
@@ -153,21 +135,4 @@ done:
 	return 0;
 }
 
-SEC("tp_btf/block_io_start")
-int BPF_PROG(start_tp_btf, struct request *rq) { return on_start(rq); }
-SEC("raw_tp/block_io_start")
-int BPF_PROG(start_raw_tp, struct request *rq) { return on_start(rq); }
-SEC("fentry/blk_account_io_start")
-int BPF_PROG(start_fentry, struct request *rq) { return on_start(rq); }
-SEC("kprobe/blk_account_io_start")
-int BPF_KPROBE(start_kprobe, struct request *rq) { return on_start(rq); }
-
-SEC("tp_btf/block_rq_issue")
-int BPF_PROG(issue_tp_btf, struct request *rq) { return on_issue(rq); }
-SEC("raw_tp/block_rq_issue")
-int BPF_PROG(issue_raw_tp, struct request *rq) { return on_issue(rq); }
-
-SEC("tp_btf/block_rq_complete")
-int BPF_PROG(complete_tp_btf, struct request *rq) { return on_complete(ctx, rq); }
-SEC("raw_tp/block_rq_complete")
-int BPF_PROG(complete_raw_tp, struct request *rq) { return on_complete(ctx, rq); }
+BLOCK_PROGRAMS(on_start, on_issue, on_complete)

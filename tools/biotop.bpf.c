@@ -1,14 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * biotop: block I/O per process and disk, summed in a map that biotop.py prints and clears
- * each interval. The same three ladders as biosnoop (submission: block_io_start as tp_btf or
- * raw_tp, else fentry/kprobe on blk_account_io_start; issue and completion: tp_btf, else raw_tp);
- * the request is read with CO-RE only. Compiled after tool.bpf.h: -p applies to the submitter.
+ * each interval. The same three ladders as biosnoop, block.bpf.h's (submission, issue and
+ * completion); the request is read with CO-RE only. Compiled after tool.bpf.h: -p applies to the
+ * submitter.
  */
 
+#include <block.bpf.h>
+
 #define TASK_COMM_LEN 16
-#define REQ_OP_MASK 0xff
-#define REQ_OP_WRITE 1
 
 struct start_info {
 	u64 ts_issue;
@@ -44,20 +44,6 @@ struct {
 	__type(value, struct io_val);
 } counts SEC(".maps");
 
-struct request___old {
-	struct gendisk *rq_disk;
-} __attribute__((preserve_access_index));
-
-/* struct request had rq_disk until 5.16; since then the disk is q->disk. */
-static __always_inline struct gendisk *rq_disk(struct request *rq)
-{
-	struct request___old *old = (void *)rq;
-
-	if (bpf_core_field_exists(old->rq_disk))
-		return BPF_CORE_READ(old, rq_disk);
-	return BPF_CORE_READ(rq, q, disk);
-}
-
 static __always_inline int on_start(struct request *rq)
 {
 	struct start_info s = {};
@@ -88,7 +74,7 @@ static __always_inline int on_issue(struct request *rq)
 	return 0;
 }
 
-static __always_inline int on_complete(struct request *rq)
+static __always_inline int on_complete(void *ctx, struct request *rq)
 {
 	struct start_info *s = bpf_map_lookup_elem(&starts, &rq);
 	struct io_key key = {};
@@ -101,9 +87,8 @@ static __always_inline int on_complete(struct request *rq)
 	struct gendisk *disk = rq_disk(rq);
 	key.pid = s->pid;
 	__builtin_memcpy(key.comm, s->comm, sizeof(key.comm));
-	key.rwflag = (BPF_CORE_READ(rq, cmd_flags) & REQ_OP_MASK) == REQ_OP_WRITE;
-	key.major = disk ? BPF_CORE_READ(disk, major) : 0;
-	key.minor = disk ? BPF_CORE_READ(disk, first_minor) : 0;
+	key.rwflag = rq_is_write(rq);
+	disk_dev(disk, &key.major, &key.minor);
 	v = bpf_map_lookup_elem(&counts, &key);
 	if (!v) {
 		bpf_map_update_elem(&counts, &key, &zero, BPF_NOEXIST);
@@ -119,21 +104,4 @@ done:
 	return 0;
 }
 
-SEC("tp_btf/block_io_start")
-int BPF_PROG(start_tp_btf, struct request *rq) { return on_start(rq); }
-SEC("raw_tp/block_io_start")
-int BPF_PROG(start_raw_tp, struct request *rq) { return on_start(rq); }
-SEC("fentry/blk_account_io_start")
-int BPF_PROG(start_fentry, struct request *rq) { return on_start(rq); }
-SEC("kprobe/blk_account_io_start")
-int BPF_KPROBE(start_kprobe, struct request *rq) { return on_start(rq); }
-
-SEC("tp_btf/block_rq_issue")
-int BPF_PROG(issue_tp_btf, struct request *rq) { return on_issue(rq); }
-SEC("raw_tp/block_rq_issue")
-int BPF_PROG(issue_raw_tp, struct request *rq) { return on_issue(rq); }
-
-SEC("tp_btf/block_rq_complete")
-int BPF_PROG(complete_tp_btf, struct request *rq) { return on_complete(rq); }
-SEC("raw_tp/block_rq_complete")
-int BPF_PROG(complete_raw_tp, struct request *rq) { return on_complete(rq); }
+BLOCK_PROGRAMS(on_start, on_issue, on_complete)

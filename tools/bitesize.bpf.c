@@ -6,6 +6,8 @@
  * Compiled after tool.bpf.h (nothing of it used: -c and -d are this tool's own filters).
  */
 
+#include <hist.bpf.h>
+
 #define MAX_SLOTS 20
 #define TASK_COMM_LEN 16
 
@@ -19,12 +21,7 @@ struct hist_key {
 	u64 slot;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
-	__type(key, struct hist_key);
-	__type(value, u64);
-} dist SEC(".maps");
+COUNT_MAP(dist, struct hist_key, 4096);
 
 static __always_inline bool comm_wanted(const char *comm)
 {
@@ -43,7 +40,6 @@ SEC("tracepoint/block/block_rq_issue")
 int rq_issue(struct trace_event_raw_block_rq *ctx)
 {
 	struct hist_key key = {};
-	u64 one = 1, *count;
 
 	if (filter_dev && BPF_CORE_READ(ctx, dev) != targ_dev)
 		return 0;
@@ -51,10 +47,6 @@ int rq_issue(struct trace_event_raw_block_rq *ctx)
 	if (!comm_wanted(key.comm))
 		return 0;
 	key.slot = bpfkit_log2_slot(BPF_CORE_READ(ctx, bytes) / 1024, MAX_SLOTS);
-	count = bpf_map_lookup_elem(&dist, &key);
-	if (count)
-		__sync_fetch_and_add(count, 1);
-	else
-		bpf_map_update_elem(&dist, &key, &one, BPF_NOEXIST);
+	count_increment(&dist, &key);
 	return 0;
 }

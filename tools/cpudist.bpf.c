@@ -3,10 +3,13 @@
  * cpudist: on-CPU time (from a task's switch in to its switch out) or, with -O, off-CPU time
  * (from its switch out to its next switch in) per scheduling, as a histogram.
  *
- * The context switch hook is written twice, best first: a BTF tracepoint (5.5+) and a raw
- * tracepoint (4.17+); cpudist.py names the pair as a fallback ladder. Tasks' fields are read with
- * CO-RE. The -p filter is on the task measured (targ_tgid from tool.bpf.h).
+ * The context switch hook is sched.bpf.h's, a fallback ladder of a BTF and a raw tracepoint
+ * (cpudist.py names it), and `start` is its map. Tasks' fields are read with CO-RE. The -p filter
+ * is on the task measured (targ_tgid from tool.bpf.h).
  */
+
+#include <hist.bpf.h>
+#include <sched.bpf.h>
 
 #define MAX_ENTRIES 10240
 /* Every CPU's idle task is tid 0: -I keys their times by CPU, above every real tid. */
@@ -23,32 +26,8 @@ struct hist_key {
 	u32 slot;
 };
 
-/* -e: the total and the count of the times, for their average. */
-struct ext_val {
-	u64 total;
-	u64 count;
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, MAX_ENTRIES);
-	__type(key, u32);
-	__type(value, u64);
-} start SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, MAX_ENTRIES);
-	__type(key, struct hist_key);
-	__type(value, u64);
-} dist SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, u32);
-	__type(value, struct ext_val);
-} extension SEC(".maps");
+COUNT_MAP(dist, struct hist_key, MAX_ENTRIES);
+EXT_MAP(extension);
 
 /* The task's key in `start`, or false when it is not measured. */
 static __always_inline bool task_key(struct task_struct *t, u32 *key)
@@ -78,9 +57,8 @@ static __always_inline void stamp(struct task_struct *t, u64 now)
 static __always_inline void account(struct task_struct *t, u64 now)
 {
 	struct hist_key hkey = {};
-	u64 *tsp, delta, one = 1, *count;
-	u32 key, zero = 0;
-	struct ext_val *ext;
+	u64 *tsp, delta;
+	u32 key;
 
 	if (!task_key(t, &key))
 		return;
@@ -90,24 +68,16 @@ static __always_inline void account(struct task_struct *t, u64 now)
 	delta = now - *tsp;
 	bpf_map_delete_elem(&start, &key);
 	delta /= millis ? 1000000 : 1000;
-	ext = bpf_map_lookup_elem(&extension, &zero);
-	if (ext) {
-		__sync_fetch_and_add(&ext->total, delta);
-		__sync_fetch_and_add(&ext->count, 1);
-	}
+	ext_add(&extension, delta);
 	if (per_pid)
 		hkey.id = BPF_CORE_READ(t, tgid);
 	else if (per_tid)
 		hkey.id = BPF_CORE_READ(t, pid);
 	hkey.slot = bpfkit_log2_slot(delta, 64);
-	count = bpf_map_lookup_elem(&dist, &hkey);
-	if (count)
-		__sync_fetch_and_add(count, 1);
-	else
-		bpf_map_update_elem(&dist, &hkey, &one, BPF_NOEXIST);
+	count_increment(&dist, &hkey);
 }
 
-static __always_inline int switched(struct task_struct *prev, struct task_struct *next)
+static __always_inline int switched(void *ctx, struct task_struct *prev, struct task_struct *next)
 {
 	u64 now = bpf_ktime_get_ns();
 
@@ -121,13 +91,4 @@ static __always_inline int switched(struct task_struct *prev, struct task_struct
 	return 0;
 }
 
-SEC("tp_btf/sched_switch")
-int BPF_PROG(switch_btf, bool preempt, struct task_struct *prev, struct task_struct *next)
-{
-	return switched(prev, next);
-}
-SEC("raw_tp/sched_switch")
-int BPF_PROG(switch_raw, bool preempt, struct task_struct *prev, struct task_struct *next)
-{
-	return switched(prev, next);
-}
+SCHED_SWITCH_PROGRAMS(switched)

@@ -9,6 +9,8 @@
  * else the CFS queue's own count, named nr_queued since 6.14 and nr_running before.
  */
 
+#include <hist.bpf.h>
+
 #define MAX_LEN 1023	/* longer queues are counted in this slot */
 
 struct hist_key {
@@ -16,12 +18,7 @@ struct hist_key {
 	u32 len;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
-	__type(key, struct hist_key);
-	__type(value, u64);
-} dist SEC(".maps");
+COUNT_MAP(dist, struct hist_key, 16384);
 
 struct cfs_rq___pre614 {
 	unsigned int nr_running;
@@ -45,17 +42,12 @@ int do_sample(struct bpf_perf_event_data *ctx)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct hist_key key = { .cpu = bpf_get_smp_processor_id() };
-	u64 one = 1, *count;
 	u32 len = runnable(task);
 
 	/* The running task is not waiting (the idle task is not counted in nr_running at all). */
 	if (len > 0 && BPF_CORE_READ(task, pid))
 		len--;
 	key.len = len < MAX_LEN ? len : MAX_LEN;
-	count = bpf_map_lookup_elem(&dist, &key);
-	if (count)
-		__sync_fetch_and_add(count, 1);
-	else
-		bpf_map_update_elem(&dist, &key, &one, BPF_NOEXIST);
+	count_increment(&dist, &key);
 	return 0;
 }

@@ -3,13 +3,12 @@
  * runqslower: each time a task waited on a run queue longer than min_us, from its wakeup (or its
  * preemption) to its running: the task, the latency and the task it took the CPU from.
  *
- * Each hook is written twice, best first: a BTF tracepoint (5.5+) and a raw tracepoint (4.17+);
- * runqslower.py names each pair as a fallback ladder. Tasks' fields are read with CO-RE. The
- * -p/-t filters are on the task that waits (targ_tgid, targ_tid from tool.bpf.h).
+ * The wait is timed by sched.bpf.h (its hooks, each a fallback ladder of a BTF and a raw
+ * tracepoint, which runqslower.py names). The -p/-t filters are on the task that waits
+ * (targ_tgid, targ_tid from tool.bpf.h).
  */
 
-#define MAX_ENTRIES 10240
-#define TASK_RUNNING 0
+#include <sched.bpf.h>
 
 const volatile u64 min_us = 10000;	/* report waits longer than this */
 
@@ -21,52 +20,17 @@ struct event {
 	u32 prev_pid;	/* the thread it took the CPU from */
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, MAX_ENTRIES);
-	__type(key, u32);
-	__type(value, u64);
-} start SEC(".maps");
-
 TOOL_EVENTS(1 << 18);
-
-struct task_struct___pre514 {
-	long state;
-} __attribute__((preserve_access_index));
-
-static __always_inline long task_state(struct task_struct *t)
-{
-	if (bpf_core_field_exists(t->__state))
-		return BPF_CORE_READ(t, __state);
-	return BPF_CORE_READ((struct task_struct___pre514 *)t, state);
-}
-
-static __always_inline int enqueue(struct task_struct *p)
-{
-	u32 tid = BPF_CORE_READ(p, pid);
-	u64 ts;
-
-	if (!tid || (targ_tgid && BPF_CORE_READ(p, tgid) != targ_tgid) || (targ_tid && tid != targ_tid))
-		return 0;
-	ts = bpf_ktime_get_ns();
-	bpf_map_update_elem(&start, &tid, &ts, BPF_ANY);
-	return 0;
-}
 
 static __always_inline int switched(void *ctx, struct task_struct *prev, struct task_struct *next)
 {
 	struct event *e;
-	u64 *tsp, delta_us;
+	u64 delta, delta_us;
 	u32 tid;
 
-	if (task_state(prev) == TASK_RUNNING)	/* preempted: back on the run queue */
-		enqueue(prev);
-	tid = BPF_CORE_READ(next, pid);
-	tsp = bpf_map_lookup_elem(&start, &tid);
-	if (!tsp)
+	if (!runq_dequeue(prev, next, &tid, &delta))
 		return 0;
-	delta_us = (bpf_ktime_get_ns() - *tsp) / 1000;
-	bpf_map_delete_elem(&start, &tid);
+	delta_us = delta / 1000;
 	if (min_us && delta_us <= min_us)
 		return 0;
 	e = tool_reserve(struct event);
@@ -81,23 +45,5 @@ static __always_inline int switched(void *ctx, struct task_struct *prev, struct 
 	return 0;
 }
 
-SEC("tp_btf/sched_wakeup")
-int BPF_PROG(wakeup_btf, struct task_struct *p) { return enqueue(p); }
-SEC("raw_tp/sched_wakeup")
-int BPF_PROG(wakeup_raw, struct task_struct *p) { return enqueue(p); }
-
-SEC("tp_btf/sched_wakeup_new")
-int BPF_PROG(wakeup_new_btf, struct task_struct *p) { return enqueue(p); }
-SEC("raw_tp/sched_wakeup_new")
-int BPF_PROG(wakeup_new_raw, struct task_struct *p) { return enqueue(p); }
-
-SEC("tp_btf/sched_switch")
-int BPF_PROG(switch_btf, bool preempt, struct task_struct *prev, struct task_struct *next)
-{
-	return switched(ctx, prev, next);
-}
-SEC("raw_tp/sched_switch")
-int BPF_PROG(switch_raw, bool preempt, struct task_struct *prev, struct task_struct *next)
-{
-	return switched(ctx, prev, next);
-}
+SCHED_WAKEUP_PROGRAMS(runq_enqueue)
+SCHED_SWITCH_PROGRAMS(switched)

@@ -7,6 +7,8 @@
  * Compiled after tool.bpf.h: tool_traced() is -p's and -t's filter.
  */
 
+#include <hist.bpf.h>
+
 #define MAX_ENTRIES 10240
 
 const volatile bool by_process = false;	/* -P */
@@ -22,12 +24,7 @@ struct data {
 	char comm[16];	/* -P: the process's name when first seen */
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, MAX_ENTRIES);
-	__type(key, u32);
-	__type(value, u64);
-} start SEC(".maps");
+START_MAP(start, u32, MAX_ENTRIES);
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

@@ -10,13 +10,10 @@
  * Compiled after tool.bpf.h: tool_traced() is -p.
  */
 
-#define MAX_PORTS 16
-#define AF_INET 2
-#define AF_INET6 10
+#include <sock.bpf.h>
 
 const volatile u16 lports[MAX_PORTS] = {};	/* -P: only these local ports */
 const volatile u32 n_lports = 0;
-const volatile u16 targ_family = 0;		/* -4/-6 */
 
 struct event {
 	u64 ts_us;
@@ -31,18 +28,6 @@ struct event {
 
 TOOL_EVENTS(1 << 18);
 
-static __always_inline bool port_in(u16 port, const volatile u16 *list, u32 n)
-{
-	if (!n)
-		return true;
-#pragma unroll
-	for (int i = 0; i < MAX_PORTS; i++) {
-		if (i < n && list[i] == port)
-			return true;
-	}
-	return false;
-}
-
 static __always_inline int accepted(void *ctx, struct sock *sk)
 {
 	struct event e = {};
@@ -52,19 +37,13 @@ static __always_inline int accepted(void *ctx, struct sock *sk)
 	if (BPF_CORE_READ_BITFIELD_PROBED(sk, sk_protocol) != IPPROTO_TCP)
 		return 0;
 	e.family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	if ((e.family != AF_INET && e.family != AF_INET6) || (targ_family && targ_family != e.family))
+	if (!family_wanted(e.family))
 		return 0;
 	e.lport = BPF_CORE_READ(sk, __sk_common.skc_num);
 	if (!port_in(e.lport, lports, n_lports))
 		return 0;
 	e.rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-	if (e.family == AF_INET) {
-		bpf_core_read(&e.laddr, 4, &sk->__sk_common.skc_rcv_saddr); /* 4 bytes, not the 16 of the field it goes to */
-		bpf_core_read(&e.raddr, 4, &sk->__sk_common.skc_daddr);
-	} else {
-		BPF_CORE_READ_INTO(&e.laddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
-		BPF_CORE_READ_INTO(&e.raddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
-	}
+	SK_ADDRS(sk, e.family, &e.laddr, &e.raddr);
 	e.ts_us = bpf_ktime_get_ns() / 1000;
 	e.pid = bpf_get_current_pid_tgid() >> 32;
 	bpf_get_current_comm(e.comm, sizeof(e.comm));

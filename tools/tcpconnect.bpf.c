@@ -12,13 +12,11 @@
  * Compiled after tool.bpf.h: tool_traced() is -p and -u.
  */
 
-#define MAX_PORTS 16
-#define AF_INET 2
-#define AF_INET6 10
+#include <hist.bpf.h>
+#include <sock.bpf.h>
 
 const volatile u16 dports[MAX_PORTS] = {};	/* -P: only these destination ports */
 const volatile u32 n_dports = 0;
-const volatile u16 targ_family = 0;		/* -4/-6 */
 const volatile bool with_lport = false;		/* -L */
 const volatile bool do_count = false;		/* -c: count per flow instead of sending records */
 
@@ -41,12 +39,7 @@ struct flow {
 	u16 dport;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 10240);
-	__type(key, struct flow);
-	__type(value, u64);
-} counts SEC(".maps");
+COUNT_MAP(counts, struct flow, 10240);
 
 /* -L on the tracepoint rung: the connecting task's record, sent when the local port is known. */
 struct {
@@ -58,32 +51,15 @@ struct {
 
 TOOL_EVENTS(1 << 18);
 
-static __always_inline bool port_in(u16 port, const volatile u16 *list, u32 n)
-{
-	if (!n)
-		return true;
-#pragma unroll
-	for (int i = 0; i < MAX_PORTS; i++) {
-		if (i < n && list[i] == port)
-			return true;
-	}
-	return false;
-}
-
 /* Counts or sends a connect whose addresses and ports `e` holds. */
 static __always_inline void report(void *ctx, struct event *e)
 {
 	if (do_count) {
 		struct flow key = { .family = e->family, .dport = e->dport };
-		u64 one = 1, *n;
 
 		__builtin_memcpy(key.saddr, e->saddr, sizeof(key.saddr));
 		__builtin_memcpy(key.daddr, e->daddr, sizeof(key.daddr));
-		n = bpf_map_lookup_elem(&counts, &key);
-		if (n)
-			__sync_fetch_and_add(n, 1);
-		else
-			bpf_map_update_elem(&counts, &key, &one, BPF_NOEXIST);
+		count_increment(&counts, &key);
 		return;
 	}
 	tool_output(ctx, e, sizeof(*e));
@@ -111,13 +87,7 @@ static __always_inline int connected(void *ctx, struct sock *sk, int ret, u16 fa
 		return 0;
 	identify(&e, family);
 	e.lport = BPF_CORE_READ(sk, __sk_common.skc_num);
-	if (family == AF_INET) {
-		bpf_core_read(&e.saddr, 4, &sk->__sk_common.skc_rcv_saddr); /* 4 bytes, not the 16 of the field it goes to */
-		bpf_core_read(&e.daddr, 4, &sk->__sk_common.skc_daddr);
-	} else {
-		BPF_CORE_READ_INTO(&e.saddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
-		BPF_CORE_READ_INTO(&e.daddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
-	}
+	SK_ADDRS(sk, family, &e.saddr, &e.daddr);
 	report(ctx, &e);
 	return 0;
 }
@@ -159,13 +129,7 @@ static __always_inline int state_change(struct trace_event_raw_inet_sock_set_sta
 		return 0;
 	identify(&e, family);
 	e.dport = ctx->dport;
-	if (family == AF_INET) {
-		bpf_probe_read_kernel(e.saddr, 4, ctx->saddr);
-		bpf_probe_read_kernel(e.daddr, 4, ctx->daddr);
-	} else {
-		bpf_probe_read_kernel(e.saddr, 16, ctx->saddr_v6);
-		bpf_probe_read_kernel(e.daddr, 16, ctx->daddr_v6);
-	}
+	STATE_ADDRS(ctx, family, &e.saddr, &e.daddr);
 	if (with_lport)
 		bpf_map_update_elem(&connecting, &sk, &e, BPF_ANY);
 	else

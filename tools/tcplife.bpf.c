@@ -6,14 +6,12 @@
  * are right on every kernel's layout. Compiled after tool.bpf.h (targ_tgid is -p).
  */
 
-#define MAX_PORTS 16
-#define AF_INET 2
+#include <sock.bpf.h>
 
 const volatile u16 lports[MAX_PORTS] = {};	/* -L */
 const volatile u32 n_lports = 0;
 const volatile u16 rports[MAX_PORTS] = {};	/* -D */
 const volatile u32 n_rports = 0;
-const volatile u16 targ_family = 0;		/* -4/-6 */
 
 struct ident {
 	u32 pid;
@@ -67,18 +65,6 @@ struct {
 } owner SEC(".maps");
 
 TOOL_EVENTS(1 << 18);
-
-static __always_inline bool port_in(u16 port, const volatile u16 *list, u32 n)
-{
-	if (!n)
-		return true;
-#pragma unroll
-	for (int i = 0; i < MAX_PORTS; i++) {
-		if (i < n && list[i] == port)
-			return true;
-	}
-	return false;
-}
 
 /* sk_flags moved into sock_common (as skc_flags) in 6.9. */
 struct sock___pre_6_9 {
@@ -165,13 +151,7 @@ int state_change(struct trace_event_raw_inet_sock_set_state *ctx)
 	e->family = fam;
 	e->lport = lport;
 	e->rport = rport;
-	if (fam == AF_INET) {
-		bpf_probe_read_kernel(e->saddr, 4, ctx->saddr);
-		bpf_probe_read_kernel(e->daddr, 4, ctx->daddr);
-	} else {
-		bpf_probe_read_kernel(e->saddr, 16, ctx->saddr_v6);
-		bpf_probe_read_kernel(e->daddr, 16, ctx->daddr_v6);
-	}
+	STATE_ADDRS(ctx, fam, &e->saddr, &e->daddr);
 	tool_submit(ctx, e);
 done:
 	bpf_map_delete_elem(&birth, &sk);

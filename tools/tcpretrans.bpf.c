@@ -10,12 +10,12 @@
  * refuses -l alone. Compiled after tool.bpf.h.
  */
 
-#define AF_INET 2
-#define AF_INET6 10
+#include <hist.bpf.h>
+#include <sock.bpf.h>
+
 #define RETRANSMIT 1
 #define TLP 2
 
-const volatile u16 targ_family = 0;	/* -4/-6 */
 const volatile bool do_count = false;	/* -c: count per flow instead of sending records */
 
 struct event {
@@ -39,12 +39,7 @@ struct flow {
 	u16 dport;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 10240);
-	__type(key, struct flow);
-	__type(value, u64);
-} counts SEC(".maps");
+COUNT_MAP(counts, struct flow, 10240);
 
 TOOL_EVENTS(1 << 18);
 
@@ -55,28 +50,17 @@ static __always_inline int retransmitted(void *ctx, const struct sock *sk, const
 	if (!sk)
 		return 0;
 	e.family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	if ((e.family != AF_INET && e.family != AF_INET6) || (targ_family && targ_family != e.family))
+	if (!family_wanted(e.family))
 		return 0;
 	e.lport = BPF_CORE_READ(sk, __sk_common.skc_num);
 	e.dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-	if (e.family == AF_INET) {
-		bpf_core_read(&e.saddr, 4, &sk->__sk_common.skc_rcv_saddr); /* 4 bytes, not the 16 of the field it goes to */
-		bpf_core_read(&e.daddr, 4, &sk->__sk_common.skc_daddr);
-	} else {
-		BPF_CORE_READ_INTO(&e.saddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
-		BPF_CORE_READ_INTO(&e.daddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
-	}
+	SK_ADDRS(sk, e.family, &e.saddr, &e.daddr);
 	if (do_count) {
 		struct flow key = { .family = e.family, .lport = e.lport, .dport = e.dport };
-		u64 one = 1, *n;
 
 		__builtin_memcpy(key.saddr, e.saddr, sizeof(key.saddr));
 		__builtin_memcpy(key.daddr, e.daddr, sizeof(key.daddr));
-		n = bpf_map_lookup_elem(&counts, &key);
-		if (n)
-			__sync_fetch_and_add(n, 1);
-		else
-			bpf_map_update_elem(&counts, &key, &one, BPF_NOEXIST);
+		count_increment(&counts, &key);
 		return 0;
 	}
 	e.ts_us = bpf_ktime_get_ns() / 1000;

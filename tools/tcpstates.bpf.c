@@ -6,15 +6,12 @@
  * Compiled after tool.bpf.h.
  */
 
-#define MAX_PORTS 16
-#define AF_INET 2
-#define AF_INET6 10
+#include <sock.bpf.h>
 
 const volatile u16 lports[MAX_PORTS] = {};	/* -L: only these local ports... */
 const volatile u32 n_lports = 0;
 const volatile u16 rports[MAX_PORTS] = {};	/* -D: ...and these remote ports */
 const volatile u32 n_rports = 0;
-const volatile u16 targ_family = 0;		/* -4/-6: AF_INET or AF_INET6; 0: both */
 
 struct event {
 	u64 skaddr;
@@ -40,18 +37,6 @@ struct {
 } since SEC(".maps");
 
 TOOL_EVENTS(1 << 18);
-
-static __always_inline bool port_in(u16 port, const volatile u16 *list, u32 n)
-{
-	if (!n)
-		return true;
-#pragma unroll
-	for (int i = 0; i < MAX_PORTS; i++) {
-		if (i < n && list[i] == port)
-			return true;
-	}
-	return false;
-}
 
 SEC("tracepoint/sock/inet_sock_set_state")
 int state_change(struct trace_event_raw_inet_sock_set_state *ctx)
@@ -86,13 +71,7 @@ int state_change(struct trace_event_raw_inet_sock_set_state *ctx)
 	e->family = fam;
 	e->lport = lport;
 	e->rport = rport;
-	if (fam == AF_INET) {
-		bpf_probe_read_kernel(e->saddr, 4, ctx->saddr);
-		bpf_probe_read_kernel(e->daddr, 4, ctx->daddr);
-	} else {
-		bpf_probe_read_kernel(e->saddr, 16, ctx->saddr_v6);
-		bpf_probe_read_kernel(e->daddr, 16, ctx->daddr_v6);
-	}
+	STATE_ADDRS(ctx, fam, &e->saddr, &e->daddr);
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	tool_submit(ctx, e);
 	return 0;

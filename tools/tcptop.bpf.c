@@ -12,11 +12,9 @@
  * is -p.
  */
 
-#define AF_INET 2
-#define AF_INET6 10
-#define MSG_PEEK 2
+#include <sock.bpf.h>
 
-const volatile u16 targ_family = 0;	/* -4/-6 */
+#define MSG_PEEK 2
 
 struct flow {
 	u32 pid;
@@ -48,19 +46,13 @@ static __always_inline int count(struct sock *sk, long sent, long received)
 	if (!sk || !tool_traced())
 		return 0;
 	key.family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	if ((key.family != AF_INET && key.family != AF_INET6) || (targ_family && targ_family != key.family))
+	if (!family_wanted(key.family))
 		return 0;
 	key.pid = bpf_get_current_pid_tgid() >> 32;
 	bpf_get_current_comm(key.comm, sizeof(key.comm));
 	key.lport = BPF_CORE_READ(sk, __sk_common.skc_num);
 	key.dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-	if (key.family == AF_INET) {
-		bpf_core_read(&key.saddr, 4, &sk->__sk_common.skc_rcv_saddr); /* 4 bytes, not the 16 of the field it goes to */
-		bpf_core_read(&key.daddr, 4, &sk->__sk_common.skc_daddr);
-	} else {
-		BPF_CORE_READ_INTO(&key.saddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
-		BPF_CORE_READ_INTO(&key.daddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
-	}
+	SK_ADDRS(sk, key.family, &key.saddr, &key.daddr);
 	t = bpf_map_lookup_elem(&flows, &key);
 	if (!t) {
 		bpf_map_update_elem(&flows, &key, &zero, BPF_NOEXIST);
