@@ -214,3 +214,16 @@ def test_objects_are_kept_without_dwarf_and_still_carry_btf_and_line_info(cache_
     with pytest.raises(LoadError) as e:
         BPF(text=bad, cache_dir=cache_dir)
     assert "@ <stdin>:4\n7: (79) r0 = *(u64 *)(r0 +0)" in e.value.verifier_log  # line 4, from .BTF.ext
+
+
+def test_kernel_names_in_a_header_beside_the_source_reach_the_minimal_header(cache_dir, tmp_path):
+    """An enumerator named only in a header included from the source's own directory (as the
+    tools' hist.bpf.h names BPF_NOEXIST) is in the minimal header: no fall back to the full one."""
+    (tmp_path / "mine.bpf.h").write_text("static __always_inline long put(void *m, u32 *k, u64 *v)\n"
+                                         "{ return bpf_map_update_elem(m, k, v, BPF_NOEXIST); }\n")
+    src = ('#include <mine.bpf.h>\nstruct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 8); '
+           '__type(key, u32); __type(value, u64); } m SEC(".maps");\n'
+           'SEC("tracepoint/syscalls/sys_enter_getppid")\nint g(void *ctx) { u32 k = 1; u64 v = 2; '
+           'put(&m, &k, &v); return 0; }\n')
+    _obj, cached, header, _, _ = _native.compile(src, cache_dir=str(cache_dir), source_dir=str(tmp_path))
+    assert (cached, header) == (False, "minimal")

@@ -206,6 +206,15 @@ def test_ebpf_prints_the_shared_header_then_the_tools_c():
     assert out == header + source
 
 
+def test_ebpf_puts_the_tools_own_headers_in_place_of_their_includes():
+    """runqlat includes hist.bpf.h and sched.bpf.h (sched.bpf.h includes hist.bpf.h again):
+    --ebpf prints each once where it is first included, so the output is the whole program."""
+    out = subprocess.run([*BPFKIT, "runqlat", "--ebpf"], capture_output=True, text=True, check=True).stdout
+    assert "#include <hist.bpf.h>" not in out and "#include <sched.bpf.h>" not in out
+    assert out.count("/* hist.bpf.h */") == 1 and out.count("/* sched.bpf.h */") == 1
+    assert (TOOLS_DIR / "hist.bpf.h").read_text() in out
+
+
 # -- the kit's parts, in process -----------------------------------------------------------------
 
 def test_columns_print_the_header_rows_and_json():

@@ -6,6 +6,7 @@ of a warm start (see ``_args``)."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from ._kit import _columns, parse_doc
@@ -43,11 +44,31 @@ class _PrintSource(argparse.Action):
         super().__init__(option_strings, dest, nargs=0, default=False, **kwargs)
 
     def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
+        seen: set = set()
         for path in self.sources:
-            with open(path) as f:
-                sys.stdout.write(f.read())
+            sys.stdout.write(_inlined(path, seen))
         sys.stdout.flush()
         parser.exit(0)
+
+
+def _inlined(path: str, seen: set) -> str:
+    """The C of ``path`` with the tools' own headers it includes (``#include <hist.bpf.h>``,
+    found beside it) put in place, each once, so that ``--ebpf`` prints the whole program as
+    BCC's does; other includes stay as they are."""
+    here = os.path.dirname(path)
+    out = []
+    with open(path) as f:
+        for line in f:
+            words = line.split()
+            if len(words) >= 2 and words[0] == "#include" and words[1][:1] in "<\"":
+                local = os.path.join(here, words[1][1:-1])
+                if os.path.isfile(local) and ".." not in words[1]:
+                    if local not in seen:
+                        seen.add(local)
+                        out.append(f"/* {words[1][1:-1]} */\n" + _inlined(local, seen))
+                    continue
+            out.append(line)
+    return "".join(out)
 
 
 def tool_parser(tool: str, description: str, doc: str | None, sources: Sequence[str] = ()) -> ToolArgumentParser:

@@ -23,15 +23,6 @@
 #ifndef __BPFKIT_TOOL_BPF_H__
 #define __BPFKIT_TOOL_BPF_H__
 
-/*
- * The kernel's enumerators the headers above use. bpfkit makes a program's minimal vmlinux.h
- * from the names in its own text (this header and the tool's C), not in the headers it includes:
- * a struct clang finds missing is added, but a missing enumerator makes the compile fall back to
- * the whole vmlinux.h (a tool's first run on a kernel then takes about 1 s instead of 0.3 s).
- * Naming them here puts them in every tool's minimal header.
- */
-#define TOOL_KERNEL_NAMES BPF_ANY, BPF_NOEXIST
-
 /* -p PID (a process: the kernel's tgid), -t TID (a thread); 0: any. */
 const volatile u32 targ_tgid = 0;
 const volatile u32 targ_tid = 0;

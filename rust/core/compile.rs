@@ -368,6 +368,34 @@ pub fn minimal_vmlinux_h(src: &str) -> Result<String> {
 }
 
 /// [`minimal_vmlinux_h`] with the struct/union tags `extra` defined as well.
+/// `src` followed by the text of the headers it includes from its own directory (`source_dir`,
+/// which is on the include path), and theirs, once each: the kernel names a program uses
+/// through its own shared headers (a tool's `hist.bpf.h`) belong in its minimal header too.
+/// System headers (`bpf/bpf_helpers.h`) are not read: they name no kernel type the scan needs.
+fn with_local_headers(src: &str, source_dir: Option<&Path>) -> String {
+    let Some(dir) = source_dir else { return src.to_string() };
+    let mut out = src.to_string();
+    let mut seen: HashSet<PathBuf> = HashSet::new();
+    let mut todo: Vec<String> = vec![src.to_string()];
+    while let Some(text) = todo.pop() {
+        for line in text.lines() {
+            let Some(rest) = line.trim_start().strip_prefix('#').map(str::trim_start) else { continue };
+            let Some(rest) = rest.strip_prefix("include").map(str::trim) else { continue };
+            let name = rest.trim_start_matches(['<', '"']).split(['>', '"']).next().unwrap_or("");
+            let path = dir.join(name);
+            if name.is_empty() || name.contains("..") || !path.is_file() || !seen.insert(path.clone()) || seen.len() > 64 {
+                continue;
+            }
+            if let Ok(t) = fs::read_to_string(&path) {
+                out.push('\n');
+                out.push_str(&t);
+                todo.push(t);
+            }
+        }
+    }
+    out
+}
+
 fn minimal_vmlinux_h_with(src: &str, extra: &HashSet<String>) -> Result<String> {
     let k = kernel_btf()?;
     let (mut plain, mut tagged) = scan_identifiers(src);
@@ -817,7 +845,7 @@ pub fn compile(req: &Request<'_>, cache: &Cache) -> Result<Output> {
     let mut extra: HashSet<String> = HashSet::new();
     let mut result = (false, String::new());
     for _ in 0..MINIMAL_HEADER_TRIES {
-        let minimal = minimal_vmlinux_h_with(req.source, &extra)?;
+        let minimal = minimal_vmlinux_h_with(&with_local_headers(req.source, req.source_dir), &extra)?;
         cache.write_file(&gen_min.join("vmlinux.h"), minimal.as_bytes())?;
         result = run_clang(&compiler, req, &gen_min, &hdr_dir, &out, Emit::Object, deadline)?;
         let before = extra.len();
