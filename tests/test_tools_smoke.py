@@ -37,8 +37,20 @@ def test_help(name: str):
 def test_ebpf_prints_the_header_then_the_tools_c(name: str):
     r = subprocess.run([*BPFKIT, name, "--ebpf"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and not r.stderr, r.stderr
+    # The shared header, then the tool's C with each of the tools' own headers it includes
+    # (#include <hist.bpf.h>) printed once in its place: the whole program, as BCC's --ebpf.
     with open(_kit.HEADER) as h, open(f"{_kit.HERE}/{name}.bpf.c") as c:
-        assert r.stdout == h.read() + c.read()
+        header, source = h.read(), c.read()
+    assert r.stdout.startswith(header)
+    local = re.findall(r"^#include <(\w+\.bpf\.h)>", source, re.M)
+    assert not re.search(r"^#include <\w+\.bpf\.h>", r.stdout, re.M)
+    for line in source.splitlines():
+        assert line in r.stdout or line.startswith("#include <")
+    for included in local:
+        assert r.stdout.count(f"/* {included} */\n") == 1
+        with open(f"{_kit.HERE}/{included}") as f:
+            body = f.read()
+        assert all(line in r.stdout for line in body.splitlines() if not line.startswith("#include <"))
 
 
 def _two_seconds(help_text: str) -> list | None:

@@ -415,3 +415,56 @@ def test_elf_reader_agrees_with_readelf(built):
     out = subprocess.run([readelf, "-W", "-l", str(built.exe_nopie)], capture_output=True, text=True, check=True).stdout
     ref_loads = [(int(m[0], 16), int(m[1], 16)) for m in re.findall(r"LOAD\s+(0x[0-9a-f]+)\s+(0x[0-9a-f]+)", out)]
     assert [(s.offset, s.vaddr) for s in open_elf(built.exe_nopie).segments] == ref_loads
+
+
+def _perf_fds() -> int:
+    import os
+
+    n = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            n += os.readlink(f"/proc/self/fd/{fd}") == "anon_inode:[perf_event]"
+        except OSError:
+            pass
+    return n
+
+
+def test_uprobes_opened_before_the_program_loads_count_the_same(built, spawn):
+    """open_uprobes() registers the probes before any program exists (what a tool does while its
+    object loads); attach_opened_uprobes() then gives them to a program: the same links and
+    counts as attach_uprobe(). Unused ones close; an opened uprobe is used once."""
+    from bpfkit._attach_user import open_uprobes
+
+    t = spawn(built.exe)
+    before = _perf_fds()
+    enter = open_uprobes(str(built.exe), sym="bk_add", pid=t.pid)
+    leave = open_uprobes(str(built.exe), sym="bk_add", pid=t.pid, retprobe=True)
+    spare = open_uprobes(str(built.exe), sym_re=r"bk_re_", pid=t.pid)
+    try:
+        assert len(enter) == len(leave) == 1 and len(spare) == 3 and _perf_fds() == before + 5
+        with BPF(text=PROGRAMS) as b:
+            b.attach_opened_uprobes("sum_arg", enter)
+            b.attach_opened_uprobes("sum_ret", leave)
+            t.cmd("add 50")
+            assert (b.get_global("arg_calls"), b.get_global("arg_sum")) == (50, sum(range(50)))
+            assert (b.get_global("ret_calls"), b.get_global("ret_sum")) == (50, sum(i + 1000 for i in range(50)))
+            assert uprobe_links(b) == [("uprobe", f"{built.exe}:bk_add", "sum_arg"),
+                                       ("uretprobe", f"{built.exe}:bk_add", "sum_ret")]
+            with pytest.raises(ValueError, match="already attached or closed"):
+                b.attach_opened_uprobes("c0", enter)
+            for o in spare:
+                o.close()
+            assert _perf_fds() == before + 2
+        assert _perf_fds() == before
+    finally:
+        for o in enter + leave + spare:
+            o.close()
+
+
+def test_an_opened_uprobe_of_a_missing_symbol_or_library_is_refused_before_anything_loads(built):
+    from bpfkit._attach_user import open_uprobes
+
+    with pytest.raises(AttachError):
+        open_uprobes(str(built.exe), sym="no_such_function_here")
+    with pytest.raises(OSError):
+        open_uprobes("/no/such/library.so", sym="f")

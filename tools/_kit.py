@@ -397,10 +397,12 @@ class Tool:
             consts["filter_cg"] = args.cgroup is not None
         return consts
 
-    def load(self, args: Namespace, *, consts: dict | None = None, **kwargs: Any) -> Any:
+    def load(self, args: Namespace, *, consts: dict | None = None, uprobes: Uprobes | None = None,
+             **kwargs: Any) -> Any:
         """The tool's program, compiled after ``tool.bpf.h`` (from the compile cache after the
         first run), loaded with the groups' filters and ``consts`` set, its ``SEC()``-named hooks
-        attached, and ``-c``'s cgroup in place; ``kwargs`` go to ``BPF()`` (``alternatives=``,
+        attached, and ``-c``'s cgroup in place; ``uprobes`` (:class:`Uprobes`) opened while the
+        object loads and attached after; ``kwargs`` go to ``BPF()`` (``alternatives=``,
         ``autoattach=``). Checks the privilege first. Use it as a context manager."""
         require_privileges()
         from bpfkit import BPF
@@ -409,13 +411,29 @@ class Tool:
         if transport not in ("ring", "perf"):
             raise ValueError(f"${EVENTS_ENV} is {transport!r}: it can be ring or perf")
         cflags = list(kwargs.pop("cflags", ())) + (["-DTOOL_PERF_EVENTS"] if transport == "perf" else [])
-        imported = _import_meanwhile("bpfkit.table")
+        opening = _meanwhile(uprobes.open) if uprobes is not None and uprobes.wanted else None
+        imported = None if "bpfkit.table" in sys.modules else _meanwhile(lambda: __import__("bpfkit.table"))
         try:
-            b = BPF(src_file=self.source, hdr_file=HEADER, cflags=cflags,
-                    consts={**self.filters(args), **(consts or {})}, **kwargs)
-        finally:
-            imported()
+            try:
+                b = BPF(src_file=self.source, hdr_file=HEADER, cflags=cflags,
+                        consts={**self.filters(args), **(consts or {})}, **kwargs)
+            finally:
+                if imported is not None:
+                    try:
+                        imported()
+                    except Exception:  # noqa: BLE001, S110 - raised again where the module is imported for use
+                        pass
+        except BaseException:
+            if opening is not None:
+                try:
+                    _close_opened(opening())
+                except Exception:  # noqa: BLE001, S110 - the load's error is the one to report
+                    pass
+            raise
         try:
+            if opening is not None:
+                for fn, evs in opening():
+                    b.attach_opened_uprobes(fn, evs)
             if "cgroup" in self.groups and args.cgroup is not None:
                 _set_cgroup(b, args.cgroup)
         except BaseException:
@@ -424,38 +442,88 @@ class Tool:
         return b
 
 
-def _import_meanwhile(name: str) -> Callable[[], None]:
-    """Starts importing module ``name`` in another thread, and returns the function that waits
-    for it. A tool imports the map classes (``bpfkit.table``, with ctypes: ~5 ms) while its
-    program is loaded, which is mostly the kernel's and libbpf's work, done with the GIL
-    released: on two CPUs the two overlap. The interpreter switches threads every 0.2 ms
-    meanwhile (not 5), so that the load gets the GIL back at once between its native steps. An
-    error is left for the import where the module is used to raise. ``_thread``, not
+def _meanwhile(job: Callable[[], Any]) -> Callable[[], Any]:
+    """Starts ``job()`` in another thread and returns the function that waits for it and gives
+    its result (or raises its error). What a tool does while its object loads (mostly kernel and
+    libbpf work, done with the GIL released, so on two CPUs the two overlap): import the map
+    classes, open its uprobes. The interpreter switches threads every 0.2 ms meanwhile (not 5),
+    so that each thread gets the GIL back at once between its native steps. ``_thread``, not
     ``threading``: that one imports functools and collections."""
     import _thread
 
-    if name in sys.modules:
-        return lambda: None
     done = _thread.allocate_lock()
     done.acquire()
     interval = sys.getswitchinterval()
     sys.setswitchinterval(0.0002)
+    out: list = [None, None]
 
     def run() -> None:
         try:
-            __import__(name)
-        except BaseException:  # noqa: BLE001, S110 - raised again where the module is imported for use
-            pass
+            out[0] = job()
+        except BaseException as e:  # noqa: BLE001 - raised again by wait()
+            out[1] = e
         finally:
             done.release()
 
     _thread.start_new_thread(run, ())
 
-    def wait() -> None:
+    def wait() -> Any:
         with done:
             sys.setswitchinterval(interval)
+        if out[1] is not None:
+            raise out[1]
+        return out[0]
 
     return wait
+
+
+class Uprobes:
+    """The uprobes a tool attaches, opened while its object loads (``Tool.load(args,
+    uprobes=u)``): the kernel registers a uprobe when it is opened, and the first registration
+    waits for an RCU grace period (15-18 ms on a small VM), which then passes during the load.
+    Each :meth:`add` is one ``attach_uprobe()`` (``attach_uretprobe()`` with ``retprobe``); an
+    ``optional`` one that cannot be opened (no such library or symbol) is left out and its error
+    kept in :attr:`failed`; any other error ends the load.
+
+    >>> u = Uprobes()
+    >>> u.add("lookup_enter", name="c", sym="getaddrinfo")
+    >>> with TOOL.load(args, uprobes=u) as b: ...
+    """
+
+    def __init__(self) -> None:
+        self.wanted: list = []  # (fn_name, attach_uprobe's keywords, optional)
+        #: ``(keywords, error)`` of each optional uprobe left out.
+        self.failed: list = []
+
+    def add(self, fn_name: str, *, name: str, sym: str = "", sym_re: str = "", retprobe: bool = False,
+            pid: int = -1, optional: bool = False) -> None:
+        self.wanted.append((fn_name, dict(name=name, sym=sym, sym_re=sym_re, retprobe=retprobe, pid=pid), optional))
+
+    def open(self) -> list:
+        """``[(fn_name, opened uprobes)]``, in the order added (run in another thread while the
+        object loads)."""
+        from bpfkit._attach_user import open_uprobes
+
+        out: list = []
+        self.failed = []
+        try:
+            for fn, kw, optional in self.wanted:
+                try:
+                    out.append((fn, open_uprobes(**kw)))
+                except (OSError, ValueError) as e:  # AttachError, NotSupportedError are OSErrors
+                    if not optional:
+                        raise
+                    self.failed.append((kw, e))
+        except BaseException:
+            _close_opened(out)
+            raise
+        return out
+
+
+def _close_opened(opened: list) -> None:
+    for _fn, evs in opened:
+        for ev in evs:
+            ev.close()
 
 
 def _has_ringbuf() -> bool:

@@ -16,9 +16,9 @@ import sys
 import time
 
 try:
-    from ._kit import Columns, Tool, event_loop
+    from ._kit import Columns, Tool, Uprobes, event_loop
 except ImportError:  # run as a script from tools/
-    from _kit import Columns, Tool, event_loop  # type: ignore[no-redef]
+    from _kit import Columns, Tool, Uprobes, event_loop  # type: ignore[no-redef]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -47,8 +47,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     def on_event(e: Any) -> None:  # struct line_event
         cols.row(time=time.strftime("%H:%M:%S"), pid=e.pid, command=e.str.decode(errors="replace"))
 
-    with TOOL.load(args) as b:
-        b.attach_uretprobe(name=args.shared or BASH, sym="readline", fn_name="readline_ret")
+    uprobes = Uprobes()  # opened while the program loads
+    uprobes.add("readline_ret", name=args.shared or BASH, sym="readline", retprobe=True)
+    with TOOL.load(args, uprobes=uprobes) as b:
         event_loop(b, on_event, duration=args.duration, ready=cols.header)
     return 0
 

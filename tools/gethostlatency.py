@@ -17,9 +17,9 @@ import sys
 import time
 
 try:
-    from ._kit import Columns, Tool, event_loop
+    from ._kit import Columns, Tool, Uprobes, event_loop
 except ImportError:  # run as a script from tools/
-    from _kit import Columns, Tool, event_loop  # type: ignore[no-redef]
+    from _kit import Columns, Tool, Uprobes, event_loop  # type: ignore[no-redef]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -44,11 +44,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     cols = Columns([("time", "TIME", "%-9s "), ("pid", "PID", "%-7d "), ("comm", "COMM", "%-16s "),
                     ("lat_ms", "LATms", "%10.2f "), ("host", "HOST", "%s")], json=args.json)
-    with TOOL.load(args) as b:
-        pid = args.pid or -1
-        for sym in RESOLVERS:
-            b.attach_uprobe(name=args.libc, sym=sym, fn_name="lookup_enter", pid=pid)
-            b.attach_uretprobe(name=args.libc, sym=sym, fn_name="lookup_return", pid=pid)
+    uprobes = Uprobes()  # opened while the program loads
+    for sym in RESOLVERS:
+        uprobes.add("lookup_enter", name=args.libc, sym=sym, pid=args.pid or -1)
+        uprobes.add("lookup_return", name=args.libc, sym=sym, pid=args.pid or -1, retprobe=True)
+    with TOOL.load(args, uprobes=uprobes) as b:
         event_loop(b, lambda e: cols.row(time=time.strftime("%H:%M:%S"), pid=e.pid,
                                          comm=e.comm.decode(errors="replace"), lat_ms=e.delta_ns / 1e6,
                                          host=e.host.decode(errors="replace")),

@@ -26,9 +26,9 @@ from __future__ import annotations
 import sys
 
 try:
-    from ._kit import Columns, Tool, event_loop, invalid
+    from ._kit import Columns, Tool, Uprobes, event_loop, invalid
 except ImportError:  # run as a script from tools/
-    from _kit import Columns, Tool, event_loop, invalid  # type: ignore[no-redef]
+    from _kit import Columns, Tool, Uprobes, event_loop, invalid  # type: ignore[no-redef]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -90,27 +90,32 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def _attach(b: Any, args: argparse.Namespace) -> int:
-    """Attaches the probes of every library asked for that exists here; returns how many libraries."""
-    from bpfkit import AttachError
-
+def _uprobes(args: argparse.Namespace) -> tuple:
+    """``(Uprobes, [(kind, library)])``: the probes of every library asked for, each optional
+    (a library or function this machine lacks is left out), opened while the program loads."""
     pid = args.pid or -1
     wanted = [(kind, LIBS[kind][0]) for kind in LIBS if getattr(args, kind)] + list(args.extra_lib or ())
+    uprobes = Uprobes()
+    for kind, lib in wanted:
+        for sym, enter, leave in LIBS[kind][1]:
+            uprobes.add(enter, name=lib, sym=sym, pid=pid, optional=True)
+            uprobes.add(leave, name=lib, sym=sym, pid=pid, retprobe=True, optional=True)
+        if kind == "openssl" and args.latency and args.handshake:
+            uprobes.add("handshake_enter", name=lib, sym="SSL_do_handshake", pid=pid, optional=True)
+            uprobes.add("handshake_exit", name=lib, sym="SSL_do_handshake", pid=pid, retprobe=True, optional=True)
+    return uprobes, wanted
+
+
+def _probed(args: argparse.Namespace, uprobes: Uprobes, wanted: list) -> int:
+    """How many of the libraries have a function probed (with ``-d``, what was left out, why)."""
+    left_out = {(kw["name"], kw["sym"]) for kw, _ in uprobes.failed}
     done = 0
     for kind, lib in wanted:
-        attached = 0
-        for sym, enter, leave in LIBS[kind][1]:
-            try:
-                b.attach_uprobe(name=lib, sym=sym, fn_name=enter, pid=pid)
-                b.attach_uretprobe(name=lib, sym=sym, fn_name=leave, pid=pid)
-                attached += 1
-            except AttachError as e:
-                if args.debug:
-                    print(f"not probing {lib}:{sym}: {e}", file=sys.stderr)
-        if kind == "openssl" and attached and args.latency and args.handshake:
-            b.attach_uprobe(name=lib, sym="SSL_do_handshake", fn_name="handshake_enter", pid=pid)
-            b.attach_uretprobe(name=lib, sym="SSL_do_handshake", fn_name="handshake_exit", pid=pid)
+        attached = sum((lib, sym) not in left_out for sym, _enter, _leave in LIBS[kind][1])
         if args.debug:
+            for kw, e in uprobes.failed:
+                if kw["name"] == lib:
+                    print(f"not probing {lib}:{kw['sym']}: {e}", file=sys.stderr)
             print(f"{kind} {lib}: {attached} functions probed", file=sys.stderr)
         done += bool(attached)
     return done
@@ -122,8 +127,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     ("pid", "PID", "%-7d "), ("len", "LEN", "%-6d"), ("uid", "UID", " %-7d", args.extra),
                     ("tid", "TID", " %-7d", args.extra), ("lat", "LAT(ms)", " %-7s", args.latency),
                     ("data", "DATA", "", args.json), ("truncated", "TRUNCATED", "", args.json)], json=args.json)
-    with TOOL.load(args) as b:
-        if not _attach(b, args):
+    uprobes, wanted = _uprobes(args)
+    with TOOL.load(args, uprobes=uprobes) as b:
+        if not _probed(args, uprobes, wanted):
             from bpfkit import NotSupportedError
 
             raise NotSupportedError("no TLS library to probe: none of OpenSSL (libssl), GnuTLS (libgnutls) or "

@@ -371,6 +371,40 @@ def get_user_functions_and_addresses(name: _Str, sym_re: _Str) -> list[tuple[str
 
 # -- the mixin -----------------------------------------------------------------------------------
 
+def _uprobe_places(name: _Str, sym: _Str, sym_re: _Str, addr: Optional[int], pid: Optional[int], sym_off: int,
+                   retprobe: bool) -> tuple:
+    """``(path, pid, targets)`` of a uprobe request as ``attach_uprobe()`` takes it."""
+    pid = -1 if pid is None else _int(pid, "pid", *I32)
+    sym_off = _int(sym_off, "sym_off", *U64)
+    addr = None if addr is None else _int(addr, "addr", *U64)
+    path = resolve_binary(name, pid)
+    return path, pid, UserAttachMixin._user_targets(path, _s(sym), _s(sym_re), addr, sym_off, retprobe)
+
+
+def open_uprobes(name: _Str, sym: _Str = "", sym_re: _Str = "", addr: Optional[int] = None, pid: int = -1,
+                 retprobe: bool = False, sym_off: int = 0) -> list:
+    """The uprobes ``attach_uprobe()`` (``attach_uretprobe()`` with ``retprobe``) would make,
+    opened now, before the program that will run on them is loaded (``_native.OpenedUprobe``):
+    the kernel registers a uprobe when it is opened, and the first registration on a quiet system
+    waits for an RCU grace period (15-18 ms on a small VM). A tool opens its uprobes in another
+    thread while its object loads, then gives them to its programs with
+    :meth:`UserAttachMixin.attach_opened_uprobes`. All or none: on an error those opened are
+    closed."""
+    if not name:
+        raise ValueError("open_uprobes needs name= (a path, or a library's short name such as \"c\")")
+    path, pid, targets = _uprobe_places(name, sym, sym_re, addr, pid, sym_off, retprobe)
+    opened: list = []
+    try:
+        for t in targets:
+            opened.append(_native.open_uprobe(path, t.offset, pid, retprobe, symbol=t.symbol,
+                                              offset=t.symbol_offset if t.symbol is not None else t.offset))
+    except BaseException:
+        for o in opened:
+            o.close()
+        raise
+    return opened
+
+
 class UserAttachMixin(AttachBase):
     """uprobe and uretprobe methods of :class:`bpfkit.BPF` (which provides ``_obj`` and ``_detach``)."""
 
@@ -423,11 +457,7 @@ class UserAttachMixin(AttachBase):
             raise ValueError(f"attach_{kind} needs fn_name=")
         if not name:
             raise ValueError(f"attach_{kind} needs name= (a path, or a library's short name such as \"c\")")
-        pid = -1 if pid is None else _int(pid, "pid", *I32)
-        sym_off = _int(sym_off, "sym_off", *U64)
-        addr = None if addr is None else _int(addr, "addr", *U64)
-        path = resolve_binary(name, pid)
-        targets = self._user_targets(path, _s(sym), _s(sym_re), addr, sym_off, retprobe)
+        path, pid, targets = _uprobe_places(name, sym, sym_re, addr, pid, sym_off, retprobe)
         if self._section(fn).is_multi:
             # A SEC("uprobe.multi") program: one multi-uprobe link (6.6+) for every place.
             self._obj.attach_uprobe_multi(fn, path, [t.offset for t in targets], pid, retprobe,
@@ -471,6 +501,23 @@ class UserAttachMixin(AttachBase):
         >>> b.attach_uprobe(name="./server", sym_re=r"handle_.*", fn_name="count")
         """
         self._attach_user(False, name, sym, sym_re, addr, fn_name, pid, sym_off)
+
+    def attach_opened_uprobes(self, fn_name: _Str, opened: list) -> None:
+        """Gives program ``fn_name`` (a ``SEC("uprobe")`` or ``SEC("uretprobe")`` program) the
+        uprobes :func:`open_uprobes` opened before this object loaded, all or none (on an error
+        those attached are detached, and the rest closed)."""
+        fn = _s(fn_name)
+        if self._section(fn).is_multi:
+            raise ValueError(f"`{fn}` is a uprobe.multi program: attach it with attach_uprobe()")
+        made: list[int] = []
+        try:
+            for o in opened:
+                made.append(self._obj.attach_opened_uprobe(fn, o))
+        except BaseException:
+            self._obj.detach_ids(made)
+            for o in opened:
+                o.close()
+            raise
 
     def attach_uretprobe(self, name: _Str = "", sym: _Str = "", sym_re: _Str = "", addr: Optional[int] = None,
                          fn_name: _Str = "", pid: int = -1, sym_off: int = 0) -> None:

@@ -586,6 +586,16 @@ impl BpfObject {
         })
     }
 
+    /// Gives the uprobe `ev`, opened before this object loaded ([`open_uprobe`]), to program
+    /// `prog`: the same link, hook and target as [`BpfObject::attach_uprobe`] would make.
+    pub fn attach_opened_uprobe(&self, prog: &str, ev: OpenedUprobe) -> Result<u64> {
+        let target = ev.hook.target();
+        self.with_program(prog, |l, p| {
+            let link = p.attach_perf_event(ev.fd, &target).map_err(|f| Error::attach(f, prog, &target))?;
+            Ok(Self::push_link(l, prog, ev.hook, link, None))
+        })
+    }
+
     /// Attaches every loaded program whose section names its hook, except those in `skip`.
     /// Returns the links made.
     pub fn autoattach(&self, skip: &[String]) -> Result<Vec<Link>> {
@@ -799,4 +809,42 @@ fn encode_const(var: &str, sv: &SecVar, desc: &TypeDesc, value: &ConstValue) -> 
             Ok(v.to_le_bytes()[..size].to_vec())
         }
     }
+}
+
+/// A uprobe opened as a perf event of the `uprobe` PMU before the program that will run on it
+/// is loaded: the kernel registers the probe at open, which can wait for an RCU grace period,
+/// and opening it while the object loads hides that wait. Closed if never attached.
+#[derive(Debug)]
+pub struct OpenedUprobe {
+    fd: std::os::fd::OwnedFd,
+    hook: Hook,
+}
+
+impl OpenedUprobe {
+    /// Where it is, as its link's target will read (`/lib/libc.so.6:getaddrinfo`).
+    pub fn target(&self) -> String {
+        self.hook.target()
+    }
+}
+
+/// Opens a uprobe (a uretprobe with `retprobe`) at `file_offset` of `path` for `pid` (-1: every
+/// process); `symbol` and `symbol_offset` name the place in the link's target, as
+/// [`BpfObject::attach_uprobe`] does.
+pub fn open_uprobe(path: &str, file_offset: u64, pid: i32, retprobe: bool, symbol: Option<&str>, symbol_offset: u64) -> Result<OpenedUprobe> {
+    let hook = Hook::Uprobe {
+        file: FileId::of(path),
+        symbol: symbol.map(str::to_string),
+        offset: if symbol.is_some() { symbol_offset } else { file_offset },
+        file_offset: Some(file_offset),
+        pid,
+        retprobe,
+    };
+    let fd = sys::uprobe_event_open(path, file_offset, pid, retprobe).map_err(|f| {
+        if f.errno == libc::ENOENT && !std::path::Path::new("/sys/bus/event_source/devices/uprobe/type").exists() {
+            feature::UPROBES.refuse(f.message(), None)
+        } else {
+            Error::attach(f, "", hook.target())
+        }
+    })?;
+    Ok(OpenedUprobe { fd, hook })
 }

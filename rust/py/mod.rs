@@ -237,6 +237,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyProgramInfo>()?;
     m.add_class::<PyMapInfo>()?;
     m.add_class::<PySection>()?;
+    m.add_class::<PyOpenedUprobe>()?;
+    m.add_function(wrap_pyfunction!(open_uprobe, m)?)?;
     m.add_function(wrap_pyfunction!(process_links, m)?)?;
     m.add_function(wrap_pyfunction!(detach_links, m)?)?;
     m.add_function(wrap_pyfunction!(map_types, m)?)?;

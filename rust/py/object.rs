@@ -321,6 +321,15 @@ impl PyBpfObject {
         Ok(PySection { inner })
     }
 
+    /// Gives program `prog` the uprobe `opened` (from `open_uprobe`, made before this object
+    /// loaded); `opened` is used up, attached or not.
+    fn attach_opened_uprobe(&self, py: Python<'_>, prog: &str, opened: &PyOpenedUprobe) -> PyResult<u64> {
+        let ev = opened.take().py(py)?;
+        let inner = self.inner.clone();
+        let p = prog.to_string();
+        py.detach(move || guarded(|| inner.attach_opened_uprobe(&p, ev))).py(py)
+    }
+
     /// Attaches a uprobe (or uretprobe) on `path` at `symbol`+`offset`.
     #[pyo3(signature = (prog, path, symbol = None, offset = 0, pid = -1, retprobe = false, file_offset = None))]
     #[allow(clippy::too_many_arguments)] // mirrors the Python keyword arguments one for one
@@ -404,4 +413,59 @@ impl PyBpfObject {
     fn ncpus(&self) -> usize {
         self.inner.ncpus()
     }
+}
+
+/// A uprobe opened before its program loaded (`open_uprobe`): give it to a program with
+/// `Object.attach_opened_uprobe`; closed by `close()` or when dropped, if never attached.
+#[pyclass(module = "bpfkit._native", name = "OpenedUprobe", frozen)]
+pub(crate) struct PyOpenedUprobe {
+    inner: std::sync::Mutex<Option<crate::core::object::OpenedUprobe>>,
+    target: String,
+}
+
+impl PyOpenedUprobe {
+    fn take(&self) -> Result<crate::core::object::OpenedUprobe, Error> {
+        let mut g = self.inner.lock().map_err(|_| Error::Internal("poisoned lock on an opened uprobe".into()))?;
+        g.take().ok_or_else(|| Error::Value(format!("the uprobe at {} was already attached or closed", self.target)))
+    }
+}
+
+#[pymethods]
+impl PyOpenedUprobe {
+    /// Where it is (`/lib/x86_64-linux-gnu/libc.so.6:getaddrinfo`).
+    #[getter]
+    fn target(&self) -> String {
+        self.target.clone()
+    }
+    /// Closes it if it was not attached (idempotent).
+    fn close(&self) {
+        if let Ok(mut g) = self.inner.lock() {
+            g.take();
+        }
+    }
+    fn __repr__(&self) -> String {
+        let open = self.inner.lock().map(|g| g.is_some()).unwrap_or(false);
+        format!("OpenedUprobe({}, {})", self.target, if open { "open" } else { "used" })
+    }
+}
+
+/// Opens a uprobe (a uretprobe with `retprobe`) at `file_offset` of `path` for `pid` (-1:
+/// every process), before the program that will run on it is loaded: the kernel registers it
+/// now (which may wait for an RCU grace period). `symbol` and `offset` name the place, as
+/// `Object.attach_uprobe` takes them.
+#[pyfunction]
+#[pyo3(signature = (path, file_offset, pid = -1, retprobe = false, symbol = None, offset = 0))]
+pub(crate) fn open_uprobe(
+    py: Python<'_>,
+    path: String,
+    file_offset: u64,
+    pid: i32,
+    retprobe: bool,
+    symbol: Option<String>,
+    offset: u64,
+) -> PyResult<PyOpenedUprobe> {
+    let ev = py
+        .detach(move || guarded(|| crate::core::object::open_uprobe(&path, file_offset, pid, retprobe, symbol.as_deref(), offset)))
+        .py(py)?;
+    Ok(PyOpenedUprobe { target: ev.target(), inner: std::sync::Mutex::new(Some(ev)) })
 }
