@@ -29,6 +29,7 @@ fn main() {
         .collect();
     entries.push(("bpfkit.h".to_string(), own.clone()));
     entries.push(("linux/errno.h".to_string(), manifest.join("rust/bpf/linux/errno.h")));
+    entries.push(("bcc/helpers.h".to_string(), manifest.join("rust/bpf/bcc/helpers.h")));
 
     let mut out = String::from("/// `(relative path, contents)` of every header a BPF program can include.\n");
     out.push_str("pub static HEADERS: &[(&str, &[u8])] = &[\n");

@@ -194,6 +194,11 @@ class BPF(KernelAttachMixin, UserAttachMixin, NetAttachMixin):
     ``consts`` sets ``const volatile`` globals before load (no recompile); ``debug`` takes BCC's
     ``DEBUG_*`` flags.
 
+    BCC's C dialect is translated first (``dialect="auto"`` recognises it; ``"bcc"`` or
+    ``"libbpf"`` says which it is): ``BPF_HASH(counts, u32); ... counts.increment(key);``,
+    ``TRACEPOINT_PROBE(random, urandom_read) { ... args->got_bits ... }``, ``kprobe__fn``
+    functions, ``#include <linux/sched.h>`` (the kernel's types come from its BTF).
+
     ``alternatives`` names fallback ladders: each a sequence of programs that implement the same
     hook in different ways, best first (say an fentry, a kprobe and a tracepoint program).
     bpfkit loads and attaches the first one this kernel supports, leaving the others unloaded,
@@ -207,7 +212,7 @@ class BPF(KernelAttachMixin, UserAttachMixin, NetAttachMixin):
                  allow_rlimit: bool = True, device: Any = None, attach_usdt_ignore_pid: bool = False, *,
                  consts: Optional[Mapping[str, Any]] = None, autoattach: bool = True,
                  name: Optional[str] = None, cache_dir: Optional[StrPath] = None,
-                 alternatives: Optional[Iterable[Iterable[str]]] = None) -> None:
+                 alternatives: Optional[Iterable[Iterable[str]]] = None, dialect: str = "auto") -> None:
         self._obj: Any = None
         self._tables: dict[str, Any] = {}
         self._streams: list = []  # event tables with an open stream
@@ -232,6 +237,12 @@ class BPF(KernelAttachMixin, UserAttachMixin, NetAttachMixin):
         if hdr_file:
             hdr = _path(hdr_file)
             source = _source_text(_read_source(hdr, "hdr_file"), _display(hdr)) + "\n" + source
+        if dialect not in ("auto", "bcc", "libbpf"):
+            raise ValueError(f"dialect= is 'auto', 'bcc' or 'libbpf', not {dialect!r}")
+        if dialect == "bcc" or (dialect == "auto" and _native.is_bcc(source)):
+            # BCC's C (BPF_HASH, counts.increment(k), TRACEPOINT_PROBE, kprobe__fn, ...) as
+            # libbpf C on CO-RE; the user's lines keep their numbers (see rust/core/bcc.rs).
+            source = _native.bcc_translate(source, display)
         flags = [_s(f) for f in (cflags or [])]
         zig = _zig_path()
         for bit, emit in ((DEBUG_PREPROCESSOR, "preprocessed"), (DEBUG_LLVM_IR, "llvm-ir"), (DEBUG_SOURCE, "asm")):
@@ -518,7 +529,9 @@ class BPF(KernelAttachMixin, UserAttachMixin, NetAttachMixin):
         """The record type of an event map, when the source makes it unambiguous: the one struct
         the source defines that is neither a map's key or value nor a part of another struct.
         The structs are those the compiler's scanner finds (it also anchors them in BTF)."""
-        defined = [n for n in _native.defined_structs(self._source) if self._obj.find_struct(n) is not None]
+        # (tracepoint__cat__event: the `args` of a BCC TRACEPOINT_PROBE, a context, not a record)
+        defined = [n for n in _native.defined_structs(self._source)
+                   if self._obj.find_struct(n) is not None and not n.startswith("tracepoint__")]
         used = set()
         for m in self._obj.maps():
             for tid in (m.key_type_id, m.value_type_id):

@@ -489,6 +489,7 @@ fn headers_dir(cache: &Cache) -> Result<PathBuf> {
     let dir = cache.private_dir(&format!("headers/{}", &HEADERS_DIGEST[..16]))?;
     cache.private_dir(&format!("headers/{}/bpf", &HEADERS_DIGEST[..16]))?;
     cache.private_dir(&format!("headers/{}/linux", &HEADERS_DIGEST[..16]))?;
+    cache.private_dir(&format!("headers/{}/bcc", &HEADERS_DIGEST[..16]))?;
     let mut files: Vec<(&str, &[u8])> = HEADERS.to_vec();
     files.push(("bpfkit_prelude.h", PRELUDE.as_bytes()));
     files.push(("bpfkit_usdt.h", USDT_PRELUDE.as_bytes()));

@@ -2,6 +2,7 @@
 //! loading and attaching objects, maps, event streams, feature probes, host facts and symbols.
 //! Everything here reaches libbpf only through [`crate::sys`].
 
+pub mod bcc;
 pub mod btf;
 pub mod cache;
 pub mod compile;

@@ -129,6 +129,20 @@ pub(crate) fn minimal_vmlinux_h(py: Python<'_>, source: String) -> PyResult<Stri
     py.detach(|| guarded(|| core_compile::minimal_vmlinux_h(&source))).py(py)
 }
 
+/// Whether `source` is written in BCC's C dialect (see `bcc_translate`).
+#[pyfunction]
+pub(crate) fn is_bcc(source: &str) -> bool {
+    crate::core::bcc::is_bcc(source)
+}
+
+/// `source`, written in BCC's C dialect, as libbpf C (`CompileError` naming the line of a
+/// construct it cannot translate); `display_name` names the source in `#line` and errors.
+#[pyfunction]
+#[pyo3(signature = (source, display_name = "<text>".to_string()))]
+pub(crate) fn bcc_translate(py: Python<'_>, source: String, display_name: String) -> PyResult<String> {
+    py.detach(|| guarded(|| crate::core::bcc::translate(&source, &display_name, &crate::core::bcc::Running))).py(py)
+}
+
 /// Ids of every kernel object of `kind` ("prog", "map" or "link").
 #[pyfunction]
 pub(crate) fn kernel_object_ids(py: Python<'_>, kind: &str) -> PyResult<Vec<u32>> {

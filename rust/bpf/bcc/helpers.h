@@ -1,0 +1,264 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * bcc/helpers.h: BCC's C dialect on libbpf and CO-RE, included before a program written for BCC
+ * once bpfkit's translator (rust/core/bcc.rs) has rewritten what the preprocessor cannot:
+ * `name.method(args)` calls become `__bcc_m_method(&name, args)`, BPF_TABLE("type", ...) names
+ * its type as a token, BPF_HISTOGRAM picks an array or a hash from its key, and each
+ * TRACEPOINT_PROBE's argument struct is generated from the tracepoint's format. Everything else
+ * is here, written from BCC's reference guide (docs/reference_guide.md): the map macros with their
+ * defaults, the map methods, the program macros, bpf_trace_printk with a format.
+ *
+ * A map is a libbpf map definition (`struct { __uint(type, ...); __type(key, K); ... } name
+ * SEC(".maps")`), so `name.key` and `name.value` are pointers to its key and value types: the
+ * methods take their types from there.
+ */
+#ifndef __BPFKIT_BCC_HELPERS_H__
+#define __BPFKIT_BCC_HELPERS_H__
+
+/* -- maps -------------------------------------------------------------------------------------- */
+
+#define __BCC_MAP(_type, _key, _leaf, _name, _max, _flags)                                           \
+	struct {                                                                                      \
+		__uint(type, _type);                                                                  \
+		__uint(max_entries, _max);                                                            \
+		__type(key, _key);                                                                    \
+		__type(value, _leaf);                                                                 \
+		__uint(map_flags, _flags);                                                            \
+	} _name SEC(".maps")
+
+/* A map whose key and value have sizes, not types (perf event arrays, prog arrays, ...). */
+#define __BCC_MAP_SIZED(_type, _name, _max)                                                          \
+	struct {                                                                                      \
+		__uint(type, _type);                                                                  \
+		__uint(max_entries, _max);                                                            \
+		__uint(key_size, sizeof(int));                                                        \
+		__uint(value_size, sizeof(__u32));                                                    \
+	} _name SEC(".maps")
+
+/* A map of values only (queue, stack). */
+#define __BCC_MAP_VALUES(_type, _leaf, _name, _max, _flags)                                          \
+	struct {                                                                                      \
+		__uint(type, _type);                                                                  \
+		__uint(max_entries, _max);                                                            \
+		__type(value, _leaf);                                                                 \
+		__uint(map_flags, _flags);                                                            \
+	} _name SEC(".maps")
+
+/* Picks the macro for the number of arguments given (1 to 5). */
+#define __BCC_SEL(_1, _2, _3, _4, _5, NAME, ...) NAME
+
+/* BPF_TABLE("type", key, leaf, name, max_entries): the translator turns "type" into a token. */
+#define BPF_TABLE(_kind, _key, _leaf, _name, _max) __BCC_TABLE_##_kind(_key, _leaf, _name, _max, 0)
+#define BPF_F_TABLE(_kind, _key, _leaf, _name, _max, _flags) __BCC_TABLE_##_kind(_key, _leaf, _name, _max, _flags)
+#define BPF_TABLE_PUBLIC(_kind, _key, _leaf, _name, _max) BPF_TABLE(_kind, _key, _leaf, _name, _max)
+#define BPF_TABLE_SHARED(_kind, _key, _leaf, _name, _max) BPF_TABLE(_kind, _key, _leaf, _name, _max)
+#define __BCC_TABLE_hash(k, l, n, m, f) __BCC_MAP(BPF_MAP_TYPE_HASH, k, l, n, m, f)
+#define __BCC_TABLE_array(k, l, n, m, f) __BCC_MAP(BPF_MAP_TYPE_ARRAY, k, l, n, m, f)
+#define __BCC_TABLE_histogram(k, l, n, m, f) __BCC_MAP(BPF_MAP_TYPE_HASH, k, l, n, m, f)
+#define __BCC_TABLE_percpu_hash(k, l, n, m, f) __BCC_MAP(BPF_MAP_TYPE_PERCPU_HASH, k, l, n, m, f)
+#define __BCC_TABLE_percpu_array(k, l, n, m, f) __BCC_MAP(BPF_MAP_TYPE_PERCPU_ARRAY, k, l, n, m, f)
+#define __BCC_TABLE_lru_hash(k, l, n, m, f) __BCC_MAP(BPF_MAP_TYPE_LRU_HASH, k, l, n, m, f)
+#define __BCC_TABLE_lru_percpu_hash(k, l, n, m, f) __BCC_MAP(BPF_MAP_TYPE_LRU_PERCPU_HASH, k, l, n, m, f)
+#define __BCC_TABLE_lpm_trie(k, l, n, m, f) __BCC_MAP(BPF_MAP_TYPE_LPM_TRIE, k, l, n, m, (f) | BPF_F_NO_PREALLOC)
+#define __BCC_TABLE_stacktrace(k, l, n, m, f) __BCC_MAP(BPF_MAP_TYPE_STACK_TRACE, k, l, n, m, f)
+#define __BCC_TABLE_prog(k, l, n, m, f) __BCC_MAP_SIZED(BPF_MAP_TYPE_PROG_ARRAY, n, m)
+#define __BCC_TABLE_perf_output(k, l, n, m, f) __BCC_MAP_SIZED(BPF_MAP_TYPE_PERF_EVENT_ARRAY, n, m)
+#define __BCC_TABLE_perf_array(k, l, n, m, f) __BCC_MAP_SIZED(BPF_MAP_TYPE_PERF_EVENT_ARRAY, n, m)
+#define __BCC_TABLE_cgroup_array(k, l, n, m, f) __BCC_MAP_SIZED(BPF_MAP_TYPE_CGROUP_ARRAY, n, m)
+#define __BCC_TABLE_devmap(k, l, n, m, f) __BCC_MAP(BPF_MAP_TYPE_DEVMAP, k, l, n, m, f)
+#define __BCC_TABLE_cpumap(k, l, n, m, f) __BCC_MAP(BPF_MAP_TYPE_CPUMAP, k, l, n, m, f)
+#define __BCC_TABLE_xskmap(k, l, n, m, f) __BCC_MAP(BPF_MAP_TYPE_XSKMAP, k, l, n, m, f)
+#define __BCC_TABLE_sockmap(k, l, n, m, f) __BCC_MAP(BPF_MAP_TYPE_SOCKMAP, k, l, n, m, f)
+#define __BCC_TABLE_sockhash(k, l, n, m, f) __BCC_MAP(BPF_MAP_TYPE_SOCKHASH, k, l, n, m, f)
+#define __BCC_TABLE_queue(k, l, n, m, f) __BCC_MAP_VALUES(BPF_MAP_TYPE_QUEUE, l, n, m, f)
+#define __BCC_TABLE_stack(k, l, n, m, f) __BCC_MAP_VALUES(BPF_MAP_TYPE_STACK, l, n, m, f)
+
+/* BPF_HASH(name[, key = u64[, leaf = u64[, size = 10240]]]) */
+#define BPF_HASH(...) __BCC_SEL(__VA_ARGS__, , __BCC_HASH4, __BCC_HASH3, __BCC_HASH2, __BCC_HASH1)(__VA_ARGS__)
+#define __BCC_HASH1(n) __BCC_MAP(BPF_MAP_TYPE_HASH, u64, u64, n, 10240, 0)
+#define __BCC_HASH2(n, k) __BCC_MAP(BPF_MAP_TYPE_HASH, k, u64, n, 10240, 0)
+#define __BCC_HASH3(n, k, l) __BCC_MAP(BPF_MAP_TYPE_HASH, k, l, n, 10240, 0)
+#define __BCC_HASH4(n, k, l, s) __BCC_MAP(BPF_MAP_TYPE_HASH, k, l, n, s, 0)
+
+/* BPF_LRU_HASH, BPF_PERCPU_HASH: as BPF_HASH. */
+#define BPF_LRU_HASH(...) __BCC_SEL(__VA_ARGS__, , __BCC_LRU4, __BCC_LRU3, __BCC_LRU2, __BCC_LRU1)(__VA_ARGS__)
+#define __BCC_LRU1(n) __BCC_MAP(BPF_MAP_TYPE_LRU_HASH, u64, u64, n, 10240, 0)
+#define __BCC_LRU2(n, k) __BCC_MAP(BPF_MAP_TYPE_LRU_HASH, k, u64, n, 10240, 0)
+#define __BCC_LRU3(n, k, l) __BCC_MAP(BPF_MAP_TYPE_LRU_HASH, k, l, n, 10240, 0)
+#define __BCC_LRU4(n, k, l, s) __BCC_MAP(BPF_MAP_TYPE_LRU_HASH, k, l, n, s, 0)
+#define BPF_PERCPU_HASH(...) __BCC_SEL(__VA_ARGS__, , __BCC_PCH4, __BCC_PCH3, __BCC_PCH2, __BCC_PCH1)(__VA_ARGS__)
+#define __BCC_PCH1(n) __BCC_MAP(BPF_MAP_TYPE_PERCPU_HASH, u64, u64, n, 10240, 0)
+#define __BCC_PCH2(n, k) __BCC_MAP(BPF_MAP_TYPE_PERCPU_HASH, k, u64, n, 10240, 0)
+#define __BCC_PCH3(n, k, l) __BCC_MAP(BPF_MAP_TYPE_PERCPU_HASH, k, l, n, 10240, 0)
+#define __BCC_PCH4(n, k, l, s) __BCC_MAP(BPF_MAP_TYPE_PERCPU_HASH, k, l, n, s, 0)
+
+/* BPF_ARRAY(name[, leaf = u64[, size = 10240]]), BPF_PERCPU_ARRAY: int keys. */
+#define BPF_ARRAY(...) __BCC_SEL(__VA_ARGS__, , , __BCC_ARR3, __BCC_ARR2, __BCC_ARR1)(__VA_ARGS__)
+#define __BCC_ARR1(n) __BCC_MAP(BPF_MAP_TYPE_ARRAY, int, u64, n, 10240, 0)
+#define __BCC_ARR2(n, l) __BCC_MAP(BPF_MAP_TYPE_ARRAY, int, l, n, 10240, 0)
+#define __BCC_ARR3(n, l, s) __BCC_MAP(BPF_MAP_TYPE_ARRAY, int, l, n, s, 0)
+#define BPF_PERCPU_ARRAY(...) __BCC_SEL(__VA_ARGS__, , , __BCC_PCA3, __BCC_PCA2, __BCC_PCA1)(__VA_ARGS__)
+#define __BCC_PCA1(n) __BCC_MAP(BPF_MAP_TYPE_PERCPU_ARRAY, int, u64, n, 10240, 0)
+#define __BCC_PCA2(n, l) __BCC_MAP(BPF_MAP_TYPE_PERCPU_ARRAY, int, l, n, 10240, 0)
+#define __BCC_PCA3(n, l, s) __BCC_MAP(BPF_MAP_TYPE_PERCPU_ARRAY, int, l, n, s, 0)
+
+/*
+ * BPF_HISTOGRAM(name[, key = int[, size = 64]]): an array when the key is int, else a hash, as
+ * in BCC; the translator writes __BCC_HIST_ARRAY or __BCC_HIST_HASH with all three arguments.
+ */
+#define __BCC_HIST_ARRAY(n, k, s) __BCC_MAP(BPF_MAP_TYPE_ARRAY, k, u64, n, s, 0)
+#define __BCC_HIST_HASH(n, k, s) __BCC_MAP(BPF_MAP_TYPE_HASH, k, u64, n, s, 0)
+
+/* BPF_LPM_TRIE(name[, key = u64[, leaf = u64[, size = 10240]]]) */
+#define BPF_LPM_TRIE(...) __BCC_SEL(__VA_ARGS__, , __BCC_LPM4, __BCC_LPM3, __BCC_LPM2, __BCC_LPM1)(__VA_ARGS__)
+#define __BCC_LPM1(n) __BCC_MAP(BPF_MAP_TYPE_LPM_TRIE, u64, u64, n, 10240, BPF_F_NO_PREALLOC)
+#define __BCC_LPM2(n, k) __BCC_MAP(BPF_MAP_TYPE_LPM_TRIE, k, u64, n, 10240, BPF_F_NO_PREALLOC)
+#define __BCC_LPM3(n, k, l) __BCC_MAP(BPF_MAP_TYPE_LPM_TRIE, k, l, n, 10240, BPF_F_NO_PREALLOC)
+#define __BCC_LPM4(n, k, l, s) __BCC_MAP(BPF_MAP_TYPE_LPM_TRIE, k, l, n, s, BPF_F_NO_PREALLOC)
+
+/* BPF_STACK_TRACE(name, size): stack ids to 127 return addresses (PERF_MAX_STACK_DEPTH). */
+#define BPF_STACK_TRACE(n, s) __BCC_MAP(BPF_MAP_TYPE_STACK_TRACE, u32, __u64[127], n, s, 0)
+
+/* BPF_PERF_OUTPUT(name), BPF_PERF_ARRAY(name, size): perf event arrays (max 0: one per CPU). */
+#define BPF_PERF_OUTPUT(n) __BCC_MAP_SIZED(BPF_MAP_TYPE_PERF_EVENT_ARRAY, n, 0)
+#define BPF_PERF_ARRAY(n, s) __BCC_MAP_SIZED(BPF_MAP_TYPE_PERF_EVENT_ARRAY, n, s)
+
+/* BPF_RINGBUF_OUTPUT(name, page_cnt) */
+#define BPF_RINGBUF_OUTPUT(n, pages)                                                                  \
+	struct {                                                                                      \
+		__uint(type, BPF_MAP_TYPE_RINGBUF);                                                   \
+		__uint(max_entries, (pages) * 4096);                                                  \
+	} n SEC(".maps")
+
+#define BPF_PROG_ARRAY(n, s) __BCC_MAP_SIZED(BPF_MAP_TYPE_PROG_ARRAY, n, s)
+#define BPF_CGROUP_ARRAY(n, s) __BCC_MAP_SIZED(BPF_MAP_TYPE_CGROUP_ARRAY, n, s)
+#define BPF_QUEUE(n, l, s) __BCC_MAP_VALUES(BPF_MAP_TYPE_QUEUE, l, n, s, 0)
+#define BPF_STACK(n, l, s) __BCC_MAP_VALUES(BPF_MAP_TYPE_STACK, l, n, s, 0)
+#define BPF_DEVMAP(n, s) __BCC_MAP(BPF_MAP_TYPE_DEVMAP, int, struct bpf_devmap_val, n, s, 0)
+#define BPF_CPUMAP(n, s) __BCC_MAP(BPF_MAP_TYPE_CPUMAP, u32, struct bpf_cpumap_val, n, s, 0)
+#define BPF_XSKMAP(n, s) __BCC_MAP(BPF_MAP_TYPE_XSKMAP, int, int, n, s, 0)
+#define BPF_SOCKMAP(n, s) __BCC_MAP(BPF_MAP_TYPE_SOCKMAP, int, int, n, s, 0)
+#define BPF_SOCKHASH(...) __BCC_SEL(__VA_ARGS__, , , __BCC_SKH3, __BCC_SKH2, __BCC_SKH1)(__VA_ARGS__)
+#define __BCC_SKH1(n) __BCC_MAP(BPF_MAP_TYPE_SOCKHASH, u32, int, n, 10240, 0)
+#define __BCC_SKH2(n, k) __BCC_MAP(BPF_MAP_TYPE_SOCKHASH, k, int, n, 10240, 0)
+#define __BCC_SKH3(n, k, s) __BCC_MAP(BPF_MAP_TYPE_SOCKHASH, k, int, n, s, 0)
+#define BPF_SK_STORAGE(n, l) __BCC_MAP(BPF_MAP_TYPE_SK_STORAGE, int, l, n, 0, BPF_F_NO_PREALLOC)
+#define BPF_TASK_STORAGE(n, l) __BCC_MAP(BPF_MAP_TYPE_TASK_STORAGE, int, l, n, 0, BPF_F_NO_PREALLOC)
+#define BPF_INODE_STORAGE(n, l) __BCC_MAP(BPF_MAP_TYPE_INODE_STORAGE, int, l, n, 0, BPF_F_NO_PREALLOC)
+
+/* -- map methods: name.method(args) is written __bcc_m_method(&name, args) ------------------- */
+
+#define __bcc_m_lookup(m, k) bpf_map_lookup_elem(m, k)
+#define __bcc_m_update(m, k, v) bpf_map_update_elem(m, k, v, BPF_ANY)
+#define __bcc_m_insert(m, k, v) bpf_map_update_elem(m, k, v, BPF_NOEXIST)
+#define __bcc_m_delete(m, k) bpf_map_delete_elem(m, k)
+/* The value of key *k, made from *z first if there is none (NULL if that fails). */
+#define __bcc_m_lookup_or_try_init(m, k, z)                                                           \
+	({                                                                                            \
+		__typeof__((m)->value) __bcc_v = bpf_map_lookup_elem(m, k);                           \
+		if (!__bcc_v) {                                                                       \
+			bpf_map_update_elem(m, k, z, BPF_NOEXIST);                                    \
+			__bcc_v = bpf_map_lookup_elem(m, k);                                          \
+		}                                                                                     \
+		__bcc_v;                                                                              \
+	})
+#define __bcc_m_lookup_or_init(m, k, z) __bcc_m_lookup_or_try_init(m, k, z)
+/* increment(key[, n = 1]): the key by value, as BCC takes it. */
+#define __bcc_m_increment(m, ...) __BCC_SEL(__VA_ARGS__, , , , __bcc_inc_n, __bcc_inc_1)(m, __VA_ARGS__)
+#define __bcc_m_atomic_increment(m, ...) __bcc_m_increment(m, __VA_ARGS__)
+#define __bcc_inc_1(m, _k) __bcc_inc_n(m, _k, 1)
+#define __bcc_inc_n(m, _k, _n)                                                                        \
+	({                                                                                            \
+		__typeof__(*(m)->key) __bcc_k = (_k);                                                 \
+		__typeof__((m)->value) __bcc_v = bpf_map_lookup_elem(m, &__bcc_k);                    \
+		if (__bcc_v) {                                                                        \
+			__sync_fetch_and_add(__bcc_v, (_n));                                          \
+		} else {                                                                              \
+			__typeof__(*(m)->value) __bcc_z = (_n);                                       \
+			bpf_map_update_elem(m, &__bcc_k, &__bcc_z, BPF_NOEXIST);                      \
+		}                                                                                     \
+	})
+#define __bcc_m_perf_submit(m, ctx, data, size) bpf_perf_event_output(ctx, m, BPF_F_CURRENT_CPU, data, size)
+#define __bcc_m_perf_submit_skb(m, ctx, skb_len, data, size)                                           \
+	bpf_perf_event_output(ctx, m, ((__u64)(skb_len) << 32) | BPF_F_CURRENT_CPU, data, size)
+#define __bcc_m_ringbuf_output(m, data, size, flags) bpf_ringbuf_output(m, data, size, flags)
+#define __bcc_m_ringbuf_reserve(m, size) bpf_ringbuf_reserve(m, size, 0)
+#define __bcc_m_ringbuf_submit(m, data, flags) bpf_ringbuf_submit(data, flags)
+#define __bcc_m_ringbuf_discard(m, data, flags) bpf_ringbuf_discard(data, flags)
+#define __bcc_m_get_stackid(m, ctx, flags) bpf_get_stackid(ctx, m, flags)
+#define __bcc_m_push(m, v, flags) bpf_map_push_elem(m, v, flags)
+#define __bcc_m_pop(m, v) bpf_map_pop_elem(m, v)
+#define __bcc_m_peek(m, v) bpf_map_peek_elem(m, v)
+#define __bcc_m_call(m, ctx, idx) bpf_tail_call(ctx, m, idx)
+#define __bcc_m_redirect_map(m, idx, flags) bpf_redirect_map(m, idx, flags)
+#define __bcc_m_perf_read(m, idx) bpf_perf_event_read(m, idx)
+#define __bcc_m_perf_counter_value(m, idx, buf, size) bpf_perf_event_read_value(m, idx, buf, size)
+#define __bcc_m_check_current_task(m, idx) bpf_current_task_under_cgroup(m, idx)
+#define __bcc_m_sock_map_update(m, ctx, key, flags) bpf_sock_map_update(ctx, m, key, flags)
+#define __bcc_m_sock_hash_update(m, ctx, key, flags) bpf_sock_hash_update(ctx, m, key, flags)
+#define __bcc_m_msg_redirect_map(m, msg, key, flags) bpf_msg_redirect_map(msg, m, key, flags)
+#define __bcc_m_msg_redirect_hash(m, msg, key, flags) bpf_msg_redirect_hash(msg, m, key, flags)
+#define __bcc_m_sk_redirect_map(m, skb, key, flags) bpf_sk_redirect_map(skb, m, key, flags)
+#define __bcc_m_sk_redirect_hash(m, skb, key, flags) bpf_sk_redirect_hash(skb, m, key, flags)
+#define __bcc_m_sk_storage_get(m, sk, v, flags) bpf_sk_storage_get(m, sk, v, flags)
+#define __bcc_m_sk_storage_delete(m, sk) bpf_sk_storage_delete(m, sk)
+#define __bcc_m_task_storage_get(m, task, v, flags) bpf_task_storage_get(m, task, v, flags)
+#define __bcc_m_task_storage_delete(m, task) bpf_task_storage_delete(m, task)
+#define __bcc_m_inode_storage_get(m, inode, v, flags) bpf_inode_storage_get(m, inode, v, flags)
+#define __bcc_m_inode_storage_delete(m, inode) bpf_inode_storage_delete(m, inode)
+
+/* -- programs ---------------------------------------------------------------------------------- */
+
+/* TRACEPOINT_PROBE(category, event) { ... args->field ... }: the struct is generated. */
+#define TRACEPOINT_PROBE(cat, ev)                                                                     \
+	SEC("tracepoint/" #cat "/" #ev)                                                               \
+	int tracepoint__##cat##__##ev(struct tracepoint__##cat##__##ev *args)
+/* RAW_TRACEPOINT_PROBE(event) { ... ctx->args[i] ... } */
+#define RAW_TRACEPOINT_PROBE(ev)                                                                      \
+	SEC("raw_tp/" #ev)                                                                            \
+	int raw_tracepoint__##ev(struct bpf_raw_tracepoint_args *ctx)
+/* KFUNC_PROBE(function, args...), KRETFUNC_PROBE(function, args..., ret), LSM_PROBE(hook, args...) */
+#define KFUNC_PROBE(fn, args...) SEC("fentry/" #fn) int BPF_PROG(kfunc__##fn, ##args)
+#define KRETFUNC_PROBE(fn, args...) SEC("fexit/" #fn) int BPF_PROG(kretfunc__##fn, ##args)
+#define LSM_PROBE(hook, args...) SEC("lsm/" #hook) int BPF_PROG(lsm__##hook, ##args)
+
+/* -- helpers ----------------------------------------------------------------------------------- */
+
+/* bpf_trace_printk("format", args...): BCC's form, the format's size counted here. */
+#define bpf_trace_printk(fmt, ...)                                                                    \
+	({                                                                                            \
+		static const char ____bcc_fmt[] = fmt;                                                \
+		bpf_trace_printk(____bcc_fmt, sizeof(____bcc_fmt), ##__VA_ARGS__);                    \
+	})
+
+/* BCC's names for things libbpf or the kernel spell otherwise. */
+#ifndef TASK_COMM_LEN
+#define TASK_COMM_LEN 16
+#endif
+#ifndef DNAME_INLINE_LEN
+#define DNAME_INLINE_LEN 32
+#endif
+#ifndef PF_KTHREAD
+#define PF_KTHREAD 0x00200000
+#endif
+#ifndef AF_INET
+#define AF_INET 2
+#endif
+#ifndef AF_INET6
+#define AF_INET6 10
+#endif
+#ifndef PERF_MAX_STACK_DEPTH
+#define PERF_MAX_STACK_DEPTH 127
+#endif
+#ifndef BPF_F_REUSE_STACKID
+#define BPF_F_REUSE_STACKID (1ULL << 10)
+#endif
+#ifndef BPF_F_USER_STACK
+#define BPF_F_USER_STACK (1ULL << 8)
+#endif
+#ifndef MAX_ERRNO
+#define MAX_ERRNO 4095
+#endif
+#define lock_xadd(ptr, val) ((void)__sync_fetch_and_add(ptr, val))
+
+#endif /* __BPFKIT_BCC_HELPERS_H__ */

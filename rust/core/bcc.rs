@@ -1,0 +1,707 @@
+//! BCC's C dialect, translated to libbpf C on CO-RE before it is compiled.
+//!
+//! BCC rewrites a program with clang's AST; most of its dialect needs much less. The map macros,
+//! their defaults and methods, the program macros and `bpf_trace_printk` are C macros in
+//! `rust/bpf/bcc/helpers.h`; this translator, a C tokenizer that leaves comments, strings and
+//! line breaks where they are, does what a macro cannot:
+//!
+//! - `name.method(args)` on a map becomes `__bcc_m_method(&name, args)` (a macro of the header);
+//!   a method BCC does not have is an error naming it and its line;
+//! - `BPF_TABLE("hash", ...)` names its kind as a token, and `BPF_HISTOGRAM` becomes an array
+//!   (an `int` key, as BCC makes it) or a hash, with its defaults written out;
+//! - a function named `kprobe__fn`, `kretprobe__fn`, `tracepoint__cat__event` or
+//!   `raw_tracepoint__event` gets its `SEC()`; a function whose first parameter is
+//!   `struct pt_regs *` and that names the probed function's arguments after it reads them from
+//!   the registers (`PT_REGS_PARMn`, through the inner registers for a `syscall__` function);
+//! - each `TRACEPOINT_PROBE(cat, event)` gets the struct of its `args`, made from the
+//!   tracepoint's format as the running kernel describes it;
+//! - `#include <linux/...>`, `<uapi/...>`, `<net/...>`, `<asm/...>` and `<bcc/...>` are
+//!   satisfied by `vmlinux.h` (every kernel type, from BTF) and the header, so they are dropped.
+//!
+//! The output keeps the user's lines where they were (`#line`), so clang's messages name them.
+
+use std::collections::HashSet;
+
+use crate::core::error::{Error, Result};
+
+/// A token of C source: its text and where it starts (byte offset and 1-based line).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Tok {
+    start: usize,
+    end: usize,
+    line: usize,
+    kind: Kind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Ident,
+    Number,
+    Str,
+    Char,
+    Punct,
+    /// A whole preprocessor line (with its continuations).
+    Directive,
+}
+
+/// The tokens of `src`, without comments and whitespace.
+fn tokenize(src: &str) -> Vec<Tok> {
+    let b = src.as_bytes();
+    let mut out = Vec::new();
+    let (mut i, mut line) = (0usize, 1usize);
+    let mut line_start = true;
+    while i < b.len() {
+        let c = b[i];
+        if c == b'\n' {
+            line += 1;
+            i += 1;
+            line_start = true;
+            continue;
+        }
+        if c.is_ascii_whitespace() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        let at_line = line;
+        if c == b'#' && line_start {
+            // A directive runs to the end of the line, continuations included.
+            while i < b.len() && b[i] != b'\n' {
+                if b[i] == b'\\' && i + 1 < b.len() && b[i + 1] == b'\n' {
+                    line += 1;
+                    i += 2;
+                    continue;
+                }
+                if b[i] == b'/' && i + 1 < b.len() && b[i + 1] == b'*' {
+                    // A comment inside a directive may span lines.
+                    i = skip_block_comment(b, i, &mut line);
+                    continue;
+                }
+                i += 1;
+            }
+            out.push(Tok { start, end: i, line: at_line, kind: Kind::Directive });
+            continue;
+        }
+        line_start = false;
+        if c == b'/' && i + 1 < b.len() && b[i + 1] == b'/' {
+            while i < b.len() && b[i] != b'\n' {
+                i += 1;
+            }
+            continue;
+        }
+        if c == b'/' && i + 1 < b.len() && b[i + 1] == b'*' {
+            i = skip_block_comment(b, i, &mut line);
+            continue;
+        }
+        let kind = if c == b'"' || c == b'\'' {
+            i += 1;
+            while i < b.len() && b[i] != c && b[i] != b'\n' {
+                i += if b[i] == b'\\' { 2 } else { 1 };
+            }
+            i = (i + 1).min(b.len());
+            if c == b'"' {
+                Kind::Str
+            } else {
+                Kind::Char
+            }
+        } else if c.is_ascii_alphabetic() || c == b'_' {
+            while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
+                i += 1;
+            }
+            Kind::Ident
+        } else if c.is_ascii_digit() {
+            while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'.' || b[i] == b'_') {
+                i += 1;
+            }
+            Kind::Number
+        } else {
+            i += if b[i..].starts_with(b"->") { 2 } else { 1 };
+            Kind::Punct
+        };
+        out.push(Tok { start, end: i.min(b.len()), line: at_line, kind });
+    }
+    out
+}
+
+/// The index after the `/* ... */` comment starting at `i`, counting its line breaks.
+fn skip_block_comment(b: &[u8], mut i: usize, line: &mut usize) -> usize {
+    i += 2;
+    while i + 1 < b.len() && !(b[i] == b'*' && b[i + 1] == b'/') {
+        *line += usize::from(b[i] == b'\n');
+        i += 1;
+    }
+    (i + 2).min(b.len())
+}
+
+/// The BCC map declarations: macro name and the position of the map's name among its arguments.
+const MAP_MACROS: &[(&str, usize)] = &[
+    ("BPF_HASH", 0),
+    ("BPF_ARRAY", 0),
+    ("BPF_HISTOGRAM", 0),
+    ("BPF_PERCPU_HASH", 0),
+    ("BPF_PERCPU_ARRAY", 0),
+    ("BPF_LRU_HASH", 0),
+    ("BPF_LPM_TRIE", 0),
+    ("BPF_STACK_TRACE", 0),
+    ("BPF_PERF_OUTPUT", 0),
+    ("BPF_PERF_ARRAY", 0),
+    ("BPF_RINGBUF_OUTPUT", 0),
+    ("BPF_PROG_ARRAY", 0),
+    ("BPF_CGROUP_ARRAY", 0),
+    ("BPF_QUEUE", 0),
+    ("BPF_STACK", 0),
+    ("BPF_DEVMAP", 0),
+    ("BPF_CPUMAP", 0),
+    ("BPF_XSKMAP", 0),
+    ("BPF_SOCKMAP", 0),
+    ("BPF_SOCKHASH", 0),
+    ("BPF_SK_STORAGE", 0),
+    ("BPF_TASK_STORAGE", 0),
+    ("BPF_INODE_STORAGE", 0),
+    ("BPF_TABLE", 3),
+    ("BPF_F_TABLE", 3),
+    ("BPF_TABLE_PUBLIC", 3),
+    ("BPF_TABLE_SHARED", 3),
+];
+
+/// The kinds `BPF_TABLE("kind", ...)` takes (the header's `__BCC_TABLE_<kind>`).
+const TABLE_KINDS: &[&str] = &[
+    "hash", "array", "histogram", "percpu_hash", "percpu_array", "lru_hash", "lru_percpu_hash", "lpm_trie",
+    "stacktrace", "prog", "perf_output", "perf_array", "cgroup_array", "devmap", "cpumap", "xskmap", "sockmap",
+    "sockhash", "queue", "stack",
+];
+
+/// The map methods of BCC's reference guide (the header's `__bcc_m_<method>`).
+const METHODS: &[&str] = &[
+    "lookup", "lookup_or_init", "lookup_or_try_init", "update", "insert", "delete", "increment",
+    "atomic_increment", "perf_submit", "perf_submit_skb", "ringbuf_output", "ringbuf_reserve", "ringbuf_submit",
+    "ringbuf_discard", "get_stackid", "push", "pop", "peek", "call", "redirect_map", "perf_read",
+    "perf_counter_value", "check_current_task", "sock_map_update", "sock_hash_update", "msg_redirect_map",
+    "msg_redirect_hash", "sk_redirect_map", "sk_redirect_hash", "sk_storage_get", "sk_storage_delete",
+    "task_storage_get", "task_storage_delete", "inode_storage_get", "inode_storage_delete",
+];
+
+/// Program macros of the dialect (their presence marks a source as BCC's).
+const PROGRAM_MACROS: &[&str] = &["TRACEPOINT_PROBE", "RAW_TRACEPOINT_PROBE", "KFUNC_PROBE", "KRETFUNC_PROBE", "LSM_PROBE"];
+
+/// Include prefixes satisfied by `vmlinux.h` and `bcc/helpers.h`.
+const KERNEL_INCLUDES: &[&str] = &["linux/", "uapi/", "net/", "asm/", "bcc/"];
+
+/// Whether `src` is written in BCC's dialect: it declares a map or a program the BCC way, names
+/// a program function with BCC's prefixes, or includes kernel headers as BCC programs do; and it
+/// has no libbpf `SEC()`.
+pub fn is_bcc(src: &str) -> bool {
+    let toks = tokenize(src);
+    let text = |t: &Tok| &src[t.start..t.end];
+    if toks.iter().any(|t| t.kind == Kind::Ident && text(t) == "SEC") {
+        return false;
+    }
+    toks.iter().any(|t| match t.kind {
+        Kind::Ident => {
+            let s = text(t);
+            MAP_MACROS.iter().any(|(m, _)| *m == s)
+                || PROGRAM_MACROS.contains(&s)
+                || ["kprobe__", "kretprobe__", "tracepoint__", "raw_tracepoint__", "syscall__"].iter().any(|p| s.starts_with(p))
+        }
+        Kind::Directive => include_path(text(t)).is_some_and(|p| KERNEL_INCLUDES.iter().any(|k| p.starts_with(k))),
+        _ => false,
+    })
+}
+
+/// The path of an `#include <path>` or `#include "path"` directive.
+fn include_path(directive: &str) -> Option<&str> {
+    let rest = directive.strip_prefix('#')?.trim_start().strip_prefix("include")?.trim();
+    let (open, close) = match rest.chars().next()? {
+        '<' => ('<', '>'),
+        '"' => ('"', '"'),
+        _ => return None,
+    };
+    rest.strip_prefix(open)?.split(close).next()
+}
+
+/// One field of a tracepoint's format: its declaration, offset and size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FormatField {
+    /// The declaration as the format gives it (`const char * filename`, `char comm[16]`).
+    pub decl: String,
+    /// Byte offset in the record.
+    pub offset: usize,
+    /// Size in bytes.
+    pub size: usize,
+    /// Whether it is signed.
+    pub signed: bool,
+}
+
+/// The fields of a tracepoint format file (`events/<cat>/<event>/format`), common ones included.
+pub fn parse_format(text: &str) -> Vec<FormatField> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        let Some(rest) = line.strip_prefix("field:") else { continue };
+        let mut decl = "";
+        let (mut offset, mut size, mut signed) = (None, None, false);
+        for part in rest.split(';') {
+            let part = part.trim();
+            if let Some(v) = part.strip_prefix("offset:") {
+                offset = v.trim().parse().ok();
+            } else if let Some(v) = part.strip_prefix("size:") {
+                size = v.trim().parse().ok();
+            } else if let Some(v) = part.strip_prefix("signed:") {
+                signed = v.trim() == "1";
+            } else if decl.is_empty() && !part.is_empty() {
+                decl = part;
+            }
+        }
+        if let (Some(offset), Some(size)) = (offset, size) {
+            out.push(FormatField { decl: decl.to_string(), offset, size, signed });
+        }
+    }
+    out
+}
+
+/// The struct of a TRACEPOINT_PROBE's `args`: the format's fields at their offsets. A field of a
+/// type C cannot be sure of (a kernel typedef such as `pid_t`, `__data_loc char[]`) is given an
+/// integer of its size and sign, under its own name; pointers and plain C types keep theirs.
+pub fn format_struct(name: &str, fields: &[FormatField]) -> String {
+    let mut s = format!("struct {name} {{\n");
+    let mut at = 0usize;
+    let mut fields: Vec<&FormatField> = fields.iter().collect();
+    fields.sort_by_key(|f| f.offset);
+    for (i, f) in fields.iter().enumerate() {
+        if f.offset < at {
+            continue; // overlapping: a union the format flattens
+        }
+        if f.offset > at {
+            s.push_str(&format!("\tchar __pad_{i}[{}];\n", f.offset - at));
+        }
+        s.push_str(&format!("\t{};\n", field_decl(f)));
+        at = f.offset + f.size;
+    }
+    s.push_str("} __attribute__((packed));\n");
+    s
+}
+
+fn field_decl(f: &FormatField) -> String {
+    let decl = f.decl.trim();
+    let (ty, name) = match decl.rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '[' || c == ']')) {
+        Some(i) => (decl[..=i].trim(), decl[i + 1..].trim()),
+        None => ("", decl),
+    };
+    let (base, array) = match name.find('[') {
+        Some(i) => (&name[..i], &name[i..]),
+        None => (name, ""),
+    };
+    let plain = |t: &str| {
+        t.split_whitespace().all(|w| {
+            ["const", "volatile", "unsigned", "signed", "char", "short", "int", "long", "u8", "u16", "u32", "u64", "s8", "s16", "s32", "s64", "bool", "void", "*"]
+                .contains(&w.trim_end_matches('*'))
+                || w == "*"
+        })
+    };
+    if ty.contains('*') && !ty.contains("__data_loc") {
+        return format!("{ty} {base}{array}");
+    }
+    if !ty.contains("__data_loc") && plain(ty) && !ty.is_empty() && natural_size(ty).is_some_and(|n| {
+        let count: usize = array.trim_matches(|c| c == '[' || c == ']').parse().unwrap_or(1);
+        n * count.max(1) == f.size
+    }) {
+        return format!("{ty} {base}{array}");
+    }
+    // An integer of the field's size (an array of them for an array of a kernel type).
+    let n: usize = array.trim_matches(|c| c == '[' || c == ']').parse().unwrap_or(1).max(1);
+    let elem = if array.is_empty() { f.size } else { f.size / n };
+    let int = match (elem, f.signed) {
+        (1, true) => "s8",
+        (1, false) => "u8",
+        (2, true) => "s16",
+        (2, false) => "u16",
+        (4, true) => "s32",
+        (4, false) => "u32",
+        (8, true) => "s64",
+        _ => "u64",
+    };
+    if array.is_empty() || elem == 0 || f.size % n != 0 {
+        if f.size > 8 || ![1, 2, 4, 8].contains(&f.size) {
+            return format!("u8 {base}[{}]", f.size);
+        }
+        return format!("{int} {base}");
+    }
+    format!("{int} {base}[{n}]")
+}
+
+/// The size of a plain C type on the BPF target (a syscall tracepoint's `int dfd` is 8 bytes
+/// in its format: such a field gets an integer of the format's size instead).
+fn natural_size(ty: &str) -> Option<usize> {
+    let words: Vec<&str> = ty.split_whitespace().filter(|w| !matches!(*w, "const" | "volatile" | "signed" | "unsigned")).collect();
+    Some(match words.as_slice() {
+        [] | ["int"] | ["u32"] | ["s32"] => 4,
+        ["char"] | ["u8"] | ["s8"] | ["bool"] => 1,
+        ["short"] | ["short", "int"] | ["u16"] | ["s16"] => 2,
+        ["long"] | ["long", "int"] | ["long", "long"] | ["long", "long", "int"] | ["u64"] | ["s64"] => 8,
+        _ => return None,
+    })
+}
+
+/// What the translator asks of the running kernel: a tracepoint's format file.
+pub trait Kernel {
+    /// The text of `events/<cat>/<event>/format`.
+    fn tracepoint_format(&self, cat: &str, event: &str) -> Result<String>;
+}
+
+/// The running kernel, through tracefs.
+pub struct Running;
+
+impl Kernel for Running {
+    fn tracepoint_format(&self, cat: &str, event: &str) -> Result<String> {
+        let dir = crate::core::host::tracing_dir()?;
+        let path = format!("{dir}/events/{cat}/{event}/format");
+        std::fs::read_to_string(&path).map_err(|e| Error::Compile {
+            message: format!("TRACEPOINT_PROBE({cat}, {event}): no such tracepoint on this kernel ({path}: {e})"),
+            diagnostics: String::new(),
+        })
+    }
+}
+
+fn fail(display: &str, line: usize, what: String) -> Error {
+    let message = format!("{display}:{line}: error: {what}");
+    Error::Compile { diagnostics: message.clone(), message }
+}
+
+/// `src` (BCC's dialect) as libbpf C: see the module's documentation. `display` names the source
+/// in `#line` and in errors.
+pub fn translate(src: &str, display: &str, kernel: &dyn Kernel) -> Result<String> {
+    let toks = tokenize(src);
+    let text = |i: usize| &src[toks[i].start..toks[i].end];
+    let is = |i: usize, s: &str| i < toks.len() && text(i) == s;
+    // The maps, by name.
+    let mut maps: HashSet<&str> = HashSet::new();
+    for (i, t) in toks.iter().enumerate() {
+        if t.kind != Kind::Ident {
+            continue;
+        }
+        if let Some((_, at)) = MAP_MACROS.iter().find(|(m, _)| *m == text(i)) {
+            if is(i + 1, "(") {
+                let args = split_args(&toks, src, i + 1);
+                if let Some(&(s, e)) = args.get(*at) {
+                    maps.insert(src[s..e].trim());
+                }
+            }
+        }
+    }
+    // Edits: (start, end, replacement), applied back to front.
+    let mut edits: Vec<(usize, usize, String)> = Vec::new();
+    let mut structs: Vec<String> = Vec::new();
+    let mut made: HashSet<String> = HashSet::new();
+    let mut tracepoint_struct = |cat: &str, ev: &str, line: usize| -> Result<()> {
+        let name = format!("tracepoint__{cat}__{ev}");
+        if made.insert(name.clone()) {
+            let fmt = kernel.tracepoint_format(cat, ev).map_err(|e| fail(display, line, e.to_string()))?;
+            structs.push(format_struct(&name, &parse_format(&fmt)));
+        }
+        Ok(())
+    };
+    let mut depth = 0i32;
+    let mut i = 0;
+    while i < toks.len() {
+        let t = &toks[i];
+        match (t.kind, text(i)) {
+            (Kind::Directive, d) => {
+                if let Some(p) = include_path(d) {
+                    if KERNEL_INCLUDES.iter().any(|k| p.starts_with(k)) {
+                        edits.push((t.start, t.end, format!("/* <{p}>: its kernel types come from vmlinux.h, its macros from bcc/helpers.h */")));
+                    }
+                }
+            }
+            (Kind::Punct, "{") => depth += 1,
+            (Kind::Punct, "}") => depth -= 1,
+            (Kind::Ident, "BPF_TABLE" | "BPF_F_TABLE" | "BPF_TABLE_PUBLIC" | "BPF_TABLE_SHARED")
+                if is(i + 1, "(") && i + 2 < toks.len() && toks[i + 2].kind == Kind::Str =>
+            {
+                let kind = text(i + 2).trim_matches('"');
+                if !TABLE_KINDS.contains(&kind) {
+                    return Err(fail(display, t.line, format!("{}(\"{kind}\", ...): bpfkit has no \"{kind}\" table (it has {})", text(i), TABLE_KINDS.join(", "))));
+                }
+                edits.push((toks[i + 2].start, toks[i + 2].end, kind.to_string()));
+            }
+            (Kind::Ident, "BPF_HISTOGRAM") if is(i + 1, "(") => {
+                let args = split_args(&toks, src, i + 1);
+                let arg = |n: usize| args.get(n).map(|&(s, e)| src[s..e].trim().to_string());
+                let name = arg(0).unwrap_or_default();
+                let key = arg(1).unwrap_or_else(|| "int".into());
+                let size = arg(2).unwrap_or_else(|| "64".into());
+                let kind = if key == "int" { "__BCC_HIST_ARRAY" } else { "__BCC_HIST_HASH" };
+                let close = matching(&toks, src, i + 1).unwrap_or(i + 1);
+                edits.push((t.start, toks[close].end, format!("{kind}({name}, {key}, {size})")));
+                i = close;
+            }
+            (Kind::Ident, "TRACEPOINT_PROBE") if is(i + 1, "(") => {
+                let args = split_args(&toks, src, i + 1);
+                if args.len() != 2 {
+                    return Err(fail(display, t.line, "TRACEPOINT_PROBE takes (category, event)".into()));
+                }
+                let (cat, ev) = (src[args[0].0..args[0].1].trim(), src[args[1].0..args[1].1].trim());
+                tracepoint_struct(cat, ev, t.line)?;
+            }
+            (Kind::Ident, name) if maps.contains(name) && is(i + 1, ".") && i + 3 < toks.len() && toks[i + 2].kind == Kind::Ident && is(i + 3, "(") => {
+                let method = text(i + 2);
+                if !METHODS.contains(&method) {
+                    return Err(fail(display, t.line, format!("{name}.{method}(): BCC maps have no method `{method}` (they have {})", METHODS.join(", "))));
+                }
+                let empty = is(i + 4, ")");
+                edits.push((t.start, toks[i + 3].end, format!("__bcc_m_{method}(&{name}{}", if empty { "" } else { ", " })));
+                i += 3;
+            }
+            (Kind::Ident, name)
+                if depth == 0 && is(i + 1, "(") && program_prefix(name).is_none() && context_section(&toks, src, i).is_some() =>
+            {
+                // A program attached later by name (attach_kprobe(fn_name=...), attach_uprobe,
+                // a perf event, XDP): its section from its context's type.
+                if let (Some(sec), Some(close)) = (context_section(&toks, src, i), matching(&toks, src, i + 1)) {
+                    edits.push((t.start, t.start, format!("SEC(\"{sec}\") ")));
+                    if let Some((params, body)) = register_arguments(&toks, src, i + 1, close, false) {
+                        edits.push((toks[i + 1].start, toks[close].end, params));
+                        edits.push((toks[close + 1].end, toks[close + 1].end, body));
+                    }
+                    i = close;
+                }
+            }
+            (Kind::Ident, name) if depth == 0 && is(i + 1, "(") && program_prefix(name).is_some() => {
+                if let Some(close) = matching(&toks, src, i + 1) {
+                    if is(close + 1, "{") {
+                        let section = program_section(name);
+                        if let Some(("tracepoint", rest)) = section.as_deref().map(|s| s.split_once('/').unwrap_or((s, ""))) {
+                            if let Some((cat, ev)) = rest.split_once('/') {
+                                tracepoint_struct(cat, ev, t.line)?;
+                            }
+                        }
+                        if let Some(sec) = section {
+                            edits.push((t.start, t.start, format!("SEC(\"{sec}\") ")));
+                        }
+                        if let Some((params, body)) = register_arguments(&toks, src, i + 1, close, name.starts_with("syscall__")) {
+                            edits.push((toks[i + 1].start, toks[close].end, params));
+                            edits.push((toks[close + 1].end, toks[close + 1].end, body));
+                        }
+                        i = close;
+                    }
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    let mut out = src.to_string();
+    edits.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)));
+    for (s, e, r) in edits {
+        out.replace_range(s..e, &r);
+    }
+    let mut head = String::from("#include <bcc/helpers.h>\n");
+    for s in &structs {
+        head.push_str(s);
+    }
+    head.push_str(&format!("#line 1 \"{}\"\n", display.replace('\\', "\\\\").replace('"', "\\\"")));
+    Ok(head + &out)
+}
+
+/// The section of a function defined at token `at` that BCC would load as a program of its own,
+/// from its first parameter: `struct pt_regs *` a kprobe (or uprobe: the same type),
+/// `struct bpf_perf_event_data *` a perf event program, `struct xdp_md *` XDP. A `static`
+/// function, or one the source also calls, is a helper.
+fn context_section(toks: &[Tok], src: &str, at: usize) -> Option<&'static str> {
+    let close = matching(toks, src, at + 1)?;
+    if close + 1 >= toks.len() || &src[toks[close + 1].start..toks[close + 1].end] != "{" {
+        return None;
+    }
+    let args = split_args(toks, src, at + 1);
+    let first = args.first().map(|&(s, e)| src[s..e].split_whitespace().collect::<Vec<_>>().join(" "))?;
+    let sec = if first.starts_with("struct pt_regs") {
+        "kprobe"
+    } else if first.starts_with("struct bpf_perf_event_data") {
+        "perf_event"
+    } else if first.starts_with("struct xdp_md") {
+        "xdp"
+    } else {
+        return None;
+    };
+    // Back to the previous declaration's end: `static` there makes it a helper.
+    let mut j = at;
+    while j > 0 {
+        j -= 1;
+        let w = &src[toks[j].start..toks[j].end];
+        if matches!(w, ";" | "}") || toks[j].kind == Kind::Directive {
+            break;
+        }
+        if w == "static" {
+            return None;
+        }
+    }
+    let name = &src[toks[at].start..toks[at].end];
+    let called = toks.iter().enumerate().any(|(k, t)| k != at && &src[t.start..t.end] == name);
+    (!called).then_some(sec)
+}
+
+/// The prefix of a BCC program function's name, if it has one.
+fn program_prefix(name: &str) -> Option<&'static str> {
+    ["kprobe__", "kretprobe__", "tracepoint__", "raw_tracepoint__", "syscall__"].into_iter().find(|p| name.starts_with(p))
+}
+
+/// The `SEC()` of a program function named the BCC way (None: attached later by name).
+fn program_section(name: &str) -> Option<String> {
+    if let Some(f) = name.strip_prefix("kprobe__") {
+        return Some(format!("kprobe/{f}"));
+    }
+    if let Some(f) = name.strip_prefix("kretprobe__") {
+        return Some(format!("kretprobe/{f}"));
+    }
+    if let Some(rest) = name.strip_prefix("tracepoint__") {
+        let (cat, ev) = rest.split_once("__")?;
+        return Some(format!("tracepoint/{cat}/{ev}"));
+    }
+    if let Some(ev) = name.strip_prefix("raw_tracepoint__") {
+        return Some(format!("raw_tp/{ev}"));
+    }
+    if name.starts_with("syscall__") {
+        return Some("kprobe".into());
+    }
+    None
+}
+
+/// For a function whose first parameter is `struct pt_regs *ctx` and which names more: the
+/// parameter list cut to `ctx`, and the declarations that read the others from the registers
+/// (put right after the body's `{`, on the same line, so lines do not move).
+fn register_arguments(toks: &[Tok], src: &str, open: usize, close: usize, syscall: bool) -> Option<(String, String)> {
+    let args = split_args(toks, src, open);
+    if args.len() < 2 {
+        return None;
+    }
+    let first = src[args[0].0..args[0].1].trim();
+    let words: Vec<&str> = first.split(|c: char| c.is_whitespace() || c == '*').filter(|w| !w.is_empty()).collect();
+    if words.len() < 3 || words[0] != "struct" || words[1] != "pt_regs" {
+        return None;
+    }
+    let ctx = words[words.len() - 1];
+    let regs = if syscall { "__bcc_regs" } else { ctx };
+    let mut body = String::new();
+    if syscall {
+        body.push_str(&format!(" struct pt_regs *__bcc_regs = (struct pt_regs *)PT_REGS_PARM1({ctx});"));
+    }
+    for (n, &(s, e)) in args.iter().enumerate().skip(1) {
+        let decl = src[s..e].trim();
+        let name_at = decl.rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))? + 1;
+        let (ty, name) = (decl[..name_at].trim(), &decl[name_at..]);
+        let ty = ty.replace("__user", "");
+        let read = if syscall {
+            format!("PT_REGS_PARM{n}_CORE_SYSCALL({regs})")
+        } else {
+            format!("PT_REGS_PARM{n}({regs})")
+        };
+        body.push_str(&format!(" {ty} {name} = ({ty}){read};"));
+    }
+    let _ = close;
+    Some((format!("({first})"), body))
+}
+
+/// The index of the `)` closing the `(` at `open`.
+fn matching(toks: &[Tok], src: &str, open: usize) -> Option<usize> {
+    let mut depth = 0;
+    for (j, t) in toks.iter().enumerate().skip(open) {
+        match &src[t.start..t.end] {
+            "(" | "[" | "{" => depth += 1,
+            ")" | "]" | "}" => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(j);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The byte ranges of the top-level arguments of the call whose `(` is at token `open`.
+fn split_args(toks: &[Tok], src: &str, open: usize) -> Vec<(usize, usize)> {
+    let Some(close) = matching(toks, src, open) else { return Vec::new() };
+    if close == open + 1 {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    let mut depth = 0;
+    let mut from = toks[open].end;
+    for t in &toks[open + 1..close] {
+        match &src[t.start..t.end] {
+            "(" | "[" | "{" => depth += 1,
+            ")" | "]" | "}" => depth -= 1,
+            "," if depth == 0 => {
+                out.push((from, t.start));
+                from = t.end;
+            }
+            _ => {}
+        }
+    }
+    out.push((from, toks[close].start));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Fake;
+    impl Kernel for Fake {
+        fn tracepoint_format(&self, cat: &str, event: &str) -> Result<String> {
+            assert_eq!((cat, event), ("random", "urandom_read"));
+            Ok("name: urandom_read\nID: 1\nformat:\n\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;\n\
+                \tfield:int common_pid;\toffset:4;\tsize:4;\tsigned:1;\n\n\tfield:int got_bits;\toffset:8;\tsize:4;\tsigned:1;\n\
+                \tfield:pid_t pool_left;\toffset:12;\tsize:4;\tsigned:1;\n\tfield:__data_loc char[] name;\toffset:16;\tsize:4;\tsigned:0;\n\
+                \tfield:int flags;\toffset:24;\tsize:8;\tsigned:0;\n"
+                .into())
+        }
+    }
+
+    #[test]
+    fn recognises_the_dialect_and_leaves_libbpf_c_alone() {
+        assert!(is_bcc("#include <uapi/linux/ptrace.h>\nint x;"));
+        assert!(is_bcc("BPF_HASH(counts, u32);"));
+        assert!(is_bcc("int kprobe__do_sys_open(struct pt_regs *ctx) { return 0; }"));
+        assert!(!is_bcc("SEC(\"tracepoint/x/y\") int f(void *c) { return 0; } // BPF_HASH("));
+        assert!(!is_bcc("/* BPF_HASH(x) */ int y;"));
+    }
+
+    #[test]
+    fn rewrites_maps_methods_programs_and_includes_keeping_lines() {
+        let src = "#include <uapi/linux/ptrace.h>\nBPF_HASH(counts, u32);\nBPF_HISTOGRAM(dist);\n\
+                   BPF_TABLE(\"percpu_array\", int, u64, tab, 4);\n\
+                   TRACEPOINT_PROBE(random, urandom_read) {\n  u32 k = args->got_bits; counts.increment(k);\n\
+                   dist.increment(bpf_log2l(k)); return 0;\n}\n\
+                   int kprobe__tcp_v4_connect(struct pt_regs *ctx, struct sock *sk) { return sk != 0; }\n";
+        let out = translate(src, "prog.c", &Fake).unwrap();
+        let body = out.split_once("#line 1 \"prog.c\"\n").unwrap().1;
+        assert_eq!(body.lines().count(), src.lines().count());
+        assert!(body.contains("__bcc_m_increment(&counts, k)"));
+        assert!(body.contains("__BCC_HIST_ARRAY(dist, int, 64)"));
+        assert!(body.contains("BPF_TABLE(percpu_array, int, u64, tab, 4)"));
+        assert!(body.contains("SEC(\"kprobe/tcp_v4_connect\") kprobe__tcp_v4_connect(struct pt_regs *ctx) { struct sock * sk = (struct sock *)PT_REGS_PARM1(ctx);"));
+        assert!(out.contains("struct tracepoint__random__urandom_read {"));
+        assert!(out.contains("\tint got_bits;\n\ts32 pool_left;\n\tu32 name;\n\tchar __pad_5[4];\n\tu64 flags;\n"), "{out}");
+        assert!(!body.contains("#include <uapi"));
+    }
+
+    #[test]
+    fn a_function_taking_registers_is_a_program_unless_static_or_called() {
+        let src = "int on_call(struct pt_regs *ctx, int n) { return n; }\n\
+                   static int helper(struct pt_regs *ctx) { return 0; }\n\
+                   int used(struct pt_regs *ctx) { return 1; }\nint caller(struct xdp_md *x) { return used(0); }\n";
+        let out = translate(src, "p.c", &Fake).unwrap();
+        assert!(out.contains("SEC(\"kprobe\") on_call(struct pt_regs *ctx) { int n = (int)PT_REGS_PARM1(ctx);"), "{out}");
+        assert!(!out.contains("SEC(\"kprobe\") helper") && !out.contains("SEC(\"kprobe\") used"));
+        assert!(out.contains("SEC(\"xdp\") caller"));
+    }
+
+    #[test]
+    fn unknown_methods_and_tables_name_the_line() {
+        let e = translate("BPF_HASH(m);\n\nint f() { m.frobnicate(1); }", "p.c", &Fake).unwrap_err();
+        assert!(e.to_string().contains("p.c:3: error: m.frobnicate()"), "{e}");
+        let e = translate("BPF_TABLE(\"nope\", int, int, t, 1);", "p.c", &Fake).unwrap_err();
+        assert!(e.to_string().contains("p.c:1: error: BPF_TABLE(\"nope\""), "{e}");
+    }
+}

@@ -1,0 +1,171 @@
+"""BCC's C dialect (rust/core/bcc.rs, rust/bpf/bcc/helpers.h): programs written for BCC compile
+on CO-RE and count, submit and histogram what a workload did, against the real kernel."""
+
+from __future__ import annotations
+
+import ctypes as ct
+import io
+import os
+import tempfile
+import time
+import uuid
+
+import pytest
+from bpfkit import BPF, CompileError, _native
+
+PID = os.getpid()
+
+
+def test_a_bcc_program_is_recognised_and_a_libbpf_one_is_not():
+    assert _native.is_bcc("#include <uapi/linux/ptrace.h>\nBPF_HASH(counts, u32);\n")
+    assert not _native.is_bcc('SEC("tracepoint/syscalls/sys_enter_getppid")\nint f(void *c) { return 0; }\n')
+
+
+def test_maps_methods_and_tracepoint_probe_count_the_calls_made():
+    """BPF_HASH with its defaults, increment() with a key by value and with a step, BPF_ARRAY's
+    lookup() and BPF_TABLE("percpu_array"), in a TRACEPOINT_PROBE, includes as BCC writes them."""
+    src = r"""
+#include <uapi/linux/ptrace.h>
+#include <linux/sched.h>
+
+BPF_HASH(counts, u32);
+BPF_HASH(steps);
+BPF_ARRAY(last, u64, 1);
+BPF_TABLE("percpu_array", int, u64, per_cpu, 1);
+
+TRACEPOINT_PROBE(syscalls, sys_enter_getppid)
+{
+    u32 pid = bpf_get_current_pid_tgid() >> 32;
+    int zero = 0;
+    u64 *slot;
+
+    if (pid != TARGET)
+        return 0;
+    counts.increment(pid);
+    steps.increment((u64)args->__syscall_nr, 10);
+    slot = last.lookup(&zero);
+    if (slot)
+        *slot = bpf_ktime_get_ns();
+    slot = per_cpu.lookup(&zero);
+    if (slot)
+        *slot += 1;
+    return 0;
+}
+"""
+    with BPF(text=src, cflags=[f"-DTARGET={PID}"]) as b:
+        for _ in range(7):
+            os.getppid()
+        assert b["counts"][ct.c_uint32(PID)].value == 7
+        (nr, total), = [(k.value, v.value) for k, v in b["steps"].items()]
+        assert total == 70 and nr > 0
+        assert b["last"][0].value > 0
+        assert sum(b["per_cpu"][0]) == 7
+
+
+def test_perf_output_submits_what_the_workload_opened():
+    src = r"""
+struct data_t {
+    u32 pid;
+    char comm[TASK_COMM_LEN];
+    char path[128];
+};
+BPF_PERF_OUTPUT(events);
+
+TRACEPOINT_PROBE(syscalls, sys_enter_openat)
+{
+    struct data_t data = {};
+
+    data.pid = bpf_get_current_pid_tgid() >> 32;
+    if (data.pid != TARGET)
+        return 0;
+    bpf_get_current_comm(&data.comm, sizeof(data.comm));
+    bpf_probe_read_user_str(&data.path, sizeof(data.path), args->filename);
+    events.perf_submit(args, &data, sizeof(data));
+    return 0;
+}
+"""
+    marker = os.path.join(tempfile.gettempdir(), f"bpfkit-bcc-{uuid.uuid4().hex[:8]}")
+    seen: list = []
+    with BPF(text=src, cflags=[f"-DTARGET={PID}"]) as b:
+        b["events"].open_perf_buffer(lambda _cpu, data, _size: seen.append(b["events"].event(data)))
+        for _ in range(3):
+            try:
+                open(marker).close()
+            except FileNotFoundError:
+                pass
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and sum(e.path.decode() == marker for e in seen) < 3:
+            b.perf_buffer_poll(100)
+    hits = [e for e in seen if e.path.decode() == marker]
+    assert len(hits) == 3 and all(e.pid == PID for e in hits)
+
+
+def test_histogram_increment_and_print_log2_hist():
+    """BPF_HISTOGRAM(dist) is an int-keyed array of 64 slots, as BCC makes it: bpf_log2l() of
+    each getppid() number of calls so far lands in its slot."""
+    src = r"""
+BPF_HISTOGRAM(dist);
+BPF_ARRAY(calls, u64, 1);
+
+TRACEPOINT_PROBE(syscalls, sys_enter_getppid)
+{
+    int zero = 0;
+    u64 *n;
+
+    if ((bpf_get_current_pid_tgid() >> 32) != TARGET)
+        return 0;
+    n = calls.lookup(&zero);
+    if (!n)
+        return 0;
+    *n += 1;
+    dist.increment(bpf_log2l(*n));
+    return 0;
+}
+"""
+    with BPF(text=src, cflags=[f"-DTARGET={PID}"]) as b:
+        for _ in range(10):
+            os.getppid()
+        slots = {k.value: v.value for k, v in b["dist"].items() if v.value}
+        out = io.StringIO()
+        b["dist"].print_log2_hist("calls", file=out)
+    # 1 -> slot 1; 2,3 -> slot 2; 4..7 -> slot 3; 8..10 -> slot 4
+    assert slots == {1: 1, 2: 2, 3: 4, 4: 3}
+    assert "calls" in out.getvalue() and "|" in out.getvalue()
+
+
+def test_a_function_taking_registers_attaches_as_a_uprobe_by_name():
+    """BCC loads any function whose context is `struct pt_regs *` as a program for
+    attach_uprobe(fn_name=...); arguments named after ctx are read from the registers."""
+    src = r"""
+BPF_ARRAY(seen, u64, 2);
+
+int on_atoi(struct pt_regs *ctx, const char *s)
+{
+    int zero = 0;
+    u64 *n = seen.lookup(&zero);
+    char first = 0;
+
+    bpf_probe_read_user(&first, 1, s);
+    if (n && first == 'Q')
+        __sync_fetch_and_add(n, 1);
+    return 0;
+}
+"""
+    libc = ct.CDLL(None)
+    with BPF(text=src) as b:
+        b.attach_uprobe(name="c", sym="atoi", fn_name="on_atoi", pid=PID)
+        for _ in range(5):
+            libc.atoi(b"Quick")
+        libc.atoi(b"12")
+        assert b["seen"][0].value == 5
+
+
+def test_what_cannot_be_translated_names_the_users_line():
+    with pytest.raises(CompileError, match=r"<text>:4: error: counts\.frobnicate\(\)"):
+        BPF(text="BPF_HASH(counts);\n\nint kprobe__x(struct pt_regs *ctx) {\n  counts.frobnicate(1);\n  return 0;\n}\n")
+    with pytest.raises(CompileError, match=r"no such tracepoint"):
+        BPF(text="TRACEPOINT_PROBE(nosuch, event) { return 0; }\n")
+    with pytest.raises(CompileError, match=r"<text>:3:\d+: error: use of undeclared identifier 'nope'"):
+        BPF(text="BPF_HASH(counts);\nTRACEPOINT_PROBE(syscalls, sys_enter_getppid) {\n  return nope;\n}\n")
+    with pytest.raises(CompileError, match=r"'nosuch/header\.h' file not found"):
+        BPF(text="#include <nosuch/header.h>\nBPF_HASH(counts);\n")
