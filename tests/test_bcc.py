@@ -169,3 +169,38 @@ def test_what_cannot_be_translated_names_the_users_line():
         BPF(text="BPF_HASH(counts);\nTRACEPOINT_PROBE(syscalls, sys_enter_getppid) {\n  return nope;\n}\n")
     with pytest.raises(CompileError, match=r"'nosuch/header\.h' file not found"):
         BPF(text="#include <nosuch/header.h>\nBPF_HASH(counts);\n")
+
+
+def test_python_m_bpfkit_bcc_runs_a_bcc_program_as_it_is(tmp_path):
+    """A program written for BCC (import bcc, bcc.utils.printb) runs unchanged through the
+    runner, and nothing named bcc is importable outside it."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "count_getppid.py"
+    script.write_text(r'''
+import os
+from bcc import BPF
+from bcc.utils import printb
+import bcc.table
+
+b = BPF(text="""
+#include <uapi/linux/ptrace.h>
+BPF_HASH(calls, u32);
+TRACEPOINT_PROBE(syscalls, sys_enter_getppid) {
+    u32 pid = bpf_get_current_pid_tgid() >> 32;
+    calls.increment(pid);
+    return 0;
+}
+""")
+for _ in range(9):
+    os.getppid()
+printb(b"calls %d" % b["calls"][b["calls"].Key(os.getpid())].value)
+''')
+    r = subprocess.run([sys.executable, "-m", "bpfkit.bcc", str(script)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "calls 9"
+    # Outside the runner, `bcc` is not bpfkit's (it is BCC's own where BCC is installed, or none).
+    code = "import importlib.util as u; s = u.find_spec('bcc'); print(s.origin if s else None)"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "bpfkit" not in r.stdout, r.stdout

@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # typing stays off the start path of every tool
 
 USAGE = """usage: bpfkit <tool> [args...]   run a bundled tool (bpfkit <tool> -h for its options)
        bpfkit list                 list the tools
+       bpfkit bcc SCRIPT [args...] run a program written for BCC (import bcc) on bpfkit
        bpfkit features             what this kernel supports, and why not
        bpfkit version              print versions"""
 
@@ -242,6 +243,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = {"list": _list, "features": _features, "version": _version}
     if cmd in commands:
         return run(f"bpfkit {cmd}", commands[cmd])
+    if cmd == "bcc":
+        from .bcc.__main__ import main as run_bcc
+
+        return run("bpfkit bcc", lambda: run_bcc(rest))
     return run(f"bpfkit {cmd}", lambda: _tool(cmd, rest))
 
 
