@@ -12,9 +12,9 @@ PYTHON ?= $(firstword $(wildcard /usr/bin/python3) python3)
 # Build: clang compiles BPF at run time; libbpf-sys's vendored build needs the autotools and friends.
 APT_BUILD := clang llvm gcc g++ make pkg-config autoconf autopoint automake libtool gettext flex bison gawk \
              libc6-dev python3-venv iproute2
-# Tests compare bpfkit's histogram output with BCC's own printing functions, and build a USDT
-# target with <sys/sdt.h>.
-APT_TEST := python3-bpfcc systemtap-sdt-dev
+# Tests compare bpfkit's histogram output with BCC's own printing functions, run BCC's own
+# examples as Debian's bpfcc-tools installs them, and build a USDT target with <sys/sdt.h>.
+APT_TEST := python3-bpfcc bpfcc-tools systemtap-sdt-dev
 # Benchmarks compare with these (BCC's Python, libbpf-tools, bpftrace) and time with hyperfine.
 APT_BENCH := python3-bpfcc bpfcc-tools libbpf-tools bpftrace linux-headers-amd64
 

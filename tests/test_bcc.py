@@ -204,3 +204,37 @@ printb(b"calls %d" % b["calls"][b["calls"].Key(os.getpid())].value)
     code = "import importlib.util as u; s = u.find_spec('bcc'); print(s.origin if s else None)"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and "bpfkit" not in r.stdout, r.stdout
+
+
+BCC_EXAMPLES = "/usr/share/doc/bpfcc-tools/examples"
+
+
+def test_bccs_own_strlen_count_example_runs_unchanged_and_counts_the_calls(tmp_path):
+    """examples/tracing/strlen_count.py as Debian's bpfcc-tools installs it (never copied here),
+    run through python -m bpfkit.bcc: a uprobe on libc's strlen (an indirect function, probed at
+    the implementation this machine picks) counts this process's calls by string."""
+    import signal
+    import subprocess
+    import sys
+
+    example = f"{BCC_EXAMPLES}/tracing/strlen_count.py"
+    assert os.path.exists(example), "make deps installs bpfcc-tools (APT_TEST), whose examples these are"
+    p = subprocess.Popen([sys.executable, "-m", "bpfkit.bcc", example], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout is not None
+        first = p.stdout.readline()
+        assert "Tracing strlen()" in first, first + (p.stderr.read() if p.poll() is not None else "")
+        marker = f"bpfkit-strlen-{uuid.uuid4().hex[:12]}".encode()
+        # The example reads 80 bytes from each string: a buffer that long keeps the read in bounds.
+        buf = ct.create_string_buffer(marker, 128)
+        libc = ct.CDLL(None)
+        for _ in range(6):
+            libc.strlen(buf)
+        time.sleep(0.2)
+    finally:
+        p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=30)
+    assert p.returncode == 0, err
+    rows = [line.split(None, 1) for line in out.splitlines() if marker.decode() in line]
+    assert rows == [["6", f'"{marker.decode()}"']], out[-2000:]
