@@ -4,6 +4,7 @@ under test happen exactly when, and as often as, a test says."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 from typing import Callable, Iterator
 
@@ -50,3 +51,14 @@ def spawner() -> Iterator[Callable[..., Target]]:
     yield start
     for t in procs:
         t.stop()
+
+
+def perf_event_fds() -> int:
+    """How many perf event fds this process holds (opened uprobes, before or after attaching)."""
+    n = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            n += os.readlink(f"/proc/self/fd/{fd}") == "anon_inode:[perf_event]"
+        except OSError:
+            pass
+    return n

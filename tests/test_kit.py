@@ -19,6 +19,7 @@ import pytest
 from bpfkit import BPF, CompileError
 from bpfkit.tools import _kit
 
+from ._target import perf_event_fds
 from .test_tools import BPFKIT, disk_file, finish, start_tool, wait_header  # noqa: F401 (disk_file: a fixture)
 
 TOOLS_DIR = Path(_kit.HERE)
@@ -277,15 +278,6 @@ def test_a_compile_error_names_the_tools_file_and_line(tmp_path: Path):
         tool.load(args)
 
 
-def _perf_event_fds() -> int:
-    n = 0
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            n += os.readlink(f"/proc/self/fd/{fd}") == "anon_inode:[perf_event]"
-        except OSError:
-            pass
-    return n
-
 
 def test_uprobes_are_opened_while_the_tool_loads_and_attached_after(tmp_path: Path):
     """Tool.load(args, uprobes=): the uprobes open in another thread while the object loads,
@@ -296,7 +288,7 @@ def test_uprobes_are_opened_while_the_tool_loads_and_attached_after(tmp_path: Pa
         "{ if (tool_traced()) __sync_fetch_and_add(&calls, 1); return 0; }\n")
     tool = _kit.Tool(str(tmp_path / "getppids.py"), "getppids: Counts getppid().")
     args = tool.parser("pid").parse_args(["-p", str(os.getpid())])
-    before = _perf_event_fds()
+    before = perf_event_fds()
     u = _kit.Uprobes()
     u.add("enter", name="c", sym="getppid", pid=os.getpid())
     u.add("enter", name="c", sym="no_such_function_in_libc", optional=True)
@@ -306,10 +298,10 @@ def test_uprobes_are_opened_while_the_tool_loads_and_attached_after(tmp_path: Pa
         assert b.get_global("calls") == 7
         assert [kw["sym"] for kw, _e in u.failed] == ["no_such_function_in_libc"]
         assert [lk[0] for lk in b.links()] == ["uprobe"]
-    assert _perf_event_fds() == before
+    assert perf_event_fds() == before
     u = _kit.Uprobes()
     u.add("enter", name="c", sym="getppid")
     u.add("enter", name="c", sym="no_such_function_in_libc")
     with pytest.raises(OSError, match="no_such_function_in_libc"):
         tool.load(args, uprobes=u)
-    assert _perf_event_fds() == before
+    assert perf_event_fds() == before

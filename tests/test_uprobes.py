@@ -19,7 +19,7 @@ from bpfkit import BPF, AttachError
 from bpfkit._native import open_elf
 
 from ._features import need
-from ._target import spawner
+from ._target import perf_event_fds, spawner
 
 TARGETS = Path(__file__).resolve().parent / "targets"
 
@@ -417,17 +417,6 @@ def test_elf_reader_agrees_with_readelf(built):
     assert [(s.offset, s.vaddr) for s in open_elf(built.exe_nopie).segments] == ref_loads
 
 
-def _perf_fds() -> int:
-    import os
-
-    n = 0
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            n += os.readlink(f"/proc/self/fd/{fd}") == "anon_inode:[perf_event]"
-        except OSError:
-            pass
-    return n
-
 
 def test_uprobes_opened_before_the_program_loads_count_the_same(built, spawn):
     """open_uprobes() registers the probes before any program exists (what a tool does while its
@@ -436,12 +425,12 @@ def test_uprobes_opened_before_the_program_loads_count_the_same(built, spawn):
     from bpfkit._attach_user import open_uprobes
 
     t = spawn(built.exe)
-    before = _perf_fds()
+    before = perf_event_fds()
     enter = open_uprobes(str(built.exe), sym="bk_add", pid=t.pid)
     leave = open_uprobes(str(built.exe), sym="bk_add", pid=t.pid, retprobe=True)
     spare = open_uprobes(str(built.exe), sym_re=r"bk_re_", pid=t.pid)
     try:
-        assert len(enter) == len(leave) == 1 and len(spare) == 3 and _perf_fds() == before + 5
+        assert len(enter) == len(leave) == 1 and len(spare) == 3 and perf_event_fds() == before + 5
         with BPF(text=PROGRAMS) as b:
             b.attach_opened_uprobes("sum_arg", enter)
             b.attach_opened_uprobes("sum_ret", leave)
@@ -454,8 +443,8 @@ def test_uprobes_opened_before_the_program_loads_count_the_same(built, spawn):
                 b.attach_opened_uprobes("c0", enter)
             for o in spare:
                 o.close()
-            assert _perf_fds() == before + 2
-        assert _perf_fds() == before
+            assert perf_event_fds() == before + 2
+        assert perf_event_fds() == before
     finally:
         for o in enter + leave + spare:
             o.close()
