@@ -238,3 +238,80 @@ def test_bccs_own_strlen_count_example_runs_unchanged_and_counts_the_calls(tmp_p
     assert p.returncode == 0, err
     rows = [line.split(None, 1) for line in out.splitlines() if marker.decode() in line]
     assert rows == [["6", f'"{marker.decode()}"']], out[-2000:]
+
+
+IMPLICIT_READS = r"""
+#include <linux/sched.h>
+
+struct seen_t { u32 ppid; u32 tgid; u32 reset_on_fork; char leader[TASK_COMM_LEN]; };
+BPF_HASH(seen, u32, struct seen_t);
+BPF_HASH(parents, u32, u64);
+
+TRACEPOINT_PROBE(syscalls, sys_enter_getppid)
+{
+    struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+    u32 pid = bpf_get_current_pid_tgid() >> 32;
+    struct seen_t s = {};
+
+    if (task->real_parent->tgid != TARGET)   /* a chain of two reads, in a condition */
+        return 0;
+    s.ppid = task->real_parent->tgid;
+    s.tgid = task->tgid;
+    s.reset_on_fork = task->sched_reset_on_fork;   /* a bitfield */
+    bpf_probe_read_kernel_str(&s.leader, sizeof(s.leader), task->group_leader->comm);
+    seen.update(&pid, &s);
+    parents.increment(task->real_parent->tgid);   /* a read in a method's argument */
+    return 0;
+}
+"""
+
+
+def test_implicit_kernel_reads_become_probe_reads_and_read_the_right_fields():
+    """BCC's `task->real_parent->tgid` in a program that was handed a kernel pointer: each load
+    through it is rewritten (from clang's AST) into a CO-RE-relocated bpf_probe_read_kernel, so
+    the verifier accepts it and the values are the kernel's: the children's parent (this
+    process), their own pid, the reset-on-fork bit one of them set (a bitfield) and the name of
+    their thread group's leader."""
+    import subprocess
+    import sys
+
+    translated = _native.bcc_translate(IMPLICIT_READS, "<text>", cflags=[f"-DTARGET={PID}"])
+    assert "__bcc_rd(__bcc_rd(task->real_parent)->tgid)" in translated
+    assert "__bcc_rdbf(task, sched_reset_on_fork)" in translated
+    assert "__bcc_rd(task->group_leader)->comm" in translated  # an array member's address: no load
+    child = ("import os, sys\n"
+             "if sys.argv[1] == 'reset':\n"
+             "    os.sched_setscheduler(0, os.SCHED_BATCH | 0x40000000, os.sched_param(0))\n"
+             "os.getppid()\n")
+    with BPF(text=IMPLICIT_READS, cflags=[f"-DTARGET={PID}"]) as b:
+        kids = {mode: subprocess.Popen([sys.executable, "-c", child, mode]) for mode in ("reset", "plain")}
+        assert all(p.wait() == 0 for p in kids.values())
+        seen = {k.value: v for k, v in b["seen"].items()}
+        assert set(seen) == {p.pid for p in kids.values()}
+        for mode, p in kids.items():
+            s = seen[p.pid]
+            assert (s.ppid, s.tgid) == (PID, p.pid)
+            assert s.reset_on_fork == (mode == "reset"), mode
+            # A single-threaded child leads its own group: its name is the executable's.
+            assert s.leader == os.path.basename(sys.executable)[:15].encode(), s.leader
+        assert {k.value: v.value for k, v in b["parents"].items()} == {PID: 2}
+
+
+def test_a_translation_is_cached_and_a_compile_error_names_the_users_line(tmp_path):
+    """The translation (with its clang pass) is kept in the cache: the second time, nothing
+    runs, and a C error in a BCC program is clang's message on the user's own line."""
+    src = IMPLICIT_READS.replace("TARGET", "1")
+    cache = str(tmp_path / "cache")
+    t0 = time.perf_counter()
+    first = _native.bcc_translate(src, "prog.c", cache_dir=cache)
+    cold = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    assert _native.bcc_translate(src, "prog.c", cache_dir=cache) == first
+    assert time.perf_counter() - t0 < cold  # no clang the second time
+    blobs = [p for p in (tmp_path / "cache").rglob("*") if p.is_file() and p.read_bytes() == first.encode()]
+    assert blobs, "the translation is a cache entry"
+    bad = src.replace("s.tgid = task->tgid;", "s.tgid = task->no_such_field;")
+    with pytest.raises(CompileError) as e:
+        _native.bcc_translate(bad, "prog.c", cache_dir=cache)
+    line = 1 + src.splitlines().index("    s.tgid = task->tgid;")
+    assert f"prog.c:{line}:" in str(e.value) and "no_such_field" in str(e.value), str(e.value)

@@ -237,14 +237,15 @@ class BPF(KernelAttachMixin, UserAttachMixin, NetAttachMixin):
         if hdr_file:
             hdr = _path(hdr_file)
             source = _source_text(_read_source(hdr, "hdr_file"), _display(hdr)) + "\n" + source
+        flags = [_s(f) for f in (cflags or [])]
+        zig = _zig_path()
         if dialect not in ("auto", "bcc", "libbpf"):
             raise ValueError(f"dialect= is 'auto', 'bcc' or 'libbpf', not {dialect!r}")
         if dialect == "bcc" or (dialect == "auto" and _native.is_bcc(source)):
             # BCC's C (BPF_HASH, counts.increment(k), TRACEPOINT_PROBE, kprobe__fn, ...) as
             # libbpf C on CO-RE; the user's lines keep their numbers (see rust/core/bcc.rs).
-            source = _native.bcc_translate(source, display)
-        flags = [_s(f) for f in (cflags or [])]
-        zig = _zig_path()
+            source = _native.bcc_translate(source, display, cflags=flags, zig=zig, source_dir=src_dir,
+                                           cache_dir=_s(cache_dir) if cache_dir else None)
         for bit, emit in ((DEBUG_PREPROCESSOR, "preprocessed"), (DEBUG_LLVM_IR, "llvm-ir"), (DEBUG_SOURCE, "asm")):
             if debug & bit:
                 print(_native.compile_text(source, emit, display_name=display, cflags=flags, zig=zig,

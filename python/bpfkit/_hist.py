@@ -28,7 +28,10 @@ def collect(items: Iterable, bucket_fn: Optional[Callable[[Any], Any]] = None) -
             names = [f[0] for f in k._fields_ if not f[0].startswith("__pad")]
             slot_name = "slot" if "slot" in names else names[-1]
             sec_name = next(n for n in names if n != slot_name)
-            section = plain_value(getattr(k, sec_name))
+            # A char[] section stays bytes, as BCC hands it to bucket_fn and section_print_fn
+            # (BCC's tools pass bytes.decode); it prints decoded.
+            raw = getattr(k, sec_name)
+            section = raw.rstrip(b"\0") if isinstance(raw, bytes) else plain_value(raw)
             if bucket_fn:
                 section = bucket_fn(section)
             slot = int(getattr(k, slot_name))
@@ -37,6 +40,12 @@ def collect(items: Iterable, bucket_fn: Optional[Callable[[Any], Any]] = None) -
         h = hists.setdefault(section, {})
         h[slot] = h.get(slot, 0) + val
     return hists
+
+
+def _label(section: Any, section_print_fn: Optional[Callable[[Any], str]]) -> Any:
+    if section_print_fn:
+        return section_print_fn(section)
+    return section.decode(errors="replace") if isinstance(section, bytes) else section
 
 
 def _stars(val: int, val_max: int, width: int) -> str:
@@ -154,7 +163,7 @@ def print_linear_hist(hists: dict, val_type: str = "value", section_header: str 
         _print_one_linear(hists[None], val_type, strip_leading_zero, max_rows, file)
         return
     for s in _sections(hists, bucket_sort_fn):
-        print(f"\n{section_header} = {section_print_fn(s) if section_print_fn else s}", file=file)
+        print(f"\n{section_header} = {_label(s, section_print_fn)}", file=file)
         _print_one_linear(hists[s], val_type, strip_leading_zero, max_rows, file)
 
 
@@ -184,7 +193,7 @@ def print_json_hist(hists: dict, val_type: str = "value", section_header: str = 
         print(_json_one(hists[None], val_type, None), file=file)
         return
     for s in _sections(hists, bucket_sort_fn):
-        print(_json_one(hists[s], val_type, (section_header, section_print_fn(s) if section_print_fn else s)),
+        print(_json_one(hists[s], val_type, (section_header, _label(s, section_print_fn))),
               file=file)
 
 
@@ -223,7 +232,7 @@ def hist_json(hists: dict, val_type: str = "value", section_header: str = "Bucke
         out.update(one(hists.get(None, {}), None))
         return out
     out["section"] = section_header
-    out["histograms"] = [one(hists[s], (section_header, section_print_fn(s) if section_print_fn else s))
+    out["histograms"] = [one(hists[s], (section_header, _label(s, section_print_fn)))
                          for s in _sections(hists, bucket_sort_fn)]
     return out
 
@@ -262,6 +271,6 @@ def print_log2_hist(hists: dict, val_type: str = "value", section_header: str = 
         _print_one_log2(hists[None], val_type, strip_leading_zero, file)
         return
     for s in _sections(hists, bucket_sort_fn):
-        label = section_print_fn(s) if section_print_fn else s
+        label = _label(s, section_print_fn)
         print(f"\n{section_header} = {label}", file=file)
         _print_one_log2(hists[s], val_type, strip_leading_zero, file)

@@ -22,6 +22,8 @@
 
 use std::collections::HashSet;
 
+use crate::core::cache::Cache;
+use crate::core::compile::{self, Request};
 use crate::core::error::{Error, Result};
 
 /// A token of C source: its text and where it starts (byte offset and 1-based line).
@@ -500,6 +502,42 @@ pub fn translate(src: &str, display: &str, kernel: &dyn Kernel) -> Result<String
     }
     head.push_str(&format!("#line 1 \"{}\"\n", display.replace('\\', "\\\\").replace('"', "\\\"")));
     Ok(head + &out)
+}
+
+/// The version of the translation, in its cache key: change it when the translation changes.
+const TRANSLATION_VERSION: &str = "bcc-translation-3";
+
+/// [`translate`], then BCC's implicit kernel reads made explicit ([`crate::core::bcc_reads`],
+/// from clang's AST of the translation), through the cache: the same source, flags, compiler
+/// and kernel give the cached text without running anything. `req.source` is the BCC source;
+/// `req.display_name` names it in `#line` and errors.
+pub fn translate_cached(req: &Request<'_>, cache: &Cache, kernel: &dyn Kernel) -> Result<String> {
+    let key = compile::derived_key(TRANSLATION_VERSION, req, cache)?;
+    if let Some(text) = cache.get_object(&key)? {
+        if let Ok(text) = String::from_utf8(text) {
+            return Ok(text);
+        }
+    }
+    let plain = translate(req.source, req.display_name, kernel)?;
+    let out = if needs_reads(&plain) {
+        let ast = compile::syntax_tree(&Request { source: &plain, ..req.clone() }, cache)?;
+        crate::core::bcc_reads::rewrite(&plain, &ast)?
+    } else {
+        plain
+    };
+    cache.put_object(&key, out.as_bytes())?;
+    Ok(out)
+}
+
+/// Whether a translation may read kernel memory through a pointer (`->` other than on a
+/// tracepoint's `args` or the program's context).
+fn needs_reads(src: &str) -> bool {
+    let body = src.split_once("\n#line 1 ").map_or(src, |(_, b)| b);
+    let toks = tokenize(body);
+    toks.windows(2).any(|w| {
+        body[w[1].start..w[1].end] == *"->" && w[0].kind == Kind::Ident && !matches!(&body[w[0].start..w[0].end], "args" | "ctx")
+            || body[w[1].start..w[1].end] == *"->" && w[0].kind != Kind::Ident
+    })
 }
 
 /// The section of a function defined at token `at` that BCC would load as a program of its own,

@@ -467,6 +467,13 @@ fn headers_digest() -> String {
 
 static HEADERS_DIGEST: Lazy<String> = Lazy::new(headers_digest);
 
+/// The cache key of a compile-time product of `req` (named by `what`, with its own version):
+/// everything [`cache_key`] covers, so a translation is made again whenever its compile would be.
+pub fn derived_key(what: &str, req: &Request<'_>, cache: &Cache) -> Result<String> {
+    let compiler = find_compiler(req.zig)?;
+    Ok(format!("{what}-{}", cache_key(req, &compiler, &btf_identity(cache)?)))
+}
+
 const PRELUDE: &str = "/* Included before every bpfkit program (clang -include). */\n\
 #include \"vmlinux.h\"\n#include <bpf/bpf_helpers.h>\n#include <bpf/bpf_tracing.h>\n\
 #include <bpf/bpf_core_read.h>\n#include <bpf/bpf_endian.h>\n#include <bpfkit.h>\n";
@@ -642,6 +649,8 @@ pub enum Emit {
     Preprocessed,
     /// BPF assembly.
     Assembly,
+    /// clang's AST as JSON (`-ast-dump=json`), for the BCC dialect's kernel reads.
+    SyntaxTree,
 }
 
 /// How often a running compiler is checked for exit, interrupt and time limit.
@@ -712,9 +721,16 @@ fn run_clang(
         Emit::LlvmIr => cmd.args(["-S", "-emit-llvm"]),
         Emit::Preprocessed => cmd.arg("-E"),
         Emit::Assembly => cmd.arg("-S"),
+        Emit::SyntaxTree => cmd.args(["-fsyntax-only", "-Xclang", "-ast-dump=json"]),
     };
     cmd.args(["-x", "c", "-o"]).arg(out).arg("-");
-    cmd.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped());
+    let stdout = if emit == Emit::SyntaxTree {
+        // The AST goes to stdout whatever -o says.
+        Stdio::from(fs::File::create(out).map_err(|e| Error::io("creating the AST file", &e))?)
+    } else {
+        Stdio::null()
+    };
+    cmd.stdin(Stdio::piped()).stdout(stdout).stderr(Stdio::piped());
     // Its own process group, so that an interrupt or the time limit kills clang and whatever it
     // spawned in one go (a Ctrl-C at the terminal then reaches only us; we kill it at once).
     cmd.process_group(0);
@@ -837,18 +853,46 @@ pub fn compile(req: &Request<'_>, cache: &Cache) -> Result<Output> {
     // A header saved after this moment may or may not be what clang read.
     let started = std::time::SystemTime::now() - Duration::from_millis(10);
 
-    // First the minimal header. A struct the source reaches only through a member
-    // (`BPF_CORE_READ(rq, q, disk)` needs `struct request_queue`) is only declared there: clang
-    // names it, and the minimal header is made again with it, a few times; if clang still
-    // refuses, the full header decides.
-    let gen_min = scratch.path().join("min");
-    fs::create_dir(&gen_min).map_err(|e| Error::io("creating scratch directory", &e))?;
+    let (header, warnings) = with_headers(&compiler, req, cache, &hdr_dir, scratch.path(), &out, Emit::Object, deadline)?;
+    let object = elf::without_dwarf(&fs::read(&out).map_err(|e| Error::io("reading clang's output", &e))?)?;
+    let depfile = fs::read_to_string(out.with_extension("d")).unwrap_or_default();
+    // Only an object whose headers are known and unchanged since clang started is kept.
+    if let Some(manifest) = header_manifest(&depfile, &object, &[scratch.path(), &hdr_dir, cache.root()], started)? {
+        cache.put_object(&key, &object)?;
+        cache.put_object(&format!("{key}.headers"), manifest.as_bytes())?;
+    }
+    Ok(Output { object, cached: false, header, warnings, key })
+}
+
+/// Runs clang on `req` with the minimal header, then the full one if it must: `(header used,
+/// clang's warnings)`, or clang's errors.
+///
+/// A struct the source reaches only through a member (`BPF_CORE_READ(rq, q, disk)` needs
+/// `struct request_queue`) is only declared in the minimal header: clang names it, and the
+/// minimal header is made again with it, a few times; if clang still refuses, the full header
+/// decides.
+#[allow(clippy::too_many_arguments)]
+fn with_headers(
+    compiler: &Compiler,
+    req: &Request<'_>,
+    cache: &Cache,
+    hdr_dir: &Path,
+    scratch: &Path,
+    out: &Path,
+    emit: Emit,
+    deadline: Option<Instant>,
+) -> Result<(&'static str, String)> {
+    let gen_min = scratch.join("min");
+    if !gen_min.is_dir() {
+        fs::create_dir(&gen_min).map_err(|e| Error::io("creating scratch directory", &e))?;
+    }
+    let scanned = scanned_text(req);
     let mut extra: HashSet<String> = HashSet::new();
     let mut result = (false, String::new());
     for _ in 0..MINIMAL_HEADER_TRIES {
-        let minimal = minimal_vmlinux_h_with(&with_local_headers(req.source, req.source_dir), &extra)?;
+        let minimal = minimal_vmlinux_h_with(&scanned, &extra)?;
         cache.write_file(&gen_min.join("vmlinux.h"), minimal.as_bytes())?;
-        result = run_clang(&compiler, req, &gen_min, &hdr_dir, &out, Emit::Object, deadline)?;
+        result = run_clang(compiler, req, &gen_min, hdr_dir, out, emit, deadline)?;
         let before = extra.len();
         if result.0 {
             break;
@@ -859,25 +903,42 @@ pub fn compile(req: &Request<'_>, cache: &Cache) -> Result<Output> {
         }
     }
     let (ok, diag) = result;
-    let (header, warnings) = if ok {
-        ("minimal", diag)
-    } else {
-        let full = full_vmlinux_h(cache)?;
-        let gen_full = full.parent().map(Path::to_path_buf).unwrap_or_default();
-        let (ok, diag) = run_clang(&compiler, req, &gen_full, &hdr_dir, &out, Emit::Object, deadline)?;
-        if !ok {
-            return Err(compile_error(diag));
-        }
-        ("full", diag)
-    };
-    let object = elf::without_dwarf(&fs::read(&out).map_err(|e| Error::io("reading clang's output", &e))?)?;
-    let depfile = fs::read_to_string(out.with_extension("d")).unwrap_or_default();
-    // Only an object whose headers are known and unchanged since clang started is kept.
-    if let Some(manifest) = header_manifest(&depfile, &object, &[scratch.path(), &hdr_dir, cache.root()], started)? {
-        cache.put_object(&key, &object)?;
-        cache.put_object(&format!("{key}.headers"), manifest.as_bytes())?;
+    if ok {
+        return Ok(("minimal", diag));
     }
-    Ok(Output { object, cached: false, header, warnings, key })
+    let full = full_vmlinux_h(cache)?;
+    let gen_full = full.parent().map(Path::to_path_buf).unwrap_or_default();
+    let (ok, diag) = run_clang(compiler, req, &gen_full, hdr_dir, out, emit, deadline)?;
+    if !ok {
+        return Err(compile_error(diag));
+    }
+    Ok(("full", diag))
+}
+
+/// The text whose names make the minimal header: the source, the headers it includes from its
+/// own directory, and bpfkit's BCC header when it includes that (its macros name kernel enums).
+fn scanned_text(req: &Request<'_>) -> String {
+    let mut text = with_local_headers(req.source, req.source_dir);
+    if req.source.contains("<bcc/helpers.h>") {
+        if let Some((_, h)) = HEADERS.iter().find(|(n, _)| *n == "bcc/helpers.h") {
+            text.push('\n');
+            text.push_str(&String::from_utf8_lossy(h));
+        }
+    }
+    text
+}
+
+/// clang's AST of `req` as JSON (see [`crate::core::bcc_reads`]); clang's errors if the source
+/// does not compile.
+pub fn syntax_tree(req: &Request<'_>, cache: &Cache) -> Result<String> {
+    req.check()?;
+    let deadline = req.time_limit.map(|t| Instant::now() + t);
+    let compiler = find_compiler(req.zig)?;
+    let hdr_dir = headers_dir(cache)?;
+    let scratch = cache.scratch()?;
+    let out = scratch.path().join("ast.json");
+    with_headers(&compiler, req, cache, &hdr_dir, scratch.path(), &out, Emit::SyntaxTree, deadline)?;
+    fs::read_to_string(&out).map_err(|e| Error::io("reading clang's AST", &e))
 }
 
 /// Compiles to text (LLVM IR, preprocessed C or assembly) for `debug=`, with the full header.

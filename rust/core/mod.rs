@@ -3,6 +3,7 @@
 //! Everything here reaches libbpf only through [`crate::sys`].
 
 pub mod bcc;
+pub mod bcc_reads;
 pub mod btf;
 pub mod cache;
 pub mod compile;

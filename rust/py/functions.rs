@@ -136,11 +136,39 @@ pub(crate) fn is_bcc(source: &str) -> bool {
 }
 
 /// `source`, written in BCC's C dialect, as libbpf C (`CompileError` naming the line of a
-/// construct it cannot translate); `display_name` names the source in `#line` and errors.
+/// construct it cannot translate, or clang's errors); `display_name` names the source in
+/// `#line` and errors. Implicit kernel reads (`task->real_parent->tgid`) are made explicit from
+/// clang's AST; the result is cached under the key its compile would have (flags, compiler,
+/// kernel), so a second call runs nothing. Interrupts and time limit as `compile()`.
 #[pyfunction]
-#[pyo3(signature = (source, display_name = "<text>".to_string()))]
-pub(crate) fn bcc_translate(py: Python<'_>, source: String, display_name: String) -> PyResult<String> {
-    py.detach(|| guarded(|| crate::core::bcc::translate(&source, &display_name, &crate::core::bcc::Running))).py(py)
+#[pyo3(signature = (source, display_name = "<text>".to_string(), *, cflags = Vec::new(), zig = None, source_dir = None, cache_dir = None, timeout = None))]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn bcc_translate(
+    py: Python<'_>,
+    source: String,
+    display_name: String,
+    cflags: Vec<String>,
+    zig: Option<PathBuf>,
+    source_dir: Option<PathBuf>,
+    cache_dir: Option<PathBuf>,
+    timeout: Option<f64>,
+) -> PyResult<String> {
+    compile_detached(py, timeout, |time_limit, interrupt| {
+        let cache = match &cache_dir {
+            Some(d) => Cache::open(d)?,
+            None => Cache::open_default()?,
+        };
+        let req = Request {
+            source: &source,
+            display_name: &display_name,
+            cflags: &cflags,
+            zig: zig.as_deref(),
+            source_dir: source_dir.as_deref(),
+            time_limit,
+            interrupt: Some(interrupt),
+        };
+        crate::core::bcc::translate_cached(&req, &cache, &crate::core::bcc::Running)
+    })
 }
 
 /// Ids of every kernel object of `kind` ("prog", "map" or "link").

@@ -207,6 +207,19 @@
 #define __bcc_m_inode_storage_get(m, inode, v, flags) bpf_inode_storage_get(m, inode, v, flags)
 #define __bcc_m_inode_storage_delete(m, inode) bpf_inode_storage_delete(m, inode)
 
+/* -- kernel memory ----------------------------------------------------------------------------- */
+
+/* BCC reads kernel memory implicitly (`task->real_parent->tgid`); the translator wraps each such
+ * load in __bcc_rd (a copy through bpf_probe_read_kernel from the CO-RE-relocated address) or,
+ * for a bitfield member, __bcc_rdbf (libbpf's BPF_CORE_READ_BITFIELD_PROBED). */
+#define __bcc_rd(x)                                                                                   \
+	({                                                                                            \
+		__typeof__(x) __bcc_rd_v;                                                             \
+		bpf_probe_read_kernel((void *)&__bcc_rd_v, sizeof(__bcc_rd_v), &(x));                 \
+		__bcc_rd_v;                                                                           \
+	})
+#define __bcc_rdbf(s, field) BPF_CORE_READ_BITFIELD_PROBED(s, field)
+
 /* -- programs ---------------------------------------------------------------------------------- */
 
 /* TRACEPOINT_PROBE(category, event) { ... args->field ... }: the struct is generated. */

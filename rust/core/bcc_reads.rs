@@ -1,0 +1,370 @@
+//! BCC's implicit kernel reads: `task->real_parent->tgid` in a kprobe reads kernel memory, which
+//! a BPF program may only do through `bpf_probe_read_kernel()`. BCC rewrites such expressions
+//! with clang's AST; so does bpfkit, from the AST clang prints as JSON (`-ast-dump=json`, see
+//! [`crate::core::compile::syntax_tree`]) of the translated source.
+//!
+//! What is rewritten: every load (clang's `LValueToRValue` conversion) of an lvalue that lies in
+//! kernel memory, that is, a member chain (`.`, `->`, `[i]` into an array member) that goes
+//! through `->` on a pointer to a kernel struct or union (a record of `vmlinux.h`, not one the
+//! program defines, and not a program context such as `struct pt_regs` or `struct __sk_buff`,
+//! which the verifier lets the program read directly). The load `E` becomes `__bcc_rd(E)`, a
+//! statement expression of `bcc/helpers.h` that copies `E` with `bpf_probe_read_kernel` from
+//! `&(E)`: an address computation, which CO-RE relocates like any field access (the records of
+//! `vmlinux.h` are `preserve_access_index`). Loads nest: `task->real_parent->tgid` becomes
+//! `__bcc_rd(__bcc_rd(task->real_parent)->tgid)`. A bitfield member is read with libbpf's
+//! `BPF_CORE_READ_BITFIELD_PROBED`. Addresses (`&sk->field`, an array member passed as a
+//! pointer) and `sizeof`/`typeof` operands are not loads and stay as they are.
+//!
+//! Only text the user wrote is rewritten: expressions spelled in the source itself, or in the
+//! arguments of a macro call in it (`counts.increment(task->tgid)`); a load inside the body of
+//! a macro is left alone.
+
+use std::collections::HashSet;
+
+use serde_json::Value;
+
+use crate::core::error::{Error, Result};
+
+/// The file clang names the source it read from stdin.
+const MAIN_FILE: &str = "<stdin>";
+
+/// Records whose pointers are program contexts or helper results the verifier lets a program
+/// read directly: never rewritten.
+fn direct_record(name: &str) -> bool {
+    matches!(name, "pt_regs" | "user_pt_regs" | "__sk_buff" | "xdp_md" | "sk_msg_md" | "sk_reuseport_md")
+        || name.starts_with("bpf_")
+}
+
+/// Where a node begins or ends, as spelled: a byte offset into the main file, or None when it is
+/// spelled elsewhere (a header, a macro's body).
+type At = Option<usize>;
+
+/// The parts of an AST node the rewrite looks at.
+#[derive(Debug, Default)]
+struct Node {
+    kind: String,
+    cast: String,
+    arrow: bool,
+    /// The member's declaration (MemberExpr) or the node's own id.
+    member: String,
+    id: String,
+    bitfield: bool,
+    /// The type, desugared where clang gives both.
+    ty: String,
+    /// Begin offset, end offset and the length of the last token.
+    begin: At,
+    end: At,
+    end_len: usize,
+    kids: Vec<Node>,
+}
+
+/// Reads clang's JSON, keeping track of the file each location is in: clang names a location's
+/// file only when it differs from the previous location's, in document order.
+struct Reader {
+    last_file: String,
+}
+
+impl Reader {
+    /// A bare location object (`{"offset": .., "file": .., "tokLen": ..}`).
+    fn bare(&mut self, v: &Value) -> (Option<usize>, usize, bool) {
+        if let Some(f) = v.get("file").and_then(Value::as_str) {
+            self.last_file = f.to_string();
+        }
+        let off = v.get("offset").and_then(Value::as_u64).map(|o| o as usize);
+        let len = v.get("tokLen").and_then(Value::as_u64).unwrap_or(0) as usize;
+        let in_main = self.last_file == MAIN_FILE;
+        (off.filter(|_| in_main), len, v.get("isMacroArgExpansion").and_then(Value::as_bool) == Some(true))
+    }
+
+    /// A location: bare, or a macro's (`spellingLoc` and `expansionLoc`). A location inside a
+    /// macro counts only when it is spelled in a macro argument in the main file.
+    fn location(&mut self, v: &Value) -> (At, usize) {
+        let Some(obj) = v.as_object() else { return (None, 0) };
+        if obj.contains_key("spellingLoc") || obj.contains_key("expansionLoc") {
+            let (mut spelled, mut len, mut arg) = (None, 0, false);
+            for (k, sub) in obj {
+                match k.as_str() {
+                    "spellingLoc" => (spelled, len, _) = self.bare(sub),
+                    "expansionLoc" => arg = self.bare(sub).2,
+                    _ => {}
+                }
+            }
+            return (spelled.filter(|_| arg), len);
+        }
+        let (off, len, _) = self.bare(v);
+        (off, len)
+    }
+
+    fn node(&mut self, v: &Value, bitfields: &mut HashSet<String>) -> Node {
+        let mut n = Node::default();
+        let Some(obj) = v.as_object() else { return n };
+        // Document order: locations are named relative to the ones before them.
+        for (k, sub) in obj {
+            match k.as_str() {
+                "id" => n.id = sub.as_str().unwrap_or_default().to_string(),
+                "kind" => n.kind = sub.as_str().unwrap_or_default().to_string(),
+                "castKind" => n.cast = sub.as_str().unwrap_or_default().to_string(),
+                "isArrow" => n.arrow = sub.as_bool() == Some(true),
+                "isBitfield" => n.bitfield = sub.as_bool() == Some(true),
+                "referencedMemberDecl" => n.member = sub.as_str().unwrap_or_default().to_string(),
+                "type" => {
+                    let t = sub.get("desugaredQualType").or_else(|| sub.get("qualType"));
+                    n.ty = t.and_then(Value::as_str).unwrap_or_default().to_string();
+                }
+                "loc" => {
+                    self.location(sub);
+                }
+                "range" => {
+                    if let Some(r) = sub.as_object() {
+                        for (rk, rv) in r {
+                            match rk.as_str() {
+                                "begin" => n.begin = self.location(rv).0,
+                                "end" => (n.end, n.end_len) = self.location(rv),
+                                _ => {}
+                            }
+                        }
+                    }
+                }
+                "inner" => {
+                    if let Some(a) = sub.as_array() {
+                        n.kids = a.iter().map(|c| self.node(c, bitfields)).collect();
+                    }
+                }
+                _ => self.skip(sub),
+            }
+        }
+        if n.kind == "FieldDecl" && n.bitfield {
+            bitfields.insert(n.id.clone());
+        }
+        n
+    }
+
+    /// Follows the locations inside a value the rewrite does not otherwise read.
+    fn skip(&mut self, v: &Value) {
+        match v {
+            Value::Object(o) => {
+                if o.contains_key("offset") {
+                    self.bare(v);
+                    return;
+                }
+                for sub in o.values() {
+                    self.skip(sub);
+                }
+            }
+            Value::Array(a) => a.iter().for_each(|x| self.skip(x)),
+            _ => {}
+        }
+    }
+}
+
+/// The record a pointer type points to, if it is `struct NAME *` or `union NAME *` (qualifiers
+/// allowed).
+fn pointee_record(ty: &str) -> Option<&str> {
+    let t = ty.trim().strip_suffix('*')?.trim_end();
+    let t = t.strip_suffix("const").unwrap_or(t).trim_end();
+    let t = t.strip_suffix("volatile").unwrap_or(t).trim_end();
+    let t = t.trim_start_matches("const ").trim_start_matches("volatile ");
+    let name = t.strip_prefix("struct ").or_else(|| t.strip_prefix("union "))?.trim();
+    (!name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')).then_some(name)
+}
+
+struct Rewrite<'a> {
+    user_records: &'a HashSet<String>,
+    bitfields: &'a HashSet<String>,
+    /// (begin, end) of each load to wrap, and the bitfield loads' (begin, base end, member, end).
+    loads: Vec<(usize, usize)>,
+    bitfield_loads: Vec<(usize, usize, usize, usize)>,
+}
+
+impl Rewrite<'_> {
+    fn kernel_pointer(&self, ty: &str) -> bool {
+        pointee_record(ty).is_some_and(|r| !direct_record(r) && !self.user_records.contains(r))
+    }
+
+    /// Whether `e` designates kernel memory.
+    fn kernel_lvalue(&self, e: &Node) -> bool {
+        match e.kind.as_str() {
+            "ParenExpr" => e.kids.first().is_some_and(|k| self.kernel_lvalue(k)),
+            "MemberExpr" if e.arrow => e.kids.first().is_some_and(|b| self.kernel_pointer(&b.ty)),
+            "MemberExpr" => e.kids.first().is_some_and(|k| self.kernel_lvalue(k)),
+            "ArraySubscriptExpr" => e.kids.iter().any(|k| {
+                k.kind == "ImplicitCastExpr" && k.cast == "ArrayToPointerDecay" && k.kids.first().is_some_and(|a| self.kernel_lvalue(a))
+            }),
+            _ => false,
+        }
+    }
+
+    fn visit(&mut self, n: &Node) {
+        if n.kind == "ImplicitCastExpr" && n.cast == "LValueToRValue" {
+            if let Some(e) = n.kids.first() {
+                if self.kernel_lvalue(e) {
+                    self.load(e);
+                }
+            }
+        }
+        for k in &n.kids {
+            self.visit(k);
+        }
+    }
+
+    fn load(&mut self, mut e: &Node) {
+        // `(x)` reads what `x` reads; the parentheses may be a macro's (`(_k)` in its body).
+        while e.kind == "ParenExpr" {
+            let Some(k) = e.kids.first() else { return };
+            e = k;
+        }
+        let (Some(b), Some(member)) = (e.begin, e.end) else { return };
+        let end = member + e.end_len;
+        if e.kind == "MemberExpr" && self.bitfields.contains(&e.member) {
+            // The member's name is the expression's last token.
+            if let (true, Some(base)) = (e.arrow, e.kids.first()) {
+                if let Some(base_end) = base.end {
+                    self.bitfield_loads.push((b, base_end + base.end_len, member, end));
+                }
+            }
+            return;
+        }
+        self.loads.push((b, end));
+    }
+}
+
+/// `src` (the translated source clang read from stdin) with its kernel reads made explicit,
+/// given clang's JSON AST of it.
+pub fn rewrite(src: &str, ast_json: &str) -> Result<String> {
+    use serde_json::value::RawValue;
+    let bad = |e: serde_json::Error| Error::Internal(format!("reading clang's AST: {e}"));
+    // Most of the AST is the headers' declarations: only function definitions are read in full;
+    // of the others, only the file their last location names, which the next one's locations
+    // are relative to.
+    let unit: std::collections::HashMap<&str, &RawValue> = serde_json::from_str(ast_json).map_err(bad)?;
+    let inner: Vec<&RawValue> = match unit.get("inner") {
+        Some(v) => serde_json::from_str(v.get()).map_err(bad)?,
+        None => Vec::new(),
+    };
+    let mut bitfields = HashSet::new();
+    let mut reader = Reader { last_file: String::new() };
+    let mut functions = Vec::new();
+    for decl in inner {
+        let text = decl.get();
+        // clang pretty-prints: the kind is among the first few keys, with whitespace around.
+        let head: String = text.chars().take(200).filter(|c| !c.is_whitespace()).collect();
+        let record = head.contains("\"kind\":\"RecordDecl\"") && text.contains("\"isBitfield\"");
+        if head.contains("\"kind\":\"FunctionDecl\"") || record {
+            let v: Value = serde_json::from_str(text).map_err(bad)?;
+            let n = reader.node(&v, &mut bitfields);
+            if n.kind == "FunctionDecl" && n.end.is_some() {
+                functions.push(n);
+            }
+        } else if let Some(f) = last_file(text) {
+            reader.last_file = f;
+        }
+    }
+    let user_records: HashSet<String> = crate::core::compile::defined_structs(src).into_iter().collect();
+    let mut rw = Rewrite { user_records: &user_records, bitfields: &bitfields, loads: Vec::new(), bitfield_loads: Vec::new() };
+    for f in &functions {
+        rw.visit(f);
+    }
+    Ok(apply(src, rw.loads, rw.bitfield_loads))
+}
+
+/// The file the last location in a declaration's JSON names, if any names one (`"file"` keys
+/// of locations, not of `includedFrom`).
+fn last_file(text: &str) -> Option<String> {
+    const KEY: &str = "\"file\"";
+    let mut end = text.len();
+    while let Some(at) = text[..end].rfind(KEY) {
+        end = at;
+        let before = text[..at].trim_end();
+        let included = before.strip_suffix('{').map(str::trim_end).and_then(|b| b.strip_suffix(':')).map(str::trim_end);
+        if included.is_some_and(|b| b.ends_with("\"includedFrom\"")) {
+            continue;
+        }
+        let rest = text[at + KEY.len()..].trim_start().strip_prefix(':')?.trim_start().strip_prefix('"')?;
+        return serde_json::from_str(&format!("\"{}", &rest[..closing_quote(rest)? + 1])).ok();
+    }
+    None
+}
+
+/// The index of the quote that ends a JSON string whose body starts `s`.
+fn closing_quote(s: &str) -> Option<usize> {
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'\\' => i += 2,
+            b'"' => return Some(i),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// Writes the rewrite: `__bcc_rd(` before and `)` after each load (an outer load's opening
+/// before an inner one's at the same place, its closing after), and for a bitfield
+/// `__bcc_rdbf(base, member)`.
+fn apply(src: &str, mut loads: Vec<(usize, usize)>, mut bitfields: Vec<(usize, usize, usize, usize)>) -> String {
+    loads.sort_unstable();
+    loads.dedup();
+    bitfields.sort_unstable();
+    bitfields.dedup();
+    // (position, rank, text, bytes replaced): at one position, closings (inner first) before
+    // openings (outer first).
+    let mut edits: Vec<(usize, (u8, i64), &str, usize)> = Vec::new();
+    for &(b, e) in &loads {
+        if b < e && e <= src.len() {
+            edits.push((b, (1, -(e as i64)), "__bcc_rd(", 0));
+            edits.push((e, (0, -(b as i64)), ")", 0));
+        }
+    }
+    for &(b, base_end, member, e) in &bitfields {
+        if b < base_end && base_end <= member && member < e && e <= src.len() {
+            edits.push((b, (1, -(e as i64)), "__bcc_rdbf(", 0));
+            edits.push((base_end, (2, 0), ", ", member - base_end));
+            edits.push((e, (0, -(b as i64)), ")", 0));
+        }
+    }
+    edits.sort_by_key(|&(p, r, _, _)| (p, r));
+    let mut out = String::with_capacity(src.len() + edits.len() * 10);
+    let mut at = 0;
+    for (p, _, text, skip) in edits {
+        if p < at || !src.is_char_boundary(p) {
+            continue;
+        }
+        out.push_str(&src[at..p]);
+        out.push_str(text);
+        at = p + skip;
+    }
+    out.push_str(&src[at..]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn last_file_skips_included_from() {
+        let t = "{\n \"loc\": { \"offset\": 1, \"file\": \"/h/a.h\",\n \"includedFrom\": {\n \"file\": \"<stdin>\"\n } } }";
+        assert_eq!(last_file(t).as_deref(), Some("/h/a.h"));
+        assert_eq!(last_file("{\"offset\": 3}"), None);
+        assert_eq!(last_file("{\"file\": \"a\\\"b\"}").as_deref(), Some("a\"b"));
+    }
+
+    #[test]
+    fn pointee_records() {
+        assert_eq!(pointee_record("struct task_struct *"), Some("task_struct"));
+        assert_eq!(pointee_record("const struct sock *"), Some("sock"));
+        assert_eq!(pointee_record("union bpf_attr *const"), None);
+        assert_eq!(pointee_record("struct sock **"), None);
+        assert_eq!(pointee_record("int *"), None);
+        assert_eq!(pointee_record("struct sock"), None);
+    }
+
+    #[test]
+    fn nested_loads_open_outer_first_and_close_inner_first() {
+        let src = "x = t->p->tgid;";
+        // t->p is [4, 8), t->p->tgid is [4, 14).
+        assert_eq!(apply(src, vec![(4, 14), (4, 8)], vec![]), "x = __bcc_rd(__bcc_rd(t->p)->tgid);");
+        assert_eq!(apply("v = sk->bf;", vec![], vec![(4, 6, 8, 10)]), "v = __bcc_rdbf(sk, bf);");
+    }
+}
