@@ -57,6 +57,10 @@ _LAZY = {
     "PerfType": "._attach_kernel",
     "PerfHWConfig": "._attach_kernel",
     "PerfSWConfig": "._attach_kernel",
+    "PerfEventSampleFormat": "._attach_kernel",
+    "BPFAttachType": "._attach_net",
+    "BPFProgType": "._attach_net",
+    "SymbolCache": "._symcache",
     "BPFError": "._errors",
     "CompileError": "._errors",
     "CompilerNotFoundError": "._errors",
@@ -87,7 +91,9 @@ __all__ = [
     "LIBBPF_VERSION",
     "USDT",
     "AttachError",
+    "BPFAttachType",
     "BPFError",
+    "BPFProgType",
     "CacheError",
     "ClosedError",
     "CompileError",
@@ -96,10 +102,12 @@ __all__ = [
     "LoadError",
     "MapError",
     "NotSupportedError",
+    "PerfEventSampleFormat",
     "PerfHWConfig",
     "PerfSWConfig",
     "PerfType",
     "PrivilegeError",
+    "SymbolCache",
     "__version__",
     "features",
     "open_pinned",
@@ -142,7 +150,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # what the names are, for type checkers and IDEs (never run)
     from . import _native as _native
     from . import features
-    from ._attach_kernel import PerfHWConfig, PerfSWConfig, PerfType
+    from ._attach_kernel import PerfEventSampleFormat, PerfHWConfig, PerfSWConfig, PerfType
+    from ._attach_net import BPFAttachType, BPFProgType
     from ._bpf import (
         BPF,
         DEBUG_BPF,
@@ -163,6 +172,7 @@ if TYPE_CHECKING:  # what the names are, for type checkers and IDEs (never run)
         NotSupportedError,
         PrivilegeError,
     )
+    from ._symcache import SymbolCache
     from .table import open_pinned, print_json_hist, print_linear_hist, print_log2_hist
     from .usdt import USDT
 

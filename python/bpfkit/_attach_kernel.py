@@ -57,6 +57,41 @@ class PerfSWConfig:
     BPF_OUTPUT = 10
 
 
+class PerfEventSampleFormat:
+    """``perf_event_attr.sample_type`` bits (``PERF_SAMPLE_*``, enum perf_event_sample_format of
+    uapi/linux/perf_event.h), with BCC's names: what a sample record carries.
+
+    >>> PerfEventSampleFormat.RAW | PerfEventSampleFormat.TIME
+    1028
+    """
+
+    IP = 1 << 0
+    TID = 1 << 1
+    TIME = 1 << 2
+    ADDR = 1 << 3
+    READ = 1 << 4
+    CALLCHAIN = 1 << 5
+    ID = 1 << 6
+    CPU = 1 << 7
+    PERIOD = 1 << 8
+    STREAM_ID = 1 << 9
+    RAW = 1 << 10
+    BRANCH_STACK = 1 << 11
+    REGS_USER = 1 << 12
+    STACK_USER = 1 << 13
+    WEIGHT = 1 << 14
+    DATA_SRC = 1 << 15
+    IDENTIFIER = 1 << 16
+    TRANSACTION = 1 << 17
+    REGS_INTR = 1 << 18
+    PHYS_ADDR = 1 << 19
+    AUX = 1 << 20
+    CGROUP = 1 << 21
+    DATA_PAGE_SIZE = 1 << 22
+    CODE_PAGE_SIZE = 1 << 23
+    WEIGHT_STRUCT = 1 << 24
+
+
 def _tracing_dir() -> str:
     _native.ensure_mounted("tracefs")
     return "/sys/kernel/tracing"
@@ -214,7 +249,12 @@ class KernelAttachMixin(AttachBase):
     def get_kprobe_functions(event_re: Str) -> set:
         """The kernel functions matching regex ``event_re`` (whole name) that can be kprobed: the
         text symbols of /proc/kallsyms, minus the kprobe blacklist, the ``.cold`` parts of split
-        functions and the ``__pfx_`` padding symbols."""
+        functions and the ``__pfx_`` padding symbols. As in BCC, a bytes ``event_re`` gives a
+        set of bytes (``BPF.get_kprobe_functions(b"vfs_read")`` is ``{b"vfs_read"}``); a str
+        one, a set of str. The list does not depend on kprobes being usable on this kernel
+        (see :meth:`kprobes_supported`)."""
+        if isinstance(event_re, (bytes, bytearray)):
+            return {fn.encode() for fn in KernelAttachMixin.get_kprobe_functions(_s(event_re))}
         rx = _regex(event_re, "event_re")
         bad = _kprobe_blacklist()
         out = set()
@@ -333,6 +373,10 @@ class KernelAttachMixin(AttachBase):
         """How many kprobes and kretprobes this object has attached (a regex attachment
         through one multi-kprobe link counts once)."""
         return sum(1 for lk in self._obj.links() if lk.kind in ("kprobe", "kretprobe"))
+
+    def num_open_tracepoints(self) -> int:
+        """How many tracepoints (classic ones, not raw or BTF ones) this object has attached."""
+        return sum(1 for lk in self._obj.links() if lk.kind == "tracepoint")
 
     @staticmethod
     def kprobes_supported() -> bool:

@@ -35,6 +35,10 @@ DEBUG_PREPROCESSOR = 0x4  #: print the preprocessed C
 DEBUG_SOURCE = 0x8  #: print the BPF assembly
 DEBUG_BPF_REGISTER_STATE = 0x10  #: print the verifier log with register state at each instruction
 
+#: The names that tie a map slot to a pinned map (see ``BPF._bind_pinned``).
+PINNED_PREFIX = "__bpfkit_pinned__"
+PIN_PATH_PREFIX = "__bpfkit_pin_path__"
+
 if TYPE_CHECKING:
     StrPath = Union[str, bytes, "os.PathLike[str]"]
 else:
@@ -270,6 +274,7 @@ class BPF(KernelAttachMixin, UserAttachMixin, NetAttachMixin):
             self._obj = _native.Object.load(obj, **load_args)
             _import_map_classes()
         try:
+            self._bind_pinned()
             if autoattach and not alternatives:
                 self._obj.autoattach()
             # BCC's USDT contexts: each attaches the probes it enabled (USDT.enable_probe).
@@ -663,6 +668,28 @@ class BPF(KernelAttachMixin, UserAttachMixin, NetAttachMixin):
         return _format_sym(r, show_module, show_offset, "")
 
     # -- BCC compatibility helpers -----------------------------------------------------------
+    def _bind_pinned(self) -> None:
+        """Fills the pinned-map slots of the object (see :mod:`bpfkit.bcc.containers`): an
+        array of maps named ``__bpfkit_pinned__NAME`` whose one slot is given the map pinned at
+        the path the ``.rodata`` string ``__bpfkit_pin_path__NAME`` holds. The programs then
+        read the pinned map itself, live, as BCC's ``BPF_TABLE_PINNED`` does. A missing pin
+        raises :class:`~bpfkit.MapError` (the object is closed)."""
+        for m in self._obj.maps():
+            if not m.name.startswith(PINNED_PREFIX):
+                continue
+            name = m.name[len(PINNED_PREFIX):]
+            path = self._obj.read_global(PIN_PATH_PREFIX + name).split(b"\0", 1)[0].decode()
+            inner = _native.open_pinned_map(path)
+            # The outer map keeps its own reference to the inner map: the fd can close.
+            self._obj.map(m.name).update(bytes(4), inner.fd.to_bytes(4, sys.byteorder), 0)
+
+    @staticmethod
+    def free_bcc_memory() -> int:
+        """BCC frees the memory its in-process LLVM and clang hold once the programs are loaded;
+        bpfkit compiles with a clang process that has already exited, and keeps no compiler in
+        this one, so there is nothing to free. Returns 0, as BCC does on success."""
+        return 0
+
     def __repr__(self) -> str:
         state = "closed" if self.closed else f"{len(self._obj.programs())} programs"
         return f"<bpfkit.BPF {state}>"

@@ -154,6 +154,84 @@ class Table(MutableMapping):
         """The map's file descriptor (valid until the object is closed)."""
         return self._m.fd
 
+    def get_fd(self) -> int:
+        """The map's file descriptor (BCC's name for :attr:`fd`)."""
+        return self._m.fd
+
+    # -- BCC's batch calls -----------------------------------------------------------------------
+    def items_lookup_batch(self) -> Iterator[tuple]:
+        """Every ``(key, value)``, read with the kernel's batch lookup (BCC's name; what
+        :meth:`items` reads). A snapshot: entries the program adds later are not in it.
+
+        >>> for k, v in b["counts"].items_lookup_batch():
+        ...     print(k.value, v.value)
+        """
+        return iter(self.items())
+
+    def items_lookup_and_delete_batch(self) -> Iterator[tuple]:
+        """Every ``(key, value)``, each deleted from the map as it is read (BCC's name).
+
+        bpfkit's core has no ``BPF_MAP_LOOKUP_AND_DELETE_BATCH`` yet: the entries are read in one
+        batch lookup, then deleted key by key; all are deleted before this returns. An update the
+        program makes to an entry between the read and its delete is lost (in the kernel's batch
+        call too, the window is per bucket rather than per map)."""
+        n, kb, vb = self._m.snapshot_bytes()
+        ks, vs = self._m.key_size, self._m.value_buf_size
+        out = []
+        for i in range(n):
+            raw = kb[i * ks:(i + 1) * ks]
+            self._m.delete(raw)
+            out.append((self._decode_key(raw), self._decode_leaf(vb[i * vs:(i + 1) * vs])))
+        return iter(out)
+
+    def items_delete_batch(self, ct_keys: Any = None) -> None:
+        """Deletes the keys ``ct_keys`` (a ctypes array of :attr:`Key`, or any iterable of keys),
+        or every key when None (BCC's name). A key the map lacks raises ``KeyError`` (the keys
+        before it are deleted). Done key by key: bpfkit's core has no batch delete yet."""
+        if ct_keys is None:
+            self.clear()
+            return
+        for k in ct_keys:
+            del self[k]
+
+    def items_update_batch(self, ct_keys: Any, ct_values: Any) -> None:
+        """Writes ``ct_values[i]`` at ``ct_keys[i]`` for each ``i`` (ctypes arrays of :attr:`Key`
+        and :attr:`Leaf`, as BCC takes them, or any sequences of keys and values). The lengths
+        must be equal (``ValueError``, before anything is written). Done key by key: bpfkit's
+        core has no batch update yet."""
+        keys, values = list(ct_keys), list(ct_values)
+        if len(keys) != len(values):
+            raise ValueError(f"items_update_batch() got {len(keys)} keys and {len(values)} values")
+        packed = [(self._key(k), self._leaf(v)) for k, v in zip(keys, values)]
+        for k, v in packed:
+            self._m.update(k, v, BPF_ANY)
+
+    # -- BCC's text notation ---------------------------------------------------------------------
+    def key_sprintf(self, key: Any) -> bytes:
+        """``key`` as text in BCC's notation (``b"0x2"``, ``b"{ 0x1 \\"comm\\" }"``): see
+        :mod:`bpfkit._sprintf`."""
+        from ._sprintf import sprintf
+
+        return sprintf(self.Key, self._decode_key(self._key(key)))
+
+    def leaf_sprintf(self, leaf: Any) -> bytes:
+        """``leaf`` (a value) as text in BCC's notation (``b"{ [ 0x1 0x2 0x3 ] 0x4 }"``)."""
+        from ._sprintf import sprintf
+
+        return sprintf(self.Leaf, Table._decode_leaf(self, Table._leaf(self, leaf)))
+
+    def key_scanf(self, key_str: Any) -> Any:
+        """The :attr:`Key` that ``key_str`` (BCC's notation, bytes or str) describes."""
+        from ._sprintf import scanf
+
+        return scanf(self.Key, key_str)
+
+    def leaf_scanf(self, leaf_str: Any) -> Any:
+        """The :attr:`Leaf` that ``leaf_str`` (BCC's notation, bytes or str) describes."""
+        from ._sprintf import scanf
+
+        return scanf(self.Leaf, leaf_str)
+
     def pin(self, path: str) -> None:
         """Pins the map on a bpffs (``/sys/fs/bpf/...``, mounted if needed); reopen it with
         ``bpfkit.open_pinned(path)``, from this process or another. The pin stays until the file

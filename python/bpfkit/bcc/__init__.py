@@ -19,15 +19,20 @@ from bpfkit import (
     DEBUG_PREPROCESSOR,
     DEBUG_SOURCE,
     USDT,
+    BPFAttachType,
+    BPFProgType,
+    PerfEventSampleFormat,
     PerfHWConfig,
     PerfSWConfig,
     PerfType,
+    SymbolCache,
 )
 
-from . import syscall, table, usdt, utils
+from . import containers, syscall, table, usdt, utils
 
-__all__ = ["BPF", "USDT", "PerfType", "PerfHWConfig", "PerfSWConfig", "DEBUG_LLVM_IR", "DEBUG_BPF",
-           "DEBUG_PREPROCESSOR", "DEBUG_SOURCE", "DEBUG_BPF_REGISTER_STATE", "table", "usdt", "utils", "syscall"]
+__all__ = ["BPF", "USDT", "PerfType", "PerfHWConfig", "PerfSWConfig", "PerfEventSampleFormat", "BPFAttachType",
+           "BPFProgType", "SymbolCache", "DEBUG_LLVM_IR", "DEBUG_BPF", "DEBUG_PREPROCESSOR", "DEBUG_SOURCE",
+           "DEBUG_BPF_REGISTER_STATE", "table", "usdt", "utils", "syscall", "containers"]
 
 #: The submodules a BCC program may import, as ``bcc.<name>``.
-SUBMODULES = ("table", "usdt", "utils", "syscall")
+SUBMODULES = ("table", "usdt", "utils", "syscall", "containers")

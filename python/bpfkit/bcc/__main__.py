@@ -1,7 +1,7 @@
 """``python -m bpfkit.bcc SCRIPT [ARGS]``: runs a program written for BCC, as it is, on bpfkit.
 
 Inside the script ``import bcc`` (and ``bcc.table``, ``bcc.utils``, ``bcc.usdt``,
-``bcc.syscall``) are this package; only this process sees those names.
+``bcc.syscall``, ``bcc.containers``) are this package; only this process sees those names.
 """
 
 from __future__ import annotations
