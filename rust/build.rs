@@ -42,6 +42,17 @@ fn main() {
     let version = fs::read_to_string(include.join("bpf/libbpf_version.h")).unwrap_or_default();
     writeln!(out, "/// libbpf's version header, part of every cache key.\npub static LIBBPF_VERSION_H: &str = {version:?};").unwrap();
 
+    // The BCC translator's own source, hashed into the cache key of its translations: a change
+    // to it makes every translation again.
+    let mut digest: u64 = 0xcbf2_9ce4_8422_2325;
+    for f in ["rust/core/bcc.rs", "rust/core/bcc_reads.rs"] {
+        let path = manifest.join(f);
+        println!("cargo:rerun-if-changed={}", path.display());
+        for b in fs::read(&path).expect("read the translator's source") {
+            digest = (digest ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    writeln!(out, "/// FNV-1a of the BCC translator's source (rust/core/bcc.rs, bcc_reads.rs).\npub static TRANSLATOR_DIGEST: &str = \"{digest:016x}\";").unwrap();
     let dest = Path::new(&env::var("OUT_DIR").expect("set by cargo")).join("embedded_headers.rs");
     fs::write(dest, out).expect("write embedded_headers.rs");
     println!("cargo:rerun-if-changed=rust/build.rs");

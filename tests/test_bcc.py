@@ -315,3 +315,36 @@ def test_a_translation_is_cached_and_a_compile_error_names_the_users_line(tmp_pa
         _native.bcc_translate(bad, "prog.c", cache_dir=cache)
     line = 1 + src.splitlines().index("    s.tgid = task->tgid;")
     assert f"prog.c:{line}:" in str(e.value) and "no_such_field" in str(e.value), str(e.value)
+
+
+def test_kprobe_on_a_syscall_function_runs_as_its_tracepoint_without_kprobes():
+    """`kprobe__sys_getppid` and `kretprobe__sys_getppid`, BCC's names for kprobes on the
+    kernel's syscall function: with kprobes they attach there; on a kernel without them (this
+    one) they become the syscall's sys_enter and sys_exit tracepoints, and PT_REGS_RC reads the
+    return value from sys_exit."""
+    src = r"""
+#include <uapi/linux/ptrace.h>
+BPF_HASH(calls, u32);
+BPF_HASH(rets, u32);
+int kprobe__sys_getppid(struct pt_regs *ctx) {
+    u32 pid = bpf_get_current_pid_tgid() >> 32;
+    if (pid == TARGET)
+        calls.increment(pid);
+    return 0;
+}
+int kretprobe__sys_getppid(struct pt_regs *ctx) {
+    u32 pid = bpf_get_current_pid_tgid() >> 32;
+    u64 ret = PT_REGS_RC(ctx);
+    if (pid == TARGET)
+        rets.increment(pid, ret);
+    return 0;
+}
+"""
+    kprobes = _native.kprobes_unavailable() is None
+    with BPF(text=src, cflags=[f"-DTARGET={PID}"]) as b:
+        kinds = sorted(lk.kind for lk in b._obj.links())
+        assert kinds == (["kprobe", "kretprobe"] if kprobes else ["tracepoint", "tracepoint"]), kinds
+        for _ in range(3):
+            os.getppid()
+        assert b["calls"][ct.c_uint32(PID)].value == 3
+        assert b["rets"][ct.c_uint32(PID)].value == 3 * os.getppid()

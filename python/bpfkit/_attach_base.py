@@ -73,6 +73,19 @@ class AttachBase:
         ``.target``, ``.feature``, ``.is_multi``...), from the core's one section parser."""
         return self._obj.section(fn_name)
 
+    def _typed(self, fn: str, kind: str) -> str:
+        """The program to attach as ``kind`` ("perf_event", "tracepoint") for function ``fn``:
+        ``fn``, or, for a BCC-dialect function that names no context type (``int f()``), its
+        copy of that kind, ``fn__bcc_<kind>`` (BCC loads a function as its attach call asks;
+        bpfkit loads them all at once, so the translator made one of each)."""
+        try:
+            if self._section(fn).kind == kind:
+                return fn
+        except ValueError:
+            return fn
+        copy = f"{fn}__bcc_{kind}"
+        return copy if any(p.name == copy for p in self._obj.programs()) else fn
+
     def _detach_links(self, links: list, what: str) -> None:
         """Detaches ``links`` (typed ``Link`` values) by id; ValueError naming ``what`` if none."""
         if not links or self._obj.detach_ids([lk.id for lk in links]) == 0:

@@ -160,7 +160,7 @@ class KernelAttachMixin(AttachBase):
     def attach_tracepoint(self, tp: Str = "", tp_re: Str = "", fn_name: Str = "") -> None:
         """Attaches ``fn_name`` to tracepoint ``tp`` ("category:name"), or to every tracepoint
         matching regex ``tp_re``."""
-        fn = _s(fn_name)
+        fn = self._typed(_s(fn_name), "tracepoint")
         if tp_re:
             matches = self.get_tracepoints(tp_re)
             if not matches:
@@ -266,6 +266,13 @@ class KernelAttachMixin(AttachBase):
         return out
 
     @staticmethod
+    def kernel_struct_has_field(struct_name: Str, field_name: Str) -> bool:
+        """Whether the running kernel's ``struct struct_name`` has a member ``field_name``
+        (from its BTF; members of anonymous structs and unions count), as BCC's tools ask
+        before choosing their C (``BPF.kernel_struct_has_field(b"request", b"rq_disk")``)."""
+        return _native.kernel_struct_has_field(_s(struct_name), _s(field_name))
+
+    @staticmethod
     @_once
     def get_syscall_prefix() -> str:
         """The prefix of this kernel's syscall entry points: ``"__x64_sys_"`` on x86-64 since
@@ -317,12 +324,48 @@ class KernelAttachMixin(AttachBase):
             raise AttachError(f"no function matching {event_re!r} took a {'kretprobe' if retprobe else 'kprobe'}: "
                               f"{failed[0][0]}: {failed[0][1]}", failed[0][1].errno)
 
+    def _syscall_tracepoint(self, fn: str, event: str, retprobe: bool) -> bool:
+        """BCC's syscall kprobes on a kernel without kprobes: ``attach_kprobe(event=
+        get_syscall_fnname("kill"), fn_name=F)`` attaches F's tracepoint form (made by the BCC
+        dialect's translator, see rust/core/bcc.rs ``program_variants``) to
+        ``syscalls:sys_enter_kill`` (``sys_exit_kill`` for a kretprobe). False when this is not
+        such a case: the caller attaches a kprobe, or says why it cannot."""
+        if not event or _native.kprobes_unavailable() is None:
+            return False
+        prefix = self.get_syscall_prefix()
+        name = event[len(prefix):] if event.startswith(prefix) else (event[4:] if event.startswith("sys_") else "")
+        if not name:
+            return False
+        tp = f"sys_{'exit' if retprobe else 'enter'}_{name}"
+        names = {p.name for p in self._obj.programs()}
+        section = self._section(fn)
+        if fn.startswith("syscall__") and section.kind == "tracepoint" and not section.target:
+            if retprobe:
+                raise ValueError(f"{fn} reads a syscall's arguments: it cannot probe {event}'s return")
+            prog = fn
+        else:
+            # The copy that reads the tracepoint's registers, or an untyped function's.
+            prog = next((p for p in (fn + ("__bcc_sys_exit" if retprobe else "__bcc_sys_enter"),
+                                     fn + "__bcc_tracepoint") if p in names), "")
+            if not prog:
+                return False
+        if not _native.tracepoint_exists("syscalls", tp):
+            from . import features
+
+            why = _native.kprobes_unavailable() or "no kprobes"
+            raise features.refusal("kprobes", f"{why}; and syscall {name} has no syscalls:{tp} tracepoint "
+                                              f"to stand in for the kprobe on {event}", program=fn)
+        self._obj.attach_tracepoint(prog, "syscalls", tp)
+        return True
+
     def attach_kprobe(self, event: Str = "", event_off: int = 0, fn_name: Str = "", event_re: Str = "") -> None:
         """Attaches ``fn_name`` to kernel function ``event`` (+``event_off``), or to every
         function matching regex ``event_re``. A program in ``SEC("kprobe")`` gets one kprobe per
         function (as BCC); one in ``SEC("kprobe.multi")`` gets a single multi-kprobe link for
         them all (5.18+, CONFIG_FPROBE), which attaches thousands of functions in milliseconds.
-        Raises ``NotSupportedError`` naming CONFIG_KPROBES on a kernel without kprobes."""
+        Raises ``NotSupportedError`` naming CONFIG_KPROBES on a kernel without kprobes, except
+        for a BCC-dialect program on a syscall function (``get_syscall_fnname(...)``), which is
+        attached to the syscall's ``sys_enter`` tracepoint instead."""
         fn = _s(fn_name)
         event_off = _int(event_off, "event_off", *U64)
         if event_re:
@@ -331,13 +374,15 @@ class KernelAttachMixin(AttachBase):
             if event_off:
                 raise ValueError("a multi-kprobe (kprobe.multi program) cannot take event_off")
             self._obj.attach_kprobe_multi(fn, [_s(event)], False, label=_s(event))
-        else:
+        elif not (event_off == 0 and self._syscall_tracepoint(fn, _s(event), False)):
             self._obj.attach_kprobe(fn, _s(event), event_off, False)
 
     def attach_kretprobe(self, event: Str = "", fn_name: Str = "", event_re: Str = "", maxactive: int = 0) -> None:
         """Attaches ``fn_name`` to the return of kernel function ``event`` (or of every function
         matching ``event_re``). ``maxactive`` sets how many calls may be pending at once (the
-        probe is then made through tracefs's kprobe_events, the only interface that takes it)."""
+        probe is then made through tracefs's kprobe_events, the only interface that takes it).
+        A BCC-dialect program on a syscall function, on a kernel without kprobes, is attached
+        to the syscall's ``sys_exit`` tracepoint instead (see :meth:`attach_kprobe`)."""
         fn = _s(fn_name)
         maxactive = _int(maxactive, "maxactive", *U32)
         if event_re:
@@ -348,7 +393,7 @@ class KernelAttachMixin(AttachBase):
             if maxactive:
                 raise ValueError("a multi-kprobe (kretprobe.multi program) cannot take maxactive")
             self._obj.attach_kprobe_multi(fn, [_s(event)], True, label=_s(event))
-        else:
+        elif not self._syscall_tracepoint(fn, _s(event), True):
             self._obj.attach_kprobe(fn, _s(event), 0, True, maxactive)
 
     def _detach_kprobes(self, kind: str, event: Str, fn_name: Optional[Str], event_re: Str) -> None:
@@ -400,7 +445,7 @@ class KernelAttachMixin(AttachBase):
             raise ValueError("give exactly one of sample_period= and sample_freq=")
         if group_fd >= 0 and cpu < 0:
             raise ValueError("group_fd= needs cpu=: a group leader counts on one CPU")
-        fn = _s(fn_name)
+        fn = self._typed(_s(fn_name), "perf_event")
         period, freq = (sample_freq, True) if sample_freq else (sample_period, False)
         if cpu >= 0 or pid >= 0:
             cpus: Iterable[int] = [cpu]

@@ -300,6 +300,11 @@ fn field_decl(f: &FormatField) -> String {
                 || w == "*"
         })
     };
+    if ty.contains("__data_loc") && f.size == 4 {
+        // Offset (low 16 bits) and length of the data, in the record: BCC names the field
+        // `data_loc_NAME` (its TP_DATA_LOC_READ macros use that), the format `NAME`.
+        return format!("union {{ u32 {base}; u32 data_loc_{base}; }}");
+    }
     if ty.contains('*') && !ty.contains("__data_loc") {
         return format!("{ty} {base}{array}");
     }
@@ -344,10 +349,26 @@ fn natural_size(ty: &str) -> Option<usize> {
     })
 }
 
-/// What the translator asks of the running kernel: a tracepoint's format file.
+/// What the translator asks of the running kernel: a tracepoint's format file, whether it has
+/// kprobes, and how its syscall functions are named.
 pub trait Kernel {
     /// The text of `events/<cat>/<event>/format`.
     fn tracepoint_format(&self, cat: &str, event: &str) -> Result<String>;
+    /// Whether kprobes can be attached. Without them, BCC's syscall kprobes become the
+    /// syscall's tracepoints (see [`program_variants`]).
+    fn kprobes(&self) -> bool {
+        true
+    }
+    /// The prefix of the syscall entry functions (`__x64_sys_` on x86-64), which BCC puts in
+    /// front of `kprobe__sys_NAME`.
+    fn syscall_prefix(&self) -> String {
+        "sys_".into()
+    }
+    /// Whether the kernel has struct `name` with a member `field` (None: no such struct).
+    fn struct_has_field(&self, name: &str, field: &str) -> Option<bool> {
+        let _ = (name, field);
+        None
+    }
 }
 
 /// The running kernel, through tracefs.
@@ -362,6 +383,180 @@ impl Kernel for Running {
             diagnostics: String::new(),
         })
     }
+
+    fn kprobes(&self) -> bool {
+        crate::core::host::kprobes_unavailable().is_none()
+    }
+
+    fn struct_has_field(&self, name: &str, field: &str) -> Option<bool> {
+        compile::kernel_struct_field(name, field).ok().flatten()
+    }
+
+    fn syscall_prefix(&self) -> String {
+        ["__x64_sys_", "__arm64_sys_", "__s390x_sys_", "__riscv_sys_", "__ia32_sys_", "__se_sys_"]
+            .into_iter()
+            .find(|p| crate::core::symbols::ksymname(&format!("{p}getppid")).ok().flatten().is_some())
+            .unwrap_or("sys_")
+            .to_string()
+    }
+}
+
+/// The suffixes of the tracepoint copies of a function that takes registers, made on a kernel
+/// without kprobes (see [`program_variants`]).
+pub const SYS_ENTER_SUFFIX: &str = "__bcc_sys_enter";
+pub const SYS_EXIT_SUFFIX: &str = "__bcc_sys_exit";
+
+/// How a program function probes a syscall on a kernel without kprobes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum SysProbe {
+    /// A syscall tracepoint program: `exit` for `sys_exit_*`; `section` its `SEC()`.
+    Tracepoint { exit: bool, section: String },
+}
+
+/// The syscall a kernel function name probes: `sys_kill`, `__x64_sys_kill` give `kill`.
+fn syscall_of<'a>(func: &'a str, prefix: &str) -> Option<&'a str> {
+    func.strip_prefix(prefix).or_else(|| func.strip_prefix("sys_")).filter(|n| !n.is_empty())
+}
+
+/// For a function named the BCC way that probes a syscall, on a kernel without kprobes: the
+/// syscall tracepoint it becomes (if the kernel has it). `kprobe__sys_kill` is
+/// `tracepoint/syscalls/sys_enter_kill`, `kretprobe__sys_kill` its `sys_exit_kill`, a
+/// `syscall__NAME` function (attached later by name) a tracepoint program whose target the
+/// attach call gives, and a copy made by [`program_variants`] the same.
+fn syscall_probe(name: &str, kernel: &dyn Kernel) -> Option<SysProbe> {
+    if kernel.kprobes() {
+        return None;
+    }
+    let bare = || SysProbe::Tracepoint { exit: false, section: "tracepoint".into() };
+    if name.starts_with("syscall__") || name.ends_with(SYS_ENTER_SUFFIX) {
+        return Some(bare());
+    }
+    if name.ends_with(SYS_EXIT_SUFFIX) {
+        return Some(SysProbe::Tracepoint { exit: true, section: "tracepoint".into() });
+    }
+    let (exit, func) = match (name.strip_prefix("kprobe__"), name.strip_prefix("kretprobe__")) {
+        (Some(f), _) => (false, f),
+        (_, Some(f)) => (true, f),
+        _ => return None,
+    };
+    let sys = syscall_of(func, &kernel.syscall_prefix())?;
+    let event = format!("sys_{}_{sys}", if exit { "exit" } else { "enter" });
+    kernel.tracepoint_format("syscalls", &event).ok()?;
+    Some(SysProbe::Tracepoint { exit, section: format!("tracepoint/syscalls/{event}") })
+}
+
+/// The `PT_REGS_*` macros redefined around a function that runs as a syscall tracepoint: the
+/// arguments come from `sys_enter`'s `args[]`, the return value from `sys_exit`'s `ret`.
+fn register_macros(exit: bool) -> (String, String) {
+    let mut names: Vec<(String, String)> = Vec::new();
+    if exit {
+        for m in ["PT_REGS_RC", "PT_REGS_RC_CORE"] {
+            names.push((m.into(), "(((struct trace_event_raw_sys_exit *)(x))->ret)".into()));
+        }
+    } else {
+        for n in 1..=6 {
+            let v = format!("(((struct trace_event_raw_sys_enter *)(x))->args[{}])", n - 1);
+            for m in ["PT_REGS_PARM{n}", "PT_REGS_PARM{n}_CORE", "PT_REGS_PARM{n}_SYSCALL", "PT_REGS_PARM{n}_CORE_SYSCALL"] {
+                names.push((m.replace("{n}", &n.to_string()), v.clone()));
+            }
+        }
+    }
+    let (mut push, mut pop) = (String::new(), String::new());
+    for (m, v) in &names {
+        push.push_str(&format!("#pragma push_macro(\"{m}\")\n#undef {m}\n#define {m}(x) {v}\n"));
+        pop.push_str(&format!("#pragma pop_macro(\"{m}\")\n"));
+    }
+    (push, pop)
+}
+
+/// Copies of program functions for the kinds BCC would load them as at attach time. An untyped
+/// function ([`untyped`]) gets a perf event and a tracepoint copy ([`KIND_SUFFIXES`]).
+/// On a kernel without kprobes, BCC's syscall probes as syscall tracepoints (as BCC's own
+/// killsnoop, statsnoop and syncsnoop need): a function with `SEC` from [`syscall_probe`] runs
+/// in place with its `PT_REGS_*` macros reading the tracepoint; any other function that takes
+/// registers (attached later by name: a kprobe, or a uprobe) gets tracepoint copies next to it,
+/// `NAME__bcc_sys_enter` and, if it reads a return value, `NAME__bcc_sys_exit`, which
+/// `attach_kprobe(event=<a syscall function>, fn_name=NAME)` attaches to the syscall's
+/// tracepoint instead. The user's lines keep their numbers (`#line`).
+fn program_variants(src: &str, display: &str, kernel: &dyn Kernel) -> String {
+    let toks = tokenize(src);
+    let text = |i: usize| &src[toks[i].start..toks[i].end];
+    let file = display.replace('\\', "\\\\").replace('"', "\\\"");
+    let mut edits: Vec<(usize, String)> = Vec::new();
+    let mut depth = 0i32;
+    let mut i = 0;
+    while i < toks.len() {
+        match text(i) {
+            "{" => depth += 1,
+            "}" => depth -= 1,
+            _ => {}
+        }
+        if depth != 0 || toks[i].kind != Kind::Ident || !(i + 1 < toks.len() && text(i + 1) == "(") {
+            i += 1;
+            continue;
+        }
+        let name = text(i);
+        let (Some(close), true) = (matching(&toks, src, i + 1), i + 1 < toks.len()) else {
+            i += 1;
+            continue;
+        };
+        if !(close + 1 < toks.len() && text(close + 1) == "{") {
+            i += 1;
+            continue;
+        }
+        let Some(end) = matching(&toks, src, close + 1) else { break };
+        // The declaration starts after the previous one's end.
+        let mut first = i;
+        while first > 0 && !matches!(text(first - 1), ";" | "}") && toks[first - 1].kind != Kind::Directive {
+            first -= 1;
+        }
+        let takes_regs = split_args(&toks, src, i + 1).first().is_some_and(|&(s, e)| {
+            let p: Vec<&str> = src[s..e].split(|c: char| c.is_whitespace() || c == '*').filter(|w| !w.is_empty()).collect();
+            p.len() >= 3 && p[0] == "struct" && p[1] == "pt_regs"
+        });
+        let start_line = toks[first].line;
+        if untyped(&toks, src, i) && program_prefix(name).is_none() && context_section(&toks, src, i).is_some() {
+            let body = &src[toks[first].start..toks[end].end];
+            let name_at = toks[i].start - toks[first].start;
+            let mut copies = String::new();
+            for (suffix, _) in KIND_SUFFIXES {
+                let copy = format!("{}{name}{suffix}{}", &body[..name_at], &body[name_at + name.len()..]);
+                copies.push_str(&format!("\n#line {start_line} \"{file}\"\n{copy}"));
+            }
+            edits.push((toks[end].end, format!("{copies}\n#line {} \"{file}\"\n", toks[end].line)));
+        } else if let Some(SysProbe::Tracepoint { exit, .. }) = syscall_probe(name, kernel).filter(|_| takes_regs) {
+            let (push, pop) = register_macros(exit);
+            edits.push((toks[first].start, format!("\n{push}#line {start_line} \"{file}\"\n")));
+            edits.push((toks[end].end, format!("\n{pop}#line {} \"{file}\"\n", toks[end].line)));
+        } else if takes_regs && !kernel.kprobes() && program_prefix(name).is_none() && context_section(&toks, src, i).is_some() {
+            let ctx_name = split_args(&toks, src, i + 1).first().and_then(|&(s, e)| {
+                src[s..e].rsplit(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).find(|w| !w.is_empty())
+            });
+            let direct = ctx_name.is_some_and(|c| toks[close..end].windows(2).any(|w| &src[w[0].start..w[0].end] == c && &src[w[1].start..w[1].end] == "->"));
+            let body = &src[toks[first].start..toks[end].end];
+            if !direct {
+                let mut copies = String::new();
+                let reads_rc = body.contains("PT_REGS_RC");
+                for (exit, suffix) in [(false, SYS_ENTER_SUFFIX), (true, SYS_EXIT_SUFFIX)] {
+                    if exit && !reads_rc {
+                        continue;
+                    }
+                    let (push, pop) = register_macros(exit);
+                    let name_at = toks[i].start - toks[first].start;
+                    let copy = format!("{}{name}{suffix}{}", &body[..name_at], &body[name_at + name.len()..]);
+                    copies.push_str(&format!("\n{push}#line {start_line} \"{file}\"\n{copy}\n{pop}"));
+                }
+                edits.push((toks[end].end, format!("{copies}#line {} \"{file}\"\n", toks[end].line)));
+            }
+        }
+        i = end + 1;
+    }
+    let mut out = src.to_string();
+    edits.sort_by_key(|e| std::cmp::Reverse(e.0));
+    for (at, text) in edits {
+        out.insert_str(at, &text);
+    }
+    out
 }
 
 fn fail(display: &str, line: usize, what: String) -> Error {
@@ -372,6 +567,8 @@ fn fail(display: &str, line: usize, what: String) -> Error {
 /// `src` (BCC's dialect) as libbpf C: see the module's documentation. `display` names the source
 /// in `#line` and in errors.
 pub fn translate(src: &str, display: &str, kernel: &dyn Kernel) -> Result<String> {
+    let with_variants = program_variants(src, display, kernel);
+    let src = with_variants.as_str();
     let toks = tokenize(src);
     let text = |i: usize| &src[toks[i].start..toks[i].end];
     let is = |i: usize, s: &str| i < toks.len() && text(i) == s;
@@ -392,6 +589,7 @@ pub fn translate(src: &str, display: &str, kernel: &dyn Kernel) -> Result<String
     }
     // Edits: (start, end, replacement), applied back to front.
     let mut edits: Vec<(usize, usize, String)> = Vec::new();
+    let mut flavoured: HashSet<&str> = HashSet::new();
     let mut structs: Vec<String> = Vec::new();
     let mut made: HashSet<String> = HashSet::new();
     let mut tracepoint_struct = |cat: &str, ev: &str, line: usize| -> Result<()> {
@@ -411,6 +609,29 @@ pub fn translate(src: &str, display: &str, kernel: &dyn Kernel) -> Result<String
                 if let Some(p) = include_path(d) {
                     if KERNEL_INCLUDES.iter().any(|k| p.starts_with(k)) {
                         edits.push((t.start, t.end, format!("/* <{p}>: its kernel types come from vmlinux.h, its macros from bcc/helpers.h */")));
+                    }
+                }
+            }
+            (Kind::Ident, "struct") if depth == 0 && i + 2 < toks.len() && toks[i + 1].kind == Kind::Ident && is(i + 2, "{") => {
+                // A copy of part of a kernel struct (BCC's tools declare the private ones they
+                // read, `struct nameidata`): the kernel's own, from BTF, replaces it, and CO-RE
+                // reads its fields where this kernel has them.
+                if let Some(close) = matching(&toks, src, i + 2) {
+                    let name = text(i + 1);
+                    let fields = struct_fields(&toks, src, i + 2, close);
+                    let partial = !fields.is_empty()
+                        && fields.iter().all(|f| kernel.struct_has_field(name, f) == Some(true));
+                    if partial && is(close + 1, ";") {
+                        let lines = src[t.start..toks[close + 1].end].matches('\n').count();
+                        edits.push((t.start, toks[close + 1].end, format!("/* struct {name}: the kernel's, from BTF */{}", "\n".repeat(lines))));
+                        i = close + 1;
+                    } else if kernel.struct_has_field(name, "").is_some() {
+                        // A copy that differs from this kernel's (a member renamed or gone): a
+                        // CO-RE flavour of it, whose members are found in the kernel's struct
+                        // by name wherever it has them; every `struct NAME` of the program
+                        // names the copy.
+                        flavoured.insert(name);
+                        edits.push((t.end, t.end, " __attribute__((preserve_access_index))".into()));
                     }
                 }
             }
@@ -459,8 +680,13 @@ pub fn translate(src: &str, display: &str, kernel: &dyn Kernel) -> Result<String
                 // A program attached later by name (attach_kprobe(fn_name=...), attach_uprobe,
                 // a perf event, XDP): its section from its context's type.
                 if let (Some(sec), Some(close)) = (context_section(&toks, src, i), matching(&toks, src, i + 1)) {
+                    let sys = syscall_probe(name, kernel);
+                    let (sec, regs) = match &sys {
+                        Some(SysProbe::Tracepoint { section, exit }) => (section.as_str(), Regs::Tracepoint { exit: *exit }),
+                        None => (KIND_SUFFIXES.iter().find(|(sfx, _)| name.ends_with(sfx)).map_or(sec, |(_, k)| *k), Regs::Registers),
+                    };
                     edits.push((t.start, t.start, format!("SEC(\"{sec}\") ")));
-                    if let Some((params, body)) = register_arguments(&toks, src, i + 1, close, false) {
+                    if let Some((params, body)) = register_arguments(&toks, src, i + 1, close, regs) {
                         edits.push((toks[i + 1].start, toks[close].end, params));
                         edits.push((toks[close + 1].end, toks[close + 1].end, body));
                     }
@@ -470,7 +696,11 @@ pub fn translate(src: &str, display: &str, kernel: &dyn Kernel) -> Result<String
             (Kind::Ident, name) if depth == 0 && is(i + 1, "(") && program_prefix(name).is_some() => {
                 if let Some(close) = matching(&toks, src, i + 1) {
                     if is(close + 1, "{") {
-                        let section = program_section(name);
+                        let sys = syscall_probe(name, kernel);
+                        let section = match &sys {
+                            Some(SysProbe::Tracepoint { section, .. }) => Some(section.clone()),
+                            None => program_section(name, kernel),
+                        };
                         if let Some(("tracepoint", rest)) = section.as_deref().map(|s| s.split_once('/').unwrap_or((s, ""))) {
                             if let Some((cat, ev)) = rest.split_once('/') {
                                 tracepoint_struct(cat, ev, t.line)?;
@@ -479,7 +709,12 @@ pub fn translate(src: &str, display: &str, kernel: &dyn Kernel) -> Result<String
                         if let Some(sec) = section {
                             edits.push((t.start, t.start, format!("SEC(\"{sec}\") ")));
                         }
-                        if let Some((params, body)) = register_arguments(&toks, src, i + 1, close, name.starts_with("syscall__")) {
+                        let regs = match &sys {
+                            Some(SysProbe::Tracepoint { exit, .. }) => Regs::Tracepoint { exit: *exit },
+                            None if name.starts_with("syscall__") => Regs::Syscall,
+                            None => Regs::Registers,
+                        };
+                        if let Some((params, body)) = register_arguments(&toks, src, i + 1, close, regs) {
                             edits.push((toks[i + 1].start, toks[close].end, params));
                             edits.push((toks[close + 1].end, toks[close + 1].end, body));
                         }
@@ -490,6 +725,12 @@ pub fn translate(src: &str, display: &str, kernel: &dyn Kernel) -> Result<String
             _ => {}
         }
         i += 1;
+    }
+    // `struct NAME` of a flavoured copy names the copy, `struct NAME___bcc`.
+    for (j, t) in toks.iter().enumerate() {
+        if t.kind == Kind::Ident && flavoured.contains(text(j)) && j > 0 && text(j - 1) == "struct" {
+            edits.push((t.end, t.end, "___bcc".into()));
+        }
     }
     let mut out = src.to_string();
     edits.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)));
@@ -504,15 +745,15 @@ pub fn translate(src: &str, display: &str, kernel: &dyn Kernel) -> Result<String
     Ok(head + &out)
 }
 
-/// The version of the translation, in its cache key: change it when the translation changes.
-const TRANSLATION_VERSION: &str = "bcc-translation-3";
 
 /// [`translate`], then BCC's implicit kernel reads made explicit ([`crate::core::bcc_reads`],
 /// from clang's AST of the translation), through the cache: the same source, flags, compiler
 /// and kernel give the cached text without running anything. `req.source` is the BCC source;
 /// `req.display_name` names it in `#line` and errors.
 pub fn translate_cached(req: &Request<'_>, cache: &Cache, kernel: &dyn Kernel) -> Result<String> {
-    let key = compile::derived_key(TRANSLATION_VERSION, req, cache)?;
+    // The translator's own source is in the key (its digest, made by build.rs), so a changed
+    // translator never reuses an old translation.
+    let key = compile::derived_key(&format!("bcc-{}", compile::TRANSLATOR_DIGEST), req, cache)?;
     if let Some(text) = cache.get_object(&key)? {
         if let Ok(text) = String::from_utf8(text) {
             return Ok(text);
@@ -550,8 +791,12 @@ fn context_section(toks: &[Tok], src: &str, at: usize) -> Option<&'static str> {
         return None;
     }
     let args = split_args(toks, src, at + 1);
-    let first = args.first().map(|&(s, e)| src[s..e].split_whitespace().collect::<Vec<_>>().join(" "))?;
-    let sec = if first.starts_with("struct pt_regs") {
+    let first = args.first().map(|&(s, e)| src[s..e].split_whitespace().collect::<Vec<_>>().join(" ")).unwrap_or_default();
+    let sec = if untyped(toks, src, at) {
+        // `int f()`, `int f(void *ctx)`: BCC loads it as whatever its attach call asks for. It is
+        // a kprobe (or uprobe) here, with copies for the other kinds (see `program_variants`).
+        "kprobe"
+    } else if first.starts_with("struct pt_regs") {
         "kprobe"
     } else if first.starts_with("struct bpf_perf_event_data") {
         "perf_event"
@@ -577,18 +822,39 @@ fn context_section(toks: &[Tok], src: &str, at: usize) -> Option<&'static str> {
     (!called).then_some(sec)
 }
 
+/// Whether the function defined at token `at` returns `int` and takes no context it names a
+/// type for: `()`, `(void)` or `(void *ctx)`.
+fn untyped(toks: &[Tok], src: &str, at: usize) -> bool {
+    if at == 0 || &src[toks[at - 1].start..toks[at - 1].end] != "int" {
+        return false;
+    }
+    let args = split_args(toks, src, at + 1);
+    let first = args.first().map(|&(s, e)| src[s..e].split_whitespace().collect::<Vec<_>>().join(" ")).unwrap_or_default();
+    args.len() <= 1 && (first.is_empty() || first == "void" || first.starts_with("void *") || first.starts_with("void*"))
+}
+
+/// The suffixes of the copies of an untyped program function ([`untyped`]) for the kinds BCC
+/// could load it as, besides a kprobe: `attach_perf_event(fn_name=F)` and
+/// `attach_tracepoint(fn_name=F)` take `F__bcc_perf_event` and `F__bcc_tracepoint`.
+pub const KIND_SUFFIXES: &[(&str, &str)] = &[("__bcc_perf_event", "perf_event"), ("__bcc_tracepoint", "tracepoint")];
+
 /// The prefix of a BCC program function's name, if it has one.
 fn program_prefix(name: &str) -> Option<&'static str> {
     ["kprobe__", "kretprobe__", "tracepoint__", "raw_tracepoint__", "syscall__"].into_iter().find(|p| name.starts_with(p))
 }
 
-/// The `SEC()` of a program function named the BCC way (None: attached later by name).
-fn program_section(name: &str) -> Option<String> {
+/// The `SEC()` of a program function named the BCC way (None: attached later by name). A
+/// kprobe on `sys_NAME` is on the kernel's syscall function, as BCC makes it.
+fn program_section(name: &str, kernel: &dyn Kernel) -> Option<String> {
+    let function = |f: &str| match f.strip_prefix("sys_") {
+        Some(sys) => format!("{}{sys}", kernel.syscall_prefix()),
+        None => f.to_string(),
+    };
     if let Some(f) = name.strip_prefix("kprobe__") {
-        return Some(format!("kprobe/{f}"));
+        return Some(format!("kprobe/{}", function(f)));
     }
     if let Some(f) = name.strip_prefix("kretprobe__") {
-        return Some(format!("kretprobe/{f}"));
+        return Some(format!("kretprobe/{}", function(f)));
     }
     if let Some(rest) = name.strip_prefix("tracepoint__") {
         let (cat, ev) = rest.split_once("__")?;
@@ -606,7 +872,19 @@ fn program_section(name: &str) -> Option<String> {
 /// For a function whose first parameter is `struct pt_regs *ctx` and which names more: the
 /// parameter list cut to `ctx`, and the declarations that read the others from the registers
 /// (put right after the body's `{`, on the same line, so lines do not move).
-fn register_arguments(toks: &[Tok], src: &str, open: usize, close: usize, syscall: bool) -> Option<(String, String)> {
+/// Where a function that takes registers finds its arguments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Regs {
+    /// The registers of the probed call (`PT_REGS_PARMn`).
+    Registers,
+    /// A syscall function's: its arguments are in the registers the first register points to.
+    Syscall,
+    /// A syscall tracepoint's `args[]` (the `sys_enter` tracepoint; `sys_exit` has none).
+    Tracepoint { exit: bool },
+}
+
+fn register_arguments(toks: &[Tok], src: &str, open: usize, close: usize, regs_from: Regs) -> Option<(String, String)> {
+    let syscall = regs_from == Regs::Syscall;
     let args = split_args(toks, src, open);
     if args.len() < 2 {
         return None;
@@ -627,7 +905,9 @@ fn register_arguments(toks: &[Tok], src: &str, open: usize, close: usize, syscal
         let name_at = decl.rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))? + 1;
         let (ty, name) = (decl[..name_at].trim(), &decl[name_at..]);
         let ty = ty.replace("__user", "");
-        let read = if syscall {
+        let read = if let Regs::Tracepoint { .. } = regs_from {
+            format!("((struct trace_event_raw_sys_enter *){ctx})->args[{}]", n - 1)
+        } else if syscall {
             format!("PT_REGS_PARM{n}_CORE_SYSCALL({regs})")
         } else {
             format!("PT_REGS_PARM{n}({regs})")
@@ -636,6 +916,39 @@ fn register_arguments(toks: &[Tok], src: &str, open: usize, close: usize, syscal
     }
     let _ = close;
     Some((format!("({first})"), body))
+}
+
+/// The member names a struct definition declares between its braces (tokens `open`, `close`),
+/// those of anonymous struct and union members included.
+fn struct_fields(toks: &[Tok], src: &str, open: usize, close: usize) -> Vec<String> {
+    let text = |i: usize| &src[toks[i].start..toks[i].end];
+    let mut out = Vec::new();
+    let mut last_ident: Option<&str> = None;
+    let mut stop = false; // after `[` or `:` in a declarator, its name is known
+    let (mut depth, mut parens) = (0i32, 0i32);
+    #[allow(clippy::needless_range_loop)] // `text(i - 1)` looks back
+    for i in open + 1..close {
+        match text(i) {
+            "{" => depth += 1,
+            "}" => depth -= 1,
+            "(" => parens += 1,
+            ")" => parens -= 1,
+            "[" | ":" if parens == 0 => stop = true,
+            ";" | "," if parens == 0 => {
+                if let Some(n) = last_ident.take() {
+                    out.push(n.to_string());
+                }
+                stop = false;
+            }
+            _ if toks[i].kind == Kind::Ident && !stop && (parens == 0 || text(i - 1) == "*") => {
+                last_ident = Some(text(i));
+            }
+            _ => {}
+        }
+    }
+    let _ = depth;
+    out.retain(|n| !matches!(n.as_str(), "struct" | "union" | "enum" | "const" | "volatile"));
+    out
 }
 
 /// The index of the `)` closing the `(` at `open`.
@@ -720,8 +1033,70 @@ mod tests {
         assert!(body.contains("BPF_TABLE(percpu_array, int, u64, tab, 4)"));
         assert!(body.contains("SEC(\"kprobe/tcp_v4_connect\") kprobe__tcp_v4_connect(struct pt_regs *ctx) { struct sock * sk = (struct sock *)PT_REGS_PARM1(ctx);"));
         assert!(out.contains("struct tracepoint__random__urandom_read {"));
-        assert!(out.contains("\tint got_bits;\n\ts32 pool_left;\n\tu32 name;\n\tchar __pad_5[4];\n\tu64 flags;\n"), "{out}");
+        assert!(out.contains("\tint got_bits;\n\ts32 pool_left;\n\tunion { u32 name; u32 data_loc_name; };\n\tchar __pad_5[4];\n\tu64 flags;\n"), "{out}");
         assert!(!body.contains("#include <uapi"));
+    }
+
+    /// A kernel without kprobes, whose tracepoints are `sys_enter_kill`/`sys_exit_kill` only.
+    struct NoKprobes;
+    impl Kernel for NoKprobes {
+        fn tracepoint_format(&self, cat: &str, event: &str) -> Result<String> {
+            match (cat, event) {
+                ("syscalls", "sys_enter_kill" | "sys_exit_kill") => Ok(String::new()),
+                _ => Err(Error::Value("none".into())),
+            }
+        }
+        fn kprobes(&self) -> bool {
+            false
+        }
+        fn syscall_prefix(&self) -> String {
+            "__x64_sys_".into()
+        }
+        fn struct_has_field(&self, name: &str, field: &str) -> Option<bool> {
+            (name == "nameidata").then_some(matches!(field, "path" | "last" | "flags"))
+        }
+    }
+
+    #[test]
+    fn syscall_kprobes_become_syscall_tracepoints_without_kprobes() {
+        let src = "int kprobe__sys_kill(struct pt_regs *ctx) { return 0; }
+                   int kretprobe__sys_kill(struct pt_regs *ctx) { return PT_REGS_RC(ctx); }
+                   int syscall__kill(struct pt_regs *ctx, int pid, int sig) { return sig; }
+                   int ret(struct pt_regs *ctx) { return PT_REGS_RC(ctx); }
+                   int kprobe__sys_nothere(struct pt_regs *ctx) { return 0; }
+";
+        let out = translate(src, "p.c", &NoKprobes).unwrap();
+        assert!(out.contains("SEC(\"tracepoint/syscalls/sys_enter_kill\") kprobe__sys_kill("), "{out}");
+        assert!(out.contains("SEC(\"tracepoint/syscalls/sys_exit_kill\") kretprobe__sys_kill("), "{out}");
+        assert!(out.contains("#define PT_REGS_RC(x) (((struct trace_event_raw_sys_exit *)(x))->ret)"), "{out}");
+        assert!(out.contains("int sig = (int)((struct trace_event_raw_sys_enter *)ctx)->args[1];"), "{out}");
+        assert!(out.contains("SEC(\"kprobe\") ret(") && out.contains("SEC(\"tracepoint\") ret__bcc_sys_exit("), "{out}");
+        // A syscall without tracepoints stays a kprobe (whose attach then says why not).
+        assert!(out.contains("SEC(\"kprobe/__x64_sys_nothere\") kprobe__sys_nothere("), "{out}");
+        // The user's lines keep their numbers: each function is preceded by its own #line.
+        assert!(out.contains("#line 4 \"p.c\"\nint SEC(\"tracepoint\") ret__bcc_sys_exit"), "{out}");
+        // With kprobes, `sys_` names the kernel's syscall function.
+        let with = translate(src, "p.c", &Fake).unwrap();
+        assert!(with.contains("SEC(\"kprobe/sys_kill\") kprobe__sys_kill(") && !with.contains("__bcc_sys_"), "{with}");
+    }
+
+    #[test]
+    fn copies_of_kernel_structs_give_way_to_the_kernels_or_become_flavours() {
+        let src = "struct nameidata {\n  struct path path;\n  struct qstr last;\n};\n\
+                   struct nameidata___x;\nstruct mystery_t { int a; };\n";
+        let out = translate(src, "p.c", &NoKprobes).unwrap();
+        let body = out.split_once("#line 1 \"p.c\"\n").unwrap().1;
+        assert_eq!(body.lines().count(), src.lines().count());
+        assert!(body.starts_with("/* struct nameidata: the kernel's, from BTF */\n\n\n\n"), "{body}");
+        assert!(body.contains("struct mystery_t { int a; }"), "{body}");
+    }
+
+    #[test]
+    fn untyped_functions_get_a_copy_for_each_kind() {
+        let out = translate("int on_sample() { return 0; }\n", "p.c", &Fake).unwrap();
+        assert!(out.contains("SEC(\"kprobe\") on_sample()"), "{out}");
+        assert!(out.contains("SEC(\"perf_event\") on_sample__bcc_perf_event()"), "{out}");
+        assert!(out.contains("SEC(\"tracepoint\") on_sample__bcc_tracepoint()"), "{out}");
     }
 
     #[test]

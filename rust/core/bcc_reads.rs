@@ -28,11 +28,12 @@ use crate::core::error::{Error, Result};
 /// The file clang names the source it read from stdin.
 const MAIN_FILE: &str = "<stdin>";
 
-/// Records whose pointers are program contexts or helper results the verifier lets a program
-/// read directly: never rewritten.
+/// Records whose pointers are program contexts (a tracepoint's among them) or helper results the
+/// verifier lets a program read directly: never rewritten.
 fn direct_record(name: &str) -> bool {
     matches!(name, "pt_regs" | "user_pt_regs" | "__sk_buff" | "xdp_md" | "sk_msg_md" | "sk_reuseport_md")
         || name.starts_with("bpf_")
+        || name.starts_with("trace_event_raw_")
 }
 
 /// Where a node begins or ends, as spelled: a byte offset into the main file, or None when it is
@@ -44,9 +45,13 @@ type At = Option<usize>;
 struct Node {
     kind: String,
     cast: String,
+    /// A unary or binary operator's (`*`, `&`, `+`).
+    opcode: String,
     arrow: bool,
-    /// The member's declaration (MemberExpr) or the node's own id.
+    /// The member's declaration (MemberExpr).
     member: String,
+    /// The declaration a DeclRefExpr names.
+    refdecl: String,
     id: String,
     bitfield: bool,
     /// The type, desugared where clang gives both.
@@ -104,9 +109,14 @@ impl Reader {
                 "id" => n.id = sub.as_str().unwrap_or_default().to_string(),
                 "kind" => n.kind = sub.as_str().unwrap_or_default().to_string(),
                 "castKind" => n.cast = sub.as_str().unwrap_or_default().to_string(),
+                "opcode" => n.opcode = sub.as_str().unwrap_or_default().to_string(),
                 "isArrow" => n.arrow = sub.as_bool() == Some(true),
                 "isBitfield" => n.bitfield = sub.as_bool() == Some(true),
                 "referencedMemberDecl" => n.member = sub.as_str().unwrap_or_default().to_string(),
+                "referencedDecl" => {
+                    n.refdecl = sub.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
+                    self.skip(sub);
+                }
                 "type" => {
                     let t = sub.get("desugaredQualType").or_else(|| sub.get("qualType"));
                     n.ty = t.and_then(Value::as_str).unwrap_or_default().to_string();
@@ -170,6 +180,10 @@ fn pointee_record(ty: &str) -> Option<&str> {
 
 struct Rewrite<'a> {
     user_records: &'a HashSet<String>,
+    /// Variables that hold a value read from kernel memory: a pointer among them points into
+    /// the kernel whatever its type says (`my_q = (struct partial *)task->se.cfs_rq`), as BCC
+    /// follows them.
+    kernel_vars: HashSet<String>,
     bitfields: &'a HashSet<String>,
     /// (begin, end) of each load to wrap, and the bitfield loads' (begin, base end, member, end).
     loads: Vec<(usize, usize)>,
@@ -178,20 +192,69 @@ struct Rewrite<'a> {
 
 impl Rewrite<'_> {
     fn kernel_pointer(&self, ty: &str) -> bool {
-        pointee_record(ty).is_some_and(|r| !direct_record(r) && !self.user_records.contains(r))
+        // A CO-RE flavour (`NAME___x`) the program defines is a copy of a kernel struct.
+    pointee_record(ty).is_some_and(|r| !direct_record(r) && (r.contains("___") || !self.user_records.contains(r)))
     }
 
     /// Whether `e` designates kernel memory.
     fn kernel_lvalue(&self, e: &Node) -> bool {
         match e.kind.as_str() {
             "ParenExpr" => e.kids.first().is_some_and(|k| self.kernel_lvalue(k)),
-            "MemberExpr" if e.arrow => e.kids.first().is_some_and(|b| self.kernel_pointer(&b.ty)),
+            "MemberExpr" if e.arrow => e.kids.first().is_some_and(|b| self.kernel_pointer(&b.ty) || self.kernel_value(b)),
             "MemberExpr" => e.kids.first().is_some_and(|k| self.kernel_lvalue(k)),
-            "ArraySubscriptExpr" => e.kids.iter().any(|k| {
-                k.kind == "ImplicitCastExpr" && k.cast == "ArrayToPointerDecay" && k.kids.first().is_some_and(|a| self.kernel_lvalue(a))
-            }),
+            "ArraySubscriptExpr" => e.kids.iter().any(|k| self.points_into_kernel(k)),
+            // `*(&sk->field - 2)`: a dereference of an address computed from a kernel lvalue's.
+            "UnaryOperator" if e.opcode == "*" => e.kids.first().is_some_and(|k| self.points_into_kernel(k)),
             _ => false,
         }
+    }
+
+    /// Whether pointer expression `p` is computed from the address of kernel memory (`&x->f`,
+    /// an array member of a kernel struct, through casts and pointer arithmetic). A pointer
+    /// held in a variable is not followed: where it came from is not in the expression.
+    fn points_into_kernel(&self, p: &Node) -> bool {
+        let first = || p.kids.first();
+        match p.kind.as_str() {
+            "UnaryOperator" if p.opcode == "&" => first().is_some_and(|k| self.kernel_lvalue(k)),
+            "ImplicitCastExpr" if p.cast == "ArrayToPointerDecay" => first().is_some_and(|k| self.kernel_lvalue(k)),
+            "ImplicitCastExpr" if p.cast == "LValueToRValue" => false,
+            "ParenExpr" | "CStyleCastExpr" | "ImplicitCastExpr" => first().is_some_and(|k| self.points_into_kernel(k)),
+            "BinaryOperator" if matches!(p.opcode.as_str(), "+" | "-") => p.kids.iter().any(|k| self.points_into_kernel(k)),
+            _ => false,
+        }
+    }
+
+    /// Whether expression `e` is a value read from kernel memory, or a variable holding one.
+    fn kernel_value(&self, e: &Node) -> bool {
+        match e.kind.as_str() {
+            "ImplicitCastExpr" if e.cast == "LValueToRValue" => e.kids.first().is_some_and(|k| {
+                self.kernel_lvalue(k) || (k.kind == "DeclRefExpr" && self.kernel_vars.contains(&k.refdecl))
+            }),
+            "ParenExpr" | "CStyleCastExpr" | "ImplicitCastExpr" => e.kids.first().is_some_and(|k| self.kernel_value(k)),
+            _ => false,
+        }
+    }
+
+    /// Marks the variables initialised or assigned from kernel values; true if any was new.
+    fn mark(&mut self, n: &Node) -> bool {
+        let mut new = false;
+        match n.kind.as_str() {
+            "VarDecl" if n.kids.last().is_some_and(|init| self.kernel_value(init)) => {
+                new |= self.kernel_vars.insert(n.id.clone());
+            }
+            "BinaryOperator" if n.opcode == "=" => {
+                if let [lhs, rhs] = &n.kids[..] {
+                    if lhs.kind == "DeclRefExpr" && self.kernel_value(rhs) {
+                        new |= self.kernel_vars.insert(lhs.refdecl.clone());
+                    }
+                }
+            }
+            _ => {}
+        }
+        for k in &n.kids {
+            new |= self.mark(k);
+        }
+        new
     }
 
     fn visit(&mut self, n: &Node) {
@@ -260,7 +323,23 @@ pub fn rewrite(src: &str, ast_json: &str) -> Result<String> {
         }
     }
     let user_records: HashSet<String> = crate::core::compile::defined_structs(src).into_iter().collect();
-    let mut rw = Rewrite { user_records: &user_records, bitfields: &bitfields, loads: Vec::new(), bitfield_loads: Vec::new() };
+    let mut rw = Rewrite {
+        user_records: &user_records,
+        kernel_vars: HashSet::new(),
+        bitfields: &bitfields,
+        loads: Vec::new(),
+        bitfield_loads: Vec::new(),
+    };
+    // Until no new variable is found: one may take its value from another.
+    for _ in 0..8 {
+        let mut new = false;
+        for f in &functions {
+            new |= rw.mark(f);
+        }
+        if !new {
+            break;
+        }
+    }
     for f in &functions {
         rw.visit(f);
     }

@@ -186,6 +186,28 @@ pub(crate) fn kernel_btf() -> Result<std::sync::Arc<KernelBtf>> {
     Ok(k)
 }
 
+/// Whether the running kernel's struct (or union) `name` has a member `field`, directly or
+/// through an anonymous struct or union member (as C lets one write it). False when the
+/// kernel has no such struct.
+pub fn kernel_struct_has_field(name: &str, field: &str) -> Result<bool> {
+    Ok(kernel_struct_field(name, field)?.unwrap_or(false))
+}
+
+/// [`kernel_struct_has_field`], None when the kernel has no struct or union `name`.
+pub fn kernel_struct_field(name: &str, field: &str) -> Result<Option<bool>> {
+    fn has(members: &[crate::core::btf::Member], field: &str) -> bool {
+        members.iter().any(|m| {
+            m.name == field
+                || (m.name.is_empty() && matches!(&m.ty, crate::core::btf::TypeDesc::Struct { members, .. } if has(members, field)))
+        })
+    }
+    let k = kernel_btf()?;
+    Ok(match k.parsed.find_struct(name).map(|id| k.parsed.describe(id)) {
+        Some(crate::core::btf::TypeDesc::Struct { members, .. }) => Some(has(&members, field)),
+        _ => None,
+    })
+}
+
 pub(crate) fn boot_id() -> Option<String> {
     fs::read_to_string("/proc/sys/kernel/random/boot_id").ok().map(|s| s.trim().to_string())
 }
@@ -611,6 +633,9 @@ fn base_flags(req: &Request<'_>) -> Vec<String> {
         "-Wno-unused-command-line-argument".into(),
         "-Wno-compare-distinct-pointer-types".into(),
         "-fno-stack-protector".into(),
+        // A call to an undeclared function (a kernel header's inline helper, a typo) is clang's
+        // error on the user's line, not an unresolved extern when the object is opened.
+        "-Werror=implicit-function-declaration".into(),
     ];
     if !req.source.contains("\"license\"") {
         f.push("-DBPFKIT_DEFAULT_LICENSE".into());

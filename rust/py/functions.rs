@@ -129,6 +129,13 @@ pub(crate) fn minimal_vmlinux_h(py: Python<'_>, source: String) -> PyResult<Stri
     py.detach(|| guarded(|| core_compile::minimal_vmlinux_h(&source))).py(py)
 }
 
+/// Whether the running kernel's struct `name` has member `field` (BTF; anonymous members
+/// looked into).
+#[pyfunction]
+pub(crate) fn kernel_struct_has_field(py: Python<'_>, name: &str, field: &str) -> PyResult<bool> {
+    py.detach(|| guarded(|| core_compile::kernel_struct_has_field(name, field))).py(py)
+}
+
 /// Whether `source` is written in BCC's C dialect (see `bcc_translate`).
 #[pyfunction]
 pub(crate) fn is_bcc(source: &str) -> bool {

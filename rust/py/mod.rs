@@ -255,6 +255,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(minimal_vmlinux_h, m)?)?;
     m.add_function(wrap_pyfunction!(is_bcc, m)?)?;
     m.add_function(wrap_pyfunction!(bcc_translate, m)?)?;
+    m.add_function(wrap_pyfunction!(kernel_struct_has_field, m)?)?;
     m.add_function(wrap_pyfunction!(kernel_object_ids, m)?)?;
     m.add_function(wrap_pyfunction!(ensure_mounted, m)?)?;
     m.add_function(wrap_pyfunction!(kprobes_unavailable, m)?)?;

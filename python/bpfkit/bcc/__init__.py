@@ -11,6 +11,7 @@ dialect, is translated to libbpf C on CO-RE (see ``BPF``).
 
 from __future__ import annotations
 
+#: The package's version, as BCC's programs may print it: bpfkit's.
 from bpfkit import (
     BPF,
     DEBUG_BPF,
@@ -26,11 +27,15 @@ from bpfkit import (
     PerfSWConfig,
     PerfType,
     SymbolCache,
+    __version__,  # noqa: E402
 )
 
 from . import containers, syscall, table, usdt, utils
+from .table import PerfEventArray, RingBuf, Table
+from .utils import ArgString, get_online_cpus, printb
 
-__all__ = ["BPF", "USDT", "PerfType", "PerfHWConfig", "PerfSWConfig", "PerfEventSampleFormat", "BPFAttachType",
+__all__ = ["BPF", "USDT", "ArgString", "printb", "get_online_cpus", "Table", "PerfEventArray", "RingBuf",
+           "__version__", "PerfType", "PerfHWConfig", "PerfSWConfig", "PerfEventSampleFormat", "BPFAttachType",
            "BPFProgType", "SymbolCache", "DEBUG_LLVM_IR", "DEBUG_BPF", "DEBUG_PREPROCESSOR", "DEBUG_SOURCE",
            "DEBUG_BPF_REGISTER_STATE", "table", "usdt", "utils", "syscall", "containers"]
 

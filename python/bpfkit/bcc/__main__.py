@@ -32,7 +32,20 @@ def main(argv: list | None = None) -> int:
     install()
     sys.argv = [script, *args[1:]]
     sys.path.insert(0, os.path.dirname(os.path.abspath(script)))
-    runpy.run_path(script, run_name="__main__")
+    from bpfkit import BPFError
+
+    try:
+        runpy.run_path(script, run_name="__main__")
+    except BPFError as e:
+        # What bpfkit refused (a missing kernel feature, a compile or verifier error) in one
+        # line, as bpfkit's own tools report it; the detail (clang's diagnostics, the
+        # verifier's log) follows when there is one.
+        detail = getattr(e, "diagnostics", "") or getattr(e, "verifier_log", "") or ""
+        print(f"{os.path.basename(script)}: error: {str(e).splitlines()[0] if str(e) else type(e).__name__}",
+              file=sys.stderr)
+        if detail and detail.strip() not in str(e):
+            print(detail.rstrip()[-4000:], file=sys.stderr)
+        return 1
     return 0
 
 

@@ -272,6 +272,213 @@
 #ifndef MAX_ERRNO
 #define MAX_ERRNO 4095
 #endif
+
+/* Kernel constants that are macros, so BTF does not carry them (the values are the kernel's;
+ * where an architecture differs, x86-64's and arm64's, which agree). */
+#ifndef NAME_MAX
+#define NAME_MAX 255
+#endif
+#ifndef PATH_MAX
+#define PATH_MAX 4096
+#endif
+#ifndef DISK_NAME_LEN
+#define DISK_NAME_LEN 32
+#endif
+#ifndef IFNAMSIZ
+#define IFNAMSIZ 16
+#endif
+#ifndef TASK_RUNNING
+#define TASK_RUNNING 0x00000000
+#define TASK_INTERRUPTIBLE 0x00000001
+#define TASK_UNINTERRUPTIBLE 0x00000002
+#define __TASK_STOPPED 0x00000004
+#define __TASK_TRACED 0x00000008
+#define EXIT_DEAD 0x00000010
+#define EXIT_ZOMBIE 0x00000020
+#define TASK_PARKED 0x00000040
+#define TASK_DEAD 0x00000080
+#define TASK_WAKEKILL 0x00000100
+#define TASK_WAKING 0x00000200
+#define TASK_NOLOAD 0x00000400
+#define TASK_NEW 0x00000800
+#define TASK_KILLABLE (TASK_WAKEKILL | TASK_UNINTERRUPTIBLE)
+#define TASK_IDLE (TASK_UNINTERRUPTIBLE | TASK_NOLOAD)
+#define TASK_REPORT_MAX 0x00000100
+#endif
+#ifndef PF_EXITING
+#define PF_IDLE 0x00000002
+#define PF_EXITING 0x00000004
+#define PF_WQ_WORKER 0x00000020
+#define PF_FORKNOEXEC 0x00000040
+#define PF_SUPERPRIV 0x00000100
+#define PF_DUMPCORE 0x00000200
+#define PF_SIGNALED 0x00000400
+#define PF_MEMALLOC 0x00000800
+#endif
+#ifndef CLONE_VM
+#define CLONE_VM 0x00000100
+#define CLONE_FS 0x00000200
+#define CLONE_FILES 0x00000400
+#define CLONE_SIGHAND 0x00000800
+#define CLONE_VFORK 0x00004000
+#define CLONE_PARENT 0x00008000
+#define CLONE_THREAD 0x00010000
+#endif
+#ifndef ETH_P_IP
+#define ETH_ALEN 6
+#define ETH_HLEN 14
+#define ETH_P_IP 0x0800
+#define ETH_P_ARP 0x0806
+#define ETH_P_8021Q 0x8100
+#define ETH_P_IPV6 0x86DD
+#endif
+#ifndef O_RDONLY
+#define O_ACCMODE 00000003
+#define O_RDONLY 00000000
+#define O_WRONLY 00000001
+#define O_RDWR 00000002
+#define O_CREAT 00000100
+#define O_EXCL 00000200
+#define O_NOCTTY 00000400
+#define O_TRUNC 00001000
+#define O_APPEND 00002000
+#define O_NONBLOCK 00004000
+#define O_DSYNC 00010000
+#define O_DIRECT 00040000
+#define O_LARGEFILE 00100000
+#define O_DIRECTORY 00200000
+#define O_NOFOLLOW 00400000
+#define O_CLOEXEC 02000000
+#define O_SYNC (__O_SYNC | O_DSYNC)
+#define __O_SYNC 04000000
+#endif
+#ifndef S_IFMT
+#define S_IFMT 00170000
+#define S_IFSOCK 0140000
+#define S_IFLNK 0120000
+#define S_IFREG 0100000
+#define S_IFBLK 0060000
+#define S_IFDIR 0040000
+#define S_IFCHR 0020000
+#define S_IFIFO 0010000
+#define S_ISLNK(m) (((m) & S_IFMT) == S_IFLNK)
+#define S_ISREG(m) (((m) & S_IFMT) == S_IFREG)
+#define S_ISDIR(m) (((m) & S_IFMT) == S_IFDIR)
+#define S_ISCHR(m) (((m) & S_IFMT) == S_IFCHR)
+#define S_ISBLK(m) (((m) & S_IFMT) == S_IFBLK)
+#define S_ISFIFO(m) (((m) & S_IFMT) == S_IFIFO)
+#define S_ISSOCK(m) (((m) & S_IFMT) == S_IFSOCK)
+#endif
+#ifndef MINORBITS
+#define MINORBITS 20
+#define MINORMASK ((1U << MINORBITS) - 1)
+#define MAJOR(dev) ((unsigned int)((dev) >> MINORBITS))
+#define MINOR(dev) ((unsigned int)((dev) & MINORMASK))
+#define MKDEV(ma, mi) (((ma) << MINORBITS) | (mi))
+#endif
+#ifndef FMODE_READ
+#define FMODE_READ 0x1
+#define FMODE_WRITE 0x2
+#define FMODE_EXEC 0x20
+#define FMODE_CREATED 0x100000
+#endif
+#ifndef REQ_OP_BITS
+#define REQ_OP_BITS 8
+#define REQ_OP_MASK ((1 << REQ_OP_BITS) - 1)
+#endif
+#ifndef PAGE_SHIFT
+#define PAGE_SHIFT 12
+#define PAGE_SIZE (1UL << PAGE_SHIFT)
+#endif
+#ifndef NSEC_PER_SEC
+#define NSEC_PER_SEC 1000000000ULL
+#define NSEC_PER_MSEC 1000000ULL
+#define NSEC_PER_USEC 1000ULL
+#define USEC_PER_SEC 1000000ULL
+#define USEC_PER_MSEC 1000ULL
+#define MSEC_PER_SEC 1000ULL
+#endif
+#ifndef SOCK_STREAM
+#define SOCK_STREAM 1
+#define SOCK_DGRAM 2
+#define SOCK_RAW 3
+#endif
+#ifndef SIGKILL
+#define SIGHUP 1
+#define SIGINT 2
+#define SIGQUIT 3
+#define SIGKILL 9
+#define SIGUSR1 10
+#define SIGSEGV 11
+#define SIGUSR2 12
+#define SIGPIPE 13
+#define SIGALRM 14
+#define SIGTERM 15
+#define SIGCHLD 17
+#define SIGCONT 18
+#define SIGSTOP 19
+#endif
 #define lock_xadd(ptr, val) ((void)__sync_fetch_and_add(ptr, val))
+
+/* Kernel annotations that mean nothing to a BPF program. */
+#ifndef __user
+#define __user
+#endif
+#ifndef __kernel
+#define __kernel
+#endif
+#ifndef __iomem
+#define __iomem
+#endif
+#ifndef __percpu
+#define __percpu
+#endif
+#ifndef __rcu
+#define __rcu
+#endif
+#ifndef __force
+#define __force
+#endif
+
+/* TRACEPOINT_PROBE's variable-length fields (`__data_loc`): the low 16 bits of `data_loc_NAME`
+ * are the data's offset in the record, the high 16 its length. */
+#define TP_DATA_LOC_READ_CONST(dst, field, length)                                                    \
+	do {                                                                                          \
+		unsigned short __bcc_off = args->data_loc_##field & 0xFFFF;                           \
+		bpf_probe_read_kernel((void *)(dst), (length), (char *)args + __bcc_off);             \
+	} while (0)
+#define TP_DATA_LOC_READ(dst, field)                                                                  \
+	do {                                                                                          \
+		unsigned short __bcc_off = args->data_loc_##field & 0xFFFF;                           \
+		unsigned short __bcc_len = args->data_loc_##field >> 16;                              \
+		bpf_probe_read_kernel((void *)(dst), __bcc_len, (char *)args + __bcc_off);            \
+	} while (0)
+#define TP_DATA_LOC_READ_STR(dst, field, length)                                                      \
+	do {                                                                                          \
+		unsigned short __bcc_off = args->data_loc_##field & 0xFFFF;                           \
+		bpf_probe_read_kernel_str((void *)(dst), (length), (char *)args + __bcc_off);         \
+	} while (0)
+
+/* The kernel's min() and max(), as BCC's programs use them. */
+#ifndef min
+#define min(a, b) ((a) < (b) ? (a) : (b))
+#endif
+#ifndef max
+#define max(a, b) ((a) > (b) ? (a) : (b))
+#endif
+
+/* Byte order, as BCC's programs spell it (libbpf's bpf_endian.h does the work). */
+#ifndef ntohs
+#define ntohs(x) bpf_ntohs(x)
+#define htons(x) bpf_htons(x)
+#define ntohl(x) bpf_ntohl(x)
+#define htonl(x) bpf_htonl(x)
+#endif
+#define be16_to_cpu(x) bpf_ntohs(x)
+#define be32_to_cpu(x) bpf_ntohl(x)
+#define be64_to_cpu(x) bpf_be64_to_cpu(x)
+#define cpu_to_be16(x) bpf_htons(x)
+#define cpu_to_be32(x) bpf_htonl(x)
+#define cpu_to_be64(x) bpf_cpu_to_be64(x)
 
 #endif /* __BPFKIT_BCC_HELPERS_H__ */
