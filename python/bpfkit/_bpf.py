@@ -233,6 +233,11 @@ class BPF(KernelAttachMixin, UserAttachMixin, NetAttachMixin):
             source = _source_text(text if isinstance(text, (str, bytes)) else _s(text), display)
         elif src_file:
             path = _path(src_file)
+            if not os.path.isabs(path) and not os.path.exists(path) and sys.argv and sys.argv[0]:
+                # As BCC: a relative src_file is also looked for beside the running script.
+                beside = os.path.join(os.path.dirname(os.path.abspath(sys.argv[0])), path)
+                if os.path.exists(beside):
+                    path = beside
             display = _display(path)
             source = _source_text(_read_source(path, "src_file"), display)
             src_dir = os.path.dirname(os.path.realpath(path))
@@ -535,6 +540,13 @@ class BPF(KernelAttachMixin, UserAttachMixin, NetAttachMixin):
         """The record type of an event map, when the source makes it unambiguous: the one struct
         the source defines that is neither a map's key or value nor a part of another struct.
         The structs are those the compiler's scanner finds (it also anchors them in BTF)."""
+        # A BCC program's translation names the struct each event map's calls submit.
+        marked = f"/* bpfkit-record {table} "
+        for line in self._source.splitlines()[::-1]:
+            if line.startswith(marked) and self._obj.find_struct(line[len(marked):-3]) is not None:
+                return line[len(marked):-3]
+            if not line.startswith("/* bpfkit-record "):
+                break
         # (tracepoint__cat__event: the `args` of a BCC TRACEPOINT_PROBE, a context, not a record)
         defined = [n for n in _native.defined_structs(self._source)
                    if self._obj.find_struct(n) is not None and not n.startswith("tracepoint__")]
@@ -613,7 +625,7 @@ class BPF(KernelAttachMixin, UserAttachMixin, NetAttachMixin):
                 r"^\s*(?P<task>.+?)-(?P<pid>\d+)\s+(?:\(\s*[-\d]+\)\s+)?\[(?P<cpu>\d+)\]\s+(?P<flags>\S+)\s+"
                 r"(?P<ts>\d+\.\d+):\s+(?:[^:]+:\s)?(?P<msg>.*)$")
         while True:
-            line = self.trace_readline(nonblocking, timeout)
+            line = BPF.trace_readline(self, nonblocking, timeout)
             if line is None:
                 return None
             m = BPF._TRACE_RE.match(line)
@@ -626,12 +638,12 @@ class BPF(KernelAttachMixin, UserAttachMixin, NetAttachMixin):
         try:
             while True:
                 if fmt:
-                    fields = self.trace_fields()
+                    fields = BPF.trace_fields(self)
                     if fields is None:
                         continue
                     print(fmt.format(*fields), flush=True)
                 else:
-                    print(self.trace_readline(), flush=True)
+                    print(BPF.trace_readline(self), flush=True)
         except KeyboardInterrupt:
             pass
 

@@ -590,6 +590,8 @@ pub fn translate(src: &str, display: &str, kernel: &dyn Kernel) -> Result<String
     // Edits: (start, end, replacement), applied back to front.
     let mut edits: Vec<(usize, usize, String)> = Vec::new();
     let mut flavoured: HashSet<&str> = HashSet::new();
+    // (event map, struct it carries), from its perf_submit/ringbuf_output/ringbuf_reserve calls.
+    let mut records: Vec<(String, String)> = Vec::new();
     let mut structs: Vec<String> = Vec::new();
     let mut made: HashSet<String> = HashSet::new();
     let mut tracepoint_struct = |cat: &str, ev: &str, line: usize| -> Result<()> {
@@ -672,6 +674,9 @@ pub fn translate(src: &str, display: &str, kernel: &dyn Kernel) -> Result<String
                 }
                 let empty = is(i + 4, ")");
                 edits.push((t.start, toks[i + 3].end, format!("__bcc_m_{method}(&{name}{}", if empty { "" } else { ", " })));
+                if let Some(r) = submitted_record(&toks, src, i, method) {
+                    records.push((name.to_string(), r));
+                }
                 i += 3;
             }
             (Kind::Ident, name)
@@ -742,7 +747,14 @@ pub fn translate(src: &str, display: &str, kernel: &dyn Kernel) -> Result<String
         head.push_str(s);
     }
     head.push_str(&format!("#line 1 \"{}\"\n", display.replace('\\', "\\\\").replace('"', "\\\"")));
-    Ok(head + &out)
+    // The record each event map carries, for its Python side (`event()`, as BCC gives it).
+    records.sort();
+    records.dedup();
+    let mut tail = String::new();
+    for (map, rec) in records {
+        tail.push_str(&format!("\n/* bpfkit-record {map} {rec} */"));
+    }
+    Ok(head + &out + &tail)
 }
 
 
@@ -916,6 +928,31 @@ fn register_arguments(toks: &[Tok], src: &str, open: usize, close: usize, regs_f
     }
     let _ = close;
     Some((format!("({first})"), body))
+}
+
+/// The struct an event map's call at token `at` (`name.method(...)`) submits, when the source
+/// says it plainly: `perf_submit(ctx, &v, ...)` or `ringbuf_output(&v, ...)` of a variable
+/// declared `struct T v`, or `struct T *p = name.ringbuf_reserve(...)`.
+fn submitted_record(toks: &[Tok], src: &str, at: usize, method: &str) -> Option<String> {
+    let text = |i: usize| &src[toks[i].start..toks[i].end];
+    if method == "ringbuf_reserve" {
+        // `struct T * p = name.ringbuf_reserve(`
+        let (eq, var, star, ty, kw) = (at.checked_sub(1)?, at.checked_sub(2)?, at.checked_sub(3)?, at.checked_sub(4)?, at.checked_sub(5)?);
+        return (text(eq) == "=" && toks[var].kind == Kind::Ident && text(star) == "*" && text(kw) == "struct")
+            .then(|| text(ty).to_string());
+    }
+    let arg = match method {
+        "perf_submit" | "perf_submit_skb" => 1,
+        "ringbuf_output" => 0,
+        _ => return None,
+    };
+    let &(s, e) = split_args(toks, src, at + 3).get(arg)?;
+    let var = src[s..e].trim().strip_prefix('&')?.trim();
+    if !var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return None;
+    }
+    // The nearest declaration before the call: `struct T var`.
+    (2..at).rev().find(|&j| text(j) == var && text(j - 2) == "struct" && toks[j - 1].kind == Kind::Ident).map(|j| text(j - 1).to_string())
 }
 
 /// The member names a struct definition declares between its braces (tokens `open`, `close`),
