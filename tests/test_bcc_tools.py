@@ -129,7 +129,7 @@ def test_tcplife_reports_the_bytes_each_end_sent_and_received():
     assert float(client[0][8]) > 0 and float(server[0][8]) > 0
 
 
-def test_runqlat_histogram_has_the_childs_waits(busy_cpu):
+def test_runqlat_histogram_has_the_childs_waits(busy_cpu):  # noqa: F811 (the fixture imported above)
     """runqlat -p (its sched_wakeup/sched_switch probes, raw tracepoints here): a child that sleeps
     20 times on a CPU shared with a busy loop waits on the run queue after each wakeup, and the
     kernel's own sum of those waits (/proc/PID/schedstat) lies within the histogram's bounds."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-#: The package's version, as BCC's programs may print it: bpfkit's.
 from bpfkit import BPF as _BPF
 from bpfkit import (
     DEBUG_BPF,
@@ -29,9 +28,12 @@ from bpfkit import (
     PerfSWConfig,
     PerfType,
     SymbolCache,
-    __version__,  # noqa: E402
+    __version__,  # the package's version, as BCC's programs may print it: bpfkit's
 )
 
+from . import containers, syscall, table, usdt, utils
+from .table import PerfEventArray, RingBuf, Table
+from .utils import ArgString, get_online_cpus, printb
 
 
 class BPF(_BPF):
@@ -77,9 +79,6 @@ class BPF(_BPF):
         return _BPF.sym(addr, pid, show_module, show_offset, demangle).encode()
 
 
-from . import containers, syscall, table, usdt, utils  # noqa: E402
-from .table import PerfEventArray, RingBuf, Table
-from .utils import ArgString, get_online_cpus, printb
 
 __all__ = ["BPF", "USDT", "ArgString", "printb", "get_online_cpus", "Table", "PerfEventArray", "RingBuf",
            "__version__", "PerfType", "PerfHWConfig", "PerfSWConfig", "PerfEventSampleFormat", "BPFAttachType",
