@@ -212,3 +212,21 @@ def test_sync_timing_reports_the_gap_between_two_syncs():
     out = stop(p)
     gaps = [int(m) for m in re.findall(r"multiple syncs detected, last (\d+) ms ago", out)]
     assert len(gaps) == 1 and 250 <= gaps[0] < 1000, out
+
+
+def test_opensnoop_reports_the_fd_and_errno_of_each_open(tmp_path):
+    """opensnoop -p (its syscall kprobes on open/openat, syscall tracepoints here; the path read
+    from user memory): an open that succeeds shows its fd, one that fails its errno."""
+    marker = tmp_path / "bpfkit-opensnoop-marker"
+    missing = tmp_path / "bpfkit-opensnoop-missing"
+    p = start("opensnoop", "-p", str(PID), header=r"^PID\s+COMM\s+FD\s+ERR\s+PATH")
+    fd = os.open(marker, os.O_CREAT | os.O_WRONLY, 0o600)
+    os.close(fd)
+    try:
+        os.open(missing, os.O_RDONLY)
+    except FileNotFoundError:
+        pass
+    out = stop(p)
+    rows = {r[-1]: r for r in (line.split() for line in out.splitlines()) if r and r[-1].startswith(str(tmp_path))}
+    assert rows[str(marker)][:1] + rows[str(marker)][2:4] == [str(PID), str(fd), "0"], out
+    assert rows[str(missing)][:1] + rows[str(missing)][2:4] == [str(PID), "-1", "2"], out

@@ -332,7 +332,7 @@ class KernelAttachMixin(AttachBase):
         such a case: the caller attaches a kprobe, or says why it cannot."""
         if not event or _native.kprobes_unavailable() is None:
             return False
-        prefix = self.get_syscall_prefix()
+        prefix = _s(self.get_syscall_prefix())
         name = event[len(prefix):] if event.startswith(prefix) else (event[4:] if event.startswith("sys_") else "")
         if not name:
             return False

@@ -65,11 +65,13 @@ struct Node {
 
 /// Reads clang's JSON, keeping track of the file each location is in: clang names a location's
 /// file only when it differs from the previous location's, in document order.
-struct Reader {
+struct Reader<'s> {
     last_file: String,
+    /// The source clang read (the main file).
+    src: &'s str,
 }
 
-impl Reader {
+impl Reader<'_> {
     /// A bare location object (`{"offset": .., "file": .., "tokLen": ..}`).
     fn bare(&mut self, v: &Value) -> (Option<usize>, usize, bool) {
         if let Some(f) = v.get("file").and_then(Value::as_str) {
@@ -82,19 +84,29 @@ impl Reader {
     }
 
     /// A location: bare, or a macro's (`spellingLoc` and `expansionLoc`). A location inside a
-    /// macro counts only when it is spelled in a macro argument in the main file.
+    /// macro counts when it is spelled in a macro argument in the main file, or when the macro
+    /// is an object-like one used in the main file (`inet->inet_rcv_saddr`, whose member is
+    /// the kernel's `#define inet_rcv_saddr sk.__sk_common.skc_rcv_saddr`): then it is the
+    /// macro's name, which the rewrite may wrap whole.
     fn location(&mut self, v: &Value) -> (At, usize) {
         let Some(obj) = v.as_object() else { return (None, 0) };
         if obj.contains_key("spellingLoc") || obj.contains_key("expansionLoc") {
             let (mut spelled, mut len, mut arg) = (None, 0, false);
+            let (mut expanded, mut expanded_len) = (None, 0);
             for (k, sub) in obj {
                 match k.as_str() {
                     "spellingLoc" => (spelled, len, _) = self.bare(sub),
-                    "expansionLoc" => arg = self.bare(sub).2,
+                    "expansionLoc" => (expanded, expanded_len, arg) = self.bare(sub),
                     _ => {}
                 }
             }
-            return (spelled.filter(|_| arg), len);
+            if arg {
+                return (spelled, len);
+            }
+            let object_like = expanded.is_some_and(|at| {
+                self.src.get(at + expanded_len..).is_some_and(|rest| !rest.trim_start().starts_with('('))
+            });
+            return if object_like { (expanded, expanded_len) } else { (None, 0) };
         }
         let (off, len, _) = self.bare(v);
         (off, len)
@@ -305,7 +317,7 @@ pub fn rewrite(src: &str, ast_json: &str) -> Result<String> {
         None => Vec::new(),
     };
     let mut bitfields = HashSet::new();
-    let mut reader = Reader { last_file: String::new() };
+    let mut reader = Reader { last_file: String::new(), src };
     let mut functions = Vec::new();
     for decl in inner {
         let text = decl.get();

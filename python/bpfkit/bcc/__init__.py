@@ -65,7 +65,12 @@ class BPF(_BPF):
     @classmethod
     def get_syscall_fnname(cls, name: Any) -> bytes:  # type: ignore[override]
         """The kernel function of syscall ``name``, as bytes (BCC's)."""
-        return _BPF.get_syscall_fnname(name).encode()
+        return _BPF.get_syscall_prefix().encode() + (name if isinstance(name, bytes) else str(name).encode())
+
+    @staticmethod
+    def get_syscall_prefix() -> bytes:  # type: ignore[override]
+        """The prefix of this kernel's syscall functions, as bytes (BCC's)."""
+        return _BPF.get_syscall_prefix().encode()
 
     @staticmethod
     def ksym(addr: int, show_module: bool = False, show_offset: bool = False) -> bytes:  # type: ignore[override]
