@@ -348,3 +348,36 @@ int kretprobe__sys_getppid(struct pt_regs *ctx) {
             os.getppid()
         assert b["calls"][ct.c_uint32(PID)].value == 3
         assert b["rets"][ct.c_uint32(PID)].value == 3 * os.getppid()
+
+
+def test_table_pinned_is_pinned_where_asked_and_shared_by_the_next_program(tmp_path):
+    """BPF_TABLE_PINNED: the table is pinned at the program's path and stays pinned after
+    close (as the program asked); a second program with the same declaration uses the pinned
+    map, so it sees what the first counted. BPF_ARRAY_OF_MAPS names its inner map by string."""
+    path = f"/sys/fs/bpf/bpfkit-test-{uuid.uuid4().hex[:12]}"
+    src = r"""
+BPF_TABLE_PINNED("hash", u32, u64, counts, 64, "PATH");
+BPF_ARRAY(inner, u64, 4);
+BPF_ARRAY_OF_MAPS(outer, "inner", 2);
+TRACEPOINT_PROBE(syscalls, sys_enter_getppid)
+{
+    u32 pid = bpf_get_current_pid_tgid() >> 32;
+    if (pid == TARGET)
+        counts.increment(pid);
+    return 0;
+}
+""".replace("PATH", path)
+    try:
+        with BPF(text=src, cflags=[f"-DTARGET={PID}"]) as b:
+            for _ in range(4):
+                os.getppid()
+            assert b["counts"][ct.c_uint32(PID)].value == 4
+            b["outer"][1] = b["inner"]  # an array of maps whose values are maps like `inner`
+            assert [k.value for k, _ in b["outer"].items()] == [1]
+        assert os.path.exists(path), "the pin stays after close"
+        with BPF(text=src, cflags=[f"-DTARGET={PID}"]) as b:
+            os.getppid()
+            assert b["counts"][ct.c_uint32(PID)].value == 5, "the second program uses the pinned map"
+    finally:
+        if os.path.exists(path):
+            os.unlink(path)

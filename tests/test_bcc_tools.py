@@ -12,6 +12,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from .test_tools_sched import busy_cpu  # noqa: F401 (a fixture)
 
 PID = os.getpid()
@@ -65,6 +67,7 @@ def stop(p: subprocess.Popen, settle: float = 0.3) -> str:
     return out
 
 
+@pytest.mark.kernels  # in kernels with kprobes, the syscall kprobes themselves
 def test_killsnoop_reports_each_kill_with_its_signal_target_and_result():
     """killsnoop's syscall__kill (entry, the syscall's arguments) and its kretprobe on the same
     syscall function (the result) run as sys_enter_kill and sys_exit_kill here: a kill that
@@ -214,6 +217,7 @@ def test_sync_timing_reports_the_gap_between_two_syncs():
     assert len(gaps) == 1 and 250 <= gaps[0] < 1000, out
 
 
+@pytest.mark.kernels
 def test_opensnoop_reports_the_fd_and_errno_of_each_open(tmp_path):
     """opensnoop -p (its syscall kprobes on open/openat, syscall tracepoints here; the path read
     from user memory): an open that succeeds shows its fd, one that fails its errno."""

@@ -52,6 +52,19 @@ def _path(p: StrPath) -> str:
     return os.fsdecode(p) if isinstance(p, bytes) else os.fspath(p)
 
 
+def _pins(source: str) -> list:
+    """``[(table, path)]`` of a BCC program's BPF_TABLE_PINNED tables, as its translation lists
+    them at its end (``/* bpfkit-pin NAME PATH */``)."""
+    out = []
+    for line in source[-4096:].splitlines()[::-1]:
+        if line.startswith("/* bpfkit-pin ") and line.endswith(" */"):
+            name, _, path = line[len("/* bpfkit-pin "):-3].partition(" ")
+            out.append((name, path))
+        elif not line.startswith("/* bpfkit-record "):
+            break
+    return out[::-1]
+
+
 def _display(path: str) -> str:
     """A path as text for messages, whatever bytes it holds."""
     return os.fsencode(path).decode("utf-8", "backslashreplace")
@@ -270,6 +283,11 @@ class BPF(KernelAttachMixin, UserAttachMixin, NetAttachMixin):
         log_level = 2 if debug & DEBUG_BPF_REGISTER_STATE else (1 if debug & DEBUG_BPF else 0)
         load_args = dict(name=name or "bpfkit", consts=list((consts or {}).items()), log_level=log_level,
                          cache_dir=_s(cache_dir) if cache_dir else None)
+        pins = _pins(source)
+        if pins:
+            # BCC's BPF_TABLE_PINNED: maps pinned where the program says, on the BPF file system.
+            _native.ensure_mounted("bpffs")
+            load_args["pins"] = pins
         #: for each fallback ladder, keyed by its first program: the program chosen and
         #: ``[(program, why not)]`` for the alternatives passed over.
         self.alternatives: dict[str, Alternative] = {}
@@ -545,7 +563,7 @@ class BPF(KernelAttachMixin, UserAttachMixin, NetAttachMixin):
         for line in self._source.splitlines()[::-1]:
             if line.startswith(marked) and self._obj.find_struct(line[len(marked):-3]) is not None:
                 return line[len(marked):-3]
-            if not line.startswith("/* bpfkit-record "):
+            if not line.startswith("/* bpfkit-"):
                 break
         # (tracepoint__cat__event: the `args` of a BCC TRACEPOINT_PROBE, a context, not a record)
         defined = [n for n in _native.defined_structs(self._source)

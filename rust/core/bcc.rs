@@ -137,6 +137,9 @@ fn skip_block_comment(b: &[u8], mut i: usize, line: &mut usize) -> usize {
 
 /// The BCC map declarations: macro name and the position of the map's name among its arguments.
 const MAP_MACROS: &[(&str, usize)] = &[
+    ("BPF_TABLE_PINNED", 3),
+    ("BPF_ARRAY_OF_MAPS", 0),
+    ("BPF_HASH_OF_MAPS", 0),
     ("BPF_HASH", 0),
     ("BPF_ARRAY", 0),
     ("BPF_HISTOGRAM", 0),
@@ -592,6 +595,8 @@ pub fn translate(src: &str, display: &str, kernel: &dyn Kernel) -> Result<String
     let mut flavoured: HashSet<&str> = HashSet::new();
     // (event map, struct it carries), from its perf_submit/ringbuf_output/ringbuf_reserve calls.
     let mut records: Vec<(String, String)> = Vec::new();
+    // (table, path) of each BPF_TABLE_PINNED.
+    let mut pins: Vec<(String, String)> = Vec::new();
     let mut structs: Vec<String> = Vec::new();
     let mut made: HashSet<String> = HashSet::new();
     let mut tracepoint_struct = |cat: &str, ev: &str, line: usize| -> Result<()> {
@@ -647,6 +652,34 @@ pub fn translate(src: &str, display: &str, kernel: &dyn Kernel) -> Result<String
                     return Err(fail(display, t.line, format!("{}(\"{kind}\", ...): bpfkit has no \"{kind}\" table (it has {})", text(i), TABLE_KINDS.join(", "))));
                 }
                 edits.push((toks[i + 2].start, toks[i + 2].end, kind.to_string()));
+            }
+            (Kind::Ident, "BPF_TABLE_PINNED") if is(i + 1, "(") => {
+                // BPF_TABLE_PINNED("kind", key, leaf, name, max, "/sys/fs/bpf/path"): a table
+                // pinned where the program says (its Python side passes the path to the loader).
+                let args = split_args(&toks, src, i + 1);
+                let arg = |n: usize| args.get(n).map(|&(s, e)| src[s..e].trim());
+                let (Some(kind), Some(name), Some(path)) = (arg(0), arg(3), arg(5)) else {
+                    return Err(fail(display, t.line, "BPF_TABLE_PINNED takes (\"kind\", key, leaf, name, max_entries, \"path\")".into()));
+                };
+                let kind = kind.trim_matches('"');
+                if !TABLE_KINDS.contains(&kind) || !path.starts_with('"') || path.contains('\\') {
+                    return Err(fail(display, t.line, format!("BPF_TABLE_PINNED: a table kind ({}) and a path in quotes", TABLE_KINDS.join(", "))));
+                }
+                let close = matching(&toks, src, i + 1).unwrap_or(i + 1);
+                let (k, l, m) = (arg(1).unwrap_or("u64"), arg(2).unwrap_or("u64"), arg(4).unwrap_or("10240"));
+                edits.push((t.start, toks[close].end, format!("BPF_TABLE({kind}, {k}, {l}, {name}, {m})")));
+                pins.push((name.to_string(), path.trim_matches('"').to_string()));
+                i = close;
+            }
+            (Kind::Ident, "BPF_ARRAY_OF_MAPS" | "BPF_HASH_OF_MAPS") if is(i + 1, "(") => {
+                // The inner map is named by a string: its definition's type is the inner type.
+                for &(s, e) in &split_args(&toks, src, i + 1) {
+                    let a = src[s..e].trim();
+                    if a.len() >= 2 && a.starts_with('"') && a.ends_with('"') {
+                        let at = s + (src[s..e].len() - src[s..e].trim_start().len());
+                        edits.push((at, at + a.len(), a.trim_matches('"').to_string()));
+                    }
+                }
             }
             (Kind::Ident, "BPF_HISTOGRAM") if is(i + 1, "(") => {
                 let args = split_args(&toks, src, i + 1);
@@ -753,6 +786,9 @@ pub fn translate(src: &str, display: &str, kernel: &dyn Kernel) -> Result<String
     let mut tail = String::new();
     for (map, rec) in records {
         tail.push_str(&format!("\n/* bpfkit-record {map} {rec} */"));
+    }
+    for (map, path) in pins {
+        tail.push_str(&format!("\n/* bpfkit-pin {map} {path} */"));
     }
     Ok(head + &out + &tail)
 }

@@ -418,9 +418,30 @@ fn with_local_headers(src: &str, source_dir: Option<&Path>) -> String {
     out
 }
 
+/// The last minimal headers made in this process, by the names they were made for: a BCC
+/// program's AST pass and its compile ask for the same one.
+static MINIMAL_MEMO: Lazy<Mutex<Vec<(Vec<String>, std::sync::Arc<String>)>>> = Lazy::new(|| Mutex::new(Vec::new()));
+
 fn minimal_vmlinux_h_with(src: &str, extra: &HashSet<String>) -> Result<String> {
+    let (plain, tagged) = scan_identifiers(src);
+    let mut names: Vec<String> = plain.iter().map(|p| format!(" {p}")).chain(tagged.iter().chain(extra.iter()).map(|t| format!("*{t}"))).collect();
+    names.sort_unstable();
+    names.dedup();
+    if let Some(hit) = MINIMAL_MEMO.lock().ok().and_then(|m| m.iter().find(|(n, _)| *n == names).map(|(_, h)| h.clone())) {
+        return Ok((*hit).clone());
+    }
+    let header = minimal_vmlinux_h_for(plain, tagged, extra)?;
+    if let Ok(mut m) = MINIMAL_MEMO.lock() {
+        if m.len() >= 4 {
+            m.remove(0);
+        }
+        m.push((names, std::sync::Arc::new(header.clone())));
+    }
+    Ok(header)
+}
+
+fn minimal_vmlinux_h_for(mut plain: HashSet<String>, mut tagged: HashSet<String>, extra: &HashSet<String>) -> Result<String> {
     let k = kernel_btf()?;
-    let (mut plain, mut tagged) = scan_identifiers(src);
     tagged.extend(extra.iter().cloned());
     plain.extend(BASE_PLAIN.iter().map(|s| s.to_string()));
     tagged.extend(BASE_TAGGED.iter().map(|s| s.to_string()));

@@ -54,6 +54,10 @@ pub struct LoadOptions {
     pub whole_kernel_btf: bool,
     /// The cache directory to keep that subset in (the default cache when `None`).
     pub cache_dir: Option<std::path::PathBuf>,
+    /// `(map, path)`: maps pinned at a path of the program's choosing (BCC's
+    /// `BPF_TABLE_PINNED`): a map already pinned there is used, else the new one is pinned
+    /// there, and stays pinned after close, as the program asked.
+    pub pins: Vec<(String, String)>,
 }
 
 struct Loaded {
@@ -134,6 +138,10 @@ impl BpfObject {
             if !ok {
                 return Err(Error::Value(format!("cannot set global `{var}` before load")));
             }
+        }
+        for (map, path) in &opts.pins {
+            let m = obj.maps().into_iter().find(|m| m.name() == *map).ok_or_else(|| Error::Value(format!("no map named `{map}` to pin")))?;
+            m.set_pin_path(path).map_err(Error::from)?;
         }
         for prog in &opts.autoload_off {
             let p = obj.program(prog).ok_or_else(|| Error::Value(format!("no program named `{prog}`")))?;

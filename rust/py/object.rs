@@ -120,7 +120,7 @@ pub(crate) struct PyBpfObject {
 impl PyBpfObject {
     /// Opens an ELF object, sets `consts`, and loads it. Releases the GIL.
     #[staticmethod]
-    #[pyo3(signature = (data, *, name = "bpfkit".to_string(), consts = Vec::new(), log_level = 0, autoload_off = Vec::new(), whole_kernel_btf = false, cache_dir = None))]
+    #[pyo3(signature = (data, *, name = "bpfkit".to_string(), consts = Vec::new(), log_level = 0, autoload_off = Vec::new(), whole_kernel_btf = false, cache_dir = None, pins = Vec::new()))]
     #[allow(clippy::too_many_arguments)]
     fn load(
         py: Python<'_>,
@@ -131,6 +131,7 @@ impl PyBpfObject {
         autoload_off: Vec<String>,
         whole_kernel_btf: bool,
         cache_dir: Option<std::path::PathBuf>,
+        pins: Vec<(String, String)>,
     ) -> PyResult<Self> {
         let mut cv = Vec::with_capacity(consts.len());
         for (k, v) in consts {
@@ -148,7 +149,7 @@ impl PyBpfObject {
             };
             cv.push((k, val));
         }
-        let opts = LoadOptions { name, consts: cv, log_level, autoload_off, whole_kernel_btf, cache_dir };
+        let opts = LoadOptions { name, consts: cv, log_level, autoload_off, whole_kernel_btf, cache_dir, pins };
         let r = py.detach(|| guarded(|| BpfObject::load(&data, &opts)));
         let inner = r.py(py)?;
         Ok(PyBpfObject { inner })

@@ -594,6 +594,15 @@ impl<'a> Map<'a> {
         Some(out)
     }
 
+    /// Pins the map at `path` when the object loads, or, if a compatible map is pinned there
+    /// already, uses that one instead of creating it (before load only).
+    pub fn set_pin_path(&self, path: &str) -> Result<(), Failure> {
+        let c = cstring(path, "pin path")?;
+        // SAFETY: the map is live for 'a; libbpf copies the path.
+        let ret = unsafe { lb::bpf_map__set_pin_path(self.ptr.as_ptr(), c.as_ptr()) };
+        check(ret, || format!("setting the pin path of map `{}` to {path}", self.name())).map(drop)
+    }
+
     /// Writes bytes at `offset` of a data-section map's contents (see [`Map::read_data`]).
     /// Returns false when the memory is not writable here: after load, a read-only map
     /// (`.rodata`, `BPF_F_RDONLY_PROG`) is mapped read-only, so it is refused, never written.

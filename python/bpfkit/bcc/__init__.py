@@ -31,7 +31,7 @@ from bpfkit import (
     __version__,  # the package's version, as BCC's programs may print it: bpfkit's
 )
 
-from . import containers, syscall, table, usdt, utils
+from . import containers, syscall, table, tcp, usdt, utils
 from .table import PerfEventArray, RingBuf, Table
 from .utils import ArgString, get_online_cpus, printb
 
@@ -88,7 +88,7 @@ class BPF(_BPF):
 __all__ = ["BPF", "USDT", "ArgString", "printb", "get_online_cpus", "Table", "PerfEventArray", "RingBuf",
            "__version__", "PerfType", "PerfHWConfig", "PerfSWConfig", "PerfEventSampleFormat", "BPFAttachType",
            "BPFProgType", "SymbolCache", "DEBUG_LLVM_IR", "DEBUG_BPF", "DEBUG_PREPROCESSOR", "DEBUG_SOURCE",
-           "DEBUG_BPF_REGISTER_STATE", "table", "usdt", "utils", "syscall", "containers"]
+           "DEBUG_BPF_REGISTER_STATE", "table", "usdt", "utils", "syscall", "containers", "tcp"]
 
 #: The submodules a BCC program may import, as ``bcc.<name>``.
-SUBMODULES = ("table", "usdt", "utils", "syscall", "containers")
+SUBMODULES = ("table", "usdt", "utils", "syscall", "containers", "tcp")

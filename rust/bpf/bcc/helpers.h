@@ -73,6 +73,25 @@
 #define __BCC_TABLE_queue(k, l, n, m, f) __BCC_MAP_VALUES(BPF_MAP_TYPE_QUEUE, l, n, m, f)
 #define __BCC_TABLE_stack(k, l, n, m, f) __BCC_MAP_VALUES(BPF_MAP_TYPE_STACK, l, n, m, f)
 
+/* BPF_ARRAY_OF_MAPS(name, "inner", size), BPF_HASH_OF_MAPS(name[, key = int], "inner", size): the
+ * translator unquotes the inner map's name; its definition gives the inner maps' type. */
+#define BPF_ARRAY_OF_MAPS(_name, _inner, _max)                                                       \
+	struct {                                                                                      \
+		__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);                                             \
+		__uint(max_entries, _max);                                                            \
+		__type(key, int);                                                                     \
+		__array(values, __typeof__(_inner));                                                  \
+	} _name SEC(".maps")
+#define BPF_HASH_OF_MAPS(...) __BCC_SEL(__VA_ARGS__, , __BCC_HOM4, __BCC_HOM3, , )(__VA_ARGS__)
+#define __BCC_HOM3(_name, _inner, _max) __BCC_HOM4(_name, int, _inner, _max)
+#define __BCC_HOM4(_name, _key, _inner, _max)                                                        \
+	struct {                                                                                      \
+		__uint(type, BPF_MAP_TYPE_HASH_OF_MAPS);                                              \
+		__uint(max_entries, _max);                                                            \
+		__type(key, _key);                                                                    \
+		__array(values, __typeof__(_inner));                                                  \
+	} _name SEC(".maps")
+
 /* BPF_HASH(name[, key = u64[, leaf = u64[, size = 10240]]]) */
 #define BPF_HASH(...) __BCC_SEL(__VA_ARGS__, , __BCC_HASH4, __BCC_HASH3, __BCC_HASH2, __BCC_HASH1)(__VA_ARGS__)
 #define __BCC_HASH1(n) __BCC_MAP(BPF_MAP_TYPE_HASH, u64, u64, n, 10240, 0)
