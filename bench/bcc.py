@@ -23,7 +23,6 @@ task: implicit kernel reads, which bpfkit finds in clang's AST and BCC in its ow
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import sys
@@ -33,7 +32,7 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import BCC_PROBE, PROBE, SYS_PY, VENV_PY, bcc_env, have_bcc, med, timed_child  # noqa: E402
+from run import BCC_PROBE, PROBE, SYS_PY, VENV_PY, bcc_env, bench_args, have_bcc, med, timed_child  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 
@@ -120,11 +119,8 @@ def bench(runs: int) -> dict:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--runs", type=int, default=7)
-    args = ap.parse_args()
-    if os.geteuid() != 0:
-        print("run as root", file=sys.stderr)
+    args = bench_args(__doc__)
+    if args is None:
         return 1
     res = bench(args.runs)
     rows = ["translate + compile, empty cache", "translate + compile, new program", "cold BPF()", "warm BPF()",

@@ -226,12 +226,21 @@ def bench_opensnoop(runs: int) -> dict:
     return res
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def bench_args(doc: str | None) -> argparse.Namespace | None:
+    """A benchmark's command line (``--runs N``, default 7); None, having said why, when not
+    run as root."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=7)
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("run as root", file=sys.stderr)
+        return None
+    return args
+
+
+def main() -> int:
+    args = bench_args(__doc__)
+    if args is None:
         return 1
     lines = [f"Measured {time.strftime('%Y-%m-%d')} on {os.uname().release}, {os.cpu_count()} CPUs; "
              f"median of {args.runs} runs (`make bench`).", ""]

@@ -18,6 +18,9 @@ from .test_tools_sched import busy_cpu  # noqa: F401 (a fixture)
 
 PID = os.getpid()
 SBIN = "/usr/sbin"
+# BCC's programs print with print(): into a pipe, Python holds their lines until its buffer
+# fills unless told otherwise (as BCC's own tools would be run into a pipe).
+UNBUFFERED = dict(os.environ, PYTHONUNBUFFERED="1")
 
 
 def tool(name: str) -> str:
@@ -33,7 +36,7 @@ def waiting(p: subprocess.Popen, timeout: float = 10) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with open(f"/proc/{p.pid}/wchan") as f:
-            if re.search(r"epoll|nanosleep|poll_schedule|do_select|futex", f.read()):
+            if re.search(r"epoll|nanosleep|poll_schedule|do_select", f.read()):
                 return
         time.sleep(0.01)
     raise AssertionError("the tool never waited for events")
@@ -43,7 +46,7 @@ def start(name: str, *args: str, header: str) -> subprocess.Popen:
     """Starts BCC's tool ``name`` through bpfkit, waits for the line matching ``header``, then
     until the tool waits for events."""
     p = subprocess.Popen([sys.executable, "-m", "bpfkit.bcc", tool(name), *args], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+                         stderr=subprocess.PIPE, text=True, env=UNBUFFERED)
     assert p.stdout is not None
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -165,7 +168,7 @@ def example(path: str, header: str) -> subprocess.Popen:
     script = f"{EXAMPLES}/{path}"
     assert os.path.exists(script), "make deps installs bpfcc-tools (APT_TEST), whose examples these are"
     p = subprocess.Popen([sys.executable, "-m", "bpfkit.bcc", script], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+                         stderr=subprocess.PIPE, text=True, env=UNBUFFERED)
     assert p.stdout is not None
     line = p.stdout.readline()
     assert re.search(header, line), line + (p.communicate(timeout=10)[1][-3000:] if p.poll() is not None else "")

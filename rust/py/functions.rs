@@ -31,6 +31,44 @@ fn compile_detached<T: Send>(
     out.py(py)
 }
 
+/// What every compile-time binding takes: the source and how to compile it.
+struct CompileArgs {
+    source: String,
+    display_name: String,
+    cflags: Vec<String>,
+    zig: Option<PathBuf>,
+    source_dir: Option<PathBuf>,
+    cache_dir: Option<PathBuf>,
+}
+
+impl CompileArgs {
+    /// Runs `f` on the request and the cache (the default one unless `cache_dir`), through
+    /// [`compile_detached`].
+    fn run<T: Send>(
+        &self,
+        py: Python<'_>,
+        timeout: Option<f64>,
+        f: impl FnOnce(&Request<'_>, &Cache) -> crate::Result<T> + Send,
+    ) -> PyResult<T> {
+        compile_detached(py, timeout, |time_limit, interrupt| {
+            let cache = match &self.cache_dir {
+                Some(d) => Cache::open(d)?,
+                None => Cache::open_default()?,
+            };
+            let req = Request {
+                source: &self.source,
+                display_name: &self.display_name,
+                cflags: &self.cflags,
+                zig: self.zig.as_deref(),
+                source_dir: self.source_dir.as_deref(),
+                time_limit,
+                interrupt: Some(interrupt),
+            };
+            f(&req, &cache)
+        })
+    }
+}
+
 /// Compiles C to a BPF object through the cache: `(object, cached, header, warnings, key)`.
 /// Releases the GIL. Ctrl-C kills clang at once (KeyboardInterrupt); a compile that runs past
 /// `timeout` seconds (default: `$BPFKIT_COMPILE_TIMEOUT`, else 120) is killed and raises
@@ -48,22 +86,8 @@ pub(crate) fn compile<'py>(
     cache_dir: Option<PathBuf>,
     timeout: Option<f64>,
 ) -> PyResult<(Bound<'py, PyBytes>, bool, String, String, String)> {
-    let out = compile_detached(py, timeout, |time_limit, interrupt| {
-        let cache = match &cache_dir {
-            Some(d) => Cache::open(d)?,
-            None => Cache::open_default()?,
-        };
-        let req = Request {
-            source: &source,
-            display_name: &display_name,
-            cflags: &cflags,
-            zig: zig.as_deref(),
-            source_dir: source_dir.as_deref(),
-            time_limit,
-            interrupt: Some(interrupt),
-        };
-        core_compile::compile(&req, &cache)
-    })?;
+    let args = CompileArgs { source, display_name, cflags, zig, source_dir, cache_dir };
+    let out = args.run(py, timeout, core_compile::compile)?;
     Ok((PyBytes::new(py, &out.object), out.cached, out.header.to_string(), out.warnings, out.key))
 }
 
@@ -88,19 +112,8 @@ pub(crate) fn compile_text(
         "asm" => Emit::Assembly,
         other => return Err(PyValueError::new_err(format!("unknown emit kind {other:?}"))),
     };
-    compile_detached(py, timeout, |time_limit, interrupt| {
-        let cache = Cache::open_default()?;
-        let req = Request {
-            source: &source,
-            display_name: &display_name,
-            cflags: &cflags,
-            zig: zig.as_deref(),
-            source_dir: source_dir.as_deref(),
-            time_limit,
-            interrupt: Some(interrupt),
-        };
-        core_compile::compile_text(&req, &cache, emit)
-    })
+    let args = CompileArgs { source, display_name, cflags, zig, source_dir, cache_dir: None };
+    args.run(py, timeout, |req, cache| core_compile::compile_text(req, cache, emit))
 }
 
 /// `(path, how_found)` of the compiler bpfkit would use.
@@ -160,22 +173,8 @@ pub(crate) fn bcc_translate(
     cache_dir: Option<PathBuf>,
     timeout: Option<f64>,
 ) -> PyResult<String> {
-    compile_detached(py, timeout, |time_limit, interrupt| {
-        let cache = match &cache_dir {
-            Some(d) => Cache::open(d)?,
-            None => Cache::open_default()?,
-        };
-        let req = Request {
-            source: &source,
-            display_name: &display_name,
-            cflags: &cflags,
-            zig: zig.as_deref(),
-            source_dir: source_dir.as_deref(),
-            time_limit,
-            interrupt: Some(interrupt),
-        };
-        crate::core::bcc::translate_cached(&req, &cache, &crate::core::bcc::Running)
-    })
+    let args = CompileArgs { source, display_name, cflags, zig, source_dir, cache_dir };
+    args.run(py, timeout, |req, cache| crate::core::bcc::translate_cached(req, cache, &crate::core::bcc::Running))
 }
 
 /// Ids of every kernel object of `kind` ("prog", "map" or "link").
