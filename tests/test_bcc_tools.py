@@ -29,7 +29,7 @@ def tool(name: str) -> str:
     return path
 
 
-def waiting(p: subprocess.Popen, timeout: float = 10) -> None:
+def waiting(p: subprocess.Popen, timeout: float = 60) -> None:
     """Waits until the tool's main thread blocks waiting for events or for its interval: BCC's
     tools open their perf buffers after printing their header, and an event sent before that is
     lost (as with BCC itself)."""
@@ -39,6 +39,8 @@ def waiting(p: subprocess.Popen, timeout: float = 10) -> None:
             if re.search(r"epoll|nanosleep|poll_schedule|do_select", f.read()):
                 return
         time.sleep(0.01)
+    p.kill()
+    p.wait()
     raise AssertionError("the tool never waited for events")
 
 

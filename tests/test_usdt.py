@@ -275,3 +275,40 @@ def test_unknown_program_fails_the_load_and_leaves_nothing(built):
     u.enable_probe("bkprov:gated", "no_such_program")
     with pytest.raises((ValueError, AttachError), match="no_such_program"):
         BPF(text=PROGRAMS, usdt_contexts=[u])
+
+
+BCC_DIALECT = r"""
+#include <uapi/linux/ptrace.h>
+struct sums_t { u64 n; s64 a; s64 b; s64 c; };
+BPF_HASH(sums, u32, struct sums_t);
+
+int on_tick(struct pt_regs *ctx)
+{
+    u32 tgid = bpf_get_current_pid_tgid() >> 32;
+    int i = 0;
+    long t = 0, m = 0;
+    struct sums_t zero = {}, *s;
+    bpf_usdt_readarg(1, ctx, &i);
+    bpf_usdt_readarg(2, ctx, &t);
+    bpf_usdt_readarg(3, ctx, &m);
+    s = sums.lookup_or_try_init(&tgid, &zero);
+    if (s) {
+        s->n += 1;
+        s->a += i;
+        s->b += t;
+        s->c += m;
+    }
+    return 0;
+}
+"""
+
+
+def test_a_bcc_dialect_usdt_program_reads_the_arguments(built, spawn):
+    """BCC's own form: a function taking `struct pt_regs *ctx` that reads its arguments with
+    bpf_usdt_readarg, enabled through a USDT context: the translator makes it a USDT program."""
+    t = spawn()
+    u = USDT(pid=t.pid)
+    u.enable_probe(probe="bkprov:tick", fn_name="on_tick")
+    with BPF(text=BCC_DIALECT, usdt_contexts=[u]) as b:
+        t.cmd("tick 40")
+        assert {k.value: (v.n, v.a, v.b, v.c) for k, v in b["sums"].items()} == {t.pid: expect(40)}

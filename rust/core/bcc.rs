@@ -372,6 +372,40 @@ pub trait Kernel {
         let _ = (name, field);
         None
     }
+    /// The kernel's build configuration (`CONFIG_X=y` lines), if it can be read.
+    fn config(&self) -> Option<String> {
+        None
+    }
+}
+
+/// The `CONFIG_` macros of the kernel's configuration, as its headers define them for BCC's
+/// programs (`#ifdef CONFIG_ARCH_HAS_SYSCALL_WRAPPER`): `y` is 1, `m` defines `CONFIG_X_MODULE`,
+/// numbers and strings are their values. Without a configuration to read, the one fact BCC's
+/// tools test most is known from the kernel's own symbols: syscall functions behind a wrapper.
+fn config_defines(kernel: &dyn Kernel) -> String {
+    let mut out = String::new();
+    match kernel.config() {
+        Some(config) => {
+            for line in config.lines() {
+                let Some((name, value)) = line.split_once('=') else { continue };
+                if !name.starts_with("CONFIG_") || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                    continue;
+                }
+                let value = value.trim();
+                let def = match value {
+                    "y" => format!("#define {name} 1\n"),
+                    "m" => format!("#define {name}_MODULE 1\n"),
+                    "n" | "" => continue,
+                    v if v.starts_with('"') || v.parse::<i64>().is_ok() || v.starts_with("0x") => format!("#define {name} {v}\n"),
+                    _ => continue,
+                };
+                out.push_str(&def);
+            }
+        }
+        None if kernel.syscall_prefix() != "sys_" => out.push_str("#define CONFIG_ARCH_HAS_SYSCALL_WRAPPER 1\n"),
+        None => {}
+    }
+    out
 }
 
 /// The running kernel, through tracefs.
@@ -393,6 +427,10 @@ impl Kernel for Running {
 
     fn struct_has_field(&self, name: &str, field: &str) -> Option<bool> {
         compile::kernel_struct_field(name, field).ok().flatten()
+    }
+
+    fn config(&self) -> Option<String> {
+        crate::core::host::kernel_config()
     }
 
     fn syscall_prefix(&self) -> String {
@@ -776,6 +814,7 @@ pub fn translate(src: &str, display: &str, kernel: &dyn Kernel) -> Result<String
         out.replace_range(s..e, &r);
     }
     let mut head = String::from("#include <bcc/helpers.h>\n");
+    head.push_str(&config_defines(kernel));
     for s in &structs {
         head.push_str(s);
     }
@@ -845,7 +884,15 @@ fn context_section(toks: &[Tok], src: &str, at: usize) -> Option<&'static str> {
         // a kprobe (or uprobe) here, with copies for the other kinds (see `program_variants`).
         "kprobe"
     } else if first.starts_with("struct pt_regs") {
-        "kprobe"
+        // One that reads USDT arguments is a USDT program (libbpf attaches only those to USDT
+        // probes; the program type is a kprobe's either way).
+        let body_end = matching(toks, src, close + 1).unwrap_or(close);
+        let reads_usdt = toks[close..body_end].iter().any(|t| src[t.start..t.end].starts_with("bpf_usdt_readarg"));
+        if reads_usdt {
+            "usdt"
+        } else {
+            "kprobe"
+        }
     } else if first.starts_with("struct bpf_perf_event_data") {
         "perf_event"
     } else if first.starts_with("struct xdp_md") {

@@ -527,7 +527,11 @@ const USDT_PRELUDE: &str = "/* Included before bpfkit programs that read USDT ar
 #include <bpf/usdt.bpf.h>\n\
 #define bpf_usdt_readarg(n, ctx, addr) ({ long __bpfkit_v = 0; \\\n\
     int __bpfkit_r = bpf_usdt_arg((ctx), (n) - 1, &__bpfkit_v); \\\n\
-    *(addr) = (__typeof__(*(addr)))__bpfkit_v; __bpfkit_r; })\n";
+    *(addr) = (__typeof__(*(addr)))__bpfkit_v; __bpfkit_r; })\n\
+#define bpf_usdt_readarg_p(n, ctx, buf, len) ({ long __bpfkit_v = 0; \\\n\
+    int __bpfkit_r = bpf_usdt_arg((ctx), (n) - 1, &__bpfkit_v); \\\n\
+    if (!__bpfkit_r) __bpfkit_r = bpf_probe_read_user((buf), (len), (void *)__bpfkit_v); \\\n\
+    __bpfkit_r < 0 ? __bpfkit_r : 0; })\n";
 
 /// Whether a source reads USDT arguments without including libbpf's header itself.
 fn wants_usdt(src: &str) -> bool {
