@@ -420,7 +420,8 @@ fn with_local_headers(src: &str, source_dir: Option<&Path>) -> String {
 
 /// The last minimal headers made in this process, by the names they were made for: a BCC
 /// program's AST pass and its compile ask for the same one.
-static MINIMAL_MEMO: Lazy<Mutex<Vec<(Vec<String>, std::sync::Arc<String>)>>> = Lazy::new(|| Mutex::new(Vec::new()));
+type HeaderMemo = Vec<(Vec<String>, std::sync::Arc<String>)>;
+static MINIMAL_MEMO: Lazy<Mutex<HeaderMemo>> = Lazy::new(|| Mutex::new(Vec::new()));
 
 fn minimal_vmlinux_h_with(src: &str, extra: &HashSet<String>) -> Result<String> {
     let (plain, tagged) = scan_identifiers(src);

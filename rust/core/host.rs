@@ -329,6 +329,20 @@ pub fn open_dir(path: &str) -> Result<fs::File> {
         .map_err(|e| Error::io(format!("opening directory {path}"), &e))
 }
 
+/// The running kernel's build configuration (`CONFIG_X=y` lines), from `/proc/config.gz`
+/// (CONFIG_IKCONFIG_PROC) or `/boot/config-<release>`; None when neither is there.
+pub fn kernel_config() -> Option<String> {
+    use std::io::Read;
+    if let Ok(f) = std::fs::File::open("/proc/config.gz") {
+        let mut text = String::new();
+        if flate2::read::GzDecoder::new(f).read_to_string(&mut text).is_ok() {
+            return Some(text);
+        }
+    }
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").ok()?;
+    std::fs::read_to_string(format!("/boot/config-{}", release.trim())).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -364,18 +378,4 @@ mod tests {
         assert!(matches!(&none, Error::Privilege { errno: libc::EPERM, .. }));
         assert!(none.to_string().contains("lacks CAP_BPF and CAP_PERFMON"), "{none}");
     }
-}
-
-/// The running kernel's build configuration (`CONFIG_X=y` lines), from `/proc/config.gz`
-/// (CONFIG_IKCONFIG_PROC) or `/boot/config-<release>`; None when neither is there.
-pub fn kernel_config() -> Option<String> {
-    use std::io::Read;
-    if let Ok(f) = std::fs::File::open("/proc/config.gz") {
-        let mut text = String::new();
-        if flate2::read::GzDecoder::new(f).read_to_string(&mut text).is_ok() {
-            return Some(text);
-        }
-    }
-    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").ok()?;
-    std::fs::read_to_string(format!("/boot/config-{}", release.trim())).ok()
 }
