@@ -36,7 +36,7 @@ def waiting(p: subprocess.Popen, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with open(f"/proc/{p.pid}/wchan") as f:
-            if re.search(r"epoll|nanosleep|poll_schedule|do_select", f.read()):
+            if re.search(r"epoll|ep_poll|nanosleep|poll_schedule|do_select|do_sys_poll", f.read()):
                 return
         time.sleep(0.01)
     p.kill()
