@@ -479,6 +479,22 @@
 #define inet_dport sk.__sk_common.skc_dport
 #define inet_num sk.__sk_common.skc_num
 
+/* The kernel's inline helpers BCC's programs call (include/linux/tcp.h, skbuff.h, ...), written
+ * with CO-RE reads, since the kernel memory they read is not the program's. */
+#define tcp_sk(sk) ((struct tcp_sock *)(sk))
+#define inet_sk(sk) ((struct inet_sock *)(sk))
+#define inet_csk(sk) ((struct inet_connection_sock *)(sk))
+#define inet6_sk(sk) (BPF_CORE_READ((struct inet_sock *)(sk), pinet6))
+#define skb_network_header(skb) ((unsigned char *)BPF_CORE_READ(skb, head) + BPF_CORE_READ(skb, network_header))
+#define skb_transport_header(skb) ((unsigned char *)BPF_CORE_READ(skb, head) + BPF_CORE_READ(skb, transport_header))
+#define skb_mac_header(skb) ((unsigned char *)BPF_CORE_READ(skb, head) + BPF_CORE_READ(skb, mac_header))
+#define ip_hdr(skb) ((struct iphdr *)skb_network_header(skb))
+#define ipv6_hdr(skb) ((struct ipv6hdr *)skb_network_header(skb))
+#define tcp_hdr(skb) ((struct tcphdr *)skb_transport_header(skb))
+#define udp_hdr(skb) ((struct udphdr *)skb_transport_header(skb))
+#define sg_is_last(sg) (BPF_CORE_READ(sg, page_link) & 0x02UL)
+#define sg_is_chain(sg) (BPF_CORE_READ(sg, page_link) & 0x01UL)
+
 /* Kernel annotations that mean nothing to a BPF program. */
 #ifndef __user
 #define __user
