@@ -367,9 +367,10 @@ pub trait Kernel {
     fn syscall_prefix(&self) -> String {
         "sys_".into()
     }
-    /// Whether the kernel has struct `name` with a member `field` (None: no such struct).
-    fn struct_has_field(&self, name: &str, field: &str) -> Option<bool> {
-        let _ = (name, field);
+    /// The member names of the kernel's struct `name`, anonymous members' included (None: no
+    /// such struct).
+    fn struct_members(&self, name: &str) -> Option<HashSet<String>> {
+        let _ = name;
         None
     }
     /// The kernel's build configuration (`CONFIG_X=y` lines), if it can be read.
@@ -422,11 +423,13 @@ impl Kernel for Running {
     }
 
     fn kprobes(&self) -> bool {
-        crate::core::host::kprobes_unavailable().is_none()
+        // Asked for every function of a program; the answer cannot change while we run.
+        static KPROBES: once_cell::sync::Lazy<bool> = once_cell::sync::Lazy::new(|| crate::core::host::kprobes_unavailable().is_none());
+        *KPROBES
     }
 
-    fn struct_has_field(&self, name: &str, field: &str) -> Option<bool> {
-        compile::kernel_struct_field(name, field).ok().flatten()
+    fn struct_members(&self, name: &str) -> Option<HashSet<String>> {
+        compile::kernel_struct_members(name).ok().flatten()
     }
 
     fn config(&self) -> Option<String> {
@@ -434,11 +437,13 @@ impl Kernel for Running {
     }
 
     fn syscall_prefix(&self) -> String {
-        ["__x64_sys_", "__arm64_sys_", "__s390x_sys_", "__riscv_sys_", "__ia32_sys_", "__se_sys_"]
+        static PREFIX: once_cell::sync::Lazy<&'static str> = once_cell::sync::Lazy::new(|| {
+            ["__x64_sys_", "__arm64_sys_", "__s390x_sys_", "__riscv_sys_", "__ia32_sys_", "__se_sys_"]
             .into_iter()
             .find(|p| crate::core::symbols::ksymname(&format!("{p}getppid")).ok().flatten().is_some())
             .unwrap_or("sys_")
-            .to_string()
+        });
+        PREFIX.to_string()
     }
 }
 
@@ -664,13 +669,13 @@ pub fn translate(src: &str, display: &str, kernel: &dyn Kernel) -> Result<String
                 if let Some(close) = matching(&toks, src, i + 2) {
                     let name = text(i + 1);
                     let fields = struct_fields(&toks, src, i + 2, close);
-                    let partial = !fields.is_empty()
-                        && fields.iter().all(|f| kernel.struct_has_field(name, f) == Some(true));
+                    let members = kernel.struct_members(name);
+                    let partial = !fields.is_empty() && members.as_ref().is_some_and(|m| fields.iter().all(|f| m.contains(f)));
                     if partial && is(close + 1, ";") {
                         let lines = src[t.start..toks[close + 1].end].matches('\n').count();
                         edits.push((t.start, toks[close + 1].end, format!("/* struct {name}: the kernel's, from BTF */{}", "\n".repeat(lines))));
                         i = close + 1;
-                    } else if kernel.struct_has_field(name, "").is_some() {
+                    } else if members.is_some() {
                         // A copy that differs from this kernel's (a member renamed or gone): a
                         // CO-RE flavour of it, whose members are found in the kernel's struct
                         // by name wherever it has them; every `struct NAME` of the program
@@ -863,8 +868,7 @@ fn needs_reads(src: &str) -> bool {
     let body = src.split_once("\n#line 1 ").map_or(src, |(_, b)| b);
     let toks = tokenize(body);
     toks.windows(2).any(|w| {
-        body[w[1].start..w[1].end] == *"->" && w[0].kind == Kind::Ident && !matches!(&body[w[0].start..w[0].end], "args" | "ctx")
-            || body[w[1].start..w[1].end] == *"->" && w[0].kind != Kind::Ident
+        &body[w[1].start..w[1].end] == "->" && !(w[0].kind == Kind::Ident && matches!(&body[w[0].start..w[0].end], "args" | "ctx"))
     })
 }
 
@@ -1045,12 +1049,10 @@ fn struct_fields(toks: &[Tok], src: &str, open: usize, close: usize) -> Vec<Stri
     let mut out = Vec::new();
     let mut last_ident: Option<&str> = None;
     let mut stop = false; // after `[` or `:` in a declarator, its name is known
-    let (mut depth, mut parens) = (0i32, 0i32);
+    let mut parens = 0i32;
     #[allow(clippy::needless_range_loop)] // `text(i - 1)` looks back
     for i in open + 1..close {
         match text(i) {
-            "{" => depth += 1,
-            "}" => depth -= 1,
             "(" => parens += 1,
             ")" => parens -= 1,
             "[" | ":" if parens == 0 => stop = true,
@@ -1066,7 +1068,6 @@ fn struct_fields(toks: &[Tok], src: &str, open: usize, close: usize) -> Vec<Stri
             _ => {}
         }
     }
-    let _ = depth;
     out.retain(|n| !matches!(n.as_str(), "struct" | "union" | "enum" | "const" | "volatile"));
     out
 }
@@ -1172,8 +1173,8 @@ mod tests {
         fn syscall_prefix(&self) -> String {
             "__x64_sys_".into()
         }
-        fn struct_has_field(&self, name: &str, field: &str) -> Option<bool> {
-            (name == "nameidata").then_some(matches!(field, "path" | "last" | "flags"))
+        fn struct_members(&self, name: &str) -> Option<HashSet<String>> {
+            (name == "nameidata").then(|| ["path", "last", "flags"].into_iter().map(String::from).collect())
         }
     }
 

@@ -190,20 +190,29 @@ pub(crate) fn kernel_btf() -> Result<std::sync::Arc<KernelBtf>> {
 /// through an anonymous struct or union member (as C lets one write it). False when the
 /// kernel has no such struct.
 pub fn kernel_struct_has_field(name: &str, field: &str) -> Result<bool> {
-    Ok(kernel_struct_field(name, field)?.unwrap_or(false))
+    Ok(kernel_struct_members(name)?.is_some_and(|m| m.contains(field)))
 }
 
-/// [`kernel_struct_has_field`], None when the kernel has no struct or union `name`.
-pub fn kernel_struct_field(name: &str, field: &str) -> Result<Option<bool>> {
-    fn has(members: &[crate::core::btf::Member], field: &str) -> bool {
-        members.iter().any(|m| {
-            m.name == field
-                || (m.name.is_empty() && matches!(&m.ty, crate::core::btf::TypeDesc::Struct { members, .. } if has(members, field)))
-        })
+/// The member names of the running kernel's struct (or union) `name`, those of its anonymous
+/// struct and union members included; None when the kernel has no such struct.
+pub fn kernel_struct_members(name: &str) -> Result<Option<HashSet<String>>> {
+    fn collect(members: &[crate::core::btf::Member], out: &mut HashSet<String>) {
+        for m in members {
+            match &m.ty {
+                crate::core::btf::TypeDesc::Struct { members, .. } if m.name.is_empty() => collect(members, out),
+                _ => {
+                    out.insert(m.name.clone());
+                }
+            }
+        }
     }
     let k = kernel_btf()?;
     Ok(match k.parsed.find_struct(name).map(|id| k.parsed.describe(id)) {
-        Some(crate::core::btf::TypeDesc::Struct { members, .. }) => Some(has(&members, field)),
+        Some(crate::core::btf::TypeDesc::Struct { members, .. }) => {
+            let mut out = HashSet::new();
+            collect(&members, &mut out);
+            Some(out)
+        }
         _ => None,
     })
 }
