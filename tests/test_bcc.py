@@ -381,3 +381,18 @@ TRACEPOINT_PROBE(syscalls, sys_enter_getppid)
     finally:
         if os.path.exists(path):
             os.unlink(path)
+
+
+def test_kernel_struct_has_field_reads_the_kernels_btf():
+    """BPF.kernel_struct_has_field, as BCC's biosnoop asks it: a member of the running kernel's
+    struct, one only reachable through an anonymous member, one it does not have, and a struct
+    it does not have; bytes or str."""
+    from bpfkit.bcc import BPF as BccBPF
+
+    assert BPF.kernel_struct_has_field("task_struct", "pid")
+    assert BccBPF.kernel_struct_has_field(b"sock", b"__sk_common")
+    assert BPF.kernel_struct_has_field("sk_buff", "len")
+    # struct sk_buff's `next` sits inside an anonymous union of anonymous structs.
+    assert BPF.kernel_struct_has_field("sk_buff", "next")
+    assert not BPF.kernel_struct_has_field("sock", "no_such_member")
+    assert not BPF.kernel_struct_has_field("no_such_struct_bpfkit", "pid")
