@@ -232,3 +232,79 @@ def test_cgroup2_is_mounted_when_no_mount_exists() -> None:
     root, mounted = json.loads(r.stdout)
     assert mounted and root in ("/sys/fs/cgroup", "/sys/fs/cgroup/unified")
     assert Path("/proc/self/mountinfo").read_text().count(" - cgroup2 ") == before  # only the child's namespace changed
+
+
+# BCC's attach_func/detach_func: the same sock_create program, attached by attach type to a
+# cgroup directory opened by the caller, as BCC programs do with os.open().
+def test_attach_func_attaches_by_attach_type_to_a_cgroup_fd_and_detach_func_undoes_it(cgroup: Path) -> None:
+    from bpfkit import BPFAttachType
+
+    with BPF(text=SRC) as b:
+        fd = os.open(cgroup, os.O_RDONLY)
+        try:
+            b.attach_func("deny_inet_dgram", fd, BPFAttachType.CGROUP_INET_SOCK_CREATE)
+        finally:
+            os.close(fd)  # the attachment keeps its own reference to the cgroup
+        assert b.links() == [("attach_func", f"{cgroup}:CGROUP_INET_SOCK_CREATE", "deny_inet_dgram")]
+        assert _try_sockets(cgroup)["dgram"] == errno.EPERM
+        assert _try_sockets(None)["dgram"] == 0
+
+        # Detached through another fd on the same directory.
+        fd = os.open(cgroup, os.O_RDONLY)
+        try:
+            b.detach_func(b.load_func("deny_inet_dgram", BPF.CGROUP_SOCK), fd, BPFAttachType.CGROUP_INET_SOCK_CREATE)
+            assert b.links() == []
+            assert _try_sockets(cgroup)["dgram"] == 0
+            with pytest.raises(AttachError, match="BPF_PROG_DETACH") as ei:
+                b.detach_func("deny_inet_dgram", fd, BPFAttachType.CGROUP_INET_SOCK_CREATE)
+            assert ei.value.errno == errno.ENOENT
+
+            # Bad targets and types are named.
+            null = os.open("/dev/null", os.O_RDONLY)
+            try:
+                with pytest.raises(AttachError, match="/dev/null as CGROUP_INET_SOCK_CREATE .*not a directory "
+                                   "of a cgroup v2 hierarchy") as ei:
+                    b.attach_func("deny_inet_dgram", null, BPFAttachType.CGROUP_INET_SOCK_CREATE)
+                assert ei.value.errno == errno.EBADF
+            finally:
+                os.close(null)
+            with pytest.raises(AttachError) as ei:
+                b.attach_func("deny_inet_dgram", 987654, BPFAttachType.CGROUP_INET_SOCK_CREATE)
+            assert ei.value.errno == errno.EBADF and "fd 987654" in str(ei.value)
+            with pytest.raises(ValueError, match="not a BPFAttachType"):
+                b.attach_func("deny_inet_dgram", fd, 9999)
+            assert b.links() == []
+
+            # Left attached: close() detaches it.
+            b.attach_func("deny_inet_dgram", fd, BPFAttachType.CGROUP_INET_SOCK_CREATE)
+            assert _try_sockets(cgroup)["dgram"] == errno.EPERM
+        finally:
+            os.close(fd)
+    assert _try_sockets(cgroup)["dgram"] == 0
+
+
+# A process that attaches with attach_func and is killed with SIGKILL: the kernel link goes with
+# its fds, so nothing stays attached to the cgroup.
+ATTACH_AND_WAIT = textwrap.dedent("""
+    import os, sys
+    from bpfkit import BPF, BPFAttachType
+    b = BPF(text=open(sys.argv[1]).read())
+    b.attach_func("deny_inet_dgram", os.open(sys.argv[2], os.O_RDONLY), BPFAttachType.CGROUP_INET_SOCK_CREATE)
+    print("attached", flush=True)
+    sys.stdin.read()
+""")
+
+
+def test_attach_func_leaves_nothing_attached_after_a_kill(cgroup: Path, tmp_path: Path) -> None:
+    src = tmp_path / "prog.bpf.c"
+    src.write_text(SRC)
+    p = subprocess.Popen([sys.executable, "-c", ATTACH_AND_WAIT, str(src), str(cgroup)], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout is not None and p.stdout.readline() == "attached\n"
+        assert _try_sockets(cgroup)["dgram"] == errno.EPERM
+    finally:
+        p.kill()
+        p.wait(timeout=30)
+    assert p.returncode == -9
+    assert _try_sockets(cgroup)["dgram"] == 0

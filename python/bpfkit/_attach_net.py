@@ -61,76 +61,18 @@ for _num, _name in _PROG_TYPE_NAMES.items():
 
 
 class BPFAttachType:
-    """The kernel's attach types (enum bpf_attach_type of uapi/linux/bpf.h) as int constants
-    with BCC's names, for :meth:`BPF.attach_func` and :meth:`BPF.load_func`'s ``attach_type``:
-    ``BPFAttachType.CGROUP_INET_INGRESS``, ``.SK_MSG_VERDICT``, ``.FLOW_DISSECTOR``, ...
-
-    (The core exports no attach-type table yet, so this class is where the numbers live;
-    ``tests/test_bcc_names.py`` checks them against the running kernel's BTF.)
+    """The kernel's attach types (enum bpf_attach_type) as int constants with BCC's names, for
+    :meth:`BPF.attach_func` and :meth:`BPF.load_func`'s ``attach_type``:
+    ``BPFAttachType.CGROUP_INET_INGRESS``, ``.SK_MSG_VERDICT``, ``.FLOW_DISSECTOR``, ... The
+    numbers come from the core's typed table (``bpfkit._native.attach_types()``).
 
     >>> BPFAttachType.CGROUP_INET_EGRESS
     1
     """
 
-    CGROUP_INET_INGRESS = 0
-    CGROUP_INET_EGRESS = 1
-    CGROUP_INET_SOCK_CREATE = 2
-    CGROUP_SOCK_OPS = 3
-    SK_SKB_STREAM_PARSER = 4
-    SK_SKB_STREAM_VERDICT = 5
-    CGROUP_DEVICE = 6
-    SK_MSG_VERDICT = 7
-    CGROUP_INET4_BIND = 8
-    CGROUP_INET6_BIND = 9
-    CGROUP_INET4_CONNECT = 10
-    CGROUP_INET6_CONNECT = 11
-    CGROUP_INET4_POST_BIND = 12
-    CGROUP_INET6_POST_BIND = 13
-    CGROUP_UDP4_SENDMSG = 14
-    CGROUP_UDP6_SENDMSG = 15
-    LIRC_MODE2 = 16
-    FLOW_DISSECTOR = 17
-    CGROUP_SYSCTL = 18
-    CGROUP_UDP4_RECVMSG = 19
-    CGROUP_UDP6_RECVMSG = 20
-    CGROUP_GETSOCKOPT = 21
-    CGROUP_SETSOCKOPT = 22
-    TRACE_RAW_TP = 23
-    TRACE_FENTRY = 24
-    TRACE_FEXIT = 25
-    MODIFY_RETURN = 26
-    LSM_MAC = 27
-    TRACE_ITER = 28
-    CGROUP_INET4_GETPEERNAME = 29
-    CGROUP_INET6_GETPEERNAME = 30
-    CGROUP_INET4_GETSOCKNAME = 31
-    CGROUP_INET6_GETSOCKNAME = 32
-    XDP_DEVMAP = 33
-    CGROUP_INET_SOCK_RELEASE = 34
-    XDP_CPUMAP = 35
-    SK_LOOKUP = 36
-    XDP = 37
-    SK_SKB_VERDICT = 38
-    SK_REUSEPORT_SELECT = 39
-    SK_REUSEPORT_SELECT_OR_MIGRATE = 40
-    PERF_EVENT = 41
-    TRACE_KPROBE_MULTI = 42
-    LSM_CGROUP = 43
-    STRUCT_OPS = 44
-    NETFILTER = 45
-    TCX_INGRESS = 46
-    TCX_EGRESS = 47
-    TRACE_UPROBE_MULTI = 48
-    CGROUP_UNIX_CONNECT = 49
-    CGROUP_UNIX_SENDMSG = 50
-    CGROUP_UNIX_RECVMSG = 51
-    CGROUP_UNIX_GETPEERNAME = 52
-    CGROUP_UNIX_GETSOCKNAME = 53
-    NETKIT_PRIMARY = 54
-    NETKIT_PEER = 55
-    TRACE_KPROBE_SESSION = 56
-    TRACE_UPROBE_SESSION = 57
 
+for _num, _name, _since in _native.attach_types():
+    setattr(BPFAttachType, _name, _num)
 
 _ATTACH_TYPE_NAMES = {v: k for k, v in vars(BPFAttachType).items() if k.isupper()}
 
@@ -409,35 +351,40 @@ class NetAttachMixin(AttachBase):
 
     def attach_func(self, fn: Union[Function, str, bytes], attachable_fd: int, attach_type: int,
                     flags: int = 0) -> None:
-        """BCC's ``attach_func``: attaches ``fn`` to the object behind ``attachable_fd`` (a
-        sockmap for ``BPFAttachType.SK_MSG_VERDICT``/``SK_SKB_*``, a network namespace for
-        ``FLOW_DISSECTOR``, a cgroup for ``CGROUP_*``) with ``BPF_PROG_ATTACH``.
+        """BCC's ``attach_func``: attaches ``fn`` to the kernel object open at ``attachable_fd``
+        with ``attach_type`` (a :class:`BPFAttachType`): a cgroup directory for ``CGROUP_*``, a
+        sockmap or sockhash for ``SK_MSG_VERDICT`` and ``SK_SKB_*``, a network namespace for
+        ``FLOW_DISSECTOR`` and ``SK_LOOKUP``.
 
-        Not available yet: bpfkit's core attaches through BPF links and typed ``SEC()``s, and
-        has no ``BPF_PROG_ATTACH`` by attach type, so this raises :class:`AttachError`
-        (``EOPNOTSUPP``) saying so, after checking its arguments. For a cgroup program,
-        :meth:`attach_cgroup` (path, program) attaches it with a link, the ``SEC()`` naming
-        the hook."""
+        Where the kernel has a BPF link for the pair (cgroups from 5.7, namespaces from 5.8,
+        sockmaps from 6.10) the attachment is a link this object owns, so :meth:`close`, an
+        exception or a killed process detaches it; ``flags`` (``BPF_F_ALLOW_MULTI``, ...) then
+        do not apply, as a link always shares the hook. Elsewhere it is ``BPF_PROG_ATTACH`` with
+        ``flags``, which :meth:`close` undoes but a killed process leaves in the kernel (as with
+        BCC). The fd may be closed afterwards: the attachment keeps its own. It shows in
+        :meth:`links` as ``("attach_func", "<file>:<ATTACH_TYPE>", name)``.
+
+        >>> cg = os.open("/sys/fs/cgroup/jail", os.O_RDONLY)
+        >>> b.attach_func("deny", cg, BPFAttachType.CGROUP_INET_SOCK_CREATE)
+        """
         f = self._function(fn, tuple(_PROG_TYPE_NAMES), "attach_func")
-        name = _ATTACH_TYPE_NAMES.get(int(attach_type))
-        if name is None:
-            raise ValueError(f"attach_type={attach_type} is not a BPFAttachType")
-        hint = (f"; for a cgroup program use attach_cgroup(path, {f.name!r})"
-                if f.prog_type in _CGROUP_PROG_TYPES else "")
-        err = AttachError(f"attach_func({f.name!r}, fd {attachable_fd}, BPFAttachType.{name}): bpfkit's core has "
-                          f"no BPF_PROG_ATTACH by attach type yet{hint}", _errno.EOPNOTSUPP)
-        err.program = f.name
-        raise err
+        kind = self._attach_type(attach_type)
+        self._obj.attach_fd(f.name, int(attachable_fd), kind, int(flags))
 
     def detach_func(self, fn: Union[Function, str, bytes], attachable_fd: int, attach_type: int) -> None:
-        """BCC's ``detach_func``, the undoing of :meth:`attach_func`, which is not available
-        yet: raises :class:`AttachError` (``EOPNOTSUPP``), as nothing can have been attached
-        that way."""
+        """BCC's ``detach_func``: undoes :meth:`attach_func` of ``fn`` to the object open at
+        ``attachable_fd`` (the same object, through whichever fd names it now). An attachment
+        this object did not make (another process's ``BPF_PROG_ATTACH`` of the same program) is
+        detached with ``BPF_PROG_DETACH``; nothing attached raises :class:`AttachError`
+        (``ENOENT``)."""
         f = self._function(fn, tuple(_PROG_TYPE_NAMES), "detach_func")
-        err = AttachError(f"detach_func({f.name!r}, fd {attachable_fd}, {attach_type}): bpfkit's core has no "
-                          "BPF_PROG_DETACH by attach type yet, so attach_func() attached nothing", _errno.EOPNOTSUPP)
-        err.program = f.name
-        raise err
+        self._obj.detach_fd(f.name, int(attachable_fd), self._attach_type(attach_type))
+
+    @staticmethod
+    def _attach_type(attach_type: int) -> int:
+        if int(attach_type) not in _ATTACH_TYPE_NAMES:
+            raise ValueError(f"attach_type={attach_type} is not a BPFAttachType")
+        return int(attach_type)
 
     def load_funcs(self, prog_type: int = _PROG_TYPES["KPROBE"]) -> list:
         """Every program of type ``prog_type`` as a :class:`BPF.Function` (BCC's name)."""

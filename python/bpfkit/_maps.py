@@ -158,6 +158,12 @@ class Table(MutableMapping):
         """The map's file descriptor (BCC's name for :attr:`fd`)."""
         return self._m.fd
 
+    @property
+    def map_fd(self) -> int:
+        """The map's file descriptor (BCC's attribute name, as in
+        ``b.attach_func(fn, b["sock_map"].map_fd, BPFAttachType.SK_MSG_VERDICT)``)."""
+        return self._m.fd
+
     # -- BCC's batch calls -----------------------------------------------------------------------
     def items_lookup_batch(self) -> Iterator[tuple]:
         """Every ``(key, value)``, read with the kernel's batch lookup (BCC's name; what

@@ -35,6 +35,17 @@ impl FileId {
         let (dev, ino) = std::fs::metadata(path).map_or((0, 0), |m| (m.dev(), m.ino()));
         FileId { path: path.to_string(), dev, ino }
     }
+
+    /// The identity of the file open at `fd`, named by its `/proc/self/fd` link ("anon_inode:bpf-map"
+    /// for a map, "net:[4026531840]" for a namespace).
+    pub fn of_fd(fd: std::os::fd::BorrowedFd<'_>) -> FileId {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::fs::MetadataExt;
+        let link = format!("/proc/self/fd/{}", fd.as_raw_fd());
+        let path = std::fs::read_link(&link).map_or_else(|_| format!("fd {}", fd.as_raw_fd()), |p| p.to_string_lossy().into_owned());
+        let (dev, ino) = std::fs::metadata(&link).map_or((0, 0), |m| (m.dev(), m.ino()));
+        FileId { path, dev, ino }
+    }
 }
 
 /// Where an attachment is.
@@ -65,6 +76,10 @@ pub enum Hook {
     Tc { ifindex: i32, dev: String, ingress: bool, tcx: bool },
     /// A cgroup link (5.7) on the cgroup v2 directory `path`.
     Cgroup { path: String },
+    /// An attachment to the kernel object behind a file descriptor (a cgroup, a sockmap, a
+    /// network namespace) by attach type, BCC's `attach_func`: a BPF link when `link`, else
+    /// `BPF_PROG_ATTACH` (which the kernel keeps past a killed process).
+    Fd { target: FileId, attach_type: crate::sys::types::AttachType, link: bool },
     /// A hook libbpf attached from the program's section alone (fentry, fexit, lsm, tp_btf, iter,
     /// multi-kprobes and probes named in the section).
     Section { kind: AttachKind, target: String },
@@ -95,6 +110,7 @@ impl Hook {
             Hook::Xdp { .. } => "xdp",
             Hook::Tc { .. } => "tc",
             Hook::Cgroup { .. } => "cgroup",
+            Hook::Fd { .. } => "attach_func",
             Hook::Section { kind, .. } => kind.name(),
         }
     }
@@ -118,6 +134,7 @@ impl Hook {
             Hook::Xdp { dev, .. } => dev.clone(),
             Hook::Tc { dev, ingress, .. } => format!("{dev}:{}", if *ingress { "ingress" } else { "egress" }),
             Hook::Cgroup { path } => path.clone(),
+            Hook::Fd { target, attach_type, .. } => format!("{}:{attach_type}", target.path),
             Hook::Section { target, .. } => target.clone(),
         }
     }
@@ -193,6 +210,7 @@ mod tests {
             (Hook::Uprobe { file: f.clone(), symbol: None, offset: 0x1136, file_offset: Some(0x1136), pid: -1, retprobe: true }, "uretprobe", "/lib/libc.so.6:0x1136"),
             (Hook::Tc { ifindex: 3, dev: "veth0".into(), ingress: false, tcx: true }, "tc", "veth0:egress"),
             (Hook::PerfEvent { ev_type: 1, config: 0, pid: -1, cpu: 0 }, "perf_event", "1:0x0:cpu0:pid-1"),
+            (Hook::Fd { target: FileId { path: "/sys/fs/cgroup/x".into(), dev: 1, ino: 2 }, attach_type: crate::sys::types::AttachType::CgroupInetSockCreate, link: true }, "attach_func", "/sys/fs/cgroup/x:CGROUP_INET_SOCK_CREATE"),
             (Hook::Section { kind: AttachKind::Fentry, target: "do_unlinkat".into() }, "fentry", "do_unlinkat"),
         ];
         for (h, kind, target) in cases {

@@ -5,6 +5,7 @@
 //! state out from under its lock: links are destroyed first, then the object with its program
 //! and map fds. Every later use sees [`Error::Closed`]. Dropping the last `Arc` does the same.
 
+use std::os::fd::BorrowedFd;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::core::btf::{Btf, SecVar, TypeDesc};
@@ -17,7 +18,7 @@ use crate::core::cache::Cache;
 use crate::core::map::{MapHandle, MmapRegion};
 use crate::core::reloc;
 use crate::core::section::{AttachKind, Section};
-use crate::sys::types::{MapType, ProgType, ENOTSUPP, F_MMAPABLE};
+use crate::sys::types::{AttachType, MapType, ProgType, ENOTSUPP, F_MMAPABLE};
 use crate::sys::{self, Failure};
 
 /// A refusal for a link type the kernel lacks (`EOPNOTSUPP`/`ENOTSUPP`), else an attach error.
@@ -540,6 +541,46 @@ impl BpfObject {
         self.with_program(prog, |l, p| {
             let link = p.attach_cgroup(std::os::fd::AsFd::as_fd(&dir), path).map_err(|f| Error::attach(f, prog, path))?;
             Ok(Self::push_link(l, prog, Hook::Cgroup { path: path.to_string() }, link, None))
+        })
+    }
+
+    /// Attaches program `prog` to the kernel object open at `target` (a cgroup directory, a
+    /// sockmap, a network namespace) with `attach_type`, BCC's `attach_func`: through a BPF link
+    /// where the kernel has one for the pair, else `BPF_PROG_ATTACH` with `flags`.
+    pub fn attach_fd(&self, prog: &str, target: BorrowedFd<'_>, attach_type: AttachType, flags: u32) -> Result<u64> {
+        let file = FileId::of_fd(target);
+        let what = format!("{}:{attach_type}", file.path);
+        self.with_program(prog, |l, p| {
+            let (link, is_link) = p.attach_fd(target, &file.path, attach_type, flags).map_err(|mut f| {
+                if f.errno == libc::EBADF && attach_type.name().starts_with("CGROUP_") {
+                    f.context.push_str(" (not a directory of a cgroup v2 hierarchy)");
+                }
+                Error::attach(f, prog, &what)
+            })?;
+            Ok(Self::push_link(l, prog, Hook::Fd { target: file, attach_type, link: is_link }, link, None))
+        })
+    }
+
+    /// Undoes [`attach_fd`](Self::attach_fd) of `prog` to the object open at `target` (the same
+    /// object, by identity, whatever fd now names it). An attachment this object did not make is
+    /// detached with `BPF_PROG_DETACH`, as BCC's `detach_func` does; returns how many links went.
+    pub fn detach_fd(&self, prog: &str, target: BorrowedFd<'_>, attach_type: AttachType) -> Result<usize> {
+        let file = FileId::of_fd(target);
+        let ours = |k: &Link| {
+            k.program == prog
+                && matches!(&k.hook, Hook::Fd { target: t, attach_type: a, .. }
+                    if *a == attach_type && t.dev == file.dev && t.ino == file.ino && t.dev != 0)
+        };
+        let ids: Vec<u64> = self.links()?.iter().filter(|k| ours(k)).map(|k| k.id).collect();
+        if !ids.is_empty() {
+            return self.detach_ids(&ids);
+        }
+        let what = format!("{}:{attach_type}", file.path);
+        self.with_program(prog, |_, p| {
+            let fd = p.loaded_fd().ok_or_else(|| Error::Value(format!("program `{prog}` was not loaded")))?;
+            let said = || format!("detaching program `{prog}` from {} ({attach_type}): with BPF_PROG_DETACH, as this object holds no such attachment", file.path);
+            sys::prog_detach(fd, target, attach_type, said).map_err(|f| Error::attach(f, prog, &what))?;
+            Ok(1)
         })
     }
 

@@ -254,6 +254,12 @@ pub(crate) fn prog_types() -> Vec<(u32, &'static str, &'static str)> {
     crate::sys::types::ProgType::ALL.iter().map(|t| (t.raw(), t.name(), t.since())).collect()
 }
 
+/// `[(number, name, since)]` of the attach types (enum bpf_attach_type) bpfkit names.
+#[pyfunction]
+pub(crate) fn attach_types() -> Vec<(u32, &'static str, &'static str)> {
+    crate::sys::types::AttachType::ALL.iter().map(|t| (t.raw(), t.name(), t.since())).collect()
+}
+
 /// `[(name, since, description, config options)]` of every kernel feature bpfkit probes.
 #[pyfunction]
 pub(crate) fn feature_table() -> Vec<(&'static str, &'static str, &'static str, Vec<&'static str>)> {

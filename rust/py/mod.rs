@@ -243,6 +243,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(detach_links, m)?)?;
     m.add_function(wrap_pyfunction!(map_types, m)?)?;
     m.add_function(wrap_pyfunction!(prog_types, m)?)?;
+    m.add_function(wrap_pyfunction!(attach_types, m)?)?;
     m.add_function(wrap_pyfunction!(feature_table, m)?)?;
     m.add_class::<PyRecord>()?;
     m.add("RECORD_OVERHEAD", events::RECORD_OVERHEAD)?;

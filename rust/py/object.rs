@@ -293,6 +293,36 @@ impl PyBpfObject {
         guarded(|| self.inner.attach_cgroup(prog, path)).py(py)
     }
 
+    /// Attaches program `prog` to the object open at fd `target` with attach type `attach_type`
+    /// (BCC's `attach_func`); returns the link id.
+    #[pyo3(signature = (prog, target, attach_type, flags = 0))]
+    fn attach_fd(&self, py: Python<'_>, prog: &str, target: i32, attach_type: u32, flags: u32) -> PyResult<u64> {
+        guarded(|| {
+            let fd = crate::sys::os::dup_raw(target).map_err(|e| Error::Attach {
+                errno: e.raw_os_error().unwrap_or(libc::EBADF),
+                message: format!("attach_func: fd {target}: {e}"),
+                program: Some(prog.to_string()),
+                target: Some(format!("fd {target}")),
+            })?;
+            self.inner.attach_fd(prog, std::os::fd::AsFd::as_fd(&fd), crate::sys::types::AttachType::from_raw(attach_type), flags)
+        })
+        .py(py)
+    }
+
+    /// Undoes `attach_fd` (BCC's `detach_func`); returns how many attachments went.
+    fn detach_fd(&self, py: Python<'_>, prog: &str, target: i32, attach_type: u32) -> PyResult<usize> {
+        guarded(|| {
+            let fd = crate::sys::os::dup_raw(target).map_err(|e| Error::Attach {
+                errno: e.raw_os_error().unwrap_or(libc::EBADF),
+                message: format!("detach_func: fd {target}: {e}"),
+                program: Some(prog.to_string()),
+                target: Some(format!("fd {target}")),
+            })?;
+            self.inner.detach_fd(prog, std::os::fd::AsFd::as_fd(&fd), crate::sys::types::AttachType::from_raw(attach_type))
+        })
+        .py(py)
+    }
+
     /// Attaches program `prog` to USDT probe `provider:name` in `path`.
     #[pyo3(signature = (prog, path, provider, name, pid = -1, cookie = 0))]
     #[allow(clippy::too_many_arguments)] // mirrors the Python keyword arguments one for one

@@ -3,6 +3,15 @@
 #[allow(unused_imports)]
 use super::*;
 
+/// Undoes a `BPF_PROG_ATTACH` of the program at `prog` to `target` that no [`Link`] of this
+/// process holds (BCC's `detach_func` of an attachment made elsewhere).
+pub fn prog_detach(prog: std::os::fd::BorrowedFd<'_>, target: std::os::fd::BorrowedFd<'_>, attach_type: types::AttachType, what: impl FnOnce() -> String) -> Result<(), Failure> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: both fds are open for the call.
+    let ret = unsafe { lb::bpf_prog_detach2(prog.as_raw_fd(), target.as_raw_fd(), attach_type.raw()) };
+    check(ret, what).map(|_| ())
+}
+
 /// An attachment. Dropping it detaches the program.
 pub struct Link {
     pub(super) inner: LinkInner,
@@ -16,6 +25,9 @@ pub(super) enum LinkInner {
     /// A filter in a clsact qdisc (kernels without tcx): detached on drop, and the qdisc
     /// removed with the last of this process's filters in it, if this process created it.
     Tc { ifindex: i32, ingress: bool, handle: u32, priority: u32 },
+    /// A `BPF_PROG_ATTACH` of `prog` to `target` (no BPF link for the pair on this kernel):
+    /// undone with `BPF_PROG_DETACH` on drop. It outlives a killed process, as the kernel keeps it.
+    ProgAttach { prog: std::os::fd::OwnedFd, target: std::os::fd::OwnedFd, attach_type: u32 },
 }
 
 /// The clsact qdiscs this process's tc filters sit in: ifindex -> (whether this process created
@@ -58,7 +70,7 @@ impl Link {
             // SAFETY: the link is live.
             LinkInner::Libbpf(p) => unsafe { lb::bpf_link__fd(p.as_ptr()) },
             LinkInner::Fd(fd) => std::os::fd::AsRawFd::as_raw_fd(fd),
-            LinkInner::Tc { .. } => -1,
+            LinkInner::Tc { .. } | LinkInner::ProgAttach { .. } => -1,
         }
     }
 }
@@ -80,6 +92,12 @@ impl Drop for Link {
                 lb::bpf_link__destroy(p.as_ptr());
             },
             LinkInner::Fd(_) => {} // the OwnedFd closes itself
+            LinkInner::ProgAttach { prog, target, attach_type } => {
+                use std::os::fd::AsRawFd;
+                // SAFETY: both fds are open (owned here). A failure (the target is gone) leaves
+                // nothing attached.
+                unsafe { lb::bpf_prog_detach2(prog.as_raw_fd(), target.as_raw_fd(), *attach_type) };
+            }
             &LinkInner::Tc { ifindex, ingress, handle, priority } => {
                 let hook = tc_hook(ifindex, ingress);
                 let opts = lb::bpf_tc_opts {

@@ -436,6 +436,41 @@ impl<'a> Program<'a> {
         Ok(Link { inner: LinkInner::Fd(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) }) })
     }
 
+    /// Attaches the program to the kernel object open at `target` (a cgroup directory, a
+    /// sockmap, a network namespace, ...) with attach type `attach_type`, as BCC's `attach_func`
+    /// does. A BPF link (`BPF_LINK_CREATE`) is tried first, so that the attachment goes with the
+    /// process however it ends; where the kernel has no link for the pair (sockmaps before 6.10,
+    /// cgroups before 5.7, ...) it falls back to `BPF_PROG_ATTACH` with `flags`, undone with
+    /// `BPF_PROG_DETACH` when the returned link is dropped. The second value says which. `name`
+    /// names the target in errors.
+    pub fn attach_fd(&self, target: std::os::fd::BorrowedFd<'_>, name: &str, attach_type: types::AttachType, flags: u32) -> Result<(Link, bool), Failure> {
+        let what = || format!("attaching program `{}` to {name} as {attach_type}", self.name());
+        let opts = lb::bpf_link_create_opts { sz: std::mem::size_of::<lb::bpf_link_create_opts>() as _, ..Default::default() };
+        // SAFETY: opts is valid for the call; the fds are open for its duration.
+        let ret = unsafe { lb::bpf_link_create(self.fd(), target.as_raw_fd(), attach_type.raw(), &opts) };
+        if ret >= 0 {
+            // SAFETY: the kernel returned a new fd that nothing else owns.
+            return Ok((Link { inner: LinkInner::Fd(unsafe { std::os::fd::FromRawFd::from_raw_fd(ret) }) }, true));
+        }
+        // No link for this attach type or target on this kernel: EINVAL (unknown pairing) or
+        // EOPNOTSUPP/ENOTSUPP; anything else (EPERM, EBUSY, EBADF) is the answer.
+        if ![-libc::EINVAL, -libc::EOPNOTSUPP, -types::ENOTSUPP].contains(&ret) {
+            check(ret, what)?;
+        }
+        // Both fds are kept (duplicated) for the detach, which names the program and target.
+        let dup = |fd: Option<std::os::fd::BorrowedFd<'_>>| {
+            fd.ok_or(libc::EBADF)
+                .and_then(|fd| fd.try_clone_to_owned().map_err(|e| e.raw_os_error().unwrap_or(libc::EBADF)))
+                .map_err(|errno| Failure { errno, context: what() })
+        };
+        let prog = dup(self.loaded_fd())?;
+        let target = dup(Some(target))?;
+        // SAFETY: the fds are open for the call.
+        let ret = unsafe { lb::bpf_prog_attach(prog.as_raw_fd(), target.as_raw_fd(), attach_type.raw(), flags) };
+        check(ret, what)?;
+        Ok((Link { inner: LinkInner::ProgAttach { prog, target, attach_type: attach_type.raw() } }, false))
+    }
+
     /// Attaches a tc program to interface `ifindex` through a tcx link (6.6+). The link is made
     /// with `BPF_LINK_CREATE` directly: the direction is chosen here, at attach time, whatever
     /// attach type the program was loaded with.

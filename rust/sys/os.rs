@@ -116,3 +116,16 @@ pub fn kill_process_group(pgid: u32) {
         unsafe { libc::killpg(pgid, libc::SIGKILL) };
     }
 }
+
+/// A new fd (close-on-exec) for the file open at `fd`, a number that came from outside Rust
+/// (Python's `os.open`, a socket's `fileno()`): `EBADF` if nothing is open there. Holding the
+/// duplicate keeps the file open however the caller's fd is closed meanwhile.
+pub fn dup_raw(fd: std::os::fd::RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC reads no memory; an fd that is not open fails with EBADF.
+    let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+    if new < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel returned a new fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}

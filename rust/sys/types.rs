@@ -162,20 +162,66 @@ kernel_enum!(
 });
 
 kernel_enum!(
-    /// `BPF_*` attach types that bpfkit uses (for links and feature probes).
+    /// `BPF_*` attach types (enum bpf_attach_type), BCC's `BPFAttachType`.
     AttachType, "attach type", {
     CgroupInetIngress = BPF_CGROUP_INET_INGRESS, "CGROUP_INET_INGRESS", "4.10";
     CgroupInetEgress = BPF_CGROUP_INET_EGRESS, "CGROUP_INET_EGRESS", "4.10";
+    CgroupInetSockCreate = BPF_CGROUP_INET_SOCK_CREATE, "CGROUP_INET_SOCK_CREATE", "4.10";
+    CgroupSockOps = BPF_CGROUP_SOCK_OPS, "CGROUP_SOCK_OPS", "4.13";
+    SkSkbStreamParser = BPF_SK_SKB_STREAM_PARSER, "SK_SKB_STREAM_PARSER", "4.14";
+    SkSkbStreamVerdict = BPF_SK_SKB_STREAM_VERDICT, "SK_SKB_STREAM_VERDICT", "4.14";
+    CgroupDevice = BPF_CGROUP_DEVICE, "CGROUP_DEVICE", "4.15";
+    SkMsgVerdict = BPF_SK_MSG_VERDICT, "SK_MSG_VERDICT", "4.17";
+    CgroupInet4Bind = BPF_CGROUP_INET4_BIND, "CGROUP_INET4_BIND", "4.17";
+    CgroupInet6Bind = BPF_CGROUP_INET6_BIND, "CGROUP_INET6_BIND", "4.17";
+    CgroupInet4Connect = BPF_CGROUP_INET4_CONNECT, "CGROUP_INET4_CONNECT", "4.17";
+    CgroupInet6Connect = BPF_CGROUP_INET6_CONNECT, "CGROUP_INET6_CONNECT", "4.17";
+    CgroupInet4PostBind = BPF_CGROUP_INET4_POST_BIND, "CGROUP_INET4_POST_BIND", "4.17";
+    CgroupInet6PostBind = BPF_CGROUP_INET6_POST_BIND, "CGROUP_INET6_POST_BIND", "4.17";
+    CgroupUdp4Sendmsg = BPF_CGROUP_UDP4_SENDMSG, "CGROUP_UDP4_SENDMSG", "4.18";
+    CgroupUdp6Sendmsg = BPF_CGROUP_UDP6_SENDMSG, "CGROUP_UDP6_SENDMSG", "4.18";
+    LircMode2 = BPF_LIRC_MODE2, "LIRC_MODE2", "4.18";
+    FlowDissector = BPF_FLOW_DISSECTOR, "FLOW_DISSECTOR", "4.20";
+    CgroupSysctl = BPF_CGROUP_SYSCTL, "CGROUP_SYSCTL", "5.2";
+    CgroupUdp4Recvmsg = BPF_CGROUP_UDP4_RECVMSG, "CGROUP_UDP4_RECVMSG", "5.2";
+    CgroupUdp6Recvmsg = BPF_CGROUP_UDP6_RECVMSG, "CGROUP_UDP6_RECVMSG", "5.2";
+    CgroupGetsockopt = BPF_CGROUP_GETSOCKOPT, "CGROUP_GETSOCKOPT", "5.3";
+    CgroupSetsockopt = BPF_CGROUP_SETSOCKOPT, "CGROUP_SETSOCKOPT", "5.3";
     TraceRawTp = BPF_TRACE_RAW_TP, "TRACE_RAW_TP", "5.5";
     TraceFentry = BPF_TRACE_FENTRY, "TRACE_FENTRY", "5.5";
     TraceFexit = BPF_TRACE_FEXIT, "TRACE_FEXIT", "5.5";
+    ModifyReturn = BPF_MODIFY_RETURN, "MODIFY_RETURN", "5.7";
     LsmMac = BPF_LSM_MAC, "LSM_MAC", "5.7";
+    TraceIter = BPF_TRACE_ITER, "TRACE_ITER", "5.8";
+    CgroupInet4Getpeername = BPF_CGROUP_INET4_GETPEERNAME, "CGROUP_INET4_GETPEERNAME", "5.8";
+    CgroupInet6Getpeername = BPF_CGROUP_INET6_GETPEERNAME, "CGROUP_INET6_GETPEERNAME", "5.8";
+    CgroupInet4Getsockname = BPF_CGROUP_INET4_GETSOCKNAME, "CGROUP_INET4_GETSOCKNAME", "5.8";
+    CgroupInet6Getsockname = BPF_CGROUP_INET6_GETSOCKNAME, "CGROUP_INET6_GETSOCKNAME", "5.8";
+    XdpDevmap = BPF_XDP_DEVMAP, "XDP_DEVMAP", "5.8";
+    CgroupInetSockRelease = BPF_CGROUP_INET_SOCK_RELEASE, "CGROUP_INET_SOCK_RELEASE", "5.9";
+    XdpCpumap = BPF_XDP_CPUMAP, "XDP_CPUMAP", "5.9";
+    SkLookup = BPF_SK_LOOKUP, "SK_LOOKUP", "5.9";
     Xdp = BPF_XDP, "XDP", "5.9";
+    SkSkbVerdict = BPF_SK_SKB_VERDICT, "SK_SKB_VERDICT", "5.13";
+    SkReuseportSelect = BPF_SK_REUSEPORT_SELECT, "SK_REUSEPORT_SELECT", "5.14";
+    SkReuseportSelectOrMigrate = BPF_SK_REUSEPORT_SELECT_OR_MIGRATE, "SK_REUSEPORT_SELECT_OR_MIGRATE", "5.14";
     PerfEvent = BPF_PERF_EVENT, "PERF_EVENT", "5.15";
     TraceKprobeMulti = BPF_TRACE_KPROBE_MULTI, "TRACE_KPROBE_MULTI", "5.18";
-    TraceUprobeMulti = BPF_TRACE_UPROBE_MULTI, "TRACE_UPROBE_MULTI", "6.6";
+    LsmCgroup = BPF_LSM_CGROUP, "LSM_CGROUP", "6.0";
+    StructOps = BPF_STRUCT_OPS, "STRUCT_OPS", "6.4";
+    Netfilter = BPF_NETFILTER, "NETFILTER", "6.4";
     TcxIngress = BPF_TCX_INGRESS, "TCX_INGRESS", "6.6";
     TcxEgress = BPF_TCX_EGRESS, "TCX_EGRESS", "6.6";
+    TraceUprobeMulti = BPF_TRACE_UPROBE_MULTI, "TRACE_UPROBE_MULTI", "6.6";
+    CgroupUnixConnect = BPF_CGROUP_UNIX_CONNECT, "CGROUP_UNIX_CONNECT", "6.7";
+    CgroupUnixSendmsg = BPF_CGROUP_UNIX_SENDMSG, "CGROUP_UNIX_SENDMSG", "6.7";
+    CgroupUnixRecvmsg = BPF_CGROUP_UNIX_RECVMSG, "CGROUP_UNIX_RECVMSG", "6.7";
+    CgroupUnixGetpeername = BPF_CGROUP_UNIX_GETPEERNAME, "CGROUP_UNIX_GETPEERNAME", "6.7";
+    CgroupUnixGetsockname = BPF_CGROUP_UNIX_GETSOCKNAME, "CGROUP_UNIX_GETSOCKNAME", "6.7";
+    NetkitPrimary = BPF_NETKIT_PRIMARY, "NETKIT_PRIMARY", "6.7";
+    NetkitPeer = BPF_NETKIT_PEER, "NETKIT_PEER", "6.7";
+    TraceKprobeSession = BPF_TRACE_KPROBE_SESSION, "TRACE_KPROBE_SESSION", "6.10";
+    TraceUprobeSession = BPF_TRACE_UPROBE_SESSION, "TRACE_UPROBE_SESSION", "6.13";
 });
 
 /// `BPF_F_MMAPABLE`: an array whose memory user space can map.
