@@ -243,7 +243,7 @@ def test_bccs_own_strlen_count_example_runs_unchanged_and_counts_the_calls(tmp_p
 IMPLICIT_READS = r"""
 #include <linux/sched.h>
 
-struct seen_t { u32 ppid; u32 tgid; u32 reset_on_fork; char leader[TASK_COMM_LEN]; };
+struct seen_t { u32 ppid; u32 tgid; u32 tgid2; u32 reset_on_fork; char leader[TASK_COMM_LEN]; };
 BPF_HASH(seen, u32, struct seen_t);
 BPF_HASH(parents, u32, u64);
 
@@ -258,6 +258,7 @@ TRACEPOINT_PROBE(syscalls, sys_enter_getppid)
     s.ppid = task->real_parent->tgid;
     s.tgid = task->tgid;
     s.reset_on_fork = task->sched_reset_on_fork;   /* a bitfield */
+    bpf_probe_read(&s.tgid2, sizeof(s.tgid2), &task->tgid);   /* the legacy helper on kernel memory */
     bpf_probe_read_kernel_str(&s.leader, sizeof(s.leader), task->group_leader->comm);
     seen.update(&pid, &s);
     parents.increment(task->real_parent->tgid);   /* a read in a method's argument */
@@ -270,8 +271,9 @@ def test_implicit_kernel_reads_become_probe_reads_and_read_the_right_fields():
     """BCC's `task->real_parent->tgid` in a program that was handed a kernel pointer: each load
     through it is rewritten (from clang's AST) into a CO-RE-relocated bpf_probe_read_kernel, so
     the verifier accepts it and the values are the kernel's: the children's parent (this
-    process), their own pid, the reset-on-fork bit one of them set (a bitfield) and the name of
-    their thread group's leader."""
+    process), their own pid (also through the legacy bpf_probe_read, which becomes its kernel
+    form), the reset-on-fork bit one of them set (a bitfield) and the name of their thread
+    group's leader."""
     import subprocess
     import sys
 
@@ -279,6 +281,7 @@ def test_implicit_kernel_reads_become_probe_reads_and_read_the_right_fields():
     assert "__bcc_rd(__bcc_rd(task->real_parent)->tgid)" in translated
     assert "__bcc_rdbf(task, sched_reset_on_fork)" in translated
     assert "__bcc_rd(task->group_leader)->comm" in translated  # an array member's address: no load
+    assert "bpf_probe_read_kernel(&s.tgid2, sizeof(s.tgid2), &task->tgid)" in translated
     child = ("import os, sys\n"
              "if sys.argv[1] == 'reset':\n"
              "    os.sched_setscheduler(0, os.SCHED_BATCH | 0x40000000, os.sched_param(0))\n"
@@ -290,7 +293,7 @@ def test_implicit_kernel_reads_become_probe_reads_and_read_the_right_fields():
         assert set(seen) == {p.pid for p in kids.values()}
         for mode, p in kids.items():
             s = seen[p.pid]
-            assert (s.ppid, s.tgid) == (PID, p.pid)
+            assert (s.ppid, s.tgid, s.tgid2) == (PID, p.pid, p.pid)
             assert s.reset_on_fork == (mode == "reset"), mode
             # A single-threaded child leads its own group: its name is the executable's.
             assert s.leader == os.path.basename(sys.executable)[:15].encode(), s.leader

@@ -50,8 +50,9 @@ struct Node {
     arrow: bool,
     /// The member's declaration (MemberExpr).
     member: String,
-    /// The declaration a DeclRefExpr names.
+    /// The declaration a DeclRefExpr names, and its name.
     refdecl: String,
+    refname: String,
     id: String,
     bitfield: bool,
     /// The type, desugared where clang gives both.
@@ -127,6 +128,7 @@ impl Reader<'_> {
                 "referencedMemberDecl" => n.member = sub.as_str().unwrap_or_default().to_string(),
                 "referencedDecl" => {
                     n.refdecl = sub.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
+                    n.refname = sub.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
                     self.skip(sub);
                 }
                 "type" => {
@@ -199,6 +201,9 @@ struct Rewrite<'a> {
     bitfields: &'a HashSet<String>,
     /// (begin, end) of each load to wrap, and the bitfield loads' (begin, base end, member, end).
     loads: Vec<(usize, usize)>,
+    /// (begin, end, new name) of each legacy `bpf_probe_read(_str)` call's callee that reads
+    /// kernel memory: it becomes `bpf_probe_read_kernel(_str)`.
+    renames: Vec<(usize, usize, &'static str)>,
     bitfield_loads: Vec<(usize, usize, usize, usize)>,
 }
 
@@ -269,7 +274,42 @@ impl Rewrite<'_> {
         new
     }
 
+    /// A call of the legacy `bpf_probe_read(dst, size, src)` or `bpf_probe_read_str` whose
+    /// source is kernel memory (an address computed from a kernel lvalue, a pointer to a kernel
+    /// struct, a pointer read from the kernel) names the kernel form of the helper instead. Other
+    /// sources (a syscall's user pointer, an address of unknown origin) keep the legacy helper,
+    /// which reads either where the two address spaces do not overlap (x86, arm64).
+    fn probe_read(&mut self, call: &Node) {
+        let [callee, _, _, src] = &call.kids[..] else { return };
+        let mut f = callee;
+        while f.kind == "ImplicitCastExpr" || f.kind == "ParenExpr" {
+            let Some(k) = f.kids.first() else { return };
+            f = k;
+        }
+        let new = match (f.kind.as_str(), f.refname.as_str()) {
+            ("DeclRefExpr", "bpf_probe_read") => "bpf_probe_read_kernel",
+            ("DeclRefExpr", "bpf_probe_read_str") => "bpf_probe_read_kernel_str",
+            _ => return,
+        };
+        let (Some(b), Some(e)) = (f.begin, f.end) else { return };
+        if b != e || !self.kernel_source(src) {
+            return; // the name is not spelled as one token of the program's own text
+        }
+        self.renames.push((b, e + f.end_len, new));
+    }
+
+    /// Whether pointer expression `p` points into kernel memory.
+    fn kernel_source(&self, p: &Node) -> bool {
+        self.points_into_kernel(p)
+            || self.kernel_value(p)
+            || (p.kind.ends_with("CastExpr") || p.kind == "ParenExpr") && p.kids.first().is_some_and(|k| self.kernel_source(k))
+            || self.kernel_pointer(&p.ty)
+    }
+
     fn visit(&mut self, n: &Node) {
+        if n.kind == "CallExpr" {
+            self.probe_read(n);
+        }
         if n.kind == "ImplicitCastExpr" && n.cast == "LValueToRValue" {
             if let Some(e) = n.kids.first() {
                 if self.kernel_lvalue(e) {
@@ -340,6 +380,7 @@ pub fn rewrite(src: &str, ast_json: &str) -> Result<String> {
         kernel_vars: HashSet::new(),
         bitfields: &bitfields,
         loads: Vec::new(),
+        renames: Vec::new(),
         bitfield_loads: Vec::new(),
     };
     // Until no new variable is found: one may take its value from another.
@@ -355,7 +396,7 @@ pub fn rewrite(src: &str, ast_json: &str) -> Result<String> {
     for f in &functions {
         rw.visit(f);
     }
-    Ok(apply(src, rw.loads, rw.bitfield_loads))
+    Ok(apply(src, rw.loads, rw.bitfield_loads, rw.renames))
 }
 
 /// The file the last location in a declaration's JSON names, if any names one (`"file"` keys
@@ -393,7 +434,7 @@ fn closing_quote(s: &str) -> Option<usize> {
 /// Writes the rewrite: `__bcc_rd(` before and `)` after each load (an outer load's opening
 /// before an inner one's at the same place, its closing after), and for a bitfield
 /// `__bcc_rdbf(base, member)`.
-fn apply(src: &str, mut loads: Vec<(usize, usize)>, mut bitfields: Vec<(usize, usize, usize, usize)>) -> String {
+fn apply(src: &str, mut loads: Vec<(usize, usize)>, mut bitfields: Vec<(usize, usize, usize, usize)>, renames: Vec<(usize, usize, &'static str)>) -> String {
     loads.sort_unstable();
     loads.dedup();
     bitfields.sort_unstable();
@@ -412,6 +453,11 @@ fn apply(src: &str, mut loads: Vec<(usize, usize)>, mut bitfields: Vec<(usize, u
             edits.push((b, (1, -(e as i64)), "__bcc_rdbf(", 0));
             edits.push((base_end, (2, 0), ", ", member - base_end));
             edits.push((e, (0, -(b as i64)), ")", 0));
+        }
+    }
+    for &(b, e, name) in &renames {
+        if b < e && e <= src.len() {
+            edits.push((b, (3, 0), name, e - b));
         }
     }
     edits.sort_by_key(|&(p, r, _, _)| (p, r));
@@ -455,7 +501,7 @@ mod tests {
     fn nested_loads_open_outer_first_and_close_inner_first() {
         let src = "x = t->p->tgid;";
         // t->p is [4, 8), t->p->tgid is [4, 14).
-        assert_eq!(apply(src, vec![(4, 14), (4, 8)], vec![]), "x = __bcc_rd(__bcc_rd(t->p)->tgid);");
-        assert_eq!(apply("v = sk->bf;", vec![], vec![(4, 6, 8, 10)]), "v = __bcc_rdbf(sk, bf);");
+        assert_eq!(apply(src, vec![(4, 14), (4, 8)], vec![], vec![]), "x = __bcc_rd(__bcc_rd(t->p)->tgid);");
+        assert_eq!(apply("v = sk->bf;", vec![], vec![(4, 6, 8, 10)], vec![]), "v = __bcc_rdbf(sk, bf);");
     }
 }
