@@ -21,6 +21,40 @@ def test_a_bcc_program_is_recognised_and_a_libbpf_one_is_not():
     assert not _native.is_bcc('SEC("tracepoint/syscalls/sys_enter_getppid")\nint f(void *c) { return 0; }\n')
 
 
+STRING_KEYS = r"""
+typedef struct { char op[16]; } op_key_t;
+BPF_HASH(calls, op_key_t, u64);
+
+/* As BCC's ext4dist does: a string literal copied whole into a fixed-size key. Inlined (as BCC's
+ * helpers are), the copy is of a constant; called, it would read past the literal. */
+static int count(const char *op)
+{
+    op_key_t key = {};
+    if ((bpf_get_current_pid_tgid() >> 32) != TARGET)
+        return 0;
+    __builtin_memcpy(&key.op, op, sizeof(key.op));
+    calls.increment(key);
+    return 0;
+}
+
+TRACEPOINT_PROBE(syscalls, sys_enter_getppid) { return count("getppid"); }
+TRACEPOINT_PROBE(syscalls, sys_enter_getpgid) { return count("getpgid"); }
+"""
+
+
+def test_static_helpers_are_inlined_so_string_literals_copy_into_keys():
+    with BPF(text=STRING_KEYS, cflags=[f"-DTARGET={PID}"]) as b:
+        for _ in range(3):
+            os.getppid()
+        for _ in range(2):
+            os.getpgid(0)
+        got: dict = {}
+        for k, v in b["calls"].items():
+            op = bytes(k.op).split(b"\0", 1)[0]
+            got[op] = got.get(op, 0) + v.value
+    assert got == {b"getppid": 3, b"getpgid": 2}
+
+
 def test_maps_methods_and_tracepoint_probe_count_the_calls_made():
     """BPF_HASH with its defaults, increment() with a key by value and with a step, BPF_ARRAY's
     lookup() and BPF_TABLE("percpu_array"), in a TRACEPOINT_PROBE, includes as BCC writes them."""

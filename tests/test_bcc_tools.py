@@ -239,3 +239,26 @@ def test_opensnoop_reports_the_fd_and_errno_of_each_open(tmp_path):
     rows = {r[-1]: r for r in (line.split() for line in out.splitlines()) if r and r[-1].startswith(str(tmp_path))}
     assert rows[str(marker)][:1] + rows[str(marker)][2:4] == [str(PID), str(fd), "0"], out
     assert rows[str(missing)][:1] + rows[str(missing)][2:4] == [str(PID), "-1", "2"], out
+
+
+def test_profile_samples_a_busy_child_at_the_rate_asked_with_its_user_stacks():
+    """BCC's profile (a perf_event program on the CPU clock, stacks in a BPF_STACK_TRACE, its
+    kernel-address test against PAGE_OFFSET) at 99 Hz for 2 s of a child that only spins: about
+    198 samples, all the child's (-p), its user stacks named through the interpreter's symbols."""
+    child = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        r = subprocess.run([sys.executable, "-m", "bpfkit.bcc", tool("profile"), "-F", "99", "-p", str(child.pid), "2"],
+                           capture_output=True, text=True, timeout=120, env=UNBUFFERED)
+    finally:
+        child.kill()
+        child.wait()
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr[-3000:]
+    # Blocks: frames, then "    -    comm (pid)", then the count, then a blank line.
+    blocks = [b.strip("\n").splitlines() for b in r.stdout.split("\n\n")[1:] if b.strip()]
+    owners = {re.sub(r".*\((\d+)\)$", r"\1", b[-2].strip()) for b in blocks}
+    assert owners == {str(child.pid)}, r.stdout[-3000:]
+    samples = sum(int(b[-1]) for b in blocks)
+    # A spinning process is on a CPU the whole time, bar the hypervisor's steal.
+    assert 0.5 * 99 * 2 <= samples <= 99 * 2.6, samples
+    frames = {f.strip() for b in blocks for f in b[:-2]}
+    assert "_PyEval_EvalFrameDefault" in frames, sorted(frames)[:40]

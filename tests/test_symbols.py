@@ -51,6 +51,10 @@ def test_user_symbols_of_a_running_binary(target):
     assert BPF.sym(cxx_fn, p.pid) == "bk::scaled(int, double)"
     assert BPF.sym(cxx_fn, p.pid, demangle=False) == "_ZN2bk6scaledEid"
     assert BPF.sym(8, p.pid) == "[unknown]"
+    # Once the process has exited its mappings are gone: unknown, as BCC says (not an error).
+    p.kill()
+    p.wait()
+    assert BPF.sym(c_fn, p.pid) == "[unknown]"
 
 
 def test_library_symbol_in_a_process():

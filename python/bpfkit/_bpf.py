@@ -686,7 +686,8 @@ class BPF(KernelAttachMixin, UserAttachMixin, NetAttachMixin):
     def sym(addr: int, pid: int, show_module: bool = False, show_offset: bool = False,
             demangle: bool = True) -> str:
         """The symbol containing ``addr`` in process ``pid`` (ELF symbols, DWARF, build ids,
-        through blazesym), demangled unless ``demangle=False``; ``"[unknown]"`` when none.
+        through blazesym), demangled unless ``demangle=False``; ``"[unknown]"`` when none, or
+        when the process has exited.
         A negative ``pid`` means the kernel, as in BCC."""
         from ._attach_base import I32, U64, _int
 
@@ -694,7 +695,12 @@ class BPF(KernelAttachMixin, UserAttachMixin, NetAttachMixin):
         pid = -1 if pid is None else _int(pid, "pid", *I32)
         if pid < 0:
             return BPF.ksym(addr, show_module, show_offset)
-        r = _native.usym(addr, pid, demangle)
+        try:
+            r = _native.usym(addr, pid, demangle)
+        except ValueError:
+            if os.path.exists(f"/proc/{pid}"):
+                raise
+            r = None  # the process is gone with its mappings (BCC prints the same)
         return _format_sym(r, show_module, show_offset, "")
 
     # -- BCC compatibility helpers -----------------------------------------------------------

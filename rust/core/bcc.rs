@@ -735,6 +735,13 @@ pub fn translate(src: &str, display: &str, kernel: &dyn Kernel) -> Result<String
                 edits.push((t.start, toks[close].end, format!("{kind}({name}, {key}, {size})")));
                 i = close;
             }
+            (Kind::Ident, "static") if depth == 0 && static_function(&toks, src, i) => {
+                // BCC's programs were written for kernels without BPF-to-BPF calls (4.16): their helper
+                // functions are inlined, so the verifier sees each call's constant arguments (a
+                // string literal copied whole into a key, as BCC's ext4dist does, reads past it
+                // in a function of its own).
+                edits.push((t.end, t.end, " __attribute__((always_inline))".to_string()));
+            }
             (Kind::Ident, "TRACEPOINT_PROBE") if is(i + 1, "(") => {
                 let args = split_args(&toks, src, i + 1);
                 if args.len() != 2 {
@@ -919,6 +926,23 @@ fn context_section(toks: &[Tok], src: &str, at: usize) -> Option<&'static str> {
     let name = &src[toks[at].start..toks[at].end];
     let called = toks.iter().enumerate().any(|(k, t)| k != at && &src[t.start..t.end] == name);
     (!called).then_some(sec)
+}
+
+/// Whether the `static` at token `at` begins a function definition (`static int f(...) {`), not
+/// a variable, a declaration or a function pointer.
+fn static_function(toks: &[Tok], src: &str, at: usize) -> bool {
+    let mut j = at + 1;
+    while j < toks.len() {
+        match &src[toks[j].start..toks[j].end] {
+            ";" | "=" | "{" | "}" => return false,
+            "(" => {
+                let named = j > at + 1 && toks[j - 1].kind == Kind::Ident;
+                return named && matching(toks, src, j).is_some_and(|c| c + 1 < toks.len() && &src[toks[c + 1].start..toks[c + 1].end] == "{");
+            }
+            _ => j += 1,
+        }
+    }
+    false
 }
 
 /// Whether the function defined at token `at` returns `int` and takes no context it names a
@@ -1128,6 +1152,18 @@ mod tests {
                 \tfield:int flags;\toffset:24;\tsize:8;\tsigned:0;\n"
                 .into())
         }
+    }
+
+    #[test]
+    fn static_helper_functions_are_inlined_and_static_data_is_not_touched() {
+        let src = "BPF_HASH(counts, u32);\nstatic u64 total = 0;\nstatic int (*fp)(int);\nstatic int helper(const char *op) { return op[0]; }\n\
+                   static inline int two(void);\nstatic inline int two(void) { return 2; }\n";
+        let out = translate(src, "prog.c", &Fake).unwrap();
+        let body = out.split_once("#line 1 \"prog.c\"\n").unwrap().1;
+        assert!(body.contains("static __attribute__((always_inline)) int helper(const char *op) {"), "{body}");
+        assert!(body.contains("static __attribute__((always_inline)) inline int two(void) {"), "{body}");
+        assert!(body.contains("static inline int two(void);"), "{body}");
+        assert!(body.contains("static u64 total = 0;") && body.contains("static int (*fp)(int);"), "{body}");
     }
 
     #[test]

@@ -234,7 +234,17 @@ impl Rewrite<'_> {
         match p.kind.as_str() {
             "UnaryOperator" if p.opcode == "&" => first().is_some_and(|k| self.kernel_lvalue(k)),
             "ImplicitCastExpr" if p.cast == "ArrayToPointerDecay" => first().is_some_and(|k| self.kernel_lvalue(k)),
-            "ImplicitCastExpr" if p.cast == "LValueToRValue" => false,
+            // An array of kernel pointers handed over by pointer (`struct scatterlist **sgs`, as
+            // virtqueue_add_sgs takes): its elements are in kernel memory. (A local array of them
+            // decays from an array type, not this.) A stack or map address taken for one reads
+            // the same through bpf_probe_read_kernel.
+            // A pointer to a kernel struct (`((u8 *)tcp)[13]`, as BCC's tcpdrop reads its
+            // header's flags) or one read from the kernel points into it too.
+            "ImplicitCastExpr" if p.cast == "LValueToRValue" => {
+                self.kernel_pointer(&p.ty)
+                    || p.ty.trim_end().strip_suffix('*').is_some_and(|t| self.kernel_pointer(t))
+                    || self.kernel_value(p)
+            }
             "ParenExpr" | "CStyleCastExpr" | "ImplicitCastExpr" => first().is_some_and(|k| self.points_into_kernel(k)),
             "BinaryOperator" if matches!(p.opcode.as_str(), "+" | "-") => p.kids.iter().any(|k| self.points_into_kernel(k)),
             _ => false,

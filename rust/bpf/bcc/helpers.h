@@ -494,6 +494,24 @@
 #define udp_hdr(skb) ((struct udphdr *)skb_transport_header(skb))
 #define sg_is_last(sg) (BPF_CORE_READ(sg, page_link) & 0x02UL)
 #define sg_is_chain(sg) (BPF_CORE_READ(sg, page_link) & 0x01UL)
+#define sg_chain_ptr(sg) ((struct scatterlist *)(BPF_CORE_READ(sg, page_link) & ~0x03UL))
+
+/* Where the kernel's direct map starts (asm/page_64_types.h, asm/memory.h), as BCC's profile
+ * tests a sampled address against it. With KASLR the map starts above this base, and kernel
+ * text is above both. */
+#if defined(__TARGET_ARCH_x86)
+#ifndef __PAGE_OFFSET_BASE_L4
+#define __PAGE_OFFSET_BASE_L4 0xffff888000000000UL
+#define __PAGE_OFFSET_BASE_L5 0xff11000000000000UL
+#endif
+#ifndef PAGE_OFFSET
+#define PAGE_OFFSET __PAGE_OFFSET_BASE_L4
+#endif
+#elif defined(__TARGET_ARCH_arm64) && defined(CONFIG_ARM64_VA_BITS)
+#ifndef PAGE_OFFSET
+#define PAGE_OFFSET (~0UL << CONFIG_ARM64_VA_BITS)
+#endif
+#endif
 
 /* Kernel annotations that mean nothing to a BPF program. */
 #ifndef __user
