@@ -294,3 +294,20 @@ print(isinstance(b["a"], Array), isinstance(b["h"], HashTable), BPF_MAP_TYPE_HAS
     r = subprocess.run([sys.executable, "-m", "bpfkit.bcc", str(script)], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["True", "True", "1", str(BPF.XDP), "1", "1024", "0"]
+
+
+def test_strcmp_rewrite_makes_one_function_per_call_and_reads_user_strings_when_told():
+    from bpfkit.bcc.utils import StrcmpRewrite
+
+    r = StrcmpRewrite.rewrite_expr('STRCMP("bash", arg1) && !STRCMP("a\\"b", f(x, (y)))', False, False,
+                                   {"arg1"}, "/* before */", 4)
+    assert r["expr"] == 'streq_4("bash", arg1) && !streq_5("a\\"b", f(x, (y)))'
+    assert r["probeid"] == 6 and r["streq_functions"].startswith("/* before */")
+    fns = r["streq_functions"]
+    # The whole string, its NUL included: "bash" does not match "bashful".
+    assert "const char needle[5] = {98, 97, 115, 104, 0};" in fns
+    assert "const char needle[4] = {97, 34, 98, 0};" in fns
+    assert fns.count("bpf_probe_read_user(") == 1 and fns.count("bpf_probe_read(") == 1  # arg1 is @user
+    binary = StrcmpRewrite.rewrite_expr('STRCMP("\\x01\\x02", arg2)', True, True, [], "", 0)
+    assert "const char needle[2] = {1, 2};" in binary["streq_functions"]
+    assert "bpf_probe_read_user(" in binary["streq_functions"]

@@ -262,3 +262,66 @@ def test_profile_samples_a_busy_child_at_the_rate_asked_with_its_user_stacks():
     assert 0.5 * 99 * 2 <= samples <= 99 * 2.6, samples
     frames = {f.strip() for b in blocks for f in b[:-2]}
     assert "_PyEval_EvalFrameDefault" in frames, sorted(frames)[:40]
+
+
+def test_funccount_counts_a_tracepoint_pattern_for_this_process():
+    """BCC's funccount over a tracepoint wildcard (its `t:` mode), limited to this process: the
+    exact number of getpgid calls made."""
+    p = start("funccount", "-p", str(PID), "-d", "3", "t:syscalls:sys_enter_getpgi*", header=r"^Tracing 1 functions")
+    for _ in range(37):
+        os.getpgid(0)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 0 and "Traceback" not in err, err[-3000:]
+    assert re.search(r"^syscalls:sys_enter_getpgid\s+37$", out, re.M), out
+
+
+def test_trace_filters_with_strcmp_and_prints_the_fields_asked(tmp_path):
+    """BCC's trace with a STRCMP filter (bpfkit.bcc's StrcmpRewrite): one line per open of the
+    marker file by this process, with the flags it passed, and none for another file; -M 3 ends
+    it after three events (BCC's trace exits 1 on Ctrl-C)."""
+    marker = tmp_path / "bpfkit-trace-marker"
+    marker.write_text("x")
+    spec = f't:syscalls:sys_enter_openat (STRCMP("{marker}", args->filename)) "flags %x", args->flags'
+    p = start("trace", "-M", "3", "-p", str(PID), spec, header=r"^PID\s+TID\s+COMM\s+FUNC")
+    os.close(os.open(os.devnull, os.O_RDONLY))
+    flags = (os.O_RDONLY, os.O_RDONLY | os.O_NONBLOCK, os.O_RDWR)
+    for f in flags:
+        os.close(os.open(marker, f))
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 0 and "Traceback" not in err, err[-3000:]
+    got = [line.split()[-1] for line in out.splitlines() if "sys_enter_openat" in line]
+    # Python opens every file close-on-exec.
+    assert got == [f"{f | os.O_CLOEXEC:x}" for f in flags], out
+
+
+def attached(p: subprocess.Popen, timeout: float = 60) -> None:
+    """Waits until the tool holds a BPF link or perf event (its probes are attached), for tools
+    that print nothing before their first interval."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert p.poll() is None, p.communicate(timeout=10)[1][-3000:]
+        fds = f"/proc/{p.pid}/fd"
+        for fd in os.listdir(fds):
+            try:
+                if re.search(r"bpf_link|\[perf_event\]", os.readlink(f"{fds}/{fd}")):
+                    return
+            except OSError:
+                pass
+        time.sleep(0.02)
+    p.kill()
+    raise AssertionError("the tool attached nothing")
+
+
+def test_argdist_counts_the_values_of_a_tracepoint_field():
+    """BCC's argdist -C over a tracepoint field: how many times each pid argument was passed."""
+    p = subprocess.Popen([sys.executable, "-m", "bpfkit.bcc", tool("argdist"), "-p", str(PID), "-i", "3", "-n", "1",
+                          "-C", "t:syscalls:sys_enter_getpgid():int:args->pid"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=UNBUFFERED)
+    attached(p)
+    for arg, n in ((0, 5), (1, 3)):
+        for _ in range(n):
+            os.getpgid(arg)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 0 and "Traceback" not in err, err[-3000:]
+    counts = {int(m[2]): int(m[1]) for m in re.finditer(r"^\s+(\d+)\s+args->pid = (\d+)$", out, re.M)}
+    assert counts == {0: 5, 1: 3}, out

@@ -11,6 +11,9 @@ dialect, is translated to libbpf C on CO-RE (see ``BPF``).
 
 from __future__ import annotations
 
+import os
+import shutil
+import time
 from typing import Any, Optional
 
 from bpfkit import BPF as _BPF
@@ -29,11 +32,12 @@ from bpfkit import (
     PerfType,
     SymbolCache,
     __version__,  # the package's version, as BCC's programs may print it: bpfkit's
+    _native,
 )
 
 from . import containers, syscall, table, tcp, usdt, utils
 from .table import PerfEventArray, RingBuf, Table
-from .utils import ArgString, get_online_cpus, printb
+from .utils import ArgString, StrcmpRewrite, get_online_cpus, printb
 
 
 class BPF(_BPF):
@@ -84,8 +88,73 @@ class BPF(_BPF):
         return _BPF.sym(addr, pid, show_module, show_offset, demangle).encode()
 
 
+    # -- what BCC's generic tools (trace, argdist, funccount, ...) call ------------------------
+    @staticmethod
+    def monotonic_time() -> int:
+        """CLOCK_MONOTONIC in nanoseconds, the clock of ``bpf_ktime_get_ns()``."""
+        return time.monotonic_ns()
 
-__all__ = ["BPF", "USDT", "ArgString", "printb", "get_online_cpus", "Table", "PerfEventArray", "RingBuf",
+    @staticmethod
+    def find_library(libname: Any) -> Optional[bytes]:
+        """The path of shared library ``libname`` (``"c"``, ``b"libssl"``, ``"libc.so.6"``), from
+        the dynamic linker's cache and the library directories, as bytes; None when there is none."""
+        name = os.fsdecode(libname)
+        try:
+            path = _native.resolve_binary(name)
+        except OSError:
+            return None
+        if "/" not in name and ".so" not in os.path.basename(path):
+            return None  # a program found on PATH, not a library
+        return os.fsencode(path)
+
+    @staticmethod
+    def find_exe(bin_path: Any) -> Any:
+        """``bin_path`` if it names an executable file, else the executable of that name on PATH,
+        of the type given (str or bytes); None when there is none."""
+        as_bytes = isinstance(bin_path, bytes)
+        name = os.fsdecode(bin_path)
+        if os.path.dirname(name):
+            found = name if os.path.isfile(name) and os.access(name, os.X_OK) else None
+        else:
+            found = shutil.which(name, mode=os.X_OK)
+        return None if found is None else (os.fsencode(found) if as_bytes else found)
+
+    @staticmethod
+    def get_tracepoints(tp_re: Any = ".*") -> list:  # type: ignore[override]
+        """Every tracepoint whose ``"category:event"`` matches ``tp_re``, as bytes when the pattern
+        is bytes (BCC's funccount formats them with ``.decode()``)."""
+        names = _BPF.get_tracepoints(os.fsdecode(tp_re))
+        return [os.fsencode(n) for n in names] if isinstance(tp_re, bytes) else names
+
+    @staticmethod
+    def generate_auto_includes(program_words: Any) -> str:
+        """The ``#include`` lines BCC adds for the kernel types a probe names: none, as every
+        kernel type is in the program's vmlinux.h, from the running kernel's BTF."""
+        return ""
+
+    @staticmethod
+    def get_probe_limit() -> int:
+        """How many probes a tool may attach at once: ``BCC_PROBE_LIMIT`` or 1000, as BCC."""
+        return int(os.environ.get("BCC_PROBE_LIMIT", "1000"))
+
+    def add_module(self, modname: Any) -> bool:
+        """BCC loads a module's symbols ahead of use with this; bpfkit reads symbols when it
+        resolves an address (blazesym), so this only says whether the file is there."""
+        return os.path.isfile(os.fsdecode(modname))
+
+    @property
+    def kprobe_fds(self) -> dict:
+        """``{function: link}`` of the attached kprobes and kretprobes, as BCC's dict is keyed."""
+        return {link.target.encode(): link for link in self.links() if link.kind in ("kprobe", "kretprobe")}
+
+    @property
+    def uprobe_fds(self) -> dict:
+        """``{target: link}`` of the attached uprobes and uretprobes."""
+        return {link.target.encode(): link for link in self.links() if link.kind in ("uprobe", "uretprobe")}
+
+
+
+__all__ = ["BPF", "USDT", "ArgString", "StrcmpRewrite", "printb", "get_online_cpus", "Table", "PerfEventArray", "RingBuf",
            "__version__", "PerfType", "PerfHWConfig", "PerfSWConfig", "PerfEventSampleFormat", "BPFAttachType",
            "BPFProgType", "SymbolCache", "DEBUG_LLVM_IR", "DEBUG_BPF", "DEBUG_PREPROCESSOR", "DEBUG_SOURCE",
            "DEBUG_BPF_REGISTER_STATE", "table", "usdt", "utils", "syscall", "containers", "tcp"]
