@@ -154,7 +154,8 @@ class BPF(_BPF):
 
 
 
-__all__ = ["BPF", "USDT", "ArgString", "StrcmpRewrite", "printb", "get_online_cpus", "Table", "PerfEventArray", "RingBuf",
+__all__ = ["BPF", "USDT", "ArgString", "StrcmpRewrite", "printb", "get_online_cpus", "Table", "PerfEventArray",
+           "RingBuf",
            "__version__", "PerfType", "PerfHWConfig", "PerfSWConfig", "PerfEventSampleFormat", "BPFAttachType",
            "BPFProgType", "SymbolCache", "DEBUG_LLVM_IR", "DEBUG_BPF", "DEBUG_PREPROCESSOR", "DEBUG_SOURCE",
            "DEBUG_BPF_REGISTER_STATE", "table", "usdt", "utils", "syscall", "containers", "tcp"]
