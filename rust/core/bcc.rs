@@ -869,13 +869,24 @@ pub fn translate_cached(req: &Request<'_>, cache: &Cache, kernel: &dyn Kernel) -
     Ok(out)
 }
 
-/// Whether a translation may read kernel memory through a pointer (`->` other than on a
-/// tracepoint's `args` or the program's context).
+/// Whether a translation may read kernel memory through a pointer: it uses `->` other than on
+/// a tracepoint's `args` or the program's context, and names a kernel struct or union (one it
+/// does not define, other than a program context) for a pointer to point to. A program whose
+/// arrows all go into its own structs (map values) needs no AST, so no second clang run.
 fn needs_reads(src: &str) -> bool {
     let body = src.split_once("\n#line 1 ").map_or(src, |(_, b)| b);
     let toks = tokenize(body);
+    let word = |t: &Tok| &body[t.start..t.end];
+    let arrows = toks.windows(2).any(|w| word(&w[1]) == "->" && !(w[0].kind == Kind::Ident && matches!(word(&w[0]), "args" | "ctx")));
+    if !arrows {
+        return false;
+    }
+    let own: HashSet<String> = compile::defined_structs(body).into_iter().collect();
     toks.windows(2).any(|w| {
-        &body[w[1].start..w[1].end] == "->" && !(w[0].kind == Kind::Ident && matches!(&body[w[0].start..w[0].end], "args" | "ctx"))
+        matches!(word(&w[0]), "struct" | "union")
+            && w[1].kind == Kind::Ident
+            && !own.contains(word(&w[1]))
+            && !crate::core::bcc_reads::direct_record(word(&w[1]))
     })
 }
 
@@ -1152,6 +1163,15 @@ mod tests {
                 \tfield:int flags;\toffset:24;\tsize:8;\tsigned:0;\n"
                 .into())
         }
+    }
+
+    #[test]
+    fn only_arrows_into_kernel_structs_need_the_ast() {
+        let own = "struct val_t { u64 n; };\nint f(void *ctx) { struct val_t *v = 0; return v ? v->n : 0; }";
+        assert!(!needs_reads(own));
+        assert!(!needs_reads("int f(struct pt_regs *ctx) { return ctx->ip + args->x; }"));
+        assert!(needs_reads("int f(void *c) { struct task_struct *t = (void *)bpf_get_current_task(); return t->pid; }"));
+        assert!(!needs_reads("int f(void *c) { struct task_struct *t = 0; return t != 0; }")); // no arrow
     }
 
     #[test]

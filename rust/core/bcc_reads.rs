@@ -30,7 +30,7 @@ const MAIN_FILE: &str = "<stdin>";
 
 /// Records whose pointers are program contexts (a tracepoint's among them) or helper results the
 /// verifier lets a program read directly: never rewritten.
-fn direct_record(name: &str) -> bool {
+pub(crate) fn direct_record(name: &str) -> bool {
     matches!(name, "pt_regs" | "user_pt_regs" | "__sk_buff" | "xdp_md" | "sk_msg_md" | "sk_reuseport_md")
         || name.starts_with("bpf_")
         || name.starts_with("trace_event_raw_")
