@@ -171,7 +171,11 @@ def event_loop(b: Any, on_event: Callable[[Any], Any], *, duration: float | None
                 raise BrokenPipeError(errno.EPIPE, "the reader of standard output has gone")
         consume()
     except KeyboardInterrupt:
-        pass
+        # What the kernel had already written still counts: drain it (a second Ctrl-C stops that).
+        try:
+            consume()
+        except KeyboardInterrupt:
+            pass
     lost = int(events.lost if perf else b.get_global("dropped"))
     if lost:
         print(f"WARNING: {lost} events lost ({'perf' if perf else 'ring'} buffer full)", file=sys.stderr)
