@@ -474,8 +474,9 @@ def _syscall_tracepoints(probe: Probe, names: list[str], kind: str, why: str) ->
         call = syscall_of(fn)
         event = f"sys_{'exit' if kind == 'kretprobe' else 'enter'}_{call}" if call else ""
         if event and _native.tracepoint_exists("syscalls", event):
+            via = f"no kprobes here: syscalls:{event} stands in for the {kind} on {fn}"
             out.append(Target(probe, "tracepoint", fn, event=f"syscalls:{event}", syscall=call,
-                              nargs=syscall_arg_count(call), via=f"no kprobes here: syscalls:{event} stands in for the {kind} on {fn}"))
+                              nargs=syscall_arg_count(call), via=via))
         else:
             refused.append(fn)
     if refused and not out:

@@ -30,9 +30,9 @@ import sys
 import time
 
 try:
-    from ._kit import Tool, intervals, interval_options, invalid, print_json, seconds
+    from ._kit import Tool, interval_options, intervals, invalid, print_json, seconds
 except ImportError:  # run as a script from tools/
-    from _kit import Tool, intervals, interval_options, invalid, print_json, seconds  # type: ignore[no-redef]
+    from _kit import Tool, interval_options, intervals, invalid, print_json, seconds  # type: ignore[no-redef]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -59,8 +59,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = TOOL.parser("pid")
     p.add_argument("-i", "--interval", type=seconds, help="summary interval, seconds")
     TOOL.add_groups(p, "duration", "timestamp")
-    p.add_argument("-r", "--regexp", action="store_true", help='use regular expressions. Default is "*" wildcards only.')
-    p.add_argument("-D", "--debug", action="store_true", help="print BPF program before starting (for debugging purposes)")
+    p.add_argument("-r", "--regexp", action="store_true",
+                   help='use regular expressions. Default is "*" wildcards only.')
+    p.add_argument("-D", "--debug", action="store_true",
+                   help="print BPF program before starting (for debugging purposes)")
     p.add_argument("-c", "--cpu", type=cpu, help="trace this CPU only")
     TOOL.add_groups(p, "json")
     p.add_argument("--ebpf", action="store_true", help="==SUPPRESS==")

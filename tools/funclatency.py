@@ -28,9 +28,9 @@ from __future__ import annotations
 import sys
 
 try:
-    from ._kit import Tool, intervals, interval_options, print_hists, seconds
+    from ._kit import Tool, interval_options, intervals, print_hists, seconds
 except ImportError:  # run as a script from tools/
-    from _kit import Tool, intervals, interval_options, print_hists, seconds  # type: ignore[no-redef]
+    from _kit import Tool, interval_options, intervals, print_hists, seconds  # type: ignore[no-redef]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -51,7 +51,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("-u", "--microseconds", action="store_true", help="microsecond histogram")
     p.add_argument("-m", "--milliseconds", action="store_true", help="millisecond histogram")
     p.add_argument("-F", "--function", action="store_true", help="show a separate histogram per function")
-    p.add_argument("-r", "--regexp", action="store_true", help='use regular expressions. Default is "*" wildcards only.')
+    p.add_argument("-r", "--regexp", action="store_true",
+                   help='use regular expressions. Default is "*" wildcards only.')
     p.add_argument("-v", "--verbose", action="store_true", help="print the BPF program (for debugging purposes)")
     TOOL.add_groups(p, "json")
     p.add_argument("--ebpf", action="store_true", help="==SUPPRESS==")

@@ -71,7 +71,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("-T", "--time", action="store_true", help="show HH:MM:SS timestamp")
     p.add_argument("-t", "--timestamp", action="store_true", help="show timestamp in seconds at us resolution")
     p.add_argument("-v", "--verbose", action="store_true", help="print the BPF program for debugging purposes")
-    p.add_argument("-f", "--folded", action="store_true", help="output folded format, one line per stack (for flame graphs)")
+    p.add_argument("-f", "--folded", action="store_true",
+                   help="output folded format, one line per stack (for flame graphs)")
     p.add_argument("-U", "--user-stack", action="store_true", help="output user stack trace")
     p.add_argument("-K", "--kernel-stack", action="store_true", help="output kernel stack trace")
     TOOL.add_groups(p, "duration", "json")
