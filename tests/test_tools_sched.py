@@ -48,8 +48,11 @@ class Child:
     while it blocks and after it exits, before reaping it."""
 
     def __init__(self, body: str, cpu: int | None = None) -> None:
-        # On a CPU shared with a busy loop, at the lowest priority: each wakeup waits milliseconds.
-        compete = f"os.sched_setaffinity(0, {{{cpu}}})\nos.nice(19)\n" if cpu is not None else ""
+        # On a CPU shared with a busy loop, as a SCHED_IDLE task: each wakeup waits for the loop to
+        # give up the CPU (at nice 19 the scheduler lets some wakeups preempt the loop at once, and
+        # a run may then wait not at all).
+        compete = (f"os.sched_setaffinity(0, {{{cpu}}})\nos.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))\n"
+                   if cpu is not None else "")
         code = "import os, sys, time\n" + compete + "print('ready', flush=True)\nsys.stdin.readline()\n" + body
         self.cpu = cpu
         self.stolen_us = 0
