@@ -8,6 +8,7 @@ folded (``-f``), JSON (``-j``) and the SVG flame graph (``--flamegraph``, parsed
 from __future__ import annotations
 
 import os
+import platform
 import re
 import shutil
 import subprocess
@@ -15,12 +16,14 @@ import time
 from pathlib import Path
 
 import pytest
+from bpfkit import BPF
+from bpfkit.tools import _kit
 
 from ._features import need
 from .test_kit import json_lines, start_quiet
 from .test_tools import BPFKIT, finish, start_tool, wait_header
 
-STACK_TOOLS = ["profile"]
+STACK_TOOLS = ["profile", "offcputime"]
 #: The workload's name, as the kernel gives it (its file name, at most 15 characters).
 COMM = "stackwl"
 HZ = 99
@@ -214,11 +217,26 @@ def test_help_ebpf_and_list(tool: str):
     assert re.search(rf"^{tool}\s+\S", listed, re.M), listed
 
 
+@pytest.mark.parametrize("tool", ["offcputime"])
+def test_every_rung_of_the_ladders_loads_and_attaches_here(tool: str):
+    """The raw tracepoints, below the BTF tracepoints this kernel picks, must pass the verifier and
+    attach too, for the kernels that will pick them."""
+    import importlib
+
+    need("tp_btf", "raw_tp")
+    mod = importlib.import_module(f"bpfkit.tools.{tool}")
+    with BPF(src_file=mod.SOURCE, hdr_file=_kit.HEADER) as b:
+        attached = {link.program for link in b.links()}
+    assert {p for ladder in mod.LADDERS for p in ladder} <= attached, attached
+
+
 @pytest.mark.parametrize("argv, message", [
     (["profile", "-F", "0"], "not a positive integer"),
     (["profile", "-p", "1,x"], "not a process id"),
     (["profile", "-C", "4096"], "not a CPU number"),
     (["profile", "-U", "-K"], "not allowed with"),
+    (["offcputime", "-k", "-U"], "doesn't make sense"),
+    (["offcputime", "--state", "-1"], "not a task state mask"),
 ])
 def test_bad_arguments_are_one_line_errors(argv: list, message: str):
     r = subprocess.run([*BPFKIT, *argv], capture_output=True, text=True, timeout=30)
@@ -315,3 +333,51 @@ def test_profile_names_the_frames_of_a_process_that_exited(start):
     frames, n = rows[-1]
     assert frames[0] == COMM and frames[-2:] == ["main", "bpfkit_spin_marker"], rows
     assert HZ * 1.5 * 0.5 <= n <= HZ * 1.5 * 1.3, rows
+
+
+# -- offcputime ----------------------------------------------------------------------------------
+
+def test_offcputime_text_shows_the_sleep_path_and_its_time(start):
+    if platform.machine() != "x86_64":
+        pytest.skip("the workload makes its system call itself (so that a frame-pointer unwind sees "
+                    "bpfkit_sleep_marker) on x86_64 only")
+    need("raw_tp")
+    w = start("sleep", "10", "100")
+    p = start_tool("offcputime", "-d", "-p", str(w.pid), "3")
+    header = wait_header(p, r"^Tracing off-CPU time")
+    assert header == f"Tracing off-CPU time (us) of PID {w.pid} by user + kernel stack for 3 secs.\n"
+    w.go()
+    slept = w.wait()
+    blocks = text_stacks(body_after_header(finish(p), header))
+    assert all(comm == COMM and pid == w.pid for _, comm, pid, _ in blocks), blocks
+    sleeps = [b for b in blocks if "do_nanosleep" in b[0]]
+    assert sleeps, blocks
+    for frames, *_ in sleeps:
+        # Kernel frames from the scheduler down to the system call, the delimiter, then the
+        # workload's own function: the tracing machinery's frames are not shown.
+        assert frames[0] in ("__schedule", "schedule"), frames
+        k = frames.index("--")
+        assert "do_nanosleep" in frames[:k] and frames[k + 1:k + 3] == ["bpfkit_sleep_marker", "main"], frames
+    # Ten sleeps of 100 ms: at least 1 s off the CPU (a sleep ends no sooner; the tool times it
+    # from the switch away, microseconds after the timer is set), at most the workload's run.
+    total = sum(n for *_, n in sleeps)
+    assert 10 * 100_000 - 10 * 100 <= total <= slept * 1e6, (total, slept)
+
+
+def test_offcputime_folded_kernel_stacks_over_a_minimum(start):
+    need("raw_tp")
+    w = start("sleep", "10", "100")
+    p = start_quiet(1, "offcputime", "-K", "-f", "-m", "50000", "-p", str(w.pid), "3")
+    w.go()
+    slept = w.wait()
+    rows = folded_lines(finish(p))
+    # Only the sleeps last 50 ms or more: every stack counted is theirs, kernel frames only.
+    assert rows and all(f[0] == COMM and "do_nanosleep" in f and "bpfkit_sleep_marker" not in f for f, _ in rows)
+    assert all(f[-1] in ("__schedule", "schedule") for f, _ in rows), rows
+    assert 10 * 100_000 - 10 * 100 <= sum(n for _, n in rows) <= slept * 1e6, rows
+    # Under a maximum below them, no sleep is counted.
+    w = start("sleep", "5", "100")
+    p = start_quiet(1, "offcputime", "-K", "-f", "-M", "50000", "-p", str(w.pid), "2")
+    w.go()
+    w.wait()
+    assert not [f for f, _ in folded_lines(finish(p)) if "do_nanosleep" in f]
