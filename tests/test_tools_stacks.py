@@ -23,7 +23,7 @@ from ._features import need
 from .test_kit import json_lines, start_quiet
 from .test_tools import BPFKIT, finish, start_tool, wait_header
 
-STACK_TOOLS = ["profile", "offcputime"]
+STACK_TOOLS = ["profile", "offcputime", "wakeuptime"]
 #: The workload's name, as the kernel gives it (its file name, at most 15 characters).
 COMM = "stackwl"
 HZ = 99
@@ -217,7 +217,7 @@ def test_help_ebpf_and_list(tool: str):
     assert re.search(rf"^{tool}\s+\S", listed, re.M), listed
 
 
-@pytest.mark.parametrize("tool", ["offcputime"])
+@pytest.mark.parametrize("tool", ["offcputime", "wakeuptime"])
 def test_every_rung_of_the_ladders_loads_and_attaches_here(tool: str):
     """The raw tracepoints, below the BTF tracepoints this kernel picks, must pass the verifier and
     attach too, for the kernels that will pick them."""
@@ -237,6 +237,8 @@ def test_every_rung_of_the_ladders_loads_and_attaches_here(tool: str):
     (["profile", "-U", "-K"], "not allowed with"),
     (["offcputime", "-k", "-U"], "doesn't make sense"),
     (["offcputime", "--state", "-1"], "not a task state mask"),
+    (["wakeuptime", "--stack-storage-size", "0"], "not a positive integer"),
+    (["wakeuptime", "--flamegraph", "/nonexistent-dir/x.svg"], "not a file name in an existing directory"),
 ])
 def test_bad_arguments_are_one_line_errors(argv: list, message: str):
     r = subprocess.run([*BPFKIT, *argv], capture_output=True, text=True, timeout=30)
@@ -381,3 +383,77 @@ def test_offcputime_folded_kernel_stacks_over_a_minimum(start):
     w.go()
     w.wait()
     assert not [f for f, _ in folded_lines(finish(p)) if "do_nanosleep" in f]
+
+
+# -- wakeuptime ----------------------------------------------------------------------------------
+
+def pipe_write(frames: list) -> int:
+    """The index of the pipe's write function in ``frames`` (``anon_pipe_write`` in newer kernels), or 0."""
+    return next((i for i, f in enumerate(frames) if f in ("pipe_write", "anon_pipe_write")), 0)
+
+
+def own_comm() -> str:
+    with open("/proc/self/comm") as f:
+        return f.read().strip()
+
+
+def test_wakeuptime_folded_names_the_test_as_the_waker(start):
+    need("raw_tp")
+    w = start("read", "10")
+    p = start_quiet(2, "wakeuptime", "-f", "-p", str(w.pid), "3")
+    w.go()  # its first read blocked before the tool started: that wakeup is not counted
+    t0 = time.monotonic()
+    for _ in range(10):
+        time.sleep(0.1)
+        w.write(b"x")
+    wall = time.monotonic() - t0
+    w.wait()
+    rows = folded_lines(finish(p))
+    # folded: the waker, its kernel frames from the innermost, the woken task.
+    ours = [(f, n) for f, n in rows if f[0] == own_comm() and f[-1] == COMM and pipe_write(f)]
+    assert ours, rows
+    assert all(f[-1] == COMM for f, _ in rows), "-p: only the workload's wakeups"
+    for f, _ in ours:
+        assert "try_to_wake_up" in f[1:pipe_write(f)], f
+    # Ten blocks of about 100 ms, each from the workload's switch away to the test's write: less
+    # the time the workload takes to read a byte and block again, at most the loop's time.
+    total = sum(n for _, n in ours)
+    assert 0.8 * 10 * 100_000 <= total <= wall * 1e6, (total, wall)
+
+
+def test_wakeuptime_text_and_json(start):
+    need("raw_tp")
+    w = start("read", "5")
+    p = start_tool("wakeuptime", "-p", str(w.pid), "2")
+    header = wait_header(p, r"^Tracing blocked time")
+    assert header == "Tracing blocked time (us) by kernel stack for 2 secs.\n"
+    w.go()
+    for _ in range(5):
+        time.sleep(0.05)
+        w.write(b"x")
+    w.wait()
+    out = body_after_header(finish(p), header)
+    blocks = out.strip("\n").split("\n\n")
+    total = 0
+    for block in blocks:
+        lines = block.split("\n")
+        assert lines[0] == "    target:          " + COMM, block
+        assert re.fullmatch(r"    waker:           \S.*", lines[-2]) and re.fullmatch(r"        \d+", lines[-1])
+        assert all(re.fullmatch(r"    [0-9a-f]{16} \S+", line) for line in lines[1:-2]), block
+        if lines[-2].endswith(own_comm()) and pipe_write([line.split()[-1] for line in lines]):
+            total += int(lines[-1])
+    assert 0.8 * 5 * 50_000 <= total <= 5 * 50_000 * 2, out
+    # JSON: one object per stack, the waker's frames innermost first.
+    w = start("read", "2")
+    p = start_quiet(2, "wakeuptime", "-j", "-p", str(w.pid), "1")
+    w.go()
+    for _ in range(2):
+        time.sleep(0.05)
+        w.write(b"x")
+    w.wait()
+    objs = json_lines(finish(p))
+    assert objs and all(set(o) == {"target", "waker", "waker_stack", "count"} and o["target"] == COMM for o in objs)
+    (ours,) = [o for o in objs if o["waker"] == own_comm() and pipe_write(o["waker_stack"])]
+    stack = ours["waker_stack"]
+    assert stack.index("try_to_wake_up") < pipe_write(stack), stack
+    assert 0.8 * 2 * 50_000 <= ours["count"] <= 2 * 50_000 * 2, ours
