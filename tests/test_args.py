@@ -13,6 +13,7 @@ import pytest
 from bpfkit.tools import _args, _kit, names
 
 from .test_cli import child_env
+from .test_tools import REQUIRED_ARGS
 
 #: Values tried for an option of each type; the ones its type accepts are used.
 CANDIDATES = ["181", "0", "3", "0.5", "1", "root", "ma.n", "O_WRONLY", "80,81", "/sys/fs/cgroup", "c", "ENOENT",
@@ -35,7 +36,7 @@ def parser_of(tool: str) -> _args.Parser:
 
     _args.Parser.parse_args = catch  # type: ignore[method-assign]
     try:
-        module.parse_args([])
+        module.parse_args(REQUIRED_ARGS.get(tool, []))
     except _Stop:
         pass
     finally:
@@ -126,11 +127,13 @@ def test_the_fast_path_gives_argparses_answer(tool: str, capsys: pytest.CaptureF
     p = parser_of(tool)
     fast_answers = fast_answers_checked(p, tool, 400)
     capsys.readouterr()  # argparse's usage errors for the declined ones that were tried
-    # Plain command lines are the fast path's: no arguments, and each option alone.
-    assert typed(p._parse([])) == real_answer(p, [])
+    # Plain command lines are the fast path's: no arguments (but those a tool cannot run without),
+    # and each option alone.
+    required = REQUIRED_ARGS.get(tool, [])
+    assert typed(p._parse(list(required))) == real_answer(p, list(required))
     for a in p._arguments:
         if not a.positional and (good_values(a) or not a.takes_value):
-            argv = [a.flags[0]] + (good_values(a)[:1] if a.takes_value else [])
+            argv = [a.flags[0]] + (good_values(a)[:1] if a.takes_value else []) + required
             assert typed(p._parse(argv)) == real_answer(p, argv), argv
     assert fast_answers > 50, fast_answers
 
@@ -172,7 +175,7 @@ def test_a_tool_start_imports_neither_argparse_nor_re() -> None:
     ``gettext`` (a third of a warm start)."""
     code = ("import sys, importlib\nbad = {}\n"
             f"for t in {names()!r}:\n"
-            "    importlib.import_module('bpfkit.tools.' + t).parse_args([])\n"
+            f"    importlib.import_module('bpfkit.tools.' + t).parse_args({REQUIRED_ARGS!r}.get(t, []))\n"
             "    found = [m for m in ('argparse', 're', 'enum', 'gettext', 'locale') if m in sys.modules]\n"
             "    if found: bad[t] = found; break\n"
             "print(bad)")

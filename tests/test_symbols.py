@@ -57,6 +57,19 @@ def test_user_symbols_of_a_running_binary(target):
     assert BPF.sym(c_fn, p.pid) == "[unknown]"
 
 
+def test_a_remembered_process_is_still_named_after_it_exits(target):
+    p, exe, (c_fn, cxx_fn) = target
+    assert BPF.remember_process(p.pid)
+    p.kill()
+    p.wait()
+    assert not os.path.exists(f"/proc/{p.pid}")
+    assert BPF.sym(c_fn, p.pid) == "bpfkit_marker_fn"
+    assert BPF.sym(c_fn + 4, p.pid, show_offset=True, show_module=True) == f"bpfkit_marker_fn+0x4 [{exe}]"
+    assert BPF.sym(cxx_fn, p.pid) == "bk::scaled(int, double)"
+    assert BPF.sym(8, p.pid) == "[unknown]"  # in no mapping it had
+    assert not BPF.remember_process(p.pid)  # gone: nothing new to remember
+
+
 def test_library_symbol_in_a_process():
     import ctypes
 

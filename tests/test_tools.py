@@ -14,6 +14,10 @@ from pathlib import Path
 import pytest
 
 BPFKIT = [sys.executable, "-m", "bpfkit"]
+#: What a tool cannot run without, for the tests that run every tool: the generic tools' probe
+#: (a syscall's function: a kprobe where there are kprobes, its tracepoints where not).
+REQUIRED_ARGS = {"funccount": ["t:syscalls:sys_enter_getppid"], "funclatency": ["sys_getppid"],
+                 "funcslower": ["sys_getppid"]}
 
 
 def start_tool(*args: str) -> subprocess.Popen:

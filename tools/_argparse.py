@@ -71,10 +71,12 @@ def _inlined(path: str, seen: set) -> str:
     return "".join(out)
 
 
-def tool_parser(tool: str, description: str, doc: str | None, sources: Sequence[str] = ()) -> ToolArgumentParser:
+def tool_parser(tool: str, description: str, doc: str | None,
+                sources: Sequence[str] | None = ()) -> ToolArgumentParser:
     """See ``_kit.tool_parser``."""
     examples = parse_doc(doc)[2]
     p = ToolArgumentParser(prog=f"bpfkit {tool}", description=description, formatter_class=_HelpFormatter,
                            epilog=f"examples:\n{examples}" if examples else None)
-    p.add_argument("--ebpf", action=_PrintSource, sources=sources, help=argparse.SUPPRESS)
+    if sources is not None:
+        p.add_argument("--ebpf", action=_PrintSource, sources=sources, help=argparse.SUPPRESS)
     return p

@@ -16,7 +16,8 @@ answer, help text and usage errors: it stays the parser of record, and this is o
 to the same result (``tests/test_args.py`` compares the two on every tool's options).
 
 Only the parts of argparse the tools use are recorded; a parser that uses anything else (another
-``nargs``, a custom action, an argument group) is handed to argparse whole.
+``nargs`` than a positional's ``?``, or ``+`` for the last positional after single ones, a custom
+action, an argument group) is handed to argparse whole.
 """
 
 from __future__ import annotations
@@ -67,7 +68,9 @@ class _Argument:
         action = kwargs.get("action", "store")
         # A custom action class, argparse's "help" and "version", another nargs: argparse only.
         self.special = (not isinstance(action, str) or action not in _ACTIONS or not set(kwargs) <= _KEYWORDS
-                        or kwargs.get("nargs") not in ((None, "?") if self.positional else (None,)))
+                        or kwargs.get("nargs") not in ((None, "?", "+") if self.positional else (None,)))
+        #: A positional taking one or more words (funcslower's functions): a list.
+        self.many = self.positional and kwargs.get("nargs") == "+"
         self.action = action if isinstance(action, str) else "custom"
         self.takes_value = _ACTIONS.get(self.action, True)
         if self.positional:
@@ -81,7 +84,7 @@ class _Argument:
             self.default = defaults[self.dest]
         else:
             self.default = {"store_true": False, "store_false": True}.get(self.action)
-        self.required = bool(kwargs.get("required")) or (self.positional and kwargs.get("nargs") is None)
+        self.required = bool(kwargs.get("required")) or (self.positional and kwargs.get("nargs") in (None, "+"))
 
     def convert(self, text: str) -> Any:
         """``text`` through the argument's type and choices, as argparse would; any refusal
@@ -201,6 +204,11 @@ class Parser:
         self._arguments.append(a)
         if a.special:
             self._fast = False  # argparse's alone (its default, its parse) from now on
+        # A "+" positional is parsed here only as the last one, after positionals of one word each.
+        positionals = [x for x in self._arguments if x.positional]
+        if any(x.many for x in positionals) and (positionals[-1] is not next(x for x in positionals if x.many)
+                                                 or any(x.kwargs.get("nargs") == "?" for x in positionals)):
+            self._fast = False
         if self._real is not None:
             (self._real if group is None else self._real_groups[group]).add_argument(*flags, **kwargs)
 
@@ -253,10 +261,11 @@ class Parser:
             given.append(a)
         # argparse matches the positionals to the first run of words, greedily: one run that
         # they can hold is parsed here, anything else is argparse's to refuse or match.
-        if runs > 1 or len(words) > len(positionals):
+        many = bool(positionals) and positionals[-1].many
+        if runs > 1 or (len(words) > len(positionals) and not many) or (many and len(words) < len(positionals)):
             raise Declined
         for a, word in zip(positionals, words):
-            ns[a.dest] = a.convert(word)
+            ns[a.dest] = [a.convert(w) for w in words[len(positionals) - 1:]] if a.many else a.convert(word)
             given.append(a)
         for a in self._arguments:
             if a in given:

@@ -171,7 +171,11 @@ def event_loop(b: Any, on_event: Callable[[Any], Any], *, duration: float | None
                 raise BrokenPipeError(errno.EPIPE, "the reader of standard output has gone")
         consume()
     except KeyboardInterrupt:
-        pass
+        # What the kernel had already written still counts: drain it (a second Ctrl-C stops that).
+        try:
+            consume()
+        except KeyboardInterrupt:
+            pass
     lost = int(events.lost if perf else b.get_global("dropped"))
     if lost:
         print(f"WARNING: {lost} events lost ({'perf' if perf else 'ring'} buffer full)", file=sys.stderr)
@@ -206,6 +210,17 @@ def intervals(args: Namespace, *, final: bool = True, gap: bool = False,
         if stamp:
             out.write("%-8s\n" % time.strftime("%H:%M:%S"))
         yield time.monotonic() - start
+
+
+def interval_options(args: Namespace) -> Namespace:
+    """BCC's ``-i INTERVAL -d DURATION`` pair as :func:`intervals` takes them (``args.interval``,
+    ``args.count``): ``-d`` alone prints once, at its end; ``-i`` alone prints every interval
+    until Ctrl-C; both print every interval until the duration has passed (as BCC's loop:
+    ``-i 2 -d 5`` prints three times, the last after 6 s)."""
+    if args.interval is None:
+        args.interval = args.duration or MAX_SECONDS
+    args.count = 99999999 if args.duration is None else max(1, -int(-args.duration // args.interval))
+    return args
 
 
 def _title_format(fmt: str) -> str:
@@ -324,11 +339,12 @@ def _columns() -> int:
         return 80
 
 
-def tool_parser(tool: str, description: str, doc: str | None, sources: Sequence[str] = ()) -> Any:
+def tool_parser(tool: str, description: str, doc: str | None, sources: Sequence[str] | None = ()) -> Any:
     """The argparse parser of ``bpfkit <tool>``: the module docstring's examples (after
     ``Examples::``, when it has them) as the epilog, BCC's hidden ``--ebpf`` (print the BPF C of
-    ``sources`` and exit), and a usage error printed as one line. :meth:`Tool.parser` records a
-    tool's arguments and builds this only when the command line needs argparse (``_args``).
+    ``sources`` and exit; None: the tool generates its C and declares ``--ebpf`` itself), and a
+    usage error printed as one line. :meth:`Tool.parser` records a tool's arguments and builds
+    this only when the command line needs argparse (``_args``).
 
     >>> p = tool_parser("opensnoop", "Trace open() syscalls", __doc__)
     """
@@ -346,13 +362,17 @@ def _positional_interval(p: Any, help: str | None) -> None:
 class Tool:
     """A bundled tool: its ``name`` (the module's), its C (``source``, ``<name>.bpf.c`` beside the
     module), and its docstring's ``summary`` and examples. Made once at the top of the module:
-    ``TOOL = Tool(__file__, __doc__)``."""
+    ``TOOL = Tool(__file__, __doc__)``.
 
-    def __init__(self, file: str, doc: str | None) -> None:
+    A tool whose C is generated from its command line (``funccount``: see ``_gen.py``) is made
+    with ``generated=True``: it has no ``source``, declares ``--ebpf`` as an ordinary flag (the C
+    to print exists only once the arguments are parsed) and gives :meth:`load` its ``text``."""
+
+    def __init__(self, file: str, doc: str | None, *, generated: bool = False) -> None:
         base = os.path.abspath(file)
         base = base[:-3] if base.endswith(".py") else base
         self.name = os.path.basename(base)
-        self.source = base + ".bpf.c"
+        self.source: str | None = None if generated else base + ".bpf.c"
         self.doc = doc
         self.summary = parse_doc(doc)[1]
         self.groups: list = []
@@ -363,9 +383,12 @@ class Tool:
         The tool then adds its own flags (and more groups with :meth:`add_groups`, to keep BCC's
         order in ``-h``) and calls ``parse_args(argv)``. It is argparse's parser as recorded by
         ``_args.Parser``: argparse itself is imported only when the command line needs it."""
-        sources = (HEADER, self.source)
-        p = Parser(lambda: tool_parser(self.name, self.summary, self.doc, sources),
-                   special=("--ebpf",), initial={"ebpf": False})
+        if self.source is None:
+            p = Parser(lambda: tool_parser(self.name, self.summary, self.doc, None))
+        else:
+            sources = (HEADER, self.source)
+            p = Parser(lambda: tool_parser(self.name, self.summary, self.doc, sources),
+                       special=("--ebpf",), initial={"ebpf": False})
         self.groups = []
         self.add_groups(p, *groups, help=help)
         return p
@@ -398,12 +421,13 @@ class Tool:
         return consts
 
     def load(self, args: Namespace, *, consts: dict | None = None, uprobes: Uprobes | None = None,
-             **kwargs: Any) -> Any:
+             text: str | None = None, **kwargs: Any) -> Any:
         """The tool's program, compiled after ``tool.bpf.h`` (from the compile cache after the
         first run), loaded with the groups' filters and ``consts`` set, its ``SEC()``-named hooks
         attached, and ``-c``'s cgroup in place; ``uprobes`` (:class:`Uprobes`) opened while the
-        object loads and attached after; ``kwargs`` go to ``BPF()`` (``alternatives=``,
-        ``autoattach=``). Checks the privilege first. Use it as a context manager."""
+        object loads and attached after; ``text``: the C of a generated tool, compiled instead of
+        its source file; ``kwargs`` go to ``BPF()`` (``alternatives=``, ``autoattach=``,
+        ``usdt_contexts=``). Checks the privilege first. Use it as a context manager."""
         require_privileges()
         from bpfkit import BPF
 
@@ -415,7 +439,13 @@ class Tool:
         imported = None if "bpfkit.table" in sys.modules else _meanwhile(lambda: __import__("bpfkit.table"))
         try:
             try:
-                b = BPF(src_file=self.source, hdr_file=HEADER, cflags=cflags,
+                if text is not None:
+                    where: dict = {"text": text, "dialect": "libbpf"}
+                elif self.source is not None:
+                    where = {"src_file": self.source}
+                else:
+                    raise ValueError(f"{self.name} generates its C: give load() its text=")
+                b = BPF(**where, hdr_file=HEADER, cflags=cflags,
                         consts={**self.filters(args), **(consts or {})}, **kwargs)
             finally:
                 if imported is not None:
@@ -495,9 +525,14 @@ class Uprobes:
         #: ``(keywords, error)`` of each optional uprobe left out.
         self.failed: list = []
 
-    def add(self, fn_name: str, *, name: str, sym: str = "", sym_re: str = "", retprobe: bool = False,
-            pid: int = -1, optional: bool = False) -> None:
-        self.wanted.append((fn_name, dict(name=name, sym=sym, sym_re=sym_re, retprobe=retprobe, pid=pid), optional))
+    def add(self, fn_name: str, *, name: str, sym: str = "", sym_re: str = "", addr: int | None = None,
+            retprobe: bool = False, pid: int = -1, optional: bool = False) -> None:
+        """One uprobe (``attach_uprobe()``'s arguments): ``addr`` is a virtual address as ``nm``
+        shows it, as there."""
+        kw = dict(name=name, sym=sym, sym_re=sym_re, retprobe=retprobe, pid=pid)
+        if addr is not None:
+            kw["addr"] = addr
+        self.wanted.append((fn_name, kw, optional))
 
     def open(self) -> list:
         """``[(fn_name, opened uprobes)]``, in the order added (run in another thread while the

@@ -77,7 +77,7 @@ static __always_inline void account(struct task_struct *t, u64 now)
 	count_increment(&dist, &hkey);
 }
 
-static __always_inline int switched(void *ctx, struct task_struct *prev, struct task_struct *next)
+static __always_inline int switched(void *ctx, bool preempt, struct task_struct *prev, struct task_struct *next)
 {
 	u64 now = bpf_ktime_get_ns();
 

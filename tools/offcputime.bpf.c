@@ -64,14 +64,16 @@ static __always_inline bool leaving_traced(struct task_struct *prev, u32 tid, lo
 	return true;
 }
 
-static __always_inline int switched(void *ctx, struct task_struct *prev, struct task_struct *next)
+static __always_inline int switched(void *ctx, bool preempt, struct task_struct *prev, struct task_struct *next)
 {
 	u32 tid = BPF_CORE_READ(prev, pid);
+	/* A task preempted on its way to sleep (its state set, schedule() not yet called) is runnable. */
+	long state = preempt ? TASK_RUNNING : task_state(prev);
 	struct off_stacks *off, s;
 	struct key_t key = {};
 	u64 ts, *tsp, now, delta;
 
-	if (leaving_traced(prev, tid, task_state(prev))) {
+	if (leaving_traced(prev, tid, state)) {
 		/* prev is the current task here: the stacks are its own. */
 		stack_ids(ctx, &s.user_stack_id, &s.kernel_stack_id);
 		ts = bpf_ktime_get_ns();

@@ -25,13 +25,13 @@ struct hist_key {
 
 COUNT_MAP(dist, struct hist_key, MAX_ENTRIES);
 
-static __always_inline int switched(void *ctx, struct task_struct *prev, struct task_struct *next)
+static __always_inline int switched(void *ctx, bool preempt, struct task_struct *prev, struct task_struct *next)
 {
 	struct hist_key key = {};
 	u64 delta;
 	u32 tid;
 
-	if (!runq_dequeue(prev, next, &tid, &delta))
+	if (!runq_dequeue(preempt, prev, next, &tid, &delta))
 		return 0;
 	delta /= millis ? 1000000 : 1000;
 	if (per_pid)

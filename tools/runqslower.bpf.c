@@ -22,13 +22,13 @@ struct event {
 
 TOOL_EVENTS(1 << 18);
 
-static __always_inline int switched(void *ctx, struct task_struct *prev, struct task_struct *next)
+static __always_inline int switched(void *ctx, bool preempt, struct task_struct *prev, struct task_struct *next)
 {
 	struct event *e;
 	u64 delta, delta_us;
 	u32 tid;
 
-	if (!runq_dequeue(prev, next, &tid, &delta))
+	if (!runq_dequeue(preempt, prev, next, &tid, &delta))
 		return 0;
 	delta_us = delta / 1000;
 	if (min_us && delta_us <= min_us)

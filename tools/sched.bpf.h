@@ -52,13 +52,16 @@ static __always_inline int runq_enqueue(struct task_struct *p)
 /*
  * At a switch from prev to next: prev joins the run queue again if it was preempted (it is still
  * runnable), and next leaves it. Whether next was stamped; then its tid and its wait in ns, and
- * its stamp removed.
+ * its stamp removed. A task preempted while it was on its way to sleep (its state already not
+ * TASK_RUNNING, schedule() not yet called) stays queued too: the scheduler does not dequeue a
+ * preempted task, and its schedstat run_delay counts that wait, so this does.
  */
-static __always_inline bool runq_dequeue(struct task_struct *prev, struct task_struct *next, u32 *tid, u64 *delta)
+static __always_inline bool runq_dequeue(bool preempt, struct task_struct *prev, struct task_struct *next, u32 *tid,
+					 u64 *delta)
 {
 	u64 *tsp;
 
-	if (task_state(prev) == TASK_RUNNING)
+	if (preempt || task_state(prev) == TASK_RUNNING)
 		runq_enqueue(prev);
 	*tid = BPF_CORE_READ(next, pid);
 	tsp = bpf_map_lookup_elem(&start, tid);
@@ -80,17 +83,18 @@ static __always_inline bool runq_dequeue(struct task_struct *prev, struct task_s
 	SEC("raw_tp/sched_wakeup_new")                                               \
 	int BPF_PROG(wakeup_new_raw, struct task_struct *p) { return fn(p); }
 
-/* switch_btf, switch_raw: fn(ctx, prev, next) as prev leaves the CPU and next comes on. */
+/* switch_btf, switch_raw: fn(ctx, preempt, prev, next) as prev leaves the CPU (preempted, or not)
+ * and next comes on. */
 #define SCHED_SWITCH_PROGRAMS(fn)                                                                      \
 	SEC("tp_btf/sched_switch")                                                                     \
 	int BPF_PROG(switch_btf, bool preempt, struct task_struct *prev, struct task_struct *next)     \
 	{                                                                                              \
-		return fn(ctx, prev, next);                                                            \
+		return fn(ctx, preempt, prev, next);                                                   \
 	}                                                                                              \
 	SEC("raw_tp/sched_switch")                                                                     \
 	int BPF_PROG(switch_raw, bool preempt, struct task_struct *prev, struct task_struct *next)     \
 	{                                                                                              \
-		return fn(ctx, prev, next);                                                            \
+		return fn(ctx, preempt, prev, next);                                                   \
 	}
 
 #endif /* __BPFKIT_TOOLS_SCHED_BPF_H__ */

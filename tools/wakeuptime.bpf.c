@@ -38,14 +38,18 @@ static __always_inline bool traced(struct task_struct *p)
 	return !(user_threads_only && (BPF_CORE_READ(p, flags) & PF_KTHREAD));
 }
 
-/* A thread leaving the CPU blocked (each CPU's idle task, tid 0, never blocks) is stamped. */
-static __always_inline int switched(void *ctx, struct task_struct *prev, struct task_struct *next)
+/*
+ * A thread leaving the CPU blocked is stamped: not one preempted, even on its way to sleep (its
+ * state set, schedule() not yet called), which stays on its run queue; not each CPU's idle task
+ * (tid 0), which never blocks.
+ */
+static __always_inline int switched(void *ctx, bool preempt, struct task_struct *prev, struct task_struct *next)
 {
 	u32 tid = BPF_CORE_READ(prev, pid);
 	long state = task_state(prev);
 	u64 ts;
 
-	if (!tid || state == TASK_RUNNING || (state & TASK_DEAD) || !traced(prev))
+	if (!tid || preempt || state == TASK_RUNNING || (state & TASK_DEAD) || !traced(prev))
 		return 0;
 	ts = bpf_ktime_get_ns();
 	bpf_map_update_elem(&start, &tid, &ts, BPF_ANY);

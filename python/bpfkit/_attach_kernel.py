@@ -12,7 +12,7 @@ from ._errors import AttachError
 
 TYPE_CHECKING = False  # not typing's: typing stays off a tool's start path
 if TYPE_CHECKING:
-    from typing import Iterable, Optional
+    from typing import Callable, Iterable, Optional
 
 
 class PerfType:
@@ -132,6 +132,36 @@ def _ftrace_functions() -> Optional[set]:
         return None
 
 
+def tracepoints_matching(match: Callable[[str], object]) -> list:
+    """Every tracepoint ``"category:event"`` for which ``match(name)`` is true, sorted: what
+    :meth:`KernelAttachMixin.get_tracepoints` lists for a regex, for any test of the name (the
+    probe specifications of the generic tools match ``*`` wildcards without ``re``)."""
+    base = os.path.join(_tracing_dir(), "events")
+    out = []
+    for cat in sorted(os.listdir(base)):
+        cdir = os.path.join(base, cat)
+        if not os.path.isdir(cdir):
+            continue
+        for ev in sorted(os.listdir(cdir)):
+            name = f"{cat}:{ev}"
+            if match(name) and os.path.exists(os.path.join(cdir, ev, "id")):
+                out.append(name)
+    return sorted(out)
+
+
+def kprobe_functions_matching(match: Callable[[str], object]) -> set:
+    """The kernel functions that can be kprobed (see :meth:`KernelAttachMixin.get_kprobe_functions`)
+    for which ``match(name)`` is true."""
+    bad = _kprobe_blacklist()
+    out = set()
+    for fn in _native.kernel_functions():
+        if fn in bad or ".cold" in fn or fn.startswith("_kbl_addr_") or fn.startswith("__pfx_"):
+            continue
+        if match(fn):
+            out.add(fn)
+    return out
+
+
 class KernelAttachMixin(AttachBase):
     """Tracepoint, kprobe, fentry/LSM and perf event methods of :class:`bpfkit.BPF`."""
 
@@ -139,18 +169,7 @@ class KernelAttachMixin(AttachBase):
     @staticmethod
     def get_tracepoints(tp_re: Str = ".*") -> list:
         """Every tracepoint whose ``"category:event"`` matches regex ``tp_re`` (whole name), sorted."""
-        rx = _regex(tp_re, "tp_re")
-        base = os.path.join(_tracing_dir(), "events")
-        out = []
-        for cat in sorted(os.listdir(base)):
-            cdir = os.path.join(base, cat)
-            if not os.path.isdir(cdir):
-                continue
-            for ev in sorted(os.listdir(cdir)):
-                name = f"{cat}:{ev}"
-                if os.path.exists(os.path.join(cdir, ev, "id")) and rx.fullmatch(name):
-                    out.append(name)
-        return sorted(out)
+        return tracepoints_matching(_regex(tp_re, "tp_re").fullmatch)
 
     @staticmethod
     def tracepoint_exists(category: Str, event: Str) -> bool:
@@ -255,15 +274,7 @@ class KernelAttachMixin(AttachBase):
         (see :meth:`kprobes_supported`)."""
         if isinstance(event_re, (bytes, bytearray)):
             return {fn.encode() for fn in KernelAttachMixin.get_kprobe_functions(_s(event_re))}
-        rx = _regex(event_re, "event_re")
-        bad = _kprobe_blacklist()
-        out = set()
-        for fn in _native.kernel_functions():
-            if fn in bad or ".cold" in fn or fn.startswith("_kbl_addr_") or fn.startswith("__pfx_"):
-                continue
-            if rx.fullmatch(fn):
-                out.add(fn)
-        return out
+        return kprobe_functions_matching(_regex(event_re, "event_re").fullmatch)
 
     @staticmethod
     def kernel_struct_has_field(struct_name: Str, field_name: Str) -> bool:

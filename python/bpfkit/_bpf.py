@@ -686,8 +686,9 @@ class BPF(KernelAttachMixin, UserAttachMixin, NetAttachMixin):
     def sym(addr: int, pid: int, show_module: bool = False, show_offset: bool = False,
             demangle: bool = True) -> str:
         """The symbol containing ``addr`` in process ``pid`` (ELF symbols, DWARF, build ids,
-        through blazesym), demangled unless ``demangle=False``; ``"[unknown]"`` when none, or
-        when the process has exited.
+        through blazesym), demangled unless ``demangle=False``; ``"[unknown]"`` when none. A
+        process that has exited is named through the mappings :meth:`remember_process` saw
+        while it lived, and is ``"[unknown]"`` without them.
         A negative ``pid`` means the kernel, as in BCC."""
         from ._attach_base import I32, U64, _int
 
@@ -702,6 +703,15 @@ class BPF(KernelAttachMixin, UserAttachMixin, NetAttachMixin):
                 raise
             r = None  # the process is gone with its mappings (BCC prints the same)
         return _format_sym(r, show_module, show_offset, "")
+
+    @staticmethod
+    def remember_process(pid: int) -> bool:
+        """Remembers where process ``pid``'s executable files are mapped, so that :meth:`sym`
+        still names its addresses after it exits (a stack tool calls this for the pids it sees
+        while it samples). False when the process is already gone."""
+        from ._attach_base import I32, _int
+
+        return _native.remember_process(_int(pid, "pid", 0, I32[1]))
 
     # -- BCC compatibility helpers -----------------------------------------------------------
     def _bind_pinned(self) -> None:

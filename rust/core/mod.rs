@@ -11,6 +11,7 @@ pub mod elf;
 pub mod error;
 pub mod events;
 pub mod features;
+pub mod flamegraph;
 pub mod host;
 pub mod link;
 pub mod map;

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Mutex;
 
-use blazesym::symbolize::source::{Process, Source};
+use blazesym::symbolize::source::{Elf, Process, Source};
 use blazesym::symbolize::{Input, Symbolized, Symbolizer};
 use blazesym::Pid;
 use once_cell::sync::Lazy;
@@ -129,15 +129,77 @@ thread_local! {
     ];
 }
 
-/// The symbol containing `addr` in process `pid`'s address space.
-pub fn usym(addr: u64, pid: u32, demangle: bool) -> Result<Option<Resolved>> {
-    if !Path::new(&format!("/proc/{pid}")).exists() {
-        return Err(Error::Value(format!("no process {pid}")));
+/// An executable file mapping of a process: `[start, end)` maps `path` from `offset`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Mapping {
+    start: u64,
+    end: u64,
+    offset: u64,
+    path: String,
+}
+
+/// How many processes' mappings are remembered at most; the oldest go first.
+const REMEMBERED_MAX: usize = 4096;
+
+/// The executable mappings of processes, remembered while they lived (see [`remember_process`]),
+/// oldest first.
+static REMEMBERED: Lazy<Mutex<Vec<ProcessMaps>>> = Lazy::new(|| Mutex::new(Vec::new()));
+
+/// A process id and its executable mappings.
+type ProcessMaps = (u32, Vec<Mapping>);
+
+/// The executable, file-backed mappings of a `/proc/PID/maps` text.
+fn executable_mappings(maps: &str) -> Vec<Mapping> {
+    maps.lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let (range, perms, offset) = (f.next()?, f.next()?, f.next()?);
+            let path = f.nth(2)?;
+            if !perms.contains('x') || !path.starts_with('/') {
+                return None;
+            }
+            let (a, b) = range.split_once('-')?;
+            Some(Mapping {
+                start: u64::from_str_radix(a, 16).ok()?,
+                end: u64::from_str_radix(b, 16).ok()?,
+                offset: u64::from_str_radix(offset, 16).ok()?,
+                path: path.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// Remembers where process `pid`'s executable files are mapped, so that its user addresses can be
+/// named after it exits (a stack tool sees a pid in a sample, the process is gone by the time the
+/// tool prints). False when the process is already gone.
+pub fn remember_process(pid: u32) -> bool {
+    let Ok(maps) = std::fs::read_to_string(format!("/proc/{pid}/maps")) else { return false };
+    let m = executable_mappings(&maps);
+    let mut g = REMEMBERED.lock().unwrap_or_else(|p| p.into_inner());
+    g.retain(|(p, _)| *p != pid);
+    if g.len() >= REMEMBERED_MAX {
+        g.remove(0);
     }
-    let src = Source::Process(Process::new(Pid::from(pid)));
+    g.push((pid, m));
+    true
+}
+
+/// The symbol containing `addr` in process `pid`'s address space; for a process that has exited,
+/// through the mappings [`remember_process`] saw (the files are read where they are on disk).
+pub fn usym(addr: u64, pid: u32, demangle: bool) -> Result<Option<Resolved>> {
+    let (src, input) = if Path::new(&format!("/proc/{pid}")).exists() {
+        (Source::Process(Process::new(Pid::from(pid))), Input::AbsAddr(addr))
+    } else {
+        let g = REMEMBERED.lock().unwrap_or_else(|p| p.into_inner());
+        let Some((_, maps)) = g.iter().rev().find(|(p, _)| *p == pid) else {
+            return Err(Error::Value(format!("no process {pid}")));
+        };
+        let Some(m) = maps.iter().find(|m| m.start <= addr && addr < m.end) else { return Ok(None) };
+        (Source::Elf(Elf::new(&m.path)), Input::FileOffset(addr - m.start + m.offset))
+    };
     SYMBOLIZERS.with(|syms| {
         let r = syms[usize::from(demangle)]
-            .symbolize_single(&src, Input::AbsAddr(addr))
+            .symbolize_single(&src, input)
             .map_err(|e| Error::Os { errno: libc::EINVAL, message: format!("symbolizing {addr:#x} in process {pid}: {e}") })?;
         Ok(match r {
             Symbolized::Sym(sym) => Some(Resolved {
@@ -153,6 +215,20 @@ pub fn usym(addr: u64, pid: u32, demangle: bool) -> Result<Option<Resolved>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn executable_file_mappings_only() {
+        let m = executable_mappings(
+            "55d0c0a00000-55d0c0a01000 r--p 00000000 08:01 123 /usr/bin/cat\n\
+             55d0c0a01000-55d0c0a05000 r-xp 00001000 08:01 123 /usr/bin/cat\n\
+             7f0000000000-7f0000001000 r-xp 00000000 00:00 0 \n\
+             7ffd00000000-7ffd00001000 r-xp 00000000 00:00 0 [vdso]\n\
+             7f1000000000-7f1000100000 r-xp 00028000 08:01 456 /usr/lib/x86_64-linux-gnu/libc.so.6\n",
+        );
+        assert_eq!(m.len(), 2);
+        assert_eq!((m[0].start, m[0].end, m[0].offset, m[0].path.as_str()), (0x55d0c0a01000, 0x55d0c0a05000, 0x1000, "/usr/bin/cat"));
+        assert_eq!(m[1].offset, 0x28000);
+    }
 
     #[test]
     fn kallsyms_lookup_by_address_and_name() {

@@ -295,6 +295,13 @@ pub(crate) fn usym(py: Python<'_>, addr: u64, pid: u32, demangle: bool) -> PyRes
     Ok(r.map(|r| (r.name, r.offset, r.module)))
 }
 
+/// Remembers process `pid`'s executable mappings so its addresses can be named after it exits;
+/// False when it is already gone.
+#[pyfunction]
+pub(crate) fn remember_process(py: Python<'_>, pid: u32) -> bool {
+    py.detach(move || crate::core::symbols::remember_process(pid))
+}
+
 /// Number of possible CPUs.
 #[pyfunction]
 pub(crate) fn num_possible_cpus(py: Python<'_>) -> PyResult<usize> {
@@ -507,4 +514,44 @@ impl PyElfFile {
 pub(crate) fn open_elf(py: Python<'_>, path: PathBuf) -> PyResult<PyElfFile> {
     let inner = py.detach(|| guarded(|| crate::core::elf::open(&path))).py(py)?;
     Ok(PyElfFile { inner })
+}
+
+/// The SVG flame graph of folded stacks (see `bpfkit.flamegraph`).
+#[pyfunction]
+#[pyo3(signature = (folded, *, title = None, subtitle = None, count_name = None, colors = None, inverted = false,
+                    reverse = false, width = 1200, min_width = 0.1))]
+#[allow(clippy::too_many_arguments)] // mirrors the Python keyword arguments one for one
+pub(crate) fn flamegraph_svg(
+    py: Python<'_>,
+    folded: &str,
+    title: Option<String>,
+    subtitle: Option<String>,
+    count_name: Option<String>,
+    colors: Option<String>,
+    inverted: bool,
+    reverse: bool,
+    width: usize,
+    min_width: f64,
+) -> PyResult<String> {
+    use crate::core::flamegraph::{svg, FlameOptions};
+    let d = FlameOptions::default();
+    let opts = FlameOptions {
+        title: title.unwrap_or(d.title),
+        subtitle,
+        count_name: count_name.unwrap_or(d.count_name),
+        // Two counts per line (a differential graph) are coloured by change, whatever the palette.
+        colors: colors.unwrap_or(d.colors),
+        inverted,
+        reverse,
+        width,
+        min_width,
+    };
+    let text = folded.to_string();
+    py.detach(move || guarded(|| svg(&text, &opts))).py(py)
+}
+
+/// The two-count folded lines of a differential flame graph of `before` and `after`.
+#[pyfunction]
+pub(crate) fn flamegraph_diff_folded(py: Python<'_>, before: &str, after: &str) -> PyResult<String> {
+    guarded(|| crate::core::flamegraph::diff_folded(before, after)).py(py)
 }

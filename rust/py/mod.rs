@@ -266,6 +266,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(lockdown, m)?)?;
     m.add("FEATURES", crate::core::features::NAMES.to_vec())?;
     m.add_function(wrap_pyfunction!(resolve_binary, m)?)?;
+    m.add_function(wrap_pyfunction!(flamegraph_svg, m)?)?;
+    m.add_function(wrap_pyfunction!(remember_process, m)?)?;
+    m.add_function(wrap_pyfunction!(flamegraph_diff_folded, m)?)?;
     m.add_function(wrap_pyfunction!(check_privileges, m)?)?;
     m.add_function(wrap_pyfunction!(num_possible_cpus, m)?)?;
     m.add_function(wrap_pyfunction!(open_pinned_map, m)?)?;

@@ -298,12 +298,7 @@ impl PyBpfObject {
     #[pyo3(signature = (prog, target, attach_type, flags = 0))]
     fn attach_fd(&self, py: Python<'_>, prog: &str, target: i32, attach_type: u32, flags: u32) -> PyResult<u64> {
         guarded(|| {
-            let fd = crate::sys::os::dup_raw(target).map_err(|e| Error::Attach {
-                errno: e.raw_os_error().unwrap_or(libc::EBADF),
-                message: format!("attach_func: fd {target}: {e}"),
-                program: Some(prog.to_string()),
-                target: Some(format!("fd {target}")),
-            })?;
+            let fd = caller_fd(target, prog, "attach_func")?;
             self.inner.attach_fd(prog, std::os::fd::AsFd::as_fd(&fd), crate::sys::types::AttachType::from_raw(attach_type), flags)
         })
         .py(py)
@@ -312,12 +307,7 @@ impl PyBpfObject {
     /// Undoes `attach_fd` (BCC's `detach_func`); returns how many attachments went.
     fn detach_fd(&self, py: Python<'_>, prog: &str, target: i32, attach_type: u32) -> PyResult<usize> {
         guarded(|| {
-            let fd = crate::sys::os::dup_raw(target).map_err(|e| Error::Attach {
-                errno: e.raw_os_error().unwrap_or(libc::EBADF),
-                message: format!("detach_func: fd {target}: {e}"),
-                program: Some(prog.to_string()),
-                target: Some(format!("fd {target}")),
-            })?;
+            let fd = caller_fd(target, prog, "detach_func")?;
             self.inner.detach_fd(prog, std::os::fd::AsFd::as_fd(&fd), crate::sys::types::AttachType::from_raw(attach_type))
         })
         .py(py)
@@ -499,4 +489,15 @@ pub(crate) fn open_uprobe(
         .detach(move || guarded(|| crate::core::object::open_uprobe(&path, file_offset, pid, retprobe, symbol.as_deref(), offset)))
         .py(py)?;
     Ok(PyOpenedUprobe { target: ev.target(), inner: std::sync::Mutex::new(Some(ev)) })
+}
+
+/// A duplicate of fd `target`, a number the caller passed (held for the call, whatever the caller
+/// does with its own); an fd that is not open is an attach error naming it.
+fn caller_fd(target: i32, prog: &str, call: &str) -> crate::Result<std::os::fd::OwnedFd> {
+    crate::sys::os::dup_raw(target).map_err(|e| Error::Attach {
+        errno: e.raw_os_error().unwrap_or(libc::EBADF),
+        message: format!("{call}: fd {target}: {e}"),
+        program: Some(prog.to_string()),
+        target: Some(format!("fd {target}")),
+    })
 }
