@@ -2,9 +2,9 @@
 
 * argument types (:func:`positive`, :func:`id_list`, :func:`flamegraph_path`) and
   :func:`add_output_args` (``-f``, ``--flamegraph FILE.svg``, ``--stack-storage-size``);
-* :func:`collect` — the run: until the duration or Ctrl-C, noting meanwhile (ten times a second)
-  the mappings of the processes whose user stacks were taken (:meth:`Symbols.watch_map`), so that
-  a process that exits before the report is still named where its files are;
+* :func:`collect` — the run: until the duration or Ctrl-C, remembering meanwhile (ten times a
+  second) the mappings of the processes whose user stacks were taken (:meth:`Symbols.watch_map`,
+  ``BPF.remember_process``), so that a process that exits before the report is still named;
 * :class:`Symbols` — kernel and user frames by name, cached, with the count of ``[unknown]`` ones;
 * :class:`Report` — the stacks, printed as BCC prints them, folded (``-f``, FlameGraph's format),
   as JSON lines (``-j``), or drawn as a flame graph (``--flamegraph``), with the stacks that could
@@ -139,10 +139,10 @@ def collect(duration: float | None, watch: Callable[[], Any] | None = None, ever
 
 class Symbols:
     """Names of stack frames: kernel addresses through ``BPF.ksym`` (``/proc/kallsyms``), user
-    ones through ``BPF.sym`` (blazesym), each cached. A process that has exited has no mappings
-    to read: :meth:`watch` notes those of live processes as the run goes, and an address of an
-    exited one is then named from the file it was mapped from (its ELF symbols). ``frames`` and
-    ``unknown`` count the frames named and those left ``[unknown]``."""
+    ones through ``BPF.sym`` (blazesym), each cached. User frames are named at the end of a run,
+    when some processes have exited: :meth:`watch` has ``BPF.remember_process`` note the mappings
+    of each process seen while it lives, through which ``BPF.sym`` names its addresses after.
+    ``frames`` and ``unknown`` count the frames named and those left ``[unknown]``."""
 
     def __init__(self, *, annotate_kernel: bool = False) -> None:
         from bpfkit import BPF
@@ -151,16 +151,16 @@ class Symbols:
         self._suffix = "_[k]" if annotate_kernel else ""
         self._kernel: dict = {}
         self._user: dict = {}
-        self._maps: dict = {}  # pid -> [(start, end, file offset, path)] as last seen
-        self._elves: dict = {}  # path -> (sorted starts, functions, segments) or None
+        self._seen: set = set()
         self.frames = 0
         self.unknown = 0
 
     def watch(self, pids: Iterable[int]) -> None:
-        """Notes the executable file mappings of each of ``pids`` not noted yet, while it lives."""
+        """Remembers the executable mappings of each of ``pids`` not seen yet, while it lives."""
         for pid in pids:
-            if pid > 0 and pid not in self._maps:
-                self._maps[pid] = _mappings(pid)
+            if pid > 0 and pid not in self._seen:
+                self._seen.add(pid)
+                self._bpf.remember_process(pid)
 
     def watch_map(self, table: Any) -> None:
         """:meth:`watch` of the processes in ``table`` (``stack.bpf.h``'s ``stack_pids``), taken
@@ -187,8 +187,6 @@ class Symbols:
                 name = self._bpf.sym(addr, pid)
             except (ValueError, OSError):  # a zombie (no mappings left), a file blazesym cannot read
                 name = "[unknown]"
-            if name == "[unknown]" and self._maps.get(pid) and not _alive(pid):
-                name = self._from_mappings(addr, self._maps[pid]) or name
             self._user[key] = name
         return self._count(name)
 
@@ -197,69 +195,6 @@ class Symbols:
         if name.startswith("[unknown]"):
             self.unknown += 1
         return name
-
-    def _from_mappings(self, addr: int, maps: list) -> str | None:
-        from bisect import bisect_right
-
-        for lo, hi, pgoff, path in maps:
-            if lo <= addr < hi:
-                break
-        else:
-            return None
-        elf = self._elf(path)
-        if elf is None:
-            return None
-        starts, functions, segments = elf
-        offset = addr - lo + pgoff
-        for seg_offset, seg_vaddr, seg_size in segments:
-            if seg_offset <= offset < seg_offset + seg_size:
-                vaddr = seg_vaddr + offset - seg_offset
-                break
-        else:
-            return None
-        i = bisect_right(starts, vaddr) - 1
-        if i < 0:
-            return None
-        value, size, name = functions[i]
-        return name if vaddr < value + max(size, 1) else None
-
-    def _elf(self, path: str) -> Any:
-        if path not in self._elves:
-            from bpfkit import _native
-
-            try:
-                f = _native.open_elf(path)
-                demangled = f.demangled()
-                functions = sorted({(s.value, s.size, demangled.get(s.name, s.name)) for s in f.functions()
-                                    if s.value})
-                segments = [(s.offset, s.vaddr, s.filesz) for s in f.segments if s.flags & 1]  # PF_X
-                self._elves[path] = ([v for v, _, _ in functions], functions, segments)
-            except (OSError, ValueError):
-                self._elves[path] = None
-        return self._elves[path]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/maps") as f:
-            return bool(f.read(1))  # a zombie's maps are empty
-    except OSError:
-        return False
-
-
-def _mappings(pid: int) -> list:
-    """``[(start, end, file offset, path)]`` of the executable file mappings of ``pid``."""
-    out = []
-    try:
-        with open(f"/proc/{pid}/maps") as f:
-            for line in f:
-                parts = line.split(None, 5)
-                if len(parts) == 6 and "x" in parts[1] and parts[5].startswith("/"):
-                    lo, _, hi = parts[0].partition("-")
-                    out.append((int(lo, 16), int(hi, 16), int(parts[2], 16), parts[5].rstrip("\n")))
-    except OSError:
-        pass
-    return out
 
 
 def stack_error(stack_id: int) -> bool:
@@ -308,6 +243,7 @@ class Report:
         self.stacks: list = []
         #: stacks the kernel lost (-EEXIST, -ENOMEM), and whether a collision or a full map did it
         self.lost = 0
+        self.lost_by_errno: dict = {}
         self.full = False
         #: stacks with no frames at all to show, and their total count
         self.empty = 0
@@ -334,6 +270,7 @@ class Report:
         if not stack_error(stack_id):
             return False
         self.lost += 1
+        self.lost_by_errno[-stack_id] = self.lost_by_errno.get(-stack_id, 0) + 1
         self.full = self.full or stack_id in (-errno.ENOMEM, -errno.EEXIST)
         return True
 
@@ -431,7 +368,8 @@ class Report:
         err = sys.stderr
         if self.lost:
             hint = " Consider increasing --stack-storage-size." if self.full else ""
-            err.write(f"WARNING: {self.lost} stack traces could not be displayed.{hint}\n")
+            why = ", ".join(f"-{errno.errorcode.get(e, e)}: {n}" for e, n in sorted(self.lost_by_errno.items()))
+            err.write(f"WARNING: {self.lost} stack traces could not be displayed ({why}).{hint}\n")
         if self.empty:
             what = "1 stack has" if self.empty == 1 else f"{self.empty} stacks have"
             err.write(f"WARNING: {what} no frames ({self.empty_count} {self.unit}): the kernel could read none "
