@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import time
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -335,6 +336,25 @@ def test_profile_names_the_frames_of_a_process_that_exited(start):
     frames, n = rows[-1]
     assert frames[0] == COMM and frames[-2:] == ["main", "bpfkit_spin_marker"], rows
     assert HZ * 1.5 * 0.5 <= n <= HZ * 1.5 * 1.3, rows
+
+
+def test_profile_flamegraph_svg_has_the_busy_loop(start, tmp_path: Path):
+    need("perf_event_sw")
+    svg = tmp_path / "cpu.svg"
+    w = start("spin", "3")
+    p = start_quiet(profile_links(), "profile", "-F", str(HZ), "-p", str(w.pid), "-f", "--flamegraph", str(svg), "1")
+    w.go()
+    rows = folded_lines(finish(p))
+    w.kill()
+    root = ET.parse(svg).getroot()
+    ns = "{http://www.w3.org/2000/svg}"
+    titles = [t.text or "" for t in root.iter(f"{ns}title")]
+    (spin,) = [t for t in titles if t.startswith("bpfkit_spin_marker ")]
+    # Its title gives the samples of the frame: those of the folded lines through it.
+    m = re.match(r"bpfkit_spin_marker \(([\d,]+) samples", spin)
+    assert m and int(m.group(1).replace(",", "")) == sum(n for f, n in rows if "bpfkit_spin_marker" in f), (spin, rows)
+    assert any(t.startswith(f"{COMM} (") for t in titles), titles
+    assert "CPU Flame Graph" in ET.tostring(root, encoding="unicode")
 
 
 # -- offcputime ----------------------------------------------------------------------------------
