@@ -88,6 +88,7 @@ bench: bench-deps build
 	$(PY) bench/attach.py
 	$(PY) bench/startup.py
 	$(PY) bench/tools.py
+	$(PY) bench/generic.py
 	$(PY) bench/clear.py
 
 clean:

@@ -459,3 +459,33 @@ def test_to_pandas_decodes_strings_and_spreads_per_cpu_values(b):
     with pytest.raises(ValueError, match="percpu is 'wide' or 'long'"):
         phs.to_pandas(percpu="tall")
     phs.clear()
+
+
+SIZED = r"""
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 4);
+    __type(key, u32);
+    __type(value, u64);
+} sized SEC(".maps");
+"""
+
+
+def test_map_sizes_set_entries_before_load_without_another_compile():
+    import errno as _errno
+
+    with BPF(text=SIZED) as small, BPF(text=SIZED, map_sizes={"sized": 100}) as big:
+        assert (small["sized"].max_entries, big["sized"].max_entries) == (4, 100)
+        assert big.object_bytes == small.object_bytes  # one compiled object, sized at load
+        t = big["sized"]
+        for k in range(100):
+            t[t.Key(k)] = t.Leaf(k)
+        with pytest.raises(MapError) as e:
+            t[t.Key(100)] = t.Leaf(100)
+        assert e.value.errno == _errno.E2BIG
+    with pytest.raises(ValueError, match="map_sizes: no map named `nope`"):
+        BPF(text=SIZED, map_sizes={"nope": 8})
+    with pytest.raises(ValueError, match="at least one entry"):
+        BPF(text=SIZED, map_sizes={"sized": 0})
+    with pytest.raises(TypeError, match="map_sizes= takes a mapping"):
+        BPF(text=SIZED, map_sizes=[("sized", 8)])

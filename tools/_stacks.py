@@ -102,9 +102,10 @@ def add_output_args(p: Any, storage_default: int) -> None:
     p.add_argument("-j", "--json", action="store_true", help="print one JSON object per stack")
 
 
-def storage_cflags(args: Any, default: int) -> list:
-    """The compile flag of ``--stack-storage-size`` (none at the default: one cached object)."""
-    return [] if args.stack_storage_size == default else [f"-DSTACK_STORAGE_SIZE={args.stack_storage_size}"]
+def map_sizes(args: Any) -> dict:
+    """``BPF(map_sizes=)`` for ``--stack-storage-size``: the stack map's entries, set before load,
+    so every size runs the same compiled object."""
+    return {"stacks": args.stack_storage_size}
 
 
 def duration_text(duration: float | None) -> str:

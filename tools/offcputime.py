@@ -89,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
            "all threads")
     stack = "user" if args.user_stacks_only else "kernel" if args.kernel_stacks_only else "user + kernel"
     with TOOL.load(args, consts=consts, alternatives=LADDERS,
-                   cflags=_stacks.storage_cflags(args, STORAGE_DEFAULT)) as b:
+                   map_sizes=_stacks.map_sizes(args)) as b:
         if not args.folded and not args.json:
             print(f"Tracing off-CPU time (us) of {who} by {stack} stack{_stacks.duration_text(args.duration)}",
                   flush=True)

@@ -105,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     who = (f"PID {','.join(map(str, args.pid))}" if args.pid else
            f"TID {','.join(map(str, args.tid))}" if args.tid else "all threads")
     stack = "user" if args.user_stacks_only else "kernel" if args.kernel_stacks_only else "user + kernel"
-    with TOOL.load(args, consts=consts, cflags=_stacks.storage_cflags(args, STORAGE_DEFAULT)) as b:
+    with TOOL.load(args, consts=consts, map_sizes=_stacks.map_sizes(args)) as b:
         from bpfkit import PerfSWConfig, PerfType
 
         targets = b["targets"]

@@ -3,8 +3,8 @@
  * stack.bpf.h: what the stack tools share (profile, offcputime, wakeuptime).
  *
  * - `stacks`: the BPF_MAP_TYPE_STACK_TRACE map (4.6+) the tools' keys point into, by stack id;
- *   --stack-storage-size N compiles it with N entries (-DSTACK_STORAGE_SIZE=N: a map's size is
- *   fixed in the object, so each size is one compile, cached), STACK_STORAGE_DEFAULT without;
+ *   STACK_STORAGE_DEFAULT entries in the object; --stack-storage-size N sets N before load
+ *   (BPF(map_sizes=)), so no size means another compile;
  * - user_stacks, kernel_stacks: -U and -K, as `const volatile` globals the Python sets;
  * - stack_ids(): the current task's user and kernel stack ids, or -1 for a kind not asked for.
  *   A negative id the kernel gives is kept as it is (-EFAULT: no stack of that kind here, as a
@@ -21,14 +21,11 @@
 #ifndef STACK_STORAGE_DEFAULT
 #define STACK_STORAGE_DEFAULT 1024
 #endif
-#ifndef STACK_STORAGE_SIZE
-#define STACK_STORAGE_SIZE STACK_STORAGE_DEFAULT
-#endif
 #define STACK_MAX_DEPTH 127	/* the kernel's default perf_event_max_stack */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
-	__uint(max_entries, STACK_STORAGE_SIZE);
+	__uint(max_entries, STACK_STORAGE_DEFAULT);
 	__uint(key_size, sizeof(u32));
 	__uint(value_size, STACK_MAX_DEPTH * sizeof(u64));
 } stacks SEC(".maps");

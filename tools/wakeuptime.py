@@ -97,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     consts = {"targ_tgid": args.pid or 0, "user_threads_only": args.useronly,
               "min_block_us": args.min_block_time, "max_block_us": min(args.max_block_time, U64_MAX)}
     with TOOL.load(args, consts=consts, alternatives=LADDERS,
-                   cflags=_stacks.storage_cflags(args, STORAGE_DEFAULT)) as b:
+                   map_sizes=_stacks.map_sizes(args)) as b:
         if not args.folded and not args.json:
             print(f"Tracing blocked time (us) by kernel stack{_stacks.duration_text(args.duration)}", flush=True)
         _stacks.collect(args.duration)

@@ -208,7 +208,8 @@ class BPF(KernelAttachMixin, UserAttachMixin, NetAttachMixin):
     ``bpf_tracing.h``, ``bpf_core_read.h``, ``bpf_endian.h`` and ``bpfkit.h`` are all there.
     Programs whose ``SEC()`` names a hook are attached on load unless ``autoattach=False``.
 
-    ``consts`` sets ``const volatile`` globals before load (no recompile); ``debug`` takes BCC's
+    ``consts`` sets ``const volatile`` globals before load (no recompile), and ``map_sizes``
+    (``{"stacks": 16384}``) maps' entries (no recompile either); ``debug`` takes BCC's
     ``DEBUG_*`` flags.
 
     BCC's C dialect is translated first (``dialect="auto"`` recognises it; ``"bcc"`` or
@@ -229,7 +230,8 @@ class BPF(KernelAttachMixin, UserAttachMixin, NetAttachMixin):
                  allow_rlimit: bool = True, device: Any = None, attach_usdt_ignore_pid: bool = False, *,
                  consts: Optional[Mapping[str, Any]] = None, autoattach: bool = True,
                  name: Optional[str] = None, cache_dir: Optional[StrPath] = None,
-                 alternatives: Optional[Iterable[Iterable[str]]] = None, dialect: str = "auto") -> None:
+                 alternatives: Optional[Iterable[Iterable[str]]] = None, dialect: str = "auto",
+                 map_sizes: Optional[Mapping[str, int]] = None) -> None:
         self._obj: Any = None
         self._tables: dict[str, Any] = {}
         self._streams: list = []  # event tables with an open stream
@@ -283,6 +285,10 @@ class BPF(KernelAttachMixin, UserAttachMixin, NetAttachMixin):
         log_level = 2 if debug & DEBUG_BPF_REGISTER_STATE else (1 if debug & DEBUG_BPF else 0)
         load_args = dict(name=name or "bpfkit", consts=list((consts or {}).items()), log_level=log_level,
                          cache_dir=_s(cache_dir) if cache_dir else None)
+        if map_sizes:
+            if not isinstance(map_sizes, _Mapping):
+                raise TypeError(f"map_sizes= takes a mapping of map names to entries, not {type(map_sizes).__name__}")
+            load_args["map_sizes"] = [(_s(k), int(v)) for k, v in map_sizes.items()]
         pins = _pins(source)
         if pins:
             # BCC's BPF_TABLE_PINNED: maps pinned where the program says, on the BPF file system.

@@ -59,6 +59,9 @@ pub struct LoadOptions {
     /// `BPF_TABLE_PINNED`): a map already pinned there is used, else the new one is pinned
     /// there, and stays pinned after close, as the program asked.
     pub pins: Vec<(String, String)>,
+    /// `(map, entries)`: map sizes to set before load, so that an option sizing a map (a stack
+    /// tool's `--stack-storage-size`) never means recompiling.
+    pub map_sizes: Vec<(String, u32)>,
 }
 
 struct Loaded {
@@ -139,6 +142,13 @@ impl BpfObject {
             if !ok {
                 return Err(Error::Value(format!("cannot set global `{var}` before load")));
             }
+        }
+        for (map, entries) in &opts.map_sizes {
+            let m = obj.maps().into_iter().find(|m| m.name() == *map).ok_or_else(|| Error::Value(format!("map_sizes: no map named `{map}`")))?;
+            if *entries == 0 {
+                return Err(Error::Value(format!("map_sizes: map `{map}` needs at least one entry")));
+            }
+            m.set_max_entries(*entries).map_err(Error::from)?;
         }
         for (map, path) in &opts.pins {
             let m = obj.maps().into_iter().find(|m| m.name() == *map).ok_or_else(|| Error::Value(format!("no map named `{map}` to pin")))?;

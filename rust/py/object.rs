@@ -120,7 +120,7 @@ pub(crate) struct PyBpfObject {
 impl PyBpfObject {
     /// Opens an ELF object, sets `consts`, and loads it. Releases the GIL.
     #[staticmethod]
-    #[pyo3(signature = (data, *, name = "bpfkit".to_string(), consts = Vec::new(), log_level = 0, autoload_off = Vec::new(), whole_kernel_btf = false, cache_dir = None, pins = Vec::new()))]
+    #[pyo3(signature = (data, *, name = "bpfkit".to_string(), consts = Vec::new(), log_level = 0, autoload_off = Vec::new(), whole_kernel_btf = false, cache_dir = None, pins = Vec::new(), map_sizes = Vec::new()))]
     #[allow(clippy::too_many_arguments)]
     fn load(
         py: Python<'_>,
@@ -132,6 +132,7 @@ impl PyBpfObject {
         whole_kernel_btf: bool,
         cache_dir: Option<std::path::PathBuf>,
         pins: Vec<(String, String)>,
+        map_sizes: Vec<(String, u32)>,
     ) -> PyResult<Self> {
         let mut cv = Vec::with_capacity(consts.len());
         for (k, v) in consts {
@@ -149,7 +150,7 @@ impl PyBpfObject {
             };
             cv.push((k, val));
         }
-        let opts = LoadOptions { name, consts: cv, log_level, autoload_off, whole_kernel_btf, cache_dir, pins };
+        let opts = LoadOptions { name, consts: cv, log_level, autoload_off, whole_kernel_btf, cache_dir, pins, map_sizes };
         let r = py.detach(|| guarded(|| BpfObject::load(&data, &opts)));
         let inner = r.py(py)?;
         Ok(PyBpfObject { inner })

@@ -629,6 +629,14 @@ impl<'a> Map<'a> {
         Some(out)
     }
 
+    /// Sets how many entries the map holds (before load only): a tool's option sizes its maps
+    /// without recompiling its C.
+    pub fn set_max_entries(&self, entries: u32) -> Result<(), Failure> {
+        // SAFETY: the map is live for 'a; libbpf refuses a loaded map (EBUSY).
+        let ret = unsafe { lb::bpf_map__set_max_entries(self.ptr.as_ptr(), entries) };
+        check(ret, || format!("setting map `{}` to {entries} entries", self.name())).map(drop)
+    }
+
     /// Pins the map at `path` when the object loads, or, if a compatible map is pinned there
     /// already, uses that one instead of creating it (before load only).
     pub fn set_pin_path(&self, path: &str) -> Result<(), Failure> {
