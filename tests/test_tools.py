@@ -17,7 +17,9 @@ BPFKIT = [sys.executable, "-m", "bpfkit"]
 #: What a tool cannot run without, for the tests that run every tool: the generic tools' probe
 #: (a syscall's function: a kprobe where there are kprobes, its tracepoints where not).
 REQUIRED_ARGS = {"funccount": ["t:syscalls:sys_enter_getppid"], "funclatency": ["sys_getppid"],
-                 "funcslower": ["sys_getppid"]}
+                 "funcslower": ["sys_getppid"], "trace": ['t:syscalls:sys_enter_getppid "%d", $tgid'],
+                 "argdist": ["-C", "t:syscalls:sys_enter_getppid():u32:$PID"],
+                 "stackcount": ["t:syscalls:sys_enter_getppid"]}
 
 
 def start_tool(*args: str) -> subprocess.Popen:

@@ -60,8 +60,12 @@ def test_ebpf_prints_the_header_then_the_tools_c(name: str):
 
 def _two_seconds(help_text: str) -> list | None:
     """The arguments that make a tool end by itself after about two seconds: ``-d 2`` for a
-    tracing tool with a duration, ``1 2`` for one with ``[interval] [count]``; None when it has
-    neither (it is then interrupted, as a user would with Ctrl-C)."""
+    tracing tool with a duration (or its own short flag for it: stackcount's ``-D``), ``1 2``
+    for one with ``[interval] [count]``; None when it has neither (it is then interrupted, as a
+    user would with Ctrl-C)."""
+    flag = re.search(r"(-\w) DURATION, --duration", help_text)
+    if flag:
+        return [flag.group(1), "2"]
     if "--duration" in help_text:
         return ["-d", "2"]
     if re.search(r"^usage: .*\[interval\]", help_text, re.M | re.S):

@@ -139,12 +139,18 @@ def _reader_watch() -> Callable[[], bool] | None:
     return lambda: bool(poller.poll(0))
 
 
+class StopEvents(Exception):
+    """Raised by an :func:`event_loop` callback to end the loop there (trace's ``-M``): the
+    records after it are not handled."""
+
+
 def event_loop(b: Any, on_event: Callable[[Any], Any], *, duration: float | None = None, table: str = "events",
                ready: Callable[[], Any] | None = None, page_cnt: int = 64) -> int:
     """Calls ``on_event(e)`` with each record of ``b[table]`` decoded (``e.pid``, ``e.comm``:
     the record type from the program's BTF), until ``duration`` seconds pass (forever if None),
-    Ctrl-C, or the reader of stdout goes away (``BrokenPipeError``, which the command line's
-    frame ends quietly). ``ready()`` (the header, say) runs once the buffer is open.
+    Ctrl-C, ``on_event`` raises :class:`StopEvents`, or the reader of stdout goes away
+    (``BrokenPipeError``, which the command line's frame ends quietly). ``ready()`` (the
+    header, say) runs once the buffer is open.
 
     The table is the ring buffer of ``TOOL_EVENTS()``, or its perf buffer (``page_cnt`` pages per
     CPU) where the kernel has no ring buffers. Records are handled to the last one; then records
@@ -170,11 +176,13 @@ def event_loop(b: Any, on_event: Callable[[Any], Any], *, duration: float | None
             if reader_gone is not None and reader_gone():
                 raise BrokenPipeError(errno.EPIPE, "the reader of standard output has gone")
         consume()
+    except StopEvents:
+        pass
     except KeyboardInterrupt:
         # What the kernel had already written still counts: drain it (a second Ctrl-C stops that).
         try:
             consume()
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, StopEvents):
             pass
     lost = int(events.lost if perf else b.get_global("dropped"))
     if lost:

@@ -115,14 +115,17 @@ def duration_text(duration: float | None) -> str:
     return " for %s secs." % (int(duration) if duration == int(duration) else duration)
 
 
-def collect(duration: float | None, watch: Callable[[], Any] | None = None, every: float = 0.1) -> None:
+def collect(duration: float | None, watch: Callable[[], Any] | None = None, every: float = 0.1, *,
+            final: bool = True) -> bool:
     """Waits ``duration`` seconds (forever if None) or until Ctrl-C, calling ``watch()`` every
     ``every`` seconds and once at the end; then ignores Ctrl-C, as BCC does while it prints what
-    it gathered (a second Ctrl-C would otherwise lose it all)."""
+    it gathered (a second Ctrl-C would otherwise lose it all). With ``final=False`` (an interval
+    of several) Ctrl-C is ignored only once it came. Returns whether it came."""
     import _signal as signal  # the interpreter's own: `signal` imports enum, which nothing here needs
 
     step = every if watch is not None else 3600.0
     deadline = None if duration is None else time.monotonic() + duration
+    interrupted = False
     try:
         while True:
             left = step if deadline is None else deadline - time.monotonic()
@@ -132,10 +135,12 @@ def collect(duration: float | None, watch: Callable[[], Any] | None = None, ever
             if watch is not None:
                 watch()
     except KeyboardInterrupt:
-        pass
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+        interrupted = True
+    if final or interrupted:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     if watch is not None:
         watch()
+    return interrupted
 
 
 class Symbols:
