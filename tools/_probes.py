@@ -181,6 +181,32 @@ class Probe:
         return self.replace(kind=RETURN_OF[self.kind])
 
 
+def split_outside(text: str, sep: str = ",") -> list[str]:
+    """``text`` split at ``sep`` outside parentheses, brackets and quoted literals: the parts of a
+    trace or argdist specifier (``p:c:write(int fd, char *buf):size_t:count``, a format's
+    arguments ``arg1, f(x, y)``), which are C the user wrote."""
+    parts, depth, start, i, quote = [], 0, 0, 0, ""
+    while i < len(text):
+        c = text[i]
+        if quote:
+            if c == "\\":
+                i += 1
+            elif c == quote:
+                quote = ""
+        elif c in "\"'":
+            quote = c
+        elif c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+        elif c == sep and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+        i += 1
+    parts.append(text[start:])
+    return parts
+
+
 def _format(kind: str, library: str, pattern: str) -> str:
     letter = {v: k for k, v in _LETTERS.items()}.get(kind, "p")
     if kind == "uretprobe":

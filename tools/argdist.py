@@ -83,38 +83,14 @@ def _value(v: Any) -> Any:
     return int(v) if hasattr(v, "__index__") else v
 
 
-def _split_outside(text: str, sep: str) -> list[str]:
-    """``text`` split at ``sep`` outside parentheses, brackets and literals."""
-    parts, depth, start, i, quote = [], 0, 0, 0, ""
-    while i < len(text):
-        c = text[i]
-        if quote:
-            if c == "\\":
-                i += 1
-            elif c == quote:
-                quote = ""
-        elif c in "\"'":
-            quote = c
-        elif c in "([{":
-            depth += 1
-        elif c in ")]}":
-            depth -= 1
-        elif c == sep and depth == 0:
-            parts.append(text[start:i])
-            start = i + 1
-        i += 1
-    parts.append(text[start:])
-    return parts
-
-
 def parse_spec(raw: str, *, hist: bool, pid: int | None) -> Spec:
     """A specifier (see the module's docstring) as a :class:`Spec`; a ``ValueError`` saying
     what is wrong otherwise."""
     from ._gen import signature
-    from ._probes import parse
+    from ._probes import parse, split_outside
 
     spec, hash_, label = raw.partition("#")
-    parts = [p.strip() for p in _split_outside(spec.strip(), ":")]
+    parts = [p.strip() for p in split_outside(spec.strip(), ":")]
     if len(parts) < 3:
         raise ValueError("at least the probe type, library, and function signature must be specified")
     if len(parts) > 6:
@@ -138,8 +114,8 @@ def parse_spec(raw: str, *, hist: bool, pid: int | None) -> Spec:
             raise ValueError("histograms must have expr")
         types, exprs = (["int"], ["$retval"]) if returns else (["u64"], ["1"])
     else:
-        types = [t.strip() for t in _split_outside(parts[3], ",")]
-        exprs = [e.strip() for e in _split_outside(parts[4], ",")]
+        types = [t.strip() for t in split_outside(parts[3], ",")]
+        exprs = [e.strip() for e in split_outside(parts[4], ",")]
         if not all(types) or not all(exprs):
             raise ValueError("an empty type or expression")
         if len(exprs) != len(types):

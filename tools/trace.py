@@ -93,30 +93,6 @@ class TraceProbe:
         return "".join(out)
 
 
-def _split_top(text: str) -> list[str]:
-    """``text`` split at its commas outside parentheses, brackets and literals."""
-    parts, depth, start, i, quote = [], 0, 0, 0, ""
-    while i < len(text):
-        c = text[i]
-        if quote:
-            if c == "\\":
-                i += 1
-            elif c == quote:
-                quote = ""
-        elif c in "\"'":
-            quote = c
-        elif c in "([{":
-            depth += 1
-        elif c in ")]}":
-            depth -= 1
-        elif c == "," and depth == 0:
-            parts.append(text[start:i])
-            start = i + 1
-        i += 1
-    parts.append(text[start:])
-    return parts
-
-
 def _literal_end(text: str) -> int:
     """The index after the C string literal ``text`` starts with (-1: none)."""
     if not text.startswith('"'):
@@ -234,7 +210,7 @@ def parse_probe(text: str, *, pid: int | None) -> TraceProbe:
     """One probe of the command line: ``spec[(signature)] [(filter)] ["format"[, value...]]``,
     as BCC's trace takes it."""
     from ._gen import signature
-    from ._probes import parse
+    from ._probes import parse, split_outside
 
     text = text.strip()
     i = 0
@@ -275,7 +251,7 @@ def parse_probe(text: str, *, pid: int | None) -> TraceProbe:
         after = rest[end:].strip()
         if after and not after.startswith(","):
             raise ValueError(f"expected a ',' after the format, got {after!r}")
-        values = [v.strip() for v in _split_top(after[1:])] if after else []
+        values = [v.strip() for v in split_outside(after[1:])] if after else []
         if any(not v for v in values):
             raise ValueError("an empty value after the format")
         if len(values) != len(convs):
