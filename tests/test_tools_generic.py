@@ -309,6 +309,22 @@ def test_funccount_usdt_probe(target: Target, target_bin: Path):
         assert funccount_rows(out) == [{"tick": 8}], (spec, out)
 
 
+def test_trace_and_argdist_read_a_usdt_probes_argument(target: Target, target_bin: Path):
+    """The USDT forms of trace and argdist: ``arg1`` is the probe's first argument, read through
+    libbpf's USDT argument specs (the target's loop counter, 0..N-1)."""
+    if target.header[1] != "1":
+        pytest.skip("sys/sdt.h is missing: apt-get install systemtap-sdt-dev")
+    out = run(["trace", "-d", "2", "-p", str(target.pid), f'U:{target_bin}:tick "i=%d", arg1'], "usdt 4",
+              t=target, header=r"^PID\s+TID\s+COMM\s+FUNC")
+    rows = [line.split(None, 4) for line in out.splitlines()[1:] if line.strip()]
+    assert [(r[0], r[3], r[4]) for r in rows] == [(str(target.pid), "tick", f"i={i}") for i in range(4)], out
+    p = start_quiet(1, "argdist", "-i", "2", "-n", "1", "-p", str(target.pid), "-C",
+                    f"u:{target_bin}:tick():u64:arg1%2")
+    target.cmd("usdt 7")
+    counts = [line.split(None, 1) for line in finish(p).splitlines()[3:] if line.strip()]
+    assert counts == [["3", "arg1%2 = 1"], ["4", "arg1%2 = 0"]], counts
+
+
 @pytest.mark.kernels
 def test_funccount_syscall_function_spec(target: Target):
     """``p::sys_getppid``: a kprobe where the kernel has kprobes, else the syscall's tracepoint

@@ -194,13 +194,30 @@ impl Cache {
     }
 
     /// Writes a file atomically (temporary file in the same directory, then rename), mode 0600.
+    ///
+    /// Not synced to disk: after a crash the file may be empty or short, which every reader of
+    /// such a file notices (a blob's content must match its name, a ref is 64 hex digits, the
+    /// headers are compared with bpfkit's own, a short feature line is probed again). Files
+    /// trusted by their existence alone go through [`Cache::write_file_durable`]. A sync costs
+    /// milliseconds per file, and a first compile writes several.
     pub fn write_file(&self, path: &Path, data: &[u8]) -> Result<()> {
+        self.write_atomically(path, data, false)
+    }
+
+    /// [`Cache::write_file`], with the data on disk before the rename makes it visible.
+    pub fn write_file_durable(&self, path: &Path, data: &[u8]) -> Result<()> {
+        self.write_atomically(path, data, true)
+    }
+
+    fn write_atomically(&self, path: &Path, data: &[u8], sync: bool) -> Result<()> {
         let dir = path.parent().unwrap_or(&self.root);
         let tmp = dir.join(format!(".tmp-{}-{}", std::process::id(), unique()));
         let res = (|| -> std::io::Result<()> {
             let mut f = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
             f.write_all(data)?;
-            f.sync_data().ok();
+            if sync {
+                f.sync_data().ok();
+            }
             fs::rename(&tmp, path)
         })();
         if let Err(e) = res {

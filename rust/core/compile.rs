@@ -169,17 +169,32 @@ pub(crate) struct KernelBtf {
 
 static KERNEL_BTF: Lazy<Mutex<Option<std::sync::Arc<KernelBtf>>>> = Lazy::new(|| Mutex::new(None));
 
-pub(crate) fn kernel_btf() -> Result<std::sync::Arc<KernelBtf>> {
-    let mut g = KERNEL_BTF.lock().map_err(|_| Error::poisoned("kernel BTF"))?;
-    if let Some(k) = g.as_ref() {
-        return Ok(k.clone());
-    }
+/// The kernel's raw BTF and its identity, read by [`btf_identity`] when it had to: the parse
+/// that usually follows takes them rather than reading 5 MB again. Parsing is left to
+/// [`kernel_btf`], which a compile calls while clang starts.
+type RawBtf = (Vec<u8>, String);
+static RAW_BTF: Lazy<Mutex<Option<RawBtf>>> = Lazy::new(|| Mutex::new(None));
+
+fn read_kernel_btf() -> Result<RawBtf> {
     let raw = fs::read(VMLINUX_BTF).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => crate::core::features::BTF_VMLINUX
             .refuse(format!("{VMLINUX_BTF} is missing: the kernel was built without CONFIG_DEBUG_INFO_BTF"), None),
         _ => Error::io(format!("reading {VMLINUX_BTF}"), &e),
     })?;
     let identity = sha256_hex(&raw);
+    Ok((raw, identity))
+}
+
+pub(crate) fn kernel_btf() -> Result<std::sync::Arc<KernelBtf>> {
+    let mut g = KERNEL_BTF.lock().map_err(|_| Error::poisoned("kernel BTF"))?;
+    if let Some(k) = g.as_ref() {
+        return Ok(k.clone());
+    }
+    let stashed = RAW_BTF.lock().ok().and_then(|mut r| r.take());
+    let (raw, identity) = match stashed {
+        Some(r) => r,
+        None => read_kernel_btf()?,
+    };
     let parsed = Btf::parse(raw)?;
     let k = std::sync::Arc::new(KernelBtf { identity, parsed });
     *g = Some(k.clone());
@@ -235,12 +250,21 @@ pub fn btf_identity(cache: &Cache) -> Result<String> {
     if let Some(m) = &memo {
         if let Ok(Some(v)) = cache.read_file(m) {
             let v = String::from_utf8_lossy(&v).trim().to_string();
-            if v.len() == 64 {
+            if v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return Ok(v);
             }
         }
     }
-    let id = kernel_btf()?.identity.clone();
+    let id = match RAW_BTF.lock().ok().and_then(|r| r.as_ref().map(|(_, id)| id.clone())) {
+        Some(id) => id,
+        None => {
+            let (raw, id) = read_kernel_btf()?;
+            if let Ok(mut r) = RAW_BTF.lock() {
+                *r = Some((raw, id.clone()));
+            }
+            id
+        }
+    };
     if let Some(m) = &memo {
         let _ = cache.write_file(m, id.as_bytes());
     }
@@ -489,7 +513,8 @@ pub fn full_vmlinux_h(cache: &Cache) -> Result<PathBuf> {
     }
     let k = kernel_btf()?;
     let text = dump_header(&k.parsed, (1..=k.parsed.len()).collect())?;
-    cache.write_file(&path, text.as_bytes())?;
+    // Its existence is all a later compile checks.
+    cache.write_file_durable(&path, text.as_bytes())?;
     Ok(path)
 }
 
@@ -726,8 +751,16 @@ fn kill_group(child: &mut Child) {
 }
 
 /// Waits for `child`, asking `interrupt` and checking `deadline` every [`CHILD_POLL`]; on
-/// either, kills and reaps its process group and says why.
-fn wait_child(child: &mut Child, req: &Request<'_>, deadline: Option<Instant>) -> Result<ExitStatus> {
+/// either, kills and reaps its process group and says why. `exited` hears from the thread
+/// draining clang's stderr when that pipe closes, which is when clang exits: the wait then ends
+/// at once rather than at the next poll.
+fn wait_child(
+    child: &mut Child,
+    req: &Request<'_>,
+    deadline: Option<Instant>,
+    exited: &std::sync::mpsc::Receiver<()>,
+) -> Result<ExitStatus> {
+    let mut pipe_closed = false;
     loop {
         match child.try_wait() {
             Ok(Some(st)) => return Ok(st),
@@ -752,10 +785,16 @@ fn wait_child(child: &mut Child, req: &Request<'_>, deadline: Option<Instant>) -
                 diagnostics: String::new(),
             });
         }
-        std::thread::sleep(CHILD_POLL);
+        if pipe_closed {
+            // Exiting: the kernel has closed its files but not yet made it a zombie.
+            std::thread::sleep(Duration::from_millis(1));
+        } else if exited.recv_timeout(CHILD_POLL).is_ok() {
+            pipe_closed = true;
+        }
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run_clang(
     compiler: &Compiler,
     req: &Request<'_>,
@@ -764,6 +803,7 @@ fn run_clang(
     out: &Path,
     emit: Emit,
     deadline: Option<Instant>,
+    prepare: impl FnOnce() -> Result<()>,
 ) -> Result<(bool, String)> {
     let mut cmd = Command::new(&compiler.path);
     cmd.args(&compiler.prefix).args(&compiler.target).args(base_flags(req));
@@ -800,8 +840,16 @@ fn run_clang(
         },
         _ => Error::io(format!("starting {}", compiler.path.display()), &e),
     })?;
+    // clang starts (loading LLVM takes it ~50 ms) while `prepare` writes the headers it will
+    // include: it reads all of its standard input, the source, before it opens any header, and
+    // the source goes in only once `prepare` is done.
+    if let Err(e) = prepare() {
+        kill_group(&mut child);
+        return Err(e);
+    }
     let input = [req.source.as_bytes(), type_anchors(req.source).as_bytes()].concat();
     let (stdin, stderr) = (child.stdin.take(), child.stderr.take());
+    let (exited_tx, exited) = std::sync::mpsc::channel();
     // Feed stdin and drain stderr on their own threads: either pipe can fill and block clang
     // while this thread watches the clock and interrupts.
     let (status, diag) = std::thread::scope(|s| {
@@ -816,9 +864,10 @@ fn run_clang(
             if let Some(mut r) = stderr {
                 let _ = r.read_to_end(&mut buf);
             }
+            let _ = exited_tx.send(());
             buf
         });
-        let status = wait_child(&mut child, req, deadline);
+        let status = wait_child(&mut child, req, deadline, &exited);
         // clang has exited or its group was killed: the pipes close and the threads end.
         (status, reader.join().unwrap_or_default())
     });
@@ -950,9 +999,11 @@ fn with_headers(
     let mut extra: HashSet<String> = HashSet::new();
     let mut result = (false, String::new());
     for _ in 0..MINIMAL_HEADER_TRIES {
-        let minimal = minimal_vmlinux_h_with(&scanned, &extra)?;
-        cache.write_file(&gen_min.join("vmlinux.h"), minimal.as_bytes())?;
-        result = run_clang(compiler, req, &gen_min, hdr_dir, out, emit, deadline)?;
+        let write_header = || {
+            let minimal = minimal_vmlinux_h_with(&scanned, &extra)?;
+            cache.write_file(&gen_min.join("vmlinux.h"), minimal.as_bytes())
+        };
+        result = run_clang(compiler, req, &gen_min, hdr_dir, out, emit, deadline, write_header)?;
         let before = extra.len();
         if result.0 {
             break;
@@ -968,7 +1019,7 @@ fn with_headers(
     }
     let full = full_vmlinux_h(cache)?;
     let gen_full = full.parent().map(Path::to_path_buf).unwrap_or_default();
-    let (ok, diag) = run_clang(compiler, req, &gen_full, hdr_dir, out, emit, deadline)?;
+    let (ok, diag) = run_clang(compiler, req, &gen_full, hdr_dir, out, emit, deadline, || Ok(()))?;
     if !ok {
         return Err(compile_error(diag));
     }
@@ -1011,7 +1062,7 @@ pub fn compile_text(req: &Request<'_>, cache: &Cache, emit: Emit) -> Result<Stri
     let gen_full = full.parent().map(Path::to_path_buf).unwrap_or_default();
     let scratch = cache.scratch()?;
     let out = scratch.path().join("out.txt");
-    let (ok, diag) = run_clang(&compiler, req, &gen_full, &hdr_dir, &out, emit, deadline)?;
+    let (ok, diag) = run_clang(&compiler, req, &gen_full, &hdr_dir, &out, emit, deadline, || Ok(()))?;
     if !ok {
         return Err(compile_error(diag));
     }
@@ -1102,3 +1153,4 @@ mod tests {
         assert_ne!(k0, cache_key(&base, &other, "btf1"));
     }
 }
+
