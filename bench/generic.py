@@ -19,9 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -29,7 +27,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from run import bcc_env  # noqa: E402
 
-from tools import _bpfkit, ready_once  # noqa: E402
+from tools import _bpfkit, median_ready, ready_once  # noqa: E402
 
 TP = "t:syscalls:sys_enter_openat"
 #: (name, bpfkit arguments, BCC tool and arguments, bpftrace program)
@@ -41,24 +39,6 @@ ONE_LINERS = [
      ["trace-bpfcc", f'{TP} "%s", args->filename'],
      'tracepoint:syscalls:sys_enter_openat { printf("%d %s %s\\n", pid, comm, str(args->filename)); }'),
 ]
-
-
-def median(cmd: list, runs: int, env: dict | None = None, cold: bool = False) -> str:
-    """``"0.045 s, 21.3 MiB"``, or why it could not run."""
-    times, rss = [], []
-    for _ in range(runs):
-        cache = tempfile.mkdtemp(prefix="bpfkit-bench-generic-") if cold else None
-        run_env = dict(env or os.environ, BPFKIT_CACHE_DIR=cache) if cache else env
-        try:
-            t, hwm = ready_once(cmd, run_env)
-        finally:
-            if cache:
-                shutil.rmtree(cache, ignore_errors=True)
-        if t is None:
-            return f"fails: {hwm}"
-        times.append(t)
-        rss.append(hwm)
-    return f"{statistics.median(times):.3f} s, {statistics.median(rss) / 1024:.1f} MiB"
 
 
 def main(argv: list | None = None) -> int:
@@ -73,11 +53,11 @@ def main(argv: list | None = None) -> int:
     for name, ours, theirs, bt in ONE_LINERS:
         cmd = [*_bpfkit(), *ours]
         ready_once(cmd)  # warms the compile cache and the page cache
-        warm = median(cmd, runs)
-        cold = median(cmd, runs, cold=True)
-        bcc = median([f"/usr/sbin/{theirs[0]}", *theirs[1:]], max(3, runs // 2), env=bcc_env()) \
+        warm = median_ready(cmd, runs)
+        cold = median_ready(cmd, runs, cold=True)
+        bcc = median_ready([f"/usr/sbin/{theirs[0]}", *theirs[1:]], max(3, runs // 2), env=bcc_env()) \
             if os.path.exists(f"/usr/sbin/{theirs[0]}") else "not installed"
-        bpft = median(["bpftrace", "-e", bt], max(3, runs // 2)) if shutil.which("bpftrace") else "not installed"
+        bpft = median_ready(["bpftrace", "-e", bt], max(3, runs // 2)) if shutil.which("bpftrace") else "not installed"
         rows.append((f"`{' '.join(ours[:1])} '{' '.join(ours[1:])}'`", warm, cold, bcc, bpft))
         print(f"{name}: warm {warm}; cold {cold}; BCC {bcc}; bpftrace {bpft}", file=sys.stderr)
     when = (f"Measured {time.strftime('%Y-%m-%d')} on {os.uname().release}, {os.cpu_count()} CPUs, "

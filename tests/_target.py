@@ -5,8 +5,19 @@ under test happen exactly when, and as often as, a test says."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+from pathlib import Path
 from typing import Callable, Iterator
+
+
+def build(source: Path, out: Path, *flags: str) -> Path:
+    """``out``, a program compiled from ``source`` with the system's C compiler (``make deps``
+    installs gcc) and ``flags``."""
+    cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    assert cc, "a C compiler builds the test targets (make deps installs gcc)"
+    subprocess.run([cc, *flags, "-o", str(out), str(source)], check=True, capture_output=True)
+    return out
 
 
 class Target:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from bpfkit.tools import _gen, _probes
 from bpfkit.tools._probes import ENTRY_KINDS, Probe, ProbeError, parse, resolve
 
 from ._features import need
-from ._target import Target
+from ._target import Target, build
 from .test_kit import start_quiet
 from .test_tools import BPFKIT, finish, start_tool, wait_header
 
@@ -33,11 +32,7 @@ HEADER = r'^Tracing \d+ functions for'
 
 @pytest.fixture(scope="module")
 def target_bin(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    cc = shutil.which("cc") or shutil.which("gcc")
-    assert cc, "a C compiler builds the test target (make deps installs gcc)"
-    out = tmp_path_factory.mktemp("generic") / "funcs_target"
-    subprocess.run([cc, "-O2", "-g", "-o", str(out), str(TARGETS / "funcs_target.c")], check=True)
-    return out
+    return build(TARGETS / "funcs_target.c", tmp_path_factory.mktemp("generic") / "funcs_target", "-O2", "-g")
 
 
 @pytest.fixture

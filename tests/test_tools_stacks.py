@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import platform
 import re
-import shutil
 import subprocess
 import time
 import xml.etree.ElementTree as ET
@@ -21,6 +20,7 @@ from bpfkit import BPF
 from bpfkit.tools import _kit
 
 from ._features import need
+from ._target import build
 from .test_kit import json_lines, start_quiet
 from .test_tools import BPFKIT, finish, start_tool, wait_header
 
@@ -120,15 +120,9 @@ int main(int argc, char **argv)
 @pytest.fixture(scope="module")
 def workload(tmp_path_factory) -> Path:
     """The workload, built with frame pointers so that its user stacks unwind."""
-    cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
-    if cc is None:
-        pytest.skip("no C compiler (cc, gcc or clang) to build the workload")
     d = tmp_path_factory.mktemp("stacks")
     (d / "wl.c").write_text(WORKLOAD_C)
-    exe = d / COMM
-    subprocess.run([cc, "-O0", "-g", "-fno-omit-frame-pointer", "-o", str(exe), str(d / "wl.c")], check=True,
-                   capture_output=True)
-    return exe
+    return build(d / "wl.c", d / COMM, "-O0", "-g", "-fno-omit-frame-pointer")
 
 
 class Workload:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import uuid
 import xml.etree.ElementTree as ET
@@ -24,9 +23,10 @@ from bpfkit.tools import _gen, _probes
 from bpfkit.tools._probes import ProbeError, parse, resolve
 
 from ._features import need
-from ._target import Target
+from ._target import Target, build
 from .test_kit import start_quiet
 from .test_tools import BPFKIT, finish, start_tool, wait_header
+from .test_tools_stacks import folded_lines
 
 TARGETS = Path(__file__).resolve().parent / "targets"
 COMM = "trace_target"
@@ -35,14 +35,10 @@ TRACE_HEADER = r"^PID\s+TID\s+COMM\s+FUNC"
 
 @pytest.fixture(scope="module")
 def target_bin(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    cc = shutil.which("cc") or shutil.which("gcc")
-    assert cc, "a C compiler builds the test target (make deps installs gcc)"
-    out = tmp_path_factory.mktemp("trace") / COMM
     # Frame pointers, and no endbr64 before a function's push %rbp: the user stacks unwind
     # through every frame, the one a uprobe at the entry interrupts included.
-    subprocess.run([cc, "-O0", "-g", "-fno-omit-frame-pointer", "-fcf-protection=none", "-o", str(out),
-                    str(TARGETS / "trace_target.c")], check=True)
-    return out
+    return build(TARGETS / "trace_target.c", tmp_path_factory.mktemp("trace") / COMM, "-O0", "-g",
+                 "-fno-omit-frame-pointer", "-fcf-protection=none")
 
 
 @pytest.fixture
@@ -341,15 +337,6 @@ def test_argdist_usage_errors_are_one_line(spec: str, words: str):
 
 
 # -- stackcount ------------------------------------------------------------------------------------------
-
-def folded_lines(out: str) -> list:
-    rows = []
-    for line in out.splitlines():
-        stack, _, n = line.rpartition(" ")
-        assert stack and n.isdigit(), line
-        rows.append((stack.split(";"), int(n)))
-    return rows
-
 
 def test_stackcount_user_stacks_of_two_callers(target: Target, target_bin: Path):
     out, _ = run_tool(["stackcount", "-U", "-D", "2", "-p", str(target.pid), f"{target_bin}:bpfkit_leaf"],

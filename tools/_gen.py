@@ -1274,6 +1274,21 @@ def show_source(prog: Program, *, ebpf: bool, verbose: bool) -> bool:
     return ebpf
 
 
+def before_load(prog: Program, tool: str, *, ebpf: bool, verbose: bool, include: Sequence[str] = ()) -> bool:
+    """What every generic tool does between building its program and loading it: prints the C
+    for ``--ebpf`` (then returns True: the tool is done) or ``-v``/``-D``, then says on stderr
+    which fallbacks its probes took and that BCC's ``-I`` headers are not needed."""
+    if show_source(prog, ebpf=ebpf, verbose=verbose):
+        return True
+    report_fallbacks(tool, prog.targets)
+    if include:
+        import sys
+
+        print(f"bpfkit {tool}: note: -I {' '.join(include)}: not needed, the kernel's types come from its BTF",
+              file=sys.stderr)
+    return False
+
+
 def report_fallbacks(tool: str, targets: Sequence[Target]) -> None:
     """One line on stderr for each fallback taken (a tracepoint standing in for a kprobe...), so
     that what was traced is never a surprise."""

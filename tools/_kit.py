@@ -627,6 +627,20 @@ def pid(text: str) -> int:
     return n
 
 
+def cpu(text: str) -> int:
+    """A CPU number of this machine (one ``/sys/devices/system/cpu`` lists).
+
+    >>> cpu("0")
+    0
+    """
+    import os
+
+    n = int(text, 10) if text.isascii() and text.isdigit() else -1
+    if n < 0 or not os.path.isdir(f"/sys/devices/system/cpu/cpu{n}"):
+        raise invalid(f"{text!r} is not a CPU number of this machine (0 to {(os.cpu_count() or 1) - 1})")
+    return n
+
+
 def uid(text: str) -> int:
     """A user id (an integer from 0 to 2**32 - 2) or the name of a user in the password database.
 

@@ -90,6 +90,34 @@ def flamegraph_path(text: str) -> str:
     return text
 
 
+def add_stack_args(p: Any) -> None:
+    """``-U/--user-stacks-only`` or ``-K/--kernel-stacks-only``, and ``-d/--delimited``."""
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("-U", "--user-stacks-only", action="store_true", help="show stacks from user space only "
+                       "(no kernel space stacks)")
+    which.add_argument("-K", "--kernel-stacks-only", action="store_true", help="show stacks from kernel space "
+                       "only (no user space stacks)")
+    p.add_argument("-d", "--delimited", action="store_true", help="insert delimiter between kernel/user stacks")
+
+
+def stack_consts(args: Any) -> dict:
+    """The ``user_stacks``/``kernel_stacks`` globals of ``stack.bpf.h`` for :func:`add_stack_args`'s
+    flags."""
+    return {"user_stacks": not args.kernel_stacks_only, "kernel_stacks": not args.user_stacks_only}
+
+
+def stack_json(s: Stack, head: dict) -> dict:
+    """A stack's JSON object: ``head``, then its user and kernel frames (those it has, a missed
+    stack as BCC prints it), then its count."""
+    obj = dict(head)
+    if s.user is not None:
+        obj["user_stack"] = ["[Missed User Stack]"] if "user" in s.missed else s.user
+    if s.kernel is not None:
+        obj["kernel_stack"] = ["[Missed Kernel Stack]"] if "kernel" in s.missed else s.kernel
+    obj["count"] = s.count
+    return obj
+
+
 def add_output_args(p: Any, storage_default: int) -> None:
     """``-f/--folded``, ``--flamegraph FILE.svg``, ``--stack-storage-size N`` and ``-j``."""
     p.add_argument("-f", "--folded", action="store_true", help="output folded format, one line per stack "
@@ -318,13 +346,7 @@ class Report:
         return out + "    %-16s %s (%d)\n        %d\n" % ("-", s.comm, s.pid, s.count)
 
     def task_json(self, s: Stack) -> dict:
-        obj = {"comm": s.comm, "pid": s.pid, **s.extra}
-        if s.user is not None:
-            obj["user_stack"] = ["[Missed User Stack]"] if "user" in s.missed else s.user
-        if s.kernel is not None:
-            obj["kernel_stack"] = ["[Missed Kernel Stack]"] if "kernel" in s.missed else s.kernel
-        obj["count"] = s.count
-        return obj
+        return stack_json(s, {"comm": s.comm, "pid": s.pid, **s.extra})
 
     # -- output ---------------------------------------------------------------------------------
     def print(self, folded_frames: Callable[[Stack], tuple] | None = None,

@@ -173,7 +173,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from ._gen import Summed, report_fallbacks, show_source, summaries
+    from ._gen import Summed, before_load, summaries
     from ._probes import resolve
 
     args = parse_args(argv)
@@ -187,12 +187,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         summed.append(Summed(s.raw, targets, params=s.params, exprs=s.exprs, types=s.types, filter=s.filter,
                              hist=s.hist))
     prog = summaries(summed, string_size=args.string_size)
-    if show_source(prog, ebpf=args.ebpf, verbose=args.verbose):
+    if before_load(prog, TOOL.name, ebpf=args.ebpf, verbose=args.verbose, include=args.include or ()):
         return 0
-    report_fallbacks(TOOL.name, prog.targets)
-    if args.include:
-        print(f"bpfkit {TOOL.name}: note: -I {' '.join(args.include)}: not needed, the kernel's types come from "
-              "its BTF", file=sys.stderr)
     with prog.load(TOOL, args) as b:
         for _ in intervals(args):
             if args.json:

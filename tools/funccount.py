@@ -30,9 +30,9 @@ import sys
 import time
 
 try:
-    from ._kit import Tool, interval_options, intervals, invalid, print_json, seconds
+    from ._kit import Tool, cpu, interval_options, intervals, print_json, seconds
 except ImportError:  # run as a script from tools/
-    from _kit import Tool, interval_options, intervals, invalid, print_json, seconds  # type: ignore[no-redef]
+    from _kit import Tool, cpu, interval_options, intervals, print_json, seconds  # type: ignore[no-redef]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -42,15 +42,6 @@ if TYPE_CHECKING:
 TOOL = Tool(__file__, __doc__, generated=True)
 
 
-def cpu(text: str) -> int:
-    """A CPU number: an integer from 0.
-
-    >>> cpu("1")
-    1
-    """
-    if not text.isdigit() or not text.isascii():
-        raise invalid(f"{text!r} is not a CPU number, an integer from 0")
-    return int(text)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -76,15 +67,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from ._gen import counter, report_fallbacks, show_source
+    from ._gen import before_load, counter
     from ._probes import resolve
 
     args = parse_args(argv)
     targets = resolve([args.probe])
     prog = counter(targets)
-    if show_source(prog, ebpf=args.ebpf, verbose=args.debug):
+    if before_load(prog, TOOL.name, ebpf=args.ebpf, verbose=args.debug):
         return 0
-    report_fallbacks(TOOL.name, targets)
     consts = {"targ_cpu": -1 if args.cpu is None else args.cpu}
     with prog.load(TOOL, args, consts=consts) as b:
         if not args.json:

@@ -67,15 +67,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from ._gen import latency, report_fallbacks, show_source
+    from ._gen import before_load, latency
     from ._probes import resolve
 
     args = parse_args(argv)
     targets = resolve([args.probe])
     prog = latency(targets)
-    if show_source(prog, ebpf=args.ebpf, verbose=args.verbose):
+    if before_load(prog, TOOL.name, ebpf=args.ebpf, verbose=args.verbose):
         return 0
-    report_fallbacks(TOOL.name, targets)
     user = not args.probe.is_kernel
     # As BCC: a histogram per function with -F; for user functions, per function and process
     # unless -p (BCC keys them by address and process).

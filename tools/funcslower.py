@@ -94,15 +94,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from ._gen import report_fallbacks, show_source, slow_calls
+    from ._gen import before_load, slow_calls
     from ._probes import resolve
 
     args = parse_args(argv)
     targets = resolve(args.probes)
     prog = slow_calls(targets)
-    if show_source(prog, ebpf=args.ebpf, verbose=args.verbose):
+    if before_load(prog, TOOL.name, ebpf=args.ebpf, verbose=args.verbose):
         return 0
-    report_fallbacks(TOOL.name, targets)
     consts = {"min_ns": args.min_ns, "user_stacks": args.user_stack, "kernel_stacks": args.kernel_stack}
     per_unit = 1000 if args.unit == "us" else 1000000
     stacks = args.user_stack or args.kernel_stack

@@ -20,9 +20,9 @@ from __future__ import annotations
 import sys
 
 try:
-    from ._kit import Tool, intervals, invalid, print_hists, print_json
+    from ._kit import Tool, cpu, intervals, print_hists, print_json
 except ImportError:  # run as a script from tools/
-    from _kit import Tool, intervals, invalid, print_hists, print_json  # type: ignore[no-redef]
+    from _kit import Tool, cpu, intervals, print_hists, print_json  # type: ignore[no-redef]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -36,14 +36,6 @@ SOURCE = TOOL.source
 LADDERS = [["entry_btf", "entry_raw"], ["exit_btf", "exit_raw"]]
 
 
-def cpu(text: str) -> int:
-    """A CPU number of this machine."""
-    import os
-
-    n = int(text, 10) if text.isdigit() else -1
-    if not 0 <= n < (os.cpu_count() or 1):
-        raise invalid(f"{text!r} is not a CPU of this machine (0 to {(os.cpu_count() or 1) - 1})")
-    return n
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

@@ -57,12 +57,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     who.add_argument("-u", "--user-threads-only", action="store_true", help="user threads only (no kernel threads)")
     who.add_argument("-k", "--kernel-threads-only", action="store_true",
                      help="kernel threads only (no user threads)")
-    which = p.add_mutually_exclusive_group()
-    which.add_argument("-U", "--user-stacks-only", action="store_true", help="show stacks from user space only "
-                       "(no kernel space stacks)")
-    which.add_argument("-K", "--kernel-stacks-only", action="store_true", help="show stacks from kernel space "
-                       "only (no user space stacks)")
-    p.add_argument("-d", "--delimited", action="store_true", help="insert delimiter between kernel/user stacks")
+    _stacks.add_stack_args(p)
     _stacks.add_output_args(p, STORAGE_DEFAULT)
     p.add_argument("-m", "--min-block-time", type=_stacks.positive, default=1,
                    help="the amount of time in microseconds over which we store traces (default 1)")
@@ -83,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               "user_threads_only": args.user_threads_only, "kernel_threads_only": args.kernel_threads_only,
               "filter_state": args.state is not None, "state_mask": args.state or 0,
               "min_block_us": args.min_block_time, "max_block_us": min(args.max_block_time, U64_MAX),
-              "user_stacks": not args.kernel_stacks_only, "kernel_stacks": not args.user_stacks_only}
+              **_stacks.stack_consts(args)}
     who = (f"PID {args.pid}" if args.pid else f"TID {args.tid}" if args.tid else
            "user threads" if args.user_threads_only else "kernel threads" if args.kernel_threads_only else
            "all threads")

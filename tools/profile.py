@@ -28,10 +28,10 @@ import sys
 
 try:
     from . import _stacks
-    from ._kit import Tool, invalid, seconds
+    from ._kit import Tool, cpu, invalid, seconds
 except ImportError:  # run as a script from tools/
     import _stacks  # type: ignore[no-redef]
-    from _kit import Tool, invalid, seconds  # type: ignore[no-redef]
+    from _kit import Tool, cpu, invalid, seconds  # type: ignore[no-redef]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -54,17 +54,6 @@ def frequency(text: str) -> int:
     return n
 
 
-def cpu(text: str) -> int:
-    """A CPU number of this machine."""
-    import os
-
-    try:
-        n = int(text, 10)
-    except ValueError:
-        n = -1
-    if n < 0 or not os.path.exists(f"/sys/devices/system/cpu/cpu{n}"):
-        raise invalid(f"{text!r} is not a CPU number of this machine")
-    return n
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -74,15 +63,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                      "PIDs only")
     who.add_argument("-L", "--tid", type=_stacks.id_list, help="profile thread with one or more comma separated "
                      "TIDs only")
-    which = p.add_mutually_exclusive_group()
-    which.add_argument("-U", "--user-stacks-only", action="store_true", help="show stacks from user space only "
-                       "(no kernel space stacks)")
-    which.add_argument("-K", "--kernel-stacks-only", action="store_true", help="show stacks from kernel space "
-                       "only (no user space stacks)")
+    _stacks.add_stack_args(p)
     rate = p.add_mutually_exclusive_group()
     rate.add_argument("-F", "--frequency", type=frequency, help="sample frequency, Hertz")
     rate.add_argument("-c", "--count", type=_stacks.positive, help="sample period, number of events")
-    p.add_argument("-d", "--delimited", action="store_true", help="insert delimiter between kernel/user stacks")
     p.add_argument("-a", "--annotations", action="store_true", help="add _[k] annotations to kernel frames")
     p.add_argument("-I", "--include-idle", action="store_true", help="include CPU idle stacks")
     _stacks.add_output_args(p, STORAGE_DEFAULT)
@@ -95,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     ids = args.pid or args.tid or []
     consts = {"include_idle": args.include_idle, "filter_tgid": bool(args.pid), "filter_tid": bool(args.tid),
-              "user_stacks": not args.kernel_stacks_only, "kernel_stacks": not args.user_stacks_only}
+              **_stacks.stack_consts(args)}
     if args.count:
         sample = {"sample_period": args.count}
         sampling = f"every {args.count} events"

@@ -38,10 +38,10 @@ import time
 
 try:
     from . import _stacks
-    from ._kit import MAX_SECONDS, Tool, invalid, pid, seconds
+    from ._kit import MAX_SECONDS, Tool, cpu, pid, seconds
 except ImportError:  # run as a script from tools/
     import _stacks  # type: ignore[no-redef]
-    from _kit import MAX_SECONDS, Tool, invalid, pid, seconds  # type: ignore[no-redef]
+    from _kit import MAX_SECONDS, Tool, cpu, pid, seconds  # type: ignore[no-redef]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -54,11 +54,6 @@ TOOL = Tool(__file__, __doc__, generated=True)
 STORAGE = 1024
 
 
-def cpu(text: str) -> int:
-    """A CPU number: an integer from 0."""
-    if not text.isdigit() or not text.isascii():
-        raise invalid(f"{text!r} is not a CPU number, an integer from 0")
-    return int(text)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -75,11 +70,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help='use regular expressions. Default is "*" wildcards only.')
     p.add_argument("-s", "--offset", action="store_true", help="show address offsets")
     p.add_argument("-P", "--perpid", action="store_true", help="display stacks separately for each process")
-    which = p.add_mutually_exclusive_group()
-    which.add_argument("-K", "--kernel-stacks-only", action="store_true", help="kernel stack only")
-    which.add_argument("-U", "--user-stacks-only", action="store_true", help="user stack only")
+    _stacks.add_stack_args(p)
     p.add_argument("-v", "--verbose", action="store_true", help="show raw addresses")
-    p.add_argument("-d", "--delimited", action="store_true", help="insert delimiter between kernel/user stacks")
     p.add_argument("-f", "--folded", action="store_true", help="output folded format")
     p.add_argument("--flamegraph", metavar="FILE.svg", type=_stacks.flamegraph_path,
                    help="also write the stacks as an SVG flame graph to this file (the last interval's)")
@@ -104,15 +96,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from ._gen import report_fallbacks, show_source, stack_counter
+    from ._gen import before_load, stack_counter
     from ._probes import resolve
 
     args = parse_args(argv)
     targets = resolve([args.probe])
     prog = stack_counter(targets, storage=STORAGE)
-    if show_source(prog, ebpf=args.ebpf, verbose=args.debug):
+    if before_load(prog, TOOL.name, ebpf=args.ebpf, verbose=args.debug):
         return 0
-    report_fallbacks(TOOL.name, targets)
     consts = {"targ_cpu": -1 if args.cpu is None else args.cpu, "user_stacks": args.user,
               "kernel_stacks": args.kernel}
     quiet = args.folded or args.json
@@ -225,13 +216,7 @@ class Printer:
         return "\n".join(lines) + "\n"
 
     def json(self, s: _stacks.Stack) -> dict:
-        obj: dict = {"comm": s.comm, "pid": s.pid} if self.args.per_pid else {}
-        if s.user is not None:
-            obj["user_stack"] = ["[Missed User Stack]"] if "user" in s.missed else s.user
-        if s.kernel is not None:
-            obj["kernel_stack"] = ["[Missed Kernel Stack]"] if "kernel" in s.missed else s.kernel
-        obj["count"] = s.count
-        return obj
+        return _stacks.stack_json(s, {"comm": s.comm, "pid": s.pid} if self.args.per_pid else {})
 
 
 if __name__ == "__main__":

@@ -330,7 +330,7 @@ def display_function(t: Any) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from ._gen import Printed, report_fallbacks, show_source, tracer
+    from ._gen import Printed, before_load, tracer
     from ._kit import StopEvents
     from ._probes import resolve
 
@@ -345,12 +345,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         printed.append(Printed(tp.text, targets, params=tp.params, filter=tp.filter,
                                values=list(zip(tp.values, [c.ctype for c in tp.conversions]))))
     prog = tracer(printed, string_size=args.string_size, bin_cmp=args.bin_cmp)
-    if show_source(prog, ebpf=args.ebpf, verbose=args.verbose):
+    if before_load(prog, TOOL.name, ebpf=args.ebpf, verbose=args.verbose, include=args.include or ()):
         return 0
-    report_fallbacks(TOOL.name, prog.targets)
-    if args.include:
-        print(f"bpfkit {TOOL.name}: note: -I {' '.join(args.include)}: not needed, the kernel's types come from "
-              "its BTF", file=sys.stderr)
     consts = {"user_stacks": args.user_stack, "kernel_stacks": args.kernel_stack,
               "skip_tgid": 0 if args.include_self else os.getpid()}
     name = os.fsencode(args.name) if args.name else None
