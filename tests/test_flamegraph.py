@@ -6,7 +6,9 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 import pytest
-from bpfkit.flamegraph import FlameGraph, diff, flamegraph, folded
+from bpfkit import FlameGraph, flamegraph
+from bpfkit import flamegraph_diff as diff
+from bpfkit import folded_stacks as folded
 
 SVG = "{http://www.w3.org/2000/svg}"
 

@@ -369,7 +369,7 @@ class Report:
                 out.write(text(s) + "\n")
         out.flush()
         if self.args.flamegraph:
-            from bpfkit.flamegraph import flamegraph
+            from bpfkit import flamegraph
 
             counts: dict = {}
             for s in stacks:
@@ -380,9 +380,9 @@ class Report:
 
     @staticmethod
     def folded_text(folded_frames: Callable[[Stack], tuple], stacks: list) -> str:
-        """FlameGraph's folded lines (``bpfkit.flamegraph.folded``: equal stacks summed, ``;`` in
+        """FlameGraph's folded lines (``bpfkit.folded_stacks``: equal stacks summed, ``;`` in
         a name replaced), in BCC's order: least counted first."""
-        from bpfkit.flamegraph import folded
+        from bpfkit import folded_stacks as folded
 
         counts: dict = {}
         for s in stacks:

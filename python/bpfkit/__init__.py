@@ -76,6 +76,11 @@ _LAZY = {
     "print_linear_hist": ".table",
     "print_json_hist": ".table",
     "open_pinned": ".table",
+    "flamegraph": "._flamegraph",
+    "flamegraph_diff": "._flamegraph",
+    "folded_stacks": "._flamegraph",
+    "FlameGraph": "._flamegraph",
+    "watch": "._watch",
     "LIBBPF_VERSION": "._native",
     "features": ".features",
     "_native": "._native",
@@ -98,6 +103,7 @@ __all__ = [
     "ClosedError",
     "CompileError",
     "CompilerNotFoundError",
+    "FlameGraph",
     "InternalError",
     "LoadError",
     "MapError",
@@ -110,10 +116,15 @@ __all__ = [
     "SymbolCache",
     "__version__",
     "features",
+    "flamegraph",
+    "flamegraph_diff",
+    "folded_stacks",
+    "load_ipython_extension",
     "open_pinned",
     "print_json_hist",
     "print_linear_hist",
     "print_log2_hist",
+    "watch",
 ]
 
 _logging_ready = False
@@ -140,6 +151,14 @@ def __getattr__(name: str) -> object:
         logging.getLogger("bpfkit").addHandler(logging.NullHandler())
         _logging_ready = True
     return value
+
+
+def load_ipython_extension(ipython: object) -> None:
+    """``%load_ext bpfkit`` in IPython or Jupyter: registers the ``%%bpf``, ``%bpf_tool``,
+    ``%bpf_watch`` and ``%bpf_close`` magics (bpfkit._magics)."""
+    from ._magics import load
+
+    load(ipython)
 
 
 def __dir__() -> list:
@@ -172,7 +191,9 @@ if TYPE_CHECKING:  # what the names are, for type checkers and IDEs (never run)
         NotSupportedError,
         PrivilegeError,
     )
+    from ._flamegraph import FlameGraph, flamegraph, flamegraph_diff, folded_stacks
     from ._symcache import SymbolCache
+    from ._watch import watch
     from .table import open_pinned, print_json_hist, print_linear_hist, print_log2_hist
     from .usdt import USDT
 

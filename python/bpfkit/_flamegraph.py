@@ -11,7 +11,8 @@ The stack tools (``profile``, ``offcputime``, ``wakeuptime``, ``stackcount``) wr
     main;idle 10
     main;work;spin 90
 
-The SVG is FlameGraph's interactive one (search, zoom by click, details on hover).
+The SVG is FlameGraph's interactive one (search, zoom by click, details on hover); a notebook
+shows it in an ``<iframe>``, where its script runs.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def _frame(f: Any) -> str:
     return s.replace(";", ":").replace("\n", " ").strip() or "[unknown]"
 
 
-def folded(stacks: Stacks) -> str:
+def folded_stacks(stacks: Stacks) -> str:
     """Stacks in FlameGraph's folded format, one ``root;...;leaf COUNT`` line per stack, sorted.
 
     ``stacks`` is folded text already, an iterable of folded lines, or a mapping of stack to count
@@ -78,6 +79,17 @@ class FlameGraph:
     def _repr_svg_(self) -> str:
         return self.svg
 
+    def _repr_html_(self) -> str:
+        """The SVG in an ``<iframe>``, where its script runs (search, zoom by click, details on
+        hover): a notebook runs no script of an SVG it shows as an image."""
+        import html
+        import re
+
+        m = re.search(r'<svg[^>]*\bheight="(\d+)', self.svg)
+        height = int(m.group(1)) + 20 if m else 600
+        return (f'<iframe srcdoc="{html.escape(self.svg, quote=True)}" style="width: 100%; height: {height}px; '
+                'border: none" sandbox="allow-scripts"></iframe>')
+
     def __str__(self) -> str:
         return self.svg
 
@@ -101,18 +113,18 @@ def _svg(text: str, title: str = "Flame Graph", subtitle: str | None = None, cou
 def flamegraph(stacks: Stacks, *, title: str = "Flame Graph", subtitle: str | None = None,
                count_name: str = "samples", colors: str = "hot", inverted: bool = False,
                reverse: bool = False, width: int = 1200, min_width: float = 0.1) -> FlameGraph:
-    """Draws ``stacks`` (see :func:`folded`) as a flame graph.
+    """Draws ``stacks`` (see :func:`folded_stacks`) as a flame graph.
 
     ``title`` and ``subtitle`` head it; ``count_name`` names the counts on hover ("samples",
     "us" for off-CPU time); ``colors`` is a palette of :data:`PALETTES`; ``inverted`` draws an
     icicle graph (roots at the top), ``reverse`` merges stacks from the leaf; ``width`` is in
     pixels; frames narrower than ``min_width`` pixels are left out. An empty profile draws a
     picture that says so rather than failing."""
-    text = folded(stacks)
+    text = folded_stacks(stacks)
     return FlameGraph(_svg(text, title, subtitle, count_name, colors, inverted, reverse, width, min_width), text)
 
 
-def diff(before: Stacks, after: Stacks, **options: Any) -> FlameGraph:
+def flamegraph_diff(before: Stacks, after: Stacks, **options: Any) -> FlameGraph:
     """A differential flame graph: the stacks of ``after``, each frame coloured by how its count
     changed from ``before`` (red: grew, blue: shrank), ``before`` scaled to ``after``'s total
     first, as FlameGraph's ``difffolded.pl -n`` and ``flamegraph.pl`` draw it. Takes
@@ -120,5 +132,5 @@ def diff(before: Stacks, after: Stacks, **options: Any) -> FlameGraph:
     from . import _native
 
     options.setdefault("title", "Differential Flame Graph")
-    merged = _native.flamegraph_diff_folded(folded(before), folded(after))
+    merged = _native.flamegraph_diff_folded(folded_stacks(before), folded_stacks(after))
     return FlameGraph(_svg(merged, **options), merged)
