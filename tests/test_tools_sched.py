@@ -353,11 +353,14 @@ def direct_reads(path: Path, n: int = 300) -> None:
 
 def test_hardirqs_counts_agree_with_proc_interrupts(disk_file: Path):  # noqa: F811
     outer0 = proc_interrupts()
-    p = start_tool("hardirqs", "-C", "2", "1")
+    # One long interval, ended by Ctrl-C once the workload is done: however slow the machine, the
+    # tool's interval covers the whole workload.
+    p = start_tool("hardirqs", "-C", "60", "1")
     wait_header(p, r"Tracing hard irq events\.\.\. Hit Ctrl-C to end\.")
     inner0 = proc_interrupts()
     direct_reads(disk_file)
     inner = delta(proc_interrupts(), inner0)
+    p.send_signal(signal.SIGINT)
     out = finish(p)
     outer = delta(proc_interrupts(), outer0)
     assert re.search(r"^HARDIRQ\s+TOTAL_count$", out, re.M), out
@@ -373,10 +376,11 @@ def test_hardirqs_counts_agree_with_proc_interrupts(disk_file: Path):  # noqa: F
 
 def test_hardirqs_json_nanosecond_histograms(disk_file: Path):  # noqa: F811
     outer0 = proc_interrupts()
-    p = start_quiet(2, "hardirqs", "-d", "-N", "-j", "2", "1")
+    p = start_quiet(2, "hardirqs", "-d", "-N", "-j", "60", "1")
     inner0 = proc_interrupts()
     direct_reads(disk_file)
     inner = delta(proc_interrupts(), inner0)
+    p.send_signal(signal.SIGINT)
     (obj,) = json_lines(finish(p))
     outer = delta(proc_interrupts(), outer0)
     assert obj["val_type"] == "nsecs" and obj["section"] == "hardirq", obj
@@ -427,11 +431,12 @@ def loopback_traffic(n: int = 200) -> None:
 
 def test_softirqs_counts_agree_with_proc_softirqs():
     outer0 = proc_softirqs()
-    p = start_tool("softirqs", "-C", "2", "1")
+    p = start_tool("softirqs", "-C", "60", "1")  # ended by Ctrl-C once the workload is done
     wait_header(p, r"Tracing soft irq events\.\.\. Hit Ctrl-C to end\.")
     inner0 = proc_softirqs()
     loopback_traffic()
     inner = delta(proc_softirqs(), inner0)
+    p.send_signal(signal.SIGINT)
     out = finish(p)
     outer = delta(proc_softirqs(), outer0)
     assert re.search(r"^SOFTIRQ\s+TOTAL_count$", out, re.M), out
@@ -444,10 +449,11 @@ def test_softirqs_counts_agree_with_proc_softirqs():
 def test_softirqs_json_on_one_cpu_and_histograms():
     cpu = min(os.sched_getaffinity(0))
     outer0 = proc_softirqs(cpu)
-    p = start_quiet(2, "softirqs", "-C", "-c", str(cpu), "-j", "2", "1")
+    p = start_quiet(2, "softirqs", "-C", "-c", str(cpu), "-j", "60", "1")
     inner0 = proc_softirqs(cpu)
     loopback_traffic()
     inner = delta(proc_softirqs(cpu), inner0)
+    p.send_signal(signal.SIGINT)
     (obj,) = json_lines(finish(p))
     outer = delta(proc_softirqs(cpu), outer0)
     assert obj["val_type"] == "count" and obj["totals"], obj
