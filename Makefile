@@ -13,8 +13,12 @@ PYTHON ?= $(firstword $(wildcard /usr/bin/python3) python3)
 APT_BUILD := clang llvm gcc g++ make pkg-config autoconf autopoint automake libtool gettext flex bison gawk \
              libc6-dev python3-venv iproute2
 # Tests compare bpfkit's histogram output with BCC's own printing functions, run BCC's own
-# examples as Debian's bpfcc-tools installs them, and build a USDT target with <sys/sdt.h>.
-APT_TEST := python3-bpfcc bpfcc-tools systemtap-sdt-dev
+# examples as Debian's bpfcc-tools installs them, build a USDT target with <sys/sdt.h>, and
+# look at a notebook rendered to HTML with headless Chromium.
+APT_TEST := python3-bpfcc bpfcc-tools systemtap-sdt-dev chromium-headless-shell
+# The notebook tests: the `jupyter` extra of pyproject.toml, and nbclient/nbconvert to run the
+# examples/ notebooks headless on an ipykernel of this venv's interpreter.
+PY_TEST := "ipython>=7.23" "ipykernel>=6" "matplotlib>=3.5" "nbclient>=0.6" "nbformat>=5" "nbconvert>=6"
 # Benchmarks compare with these (BCC's Python, libbpf-tools, bpftrace) and time with hyperfine.
 APT_BENCH := python3-bpfcc bpfcc-tools libbpf-tools bpftrace linux-headers-amd64
 
@@ -63,6 +67,7 @@ test-rust: deps
 
 test-python: build
 	$(call apt_install,$(APT_TEST))
+	$(PY) -m pip install -q $(PY_TEST)
 	$(PY) -m pytest -q -rs tests
 
 # The tests marked `kernels` again, inside Debian's 6.1 and 6.12 kernels booted under qemu, where
