@@ -437,3 +437,85 @@ def test_stray_keys_and_empty_maps(b):
     ax = stray.plot().axes[0]
     assert len(ax.patches) == 0
     assert [t.get_text() for t in ax.texts] == ["no counts"]
+
+
+OTHERS = r"""
+struct lpm_key { u32 prefixlen; u8 addr[4]; };
+struct { __uint(type, BPF_MAP_TYPE_LPM_TRIE); __uint(max_entries, 8); __uint(map_flags, BPF_F_NO_PREALLOC);
+         __type(key, struct lpm_key); __type(value, u32); } routes SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_STACK_TRACE); __uint(max_entries, 16); __uint(key_size, 4);
+         __uint(value_size, 127 * 8); } stacks SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_QUEUE); __uint(max_entries, 4); __type(value, u32); } q SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_STACK); __uint(max_entries, 4); __type(value, u64); } st SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_BLOOM_FILTER); __uint(max_entries, 16); __type(value, u32); } bloom SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_LRU_PERCPU_HASH); __uint(max_entries, 8); __type(key, u32); __type(value, u64); } lpc SEC(".maps");
+struct inner_t { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 4); __type(key, u32); __type(value, u64); };
+struct inner_t inner_a SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS); __uint(max_entries, 2); __type(key, u32);
+         __array(values, struct inner_t); } outer SEC(".maps") = { .values = { &inner_a } };
+struct { __uint(type, BPF_MAP_TYPE_PROG_ARRAY); __uint(max_entries, 4); __uint(key_size, 4); __uint(value_size, 4); } jump SEC(".maps");
+
+s64 stack_id = -1;
+
+SEC("tracepoint")
+int tail_target(void *ctx)
+{
+    return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_getppid")
+int take_stack(void *ctx)
+{
+    if ((bpf_get_current_pid_tgid() >> 32) == TARGET)
+        stack_id = bpf_get_stackid(ctx, &stacks, 0);
+    return 0;
+}
+"""
+
+
+def test_every_map_class_shows_what_it_holds():
+    before = snapshot()
+    with BPF(text=OTHERS, cflags=[f"-DTARGET={os.getpid()}"]) as o:
+        os.getppid()
+        sid = o.get_global("stack_id")
+        assert sid >= 0
+        page = o["stacks"]._repr_html_()
+        assert "<b>StackTrace</b> <code>stacks</code>: stack_trace" in page and "1 of 16 stacks" in page
+        frames = list(o["stacks"].walk(sid))
+        assert f"<tr><td>{sid}</td><td>{len(frames)}</td><td>{BPF.ksym(frames[0])} &lt;- " in page
+
+        o["jump"][2] = "tail_target"
+        page = o["jump"]._repr_html_()
+        assert "1 of 4 slots set" in page and f"<td>2</td><td>{o['jump'][2].value}</td>" in page
+
+        q, st = o["q"], o["st"]
+        q.push(5)
+        q.push(6)
+        st.push(8)
+        st.push(9)
+        assert "<b>QueueStack</b> <code>q</code>: queue, value <code>u32</code>, 4 max entries, next value 5" \
+            in q._repr_html_()
+        assert ": stack, value <code>u64</code>, 4 max entries, next value 9" in st._repr_html_()
+        q.values()
+        assert "4 max entries, empty" in q._repr_html_()
+        o["bloom"].push(3)
+        assert "a Bloom filter cannot list what it holds" in o["bloom"]._repr_html_()
+
+        page = o["outer"]._repr_html_()
+        assert "1 of 2 entries" in page and "<tr><td>0</td><td>inner_a (array, 4 max entries)</td></tr>" in page
+
+        o["routes"][(8, bytes([10, 0, 0, 0]))] = 1
+        page = o["routes"]._repr_html_()
+        assert "<b>LpmTrie</b>" in page and "key <code>struct lpm_key</code>" in page
+        assert "<tr><td>8</td><td>[10, 0, 0, 0]</td><td>1</td></tr>" in page
+
+        n = o._obj.ncpus
+        o["lpc"][3] = [2] * n
+        page = o["lpc"]._repr_html_()
+        assert "<b>LruPerCpuHash</b>" in page and f"<tr><td>3</td><td>{2 * n}</td></tr>" in page
+        queue = q
+    assert "closed" in queue._repr_html_()
+    import gc
+
+    gc.collect()
+    assert not leaked(before)
