@@ -746,5 +746,12 @@ class BPF(KernelAttachMixin, UserAttachMixin, NetAttachMixin):
         state = "closed" if self.closed else f"{len(self._obj.programs())} programs"
         return f"<bpfkit.BPF {state}>"
 
+    def _repr_html_(self) -> str:
+        """The object in a notebook: its programs (type, section, what each is attached to) and
+        maps (type, key and value types, max entries), or that it is closed."""
+        from ._html import bpf_html
+
+        return bpf_html(self)
+
 
 

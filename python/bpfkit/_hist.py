@@ -14,7 +14,8 @@ TYPE_CHECKING = False  # not typing's: typing stays off a tool's start path
 if TYPE_CHECKING:
     from typing import Any, Callable, Iterable, Optional
 
-__all__ = ["print_log2_hist", "print_linear_hist", "print_json_hist", "hist_json", "log2_buckets", "collect"]
+__all__ = ["print_log2_hist", "print_linear_hist", "print_json_hist", "hist_json", "log2_buckets", "collect",
+           "log2_bounds", "hist_rows"]
 
 
 def collect(items: Iterable, bucket_fn: Optional[Callable[[Any], Any]] = None) -> dict:
@@ -66,6 +67,17 @@ LOG2_SLOTS = 65
 LINEAR_MAX_ROWS = 1000
 
 
+def log2_bounds(slot: int) -> tuple[int, int]:
+    """The values power-of-two slot ``slot`` counts, ``(low, high)``, as BCC labels them: slot 1
+    is ``0 -> 1``, slot 2 ``2 -> 3``, slot 3 ``4 -> 7``, slot n ``2^(n-1) -> 2^n - 1``.
+
+    >>> [log2_bounds(i) for i in (1, 2, 3, 10)]
+    [(0, 1), (2, 3), (4, 7), (512, 1023)]
+    """
+    low, high = (1 << slot) >> 1, (1 << slot) - 1
+    return (low - 1 if low == high else low), high
+
+
 def _split(vals: dict, lo: int, hi: Optional[int]) -> tuple[dict, dict]:
     """``vals`` as (slots in ``lo..hi``, non-empty slots outside it)."""
     inside, outside = {}, {}
@@ -99,9 +111,7 @@ def _print_one_log2(vals: dict, val_type: str, strip_leading_zero: Optional[bool
         print(header, file=file)
     strip = bool(strip_leading_zero)
     for i in range(1, idx_max + 1):
-        low, high = (1 << i) >> 1, (1 << i) - 1
-        if low == high:
-            low -= 1
+        low, high = log2_bounds(i)
         v = vals.get(i, 0)
         if strip and not v:
             continue
@@ -172,8 +182,8 @@ def _json_one(vals: dict, val_type: str, section: Optional[tuple]) -> dict:
     top = max((i for i, v in vals.items() if v), default=0)
     data = []
     for i in range(1, top + 1):
-        data.append({"interval-start": (1 << i) >> 1 if i > 1 else 0, "interval-end": (1 << i) - 1,
-                     "count": int(vals.get(i, 0))})
+        low, high = log2_bounds(i)
+        data.append({"interval-start": low, "interval-end": high, "count": int(vals.get(i, 0))})
     h: dict = {"ts": time.strftime("%Y-%m-%d %H:%M:%S"), "val_type": val_type, "data": data}
     if section is not None:
         h[section[0]] = section[1]
@@ -237,6 +247,13 @@ def hist_json(hists: dict, val_type: str = "value", section_header: str = "Bucke
     return out
 
 
+def _not_log2(outside: dict) -> ValueError:
+    first = min(outside, key=lambda i: (i > 0, abs(i)))
+    more = f" ({len(outside)} such slots)" if len(outside) > 1 else ""
+    return ValueError(f"slot {first} (count {outside[first]}) is not a log2 slot: "
+                      f"a log2 histogram has slots 0..{LOG2_SLOTS - 1}{more}")
+
+
 def log2_buckets(vals: dict) -> Any:
     """``{slot: count}`` as a numpy structured array of ``(low, high, count)``, slots 1..max.
 
@@ -246,15 +263,60 @@ def log2_buckets(vals: dict) -> Any:
 
     vals, outside = _split(vals, 0, LOG2_SLOTS - 1)
     if outside:
-        first = min(outside, key=lambda i: (i > 0, abs(i)))
-        more = f" ({len(outside)} such slots)" if len(outside) > 1 else ""
-        raise ValueError(f"slot {first} (count {outside[first]}) is not a log2 slot: "
-                         f"a log2 histogram has slots 0..{LOG2_SLOTS - 1}{more}")
+        raise _not_log2(outside)
     top = max((i for i, v in vals.items() if v), default=0)
     out = np.zeros(top, dtype=[("low", np.uint64), ("high", np.uint64), ("count", np.uint64)])
     for i in range(1, top + 1):
-        low, high = (1 << i) >> 1, (1 << i) - 1
-        out[i - 1] = (low - 1 if low == high else low, high, vals.get(i, 0))
+        out[i - 1] = (*log2_bounds(i), vals.get(i, 0))
+    return out
+
+
+def hist_rows(hists: dict, *, linear: bool = False, section_print_fn: Optional[Callable[[Any], str]] = None,
+              bucket_sort_fn: Optional[Callable] = None, strip_leading_zero: Optional[bool] = None,
+              strict: bool = False) -> list:
+    """``{section: {slot: count}}`` as rows to tabulate or draw: a list, in the order
+    :func:`print_log2_hist` prints the sections, of ``(section, rows, left_out)`` where
+    ``section`` is the label (``section_print_fn``'s, a ``char[]`` decoded; None for a single
+    histogram), ``rows`` are ``(low, high, count)`` (``low == high``, the value, for a linear
+    histogram) and ``left_out`` is ``{slot: count}`` of what is not a row (slots outside
+    0..64 of a log2 histogram, negative values of a linear one), or ``ValueError`` with
+    ``strict``.
+
+    Every section has the same rows, so that sections line up: log2 slots 1 (the first used
+    one, with ``strip_leading_zero``) to the highest used in any section, as BCC prints them;
+    linear values likewise from 0, or, when that span is longer than :data:`LINEAR_MAX_ROWS`,
+    the values used in any section only.
+
+    >>> hist_rows({None: {1: 2, 3: 1}})
+    [(None, [(0, 1, 2), (2, 3, 0), (4, 7, 1)], {})]
+    """
+    if list(hists) in ([], [None]):
+        order: list = [None]
+    else:
+        order = _sections(hists, bucket_sort_fn)
+    split = [_split(hists.get(s, {}), 0, None if linear else LOG2_SLOTS - 1) for s in order]
+    if strict:
+        for _inside, outside in split:
+            if outside and not linear:
+                raise _not_log2(outside)
+            if outside:
+                first = min(outside)
+                raise ValueError(f"value {first} (count {outside[first]}) is below 0: a linear histogram's "
+                                 f"rows start at 0 ({len(outside)} such values)")
+    used = sorted({i for inside, _ in split for i, v in inside.items() if v})
+    if linear:
+        start = used[0] if used and strip_leading_zero else 0
+        dense = bool(used) and used[-1] - start < LINEAR_MAX_ROWS
+        slots = list(range(start, used[-1] + 1)) if dense else used
+        bounds = [(i, i) for i in slots]
+    else:
+        start = used[0] if used and strip_leading_zero else 1
+        slots = list(range(start, used[-1] + 1)) if used else []
+        bounds = [log2_bounds(i) for i in slots]
+    out = []
+    for s, (inside, outside) in zip(order, split):
+        rows = [(lo, hi, inside.get(i, 0)) for i, (lo, hi) in zip(slots, bounds)]
+        out.append((None if s is None else _label(s, section_print_fn), rows, outside))
     return out
 
 

@@ -18,7 +18,7 @@ from ._values import checked_int, columns, plain_int_desc, round8, to_bytes
 TYPE_CHECKING = False  # not typing's: typing stays off a tool's start path
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from typing import Any, Callable, Optional
+    from typing import Any, Callable, Mapping, Optional, Union
 
 __all__ = [
     "Table",
@@ -244,7 +244,8 @@ class Table(MutableMapping):
         is removed."""
         self._m.pin(str(path))
 
-    def to_pandas(self, *, percpu: str = "wide") -> Any:
+    def to_pandas(self, *, percpu: str = "wide",
+                  decode: Optional[Mapping[str, Union[str, Callable[[Any], Any]]]] = None) -> Any:
         """The map as a pandas DataFrame (needs pandas), one row per entry: a column per key and
         value field, named ``key`` / ``value`` for scalars and ``key.field`` / ``value.field``
         (``value.field.sub`` for a nested struct) otherwise. ``char[]`` fields are ``str``
@@ -259,11 +260,22 @@ class Table(MutableMapping):
 
             df = b["counts"].to_pandas(percpu="long")
             df.groupby("key")["value"].sum()
+
+        ``decode`` turns numbers into names: ``{column: decoder}``, where a column is named as
+        above (``"key.pid"``, ``"value"``; a per-CPU column without its ``_cpuN``, for all
+        CPUs), or by a bare field name that ends one column's name (``"pid"``), or ``"key"`` for
+        an array's index; a decoder is ``"comm"`` (a pid as its process's command from
+        ``/proc/PID/comm``, ``"[exited]"`` once it is gone), ``"ksym"`` (a kernel address as its
+        symbol), ``"errno"`` (``-2`` or ``2`` as ``"ENOENT"``), ``"syscall"`` (a system call
+        number as its name), or any callable, applied to each value (to each element of an array
+        field). A decoded column replaces the numbers in place, under the same name: to keep
+        both, call ``to_pandas()`` twice or map the column yourself::
+
+            b["calls"].to_pandas(decode={"pid": "comm", "value.ret": "errno"})
         """
-        try:
-            import pandas as pd
-        except ImportError as e:
-            raise ImportError("to_pandas() needs pandas: pip install pandas") from e
+        from ._frames import decode_columns, need
+
+        pd = need("pandas", "to_pandas()")
         import numpy as np
 
         if percpu not in ("wide", "long"):
@@ -285,7 +297,10 @@ class Table(MutableMapping):
                     cols[f"{name}_cpu{c}"] = col[:, c]
             else:
                 cols[name] = col
-        return pd.DataFrame({k: list(c) if c.ndim > 1 else c for k, c in cols.items()})
+        df = pd.DataFrame({k: list(c) if c.ndim > 1 else c for k, c in cols.items()})
+        if decode:
+            decode_columns(df, decode, index_name="key" if isinstance(self, ArrayTable) and not long else None)
+        return df
 
     # -- numpy -------------------------------------------------------------------------------
     def key_dtype(self) -> Any:
@@ -307,6 +322,13 @@ class Table(MutableMapping):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} max_entries={self.max_entries}>"
+
+    def _repr_html_(self) -> str:
+        """The map in a notebook: its type, key and value types, how full it is and its first
+        rows (see :func:`bpfkit._html.table_html`)."""
+        from ._html import table_html
+
+        return table_html(self)
 
     # -- histograms --------------------------------------------------------------------------
     def print_log2_hist(self, val_type: str = "value", section_header: str = "Bucket ptr",
@@ -349,6 +371,57 @@ class Table(MutableMapping):
         hists = _hist.collect(self.items(), bucket_fn)
         out = {k: _hist.log2_buckets(v) for k, v in hists.items()}
         return out.get(None, _hist.log2_buckets({})) if list(out) in ([], [None]) else out
+
+    def hist_frame(self, kind: str = "log2", *, section_print_fn: Optional[Callable[[Any], str]] = None,
+                   bucket_fn: Optional[Callable[[Any], Any]] = None, bucket_sort_fn: Optional[Callable] = None,
+                   strip_leading_zero: Optional[bool] = None) -> Any:
+        """The histogram's buckets as a pandas DataFrame (needs pandas), the map read as
+        :meth:`print_log2_hist` (``kind="log2"``) or :meth:`print_linear_hist` (``"linear"``)
+        reads it: columns ``low``, ``high``, ``count`` per log2 slot from 1 (``0 -> 1``) to the
+        highest used, or ``value``, ``count`` per linear value from 0 to the highest used;
+        first a ``section`` column (``section_print_fn``'s label) when keys are structs with a
+        section, every section with the same buckets. A count that is in no bucket (a key that
+        is not a log2 slot, a negative linear value) raises ``ValueError``.
+
+        >>> b["dist"].hist_frame()
+           low  high  count
+        0    0     1      2
+        1    2     3      0
+        2    4     7      1
+        """
+        from ._frames import hist_frame
+
+        return hist_frame(_hist.collect(self.items(), bucket_fn), linear=_linear(kind),
+                          section_print_fn=section_print_fn, bucket_sort_fn=bucket_sort_fn,
+                          strip_leading_zero=strip_leading_zero)
+
+    def plot(self, kind: str = "log2", *, val_type: str = "value", section_header: str = "Bucket ptr",
+             section_print_fn: Optional[Callable[[Any], str]] = None, bucket_fn: Optional[Callable[[Any], Any]] = None,
+             bucket_sort_fn: Optional[Callable] = None, strip_leading_zero: Optional[bool] = None,
+             title: Optional[str] = None, figsize: Optional[tuple] = None, color: Optional[str] = None) -> Any:
+        """The histogram drawn as a matplotlib ``Figure`` (needs matplotlib): the buckets of
+        :meth:`hist_frame` as bars, log2 ones labelled ``0 -> 1``, ``2 -> 3``, ``4 -> 7``...,
+        linear ones by value, ``val_type`` under them and ``count`` beside; one panel per
+        section, titled ``section_header = label`` as :meth:`print_log2_hist` heads sections.
+        Counts that are in no bucket are said in a note on the panel. The figure is built with
+        matplotlib's object API (no pyplot), so a notebook shows it inline and ``.savefig()``
+        works with any backend::
+
+            fig = b["dist"].plot(val_type="usecs", title="read latency")
+            fig.savefig("latency.png")
+        """
+        from ._frames import hist_figure
+
+        return hist_figure(_hist.collect(self.items(), bucket_fn), linear=_linear(kind), val_type=val_type,
+                           section_header=section_header, section_print_fn=section_print_fn,
+                           bucket_sort_fn=bucket_sort_fn, strip_leading_zero=strip_leading_zero,
+                           title=title, figsize=figsize, color=color)
+
+
+def _linear(kind: str) -> bool:
+    if kind not in ("log2", "linear"):
+        raise ValueError(f"kind is 'log2' or 'linear', not {kind!r}")
+    return kind == "linear"
 
 
 class HashTable(Table):
@@ -637,6 +710,15 @@ class _ValueOnly:
     def pin(self, path: str) -> None:
         """Pins the map (see :meth:`Table.pin`)."""
         self._m.pin(str(path))
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} max_entries={self.max_entries}>"
+
+    def _repr_html_(self) -> str:
+        """The map in a notebook: its type, value type and size (and a queue's next value)."""
+        from ._html import table_html
+
+        return table_html(self)
 
 
 class QueueStack(_ValueOnly):
