@@ -416,7 +416,7 @@ struct {
     for data, _, _ in published.calls:
         assert data["text/plain"].startswith("dist: log2 histogram (")  # chosen from the name
         assert data["text/plain"].split("\n", 1)[1] == expected.getvalue().strip("\n")
-        assert f"<pre>{html.escape(expected.getvalue().strip(chr(10)))}</pre>" in data["text/html"]
+        assert f"<pre style='font-family: monospace; line-height: 1.25'>{html.escape(expected.getvalue().strip(chr(10)))}</pre>" in data["text/html"]
     assert "         4 -> 7          : 40       |****************************************|" in expected.getvalue()
 
 

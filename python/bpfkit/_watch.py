@@ -209,7 +209,7 @@ class MapView:
 
         head = f"<div style='font-weight: bold'>{html.escape(self.title())}</div>"
         if self.kind != "top" or not self.rows:
-            return f"{head}<pre>{html.escape(self.body())}</pre>"
+            return f"{head}<pre style='font-family: monospace; line-height: 1.25'>{html.escape(self.body())}</pre>"
         th = "".join(f"<th>{html.escape(str(c))}</th>" for c in self.columns)
         trs = "".join("<tr>" + "".join(f"<td>{html.escape(str(x))}</td>" for x in r) + "</tr>" for r in self.rows)
         return f"{head}<table><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table>"
