@@ -26,7 +26,7 @@ STAMP := $(VENV)/.bpfkit-installed
 SOURCES := $(shell find rust python tools -type f \( -name '*.rs' -o -name '*.py' -o -name '*.c' -o -name '*.h' \)) \
            Cargo.toml pyproject.toml
 
-.PHONY: all deps bench-deps build run test test-rust test-python test-kernels lint bench clean
+.PHONY: all deps bench-deps build run test test-deps test-rust test-python test-kernels lint bench clean
 
 all: build
 
@@ -65,15 +65,16 @@ run: build
 test-rust: deps
 	cargo test --release --quiet
 
-test-python: build
+test-deps: build
 	$(call apt_install,$(APT_TEST))
 	$(PY) -m pip install -q $(PY_TEST)
+
+test-python: test-deps
 	$(PY) -m pytest -q -rs tests
 
 # The tests marked `kernels` again, inside Debian's 6.1 and 6.12 kernels booted under qemu, where
 # kprobes, multi-kprobes and fentry exist and must attach (tests/kernels/README.md).
-test-kernels: build
-	$(call apt_install,$(APT_TEST))
+test-kernels: test-deps
 	tests/kernels/run
 
 test: test-rust test-python test-kernels
