@@ -485,7 +485,7 @@ struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 8);
     watch(b["counts"], interval=0.05, count=1, top=2)
 print("IPython imported:", "IPython" in sys.modules)
 """
-    r = run_py(code, cwd=str(ROOT), env={**os.environ, "PYTHONPATH": str(ROOT / "python")})
+    r = run_py(code, cwd=str(ROOT), env=dict(os.environ))
     assert r.returncode == 0, r.stderr
     frames = r.stdout.split("\n\n")
     assert len(frames) == 3 and frames[2] == "IPython imported: False\n"
