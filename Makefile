@@ -18,15 +18,24 @@ APT_BUILD := clang llvm gcc g++ make pkg-config autoconf autopoint automake libt
 APT_TEST := python3-bpfcc bpfcc-tools systemtap-sdt-dev chromium-headless-shell
 # The notebook tests: the `jupyter` extra of pyproject.toml, and nbclient/nbconvert to run the
 # examples/ notebooks headless on an ipykernel of this venv's interpreter.
-PY_TEST := "ipython>=7.23" "ipykernel>=6" "matplotlib>=3.5" "nbclient>=0.6" "nbformat>=5" "nbconvert>=6"
+PY_TEST := "auditwheel>=6" "ipython>=7.23" "ipykernel>=6" "matplotlib>=3.5" "nbclient>=0.6" "nbformat>=5" "nbconvert>=6"
 # Benchmarks compare with these (BCC's Python, libbpf-tools, bpftrace) and time with hyperfine.
 APT_BENCH := python3-bpfcc bpfcc-tools libbpf-tools bpftrace linux-headers-amd64
 
 STAMP := $(VENV)/.bpfkit-installed
+# The wheel that `make build` installs and the tests run: abi3 (one wheel for Python 3.9+),
+# tagged manylinux2014 (glibc 2.17 and later) because zig links it against glibc 2.17's symbols
+# (the venv's ziglang), with libbpf, libelf and zlib inside. Its own target directory keeps the
+# zig-linked objects apart from a plain `cargo build`'s.
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml | head -1)
+WHEEL_FLAGS := --release --zig --compatibility manylinux2014
+WHEEL := dist/bpfkit-$(VERSION)-cp39-abi3-manylinux2014_x86_64.manylinux_2_17_x86_64.whl
+ARM_WHEEL := dist/bpfkit-$(VERSION)-cp39-abi3-manylinux2014_aarch64.manylinux_2_17_aarch64.whl
+MATURIN := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" CARGO_TARGET_DIR=target/zig $(VENV)/bin/maturin
 SOURCES := $(shell find rust python tools -type f \( -name '*.rs' -o -name '*.py' -o -name '*.c' -o -name '*.h' \)) \
            Cargo.toml pyproject.toml
 
-.PHONY: all deps bench-deps build run test test-deps test-rust test-python test-kernels lint bench clean
+.PHONY: all deps bench-deps build wheels run test test-deps test-rust test-python test-kernels lint bench clean
 
 all: build
 
@@ -51,10 +60,28 @@ $(PY): | deps
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "maturin>=1.7,<2" "numpy>=1.21" "pytest>=7" "ziglang==0.17.1" pandas
 
-# `pip install .` is the supported install; building it here proves it works.
-$(STAMP): $(PY) $(SOURCES)
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pip install -q --no-build-isolation .
+$(WHEEL): $(PY) $(SOURCES)
+	$(MATURIN) build $(WHEEL_FLAGS) --out dist
+
+# What users install is the wheel: the tests run the very file a release would ship.
+$(STAMP): $(WHEEL)
+	$(PY) -m pip install -q --force-reinstall --no-deps $(WHEEL)
 	@touch $@
+
+# The release set: the x86_64 wheel, the aarch64 one (cross-built by zig), the sdist, each
+# checked: auditwheel finds nothing but glibc 2.17's symbols in the wheels, and the sdist
+# builds and installs into a fresh venv with `pip install` (needs Rust), whose bpfkit then runs.
+wheels: $(WHEEL)
+	rustup target add aarch64-unknown-linux-gnu
+	$(MATURIN) build $(WHEEL_FLAGS) --target aarch64-unknown-linux-gnu --out dist
+	$(MATURIN) sdist --out dist
+	$(PY) -m pip install -q "auditwheel>=6"
+	$(VENV)/bin/auditwheel show $(WHEEL) | grep -q '"manylinux_2_17_x86_64"'
+	$(VENV)/bin/auditwheel show $(ARM_WHEEL) | grep -q '"manylinux_2_17_aarch64"'
+	rm -rf target/sdist-venv && $(PYTHON) -m venv target/sdist-venv
+	target/sdist-venv/bin/pip install -q dist/bpfkit-$(VERSION).tar.gz
+	target/sdist-venv/bin/bpfkit list | grep -q opensnoop
+	@ls -l dist
 
 build: deps $(STAMP)
 
@@ -98,4 +125,4 @@ bench: bench-deps build
 	$(PY) bench/clear.py
 
 clean:
-	rm -rf $(VENV) target
+	rm -rf $(VENV) target dist
