@@ -14,11 +14,14 @@ APT_BUILD := clang llvm gcc g++ make pkg-config autoconf autopoint automake libt
              libc6-dev python3-venv iproute2
 # Tests compare bpfkit's histogram output with BCC's own printing functions, run BCC's own
 # examples as Debian's bpfcc-tools installs them, build a USDT target with <sys/sdt.h>, and
-# look at a notebook rendered to HTML with headless Chromium.
-APT_TEST := python3-bpfcc bpfcc-tools systemtap-sdt-dev chromium-headless-shell
+# look at a notebook rendered to HTML with headless Chromium, and have a Prometheus server
+# scrape `bpfkit exporter`.
+APT_TEST := python3-bpfcc bpfcc-tools systemtap-sdt-dev chromium-headless-shell prometheus
 # The notebook tests: the `jupyter` extra of pyproject.toml, and nbclient/nbconvert to run the
-# examples/ notebooks headless on an ipykernel of this venv's interpreter.
-PY_TEST := "auditwheel>=6" "ipython>=7.23" "ipykernel>=6" "matplotlib>=3.5" "nbclient>=0.6" "nbformat>=5" "nbconvert>=6"
+# examples/ notebooks headless on an ipykernel of this venv's interpreter; the exporter's tests:
+# the `exporter` extra; auditwheel for the wheel's test.
+PY_TEST := "ipython>=7.23" "ipykernel>=6" "matplotlib>=3.5" "nbclient>=0.6" "nbformat>=5" "nbconvert>=6" \
+           "prometheus_client>=0.12" "PyYAML>=5.4" "auditwheel>=6"
 # Benchmarks compare with these (BCC's Python, libbpf-tools, bpftrace) and time with hyperfine.
 APT_BENCH := python3-bpfcc bpfcc-tools libbpf-tools bpftrace linux-headers-amd64
 

@@ -19,6 +19,8 @@ if TYPE_CHECKING:  # typing stays off the start path of every tool
 USAGE = """usage: bpfkit <tool> [args...]   run a bundled tool (bpfkit <tool> -h for its options)
        bpfkit list                 list the tools
        bpfkit bcc SCRIPT [args...] run a program written for BCC (import bcc) on bpfkit
+       bpfkit exporter --config FILE.yaml [--listen [ADDR:]PORT]
+                                   serve BPF maps as Prometheus metrics
        bpfkit features             what this kernel supports, and why not
        bpfkit version              print versions"""
 
@@ -235,7 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _error("bpfkit", "standard output is closed")
         return 1
     if not args:
-        _error("bpfkit", "no command: bpfkit <tool> [args...] | list | features | version (-h for help)")
+        _error("bpfkit", "no command: bpfkit <tool> [args...] | list | exporter | features | version (-h for help)")
         return 2
     if args[0] in ("-h", "--help", "help"):
         return run("bpfkit", lambda: print(USAGE))
@@ -247,6 +249,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .bcc.__main__ import main as run_bcc
 
         return run("bpfkit bcc", lambda: run_bcc(rest))
+    if cmd == "exporter":
+        from .exporter import main as run_exporter
+
+        return run("bpfkit exporter", lambda: run_exporter(rest))
     return run(f"bpfkit {cmd}", lambda: _tool(cmd, rest))
 
 
