@@ -126,6 +126,7 @@ bench: bench-deps build
 	$(PY) bench/tools.py
 	$(PY) bench/generic.py
 	$(PY) bench/clear.py
+	$(PY) bench/exporter.py
 
 clean:
 	rm -rf $(VENV) target dist
