@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from bpfkit.tools import _kit
 
-from .test_tools import BPFKIT, disk_file  # noqa: F401 (a fixture)
+from .test_tools import BPFKIT, disk_file, wait_header  # noqa: F401 (disk_file: a fixture)
 from .test_tools_blkmem import direct_file, direct_reads, named_dd  # noqa: F401 (fixtures)
 from .test_tools_net import session_factory  # noqa: F401 (a fixture)
 from .test_tools_sched import CALLS, delta, loopback_traffic, proc_interrupts, proc_softirqs
@@ -41,30 +41,17 @@ WITHOUT = {"memleak": "outstanding allocations by stack", "llcstat": "untestable
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Served:
-    """A tool started with ``--prometheus 127.0.0.1:PORT``, returned once its endpoint answers."""
+    """A tool started with ``--prometheus 127.0.0.1:0`` (a free port), returned once it says where
+    it serves: it says so once its loop runs, attached."""
 
     def __init__(self, *args: str, timeout: float = 60) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/metrics"
-        self.p = subprocess.Popen([*BPFKIT, *args, "--prometheus", f"127.0.0.1:{self.port}"], stdout=subprocess.PIPE,
+        self.p = subprocess.Popen([*BPFKIT, *args, "--prometheus", "127.0.0.1:0"], stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                self.get()
-                return
-            except OSError:
-                if self.p.poll() is not None or time.monotonic() > deadline:
-                    self.p.kill()
-                    raise AssertionError(f"{args} never served metrics: {self.p.communicate()}") from None
-                time.sleep(0.05)
+        line = wait_header(self.p, r"^Serving Prometheus metrics on ", timeout)
+        m = re.fullmatch(r"Serving Prometheus metrics on (http://127\.0\.0\.1:(\d+)/metrics)\n", line)
+        assert m, line
+        self.url, self.port = m.group(1), int(m.group(2))
 
     def get(self, accept: str | None = None) -> tuple[str, str]:
         """(Content-Type, body) of one scrape."""
@@ -199,8 +186,8 @@ def test_every_summary_tool_has_the_flag():
     assert flagged == PROM_TOOLS
 
 
-@pytest.mark.parametrize("text", ["0", "65536", "port", "127.0.0.1:", "::1:9100", "[::1]", "300.1.1.1:9100",
-                                  "my_host:9100", ""])
+@pytest.mark.parametrize("text", ["65536", "-1", "port", "127.0.0.1:", "::1:9100", "[::1]", "300.1.1.1:9100",
+                                  "[127.0.0.1]:9100", "my_host:9100", ""])
 def test_a_bad_address_is_a_one_line_usage_error(text: str):
     r = subprocess.run([*BPFKIT, "runqlat", "--prometheus", text], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and r.stdout == "" and r.stderr.count("\n") == 1, r
@@ -208,11 +195,11 @@ def test_a_bad_address_is_a_one_line_usage_error(text: str):
 
 
 def test_address_forms():
-    assert _kit.listen_address("9100") == ("127.0.0.1", 9100)  # this machine only, unless asked
-    assert _kit.listen_address(":9100") == ("0.0.0.0", 9100)
-    assert _kit.listen_address("10.1.2.3:80") == ("10.1.2.3", 80)
+    """As ``bpfkit exporter --listen``: a port alone on every interface, as exporters do."""
+    assert _kit.listen_address("9100") == _kit.listen_address(":9100") == ("", 9100)
+    assert _kit.listen_address("127.0.0.1:9100") == ("127.0.0.1", 9100)  # this machine only
     assert _kit.listen_address("[::1]:65535") == ("::1", 65535)
-    assert _kit.listen_address("localhost:1") == ("localhost", 1)
+    assert _kit.listen_address("localhost:0") == ("localhost", 0)  # a free port: the tool prints it
 
 
 def test_without_prometheus_client_the_tool_says_how_to_install_it():
@@ -268,7 +255,7 @@ def test_syscount_per_process_labels_and_duration(serve):
     # -d: the tool serves for that long, then ends by itself with status 0.
     out, err = s.p.communicate(timeout=30)
     assert s.p.returncode == 0 and err == "", err
-    assert f"Serving Prometheus metrics on {s.url}" in out
+    assert out == "Detaching...\n", out  # nothing printed while serving
 
 
 @pytest.fixture
@@ -443,7 +430,7 @@ def test_sigterm_ends_quietly_and_frees_the_port(serve):
     check_histogram(got, "bpfkit_runqlen_tasks")
     out, err = s.stop(signal.SIGTERM)
     assert err == "", err
-    assert out.splitlines()[-1] == f"Serving Prometheus metrics on {s.url}", out
+    assert out == "", out  # nothing printed while serving (the lines before were read by Served)
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", s.port), timeout=5).close()
 
@@ -478,8 +465,7 @@ def test_a_scrape_runs_one_pass_of_the_tools_loop():
 
     from bpfkit.tools._prom import Exporter
 
-    port = free_port()
-    e = Exporter("t", "test", ("127.0.0.1", port))
+    e = Exporter("t", "test", ("127.0.0.1", 0))
     passes = []
 
     def loop() -> None:
@@ -498,7 +484,7 @@ def test_a_scrape_runs_one_pass_of_the_tools_loop():
             deadline = time.monotonic() + 10
             while True:
                 try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+                    with urllib.request.urlopen(e.url, timeout=10) as r:
                         seen.append(samples(parse_text(r.read().decode()))["bpfkit_t_passes_total"][frozenset()])
                     break
                 except OSError:
@@ -601,6 +587,6 @@ def test_argdist_histogram_of_a_probes_values(serve):
 
 
 def test_interval_and_count_bound_how_long_it_serves():
-    r = subprocess.run([*BPFKIT, "runqlat", "1", "1", "--prometheus", f"127.0.0.1:{free_port()}"],
+    r = subprocess.run([*BPFKIT, "runqlat", "1", "1", "--prometheus", "127.0.0.1:0"],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and r.stderr == "" and "Serving Prometheus metrics" in r.stdout, r

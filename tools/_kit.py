@@ -70,7 +70,8 @@ and ``getppidsnoop.bpf.c``::
 docstring's first line; ``bpfkit getppidsnoop -h`` shows the examples; ``--ebpf`` prints the C.
 
 Only the standard library's light modules are imported here: this is on every tool's start path
-(``json`` only with ``--json``, ``bpfkit`` itself only when the tool loads its program).
+(``json`` only with ``--json``, ``bpfkit`` itself only when the tool loads its program, and
+``bpfkit.exporter``, ``_prom`` and prometheus_client only with ``--prometheus``).
 """
 
 from __future__ import annotations
@@ -801,32 +802,32 @@ def cgroup_path(text: str) -> str:
 
 
 def listen_address(text: str) -> tuple[str, int]:
-    """Where ``--prometheus`` listens, ``[ADDR:]PORT``, as ``(host, port)``: a port alone listens on
-    127.0.0.1 only (a root tool's data stay on the machine unless asked otherwise); ``:PORT`` on
-    every IPv4 address, as exporters' ``:9100``; ADDR is an IPv4 address, ``[IPv6]`` or a host name.
+    """Where ``--prometheus`` listens, ``[ADDR:]PORT``, as ``(host, port)``, read as ``bpfkit exporter
+    --listen`` reads it (:func:`bpfkit.exporter.parse_listen`): a port alone (or ``:PORT``)
+    listens on every interface, as exporters do; ``127.0.0.1:PORT`` on this machine only;
+    ``[ADDR]:PORT`` on an IPv6 address; port 0 on a free port (the tool prints its URL). ADDR is
+    checked here too: an IP address, or a host name's letters, digits, hyphens and dots.
 
-    >>> listen_address("9100"), listen_address(":9100"), listen_address("[::1]:9100")
-    (('127.0.0.1', 9100), ('0.0.0.0', 9100), ('::1', 9100))
+    >>> listen_address("9100"), listen_address("127.0.0.1:9100"), listen_address("[::1]:9100")
+    (('', 9100), ('127.0.0.1', 9100), ('::1', 9100))
     """
     import _socket
 
-    host, colon, port = text.rpartition(":")
-    host = host if colon else "127.0.0.1"
-    host = host or "0.0.0.0"  # noqa: S104 - asked for: ":PORT" is every address
-    v6 = host.startswith("[") and host.endswith("]")
-    host = host[1:-1] if v6 else host
-    ok = port.isascii() and port.isdigit() and 0 < int(port) < 65536 and bool(host)
-    if ok and (v6 or host.replace(".", "").isdigit()):  # an address: the kernel's own parser says
+    from bpfkit.exporter import parse_listen
+
+    try:
+        host, port = parse_listen(text)
+    except ValueError as e:
+        raise invalid(str(e)) from None
+    v6 = text.strip().startswith("[")
+    if v6 or host.replace(".", "").isdigit():  # an address: the kernel's own parser says
         try:
             _socket.inet_pton(_socket.AF_INET6 if v6 else _socket.AF_INET, host)
         except OSError:
-            ok = False
-    elif ok:  # a host name: letters, digits, hyphens and dots (an IPv6 address needs its brackets)
-        ok = all(part and part.isascii() and part.replace("-", "").isalnum() for part in host.split("."))
-    if not ok:
-        raise invalid(f"{text!r} is not [ADDR:]PORT: a port from 1 to 65535, after an address if any "
-                      "(9100, 127.0.0.1:9100, :9100, [::1]:9100)")
-    return host, int(port)
+            raise invalid(f"{text!r} is not [ADDR:]PORT: {host!r} is not an IPv{6 if v6 else 4} address") from None
+    elif host and not all(part and part.isascii() and part.replace("-", "").isalnum() for part in host.split(".")):
+        raise invalid(f"{text!r} is not [ADDR:]PORT: {host!r} is neither an IP address nor a host name")
+    return host, port
 
 
 def regex(text: str) -> re.Pattern[bytes]:
@@ -861,6 +862,7 @@ GROUPS: dict = {
     "interval": None,
     "prometheus": (("--prometheus",), dict(type=listen_address, metavar="[ADDR:]PORT",
                                            help="serve the summaries as Prometheus metrics on "
-                                                "http://ADDR:PORT/metrics instead of printing them (ADDR: "
-                                                "127.0.0.1 unless given; :PORT for every address)")),
+                                                "http://ADDR:PORT/metrics instead of printing them (every "
+                                                "interface unless ADDR is given: 127.0.0.1:PORT for this "
+                                                "machine only)")),
 }

@@ -15,6 +15,9 @@ How a tool serves, without a second copy of its logic:
   a clear. Two tools whose keys carry process ids and ports (biotop, tcptop) would fill their
   maps if never cleared: they clear as before and *add* each pass's counts (``add=True``),
   summed by bounded labels; tcplife, which prints events, adds each session as it closes.
+* **One server, one address syntax for the project.** The endpoint is
+  :class:`bpfkit.exporter.MetricsServer` (``bpfkit exporter``'s) and ``[ADDR:]PORT`` reads as
+  its ``--listen`` does (a port alone: every interface).
 * **What a pass prints becomes metrics.** ``print_hists`` gives its ``{section: {slot: count}}``
   here (:meth:`Exporter.histogram`), so a histogram tool needs no code of its own; a tool's
   totals are one :meth:`Exporter.counter` call in place of its table. A generic adapter of the
@@ -39,7 +42,6 @@ metric's help says so.
 
 from __future__ import annotations
 
-import errno
 import sys
 import threading
 import time
@@ -218,27 +220,37 @@ class Metrics:
 
 class Exporter:
     """A tool's metrics endpoint: ``http://ADDR:PORT/metrics`` (any path answers), served by
-    prometheus_client's WSGI app (text, or OpenMetrics when the scraper asks for it) from a fresh
-    registry whose one collector is this object. Made by ``Tool.load`` before the program loads:
-    the port is bound then, and SIGTERM becomes a Ctrl-C (a quiet end, status 0, the program
-    detached by the tool's ``with``)."""
+    :class:`bpfkit.exporter.MetricsServer` (prometheus_client's WSGI app: text, or OpenMetrics
+    when the scraper asks for it) from a fresh registry whose one collector is this object. Made
+    by ``Tool.load`` before the program loads, so that a port in use is said at once; a scrape
+    that comes while the tool still loads is answered once its loop runs (or after
+    :data:`PASS_TIMEOUT`). SIGTERM becomes a Ctrl-C meanwhile (a quiet end, status 0, the
+    program detached by the tool's ``with``)."""
 
     def __init__(self, tool: str, summary: str, address: tuple[str, int]) -> None:
         try:
-            import prometheus_client  # noqa: F401 - the optional dependency, checked here once
+            from prometheus_client import CollectorRegistry
         except ImportError:
             print(MISSING.format(tool=tool), file=sys.stderr, flush=True)
             raise SystemExit(1) from None
+        from bpfkit.exporter import MetricsServer
+
         self.tool = tool
-        self.host, self.port = address
         self.metrics = Metrics(f"bpfkit_{tool}_", f"{tool}: {summary}" if summary else tool)
         self._lock = threading.Lock()  # the state, between the tool's thread and the scrapes'
         self._cond = threading.Condition()  # passes asked for and done
         self._asked = self._done = 0
+        self._ready = threading.Event()  # the tool's loop runs: scrapes are answered
         self._driven = False  # scrapes wait for a pass of the tool's loop (else: state kept live)
         self._closed = False
-        self._thread: threading.Thread | None = None
-        self._server = self._bind()
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(self)
+        host, port = address
+        try:
+            self._server = MetricsServer(host, port, registry)
+        except OSError as e:  # in use, not this machine's address, a name the resolver does not know
+            where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            raise _os_error(e.errno, f"--prometheus {where}: {e.strerror or e}") from None
         self._sigterm: Any = None
         if threading.current_thread() is threading.main_thread():
             import signal
@@ -247,57 +259,15 @@ class Exporter:
 
     @property
     def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}/metrics"
-
-    def _bind(self) -> Any:
-        import socket
-        from socketserver import ThreadingMixIn
-        from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
-
-        from prometheus_client import CollectorRegistry, make_wsgi_app
-
-        where = f"--prometheus {self.host}:{self.port}"
-        try:
-            infos = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-        except socket.gaierror as e:
-            raise _os_error(errno.EADDRNOTAVAIL, f"{where}: {e.strerror}") from None
-        family, _, _, _, sockaddr = infos[0]
-
-        class Server(ThreadingMixIn, WSGIServer):
-            address_family = family
-            daemon_threads = True  # a scrape in progress does not hold the tool's exit
-            allow_reuse_address = True
-
-            def server_bind(self) -> None:
-                # HTTPServer's would look the address up in the DNS (getfqdn): a wait for nothing.
-                import socketserver
-
-                socketserver.TCPServer.server_bind(self)
-                self.server_name, self.server_port = str(sockaddr[0]), int(sockaddr[1])
-                self.setup_environ()
-
-        class Handler(WSGIRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
-                pass  # no access log on the tool's stderr
-
-        registry = CollectorRegistry(auto_describe=False)
-        registry.register(self)
-        try:
-            server = Server(sockaddr[:2], Handler)
-        except OSError as e:
-            raise _os_error(e.errno, f"{where}: {e.strerror}") from None
-        server.set_app(make_wsgi_app(registry))
-        return server
+        """``http://HOST:PORT/metrics``, the port the kernel gave where 0 was asked for."""
+        return str(self._server.url)
 
     # -- the tool's side ---------------------------------------------------------------------------
 
     def serve(self) -> None:
-        """Starts answering scrapes (in a thread of their own); says where, on stdout."""
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.25},
-                                            name="bpfkit-metrics", daemon=True)
-            self._thread.start()
+        """Answers scrapes from now on (the tool is attached); says where, on stdout."""
+        if not self._ready.is_set():
+            self._ready.set()
             print(f"Serving Prometheus metrics on {self.url}", flush=True)
 
     def passes(self, seconds: float | None = None) -> Iterator[float]:
@@ -343,12 +313,10 @@ class Exporter:
         handler only from the main thread, where signal handlers are set)."""
         if not self._closed:
             self._closed = True
+            self._ready.set()
             with self._cond:
                 self._cond.notify_all()
-            if self._thread is not None:
-                self._server.shutdown()
-                self._thread = None
-            self._server.server_close()
+            self._server.close()
         if self._sigterm is not None and threading.current_thread() is threading.main_thread():
             import signal
 
@@ -361,6 +329,7 @@ class Exporter:
         return ()  # no names up front: the registry then never calls collect() on its own
 
     def collect(self) -> Iterable:
+        self._ready.wait(PASS_TIMEOUT)
         if self._driven and not self._closed:
             with self._cond:
                 self._asked += 1

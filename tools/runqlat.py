@@ -14,7 +14,7 @@ Examples::
     bpfkit runqlat --pidnss   # show each PID namespace separately
     bpfkit runqlat -p 185     # trace PID 185 only
     bpfkit runqlat -j 1 5     # a JSON object per second, 5 times
-    bpfkit runqlat --prometheus :9100   # serve bpfkit_runqlat_seconds to every address
+    bpfkit runqlat --prometheus 127.0.0.1:9100   # serve bpfkit_runqlat_seconds on this machine only
 """
 
 from __future__ import annotations
