@@ -1,8 +1,7 @@
 """``--prometheus [ADDR:]PORT``: the summary tools serve their data as Prometheus metrics instead of
-printing it. Each tool is started on a free port of 127.0.0.1, waited for until its endpoint
-answers (it answers only once the tool's loop runs, so once it is attached), a workload whose
-figures are known runs, and /metrics is scraped with urllib and parsed with prometheus_client's
-own parsers: the counts must be exactly the workload's, cumulative across scrapes, in base units;
+printing it. Each tool is started on a free port of 127.0.0.1 (port 0: the tool prints its URL
+once its loop runs, so once it is attached), a workload whose figures are known runs, and
+/metrics is scraped with urllib and parsed with prometheus_client's own parsers: the counts must be exactly the workload's, cumulative across scrapes, in base units;
 the command line refuses a bad value in one line; SIGINT and SIGTERM end the tool with status 0."""
 
 from __future__ import annotations
@@ -37,7 +36,8 @@ from prometheus_client.parser import text_string_to_metric_families as parse_tex
 PROM_TOOLS = ["argdist", "biolatency", "biotop", "bitesize", "cpudist", "funccount", "funclatency", "hardirqs",
               "runqlat", "runqlen", "softirqs", "syscount", "tcplife", "tcptop", "vfsstat"]
 #: Summary tools without it, and why.
-WITHOUT = {"memleak": "outstanding allocations by stack", "llcstat": "untestable here (no PMU)"}
+WITHOUT = {"memleak": "outstanding allocations by stack, not metrics",
+           "llcstat": "prints once after its duration, and this machine has no PMU to test it on"}
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
 
 

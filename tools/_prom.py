@@ -11,7 +11,7 @@ How a tool serves, without a second copy of its logic:
   scrape time, as exporters do; the map objects are used by one thread only.
 * **Cumulative maps.** In this mode the tools do not clear their maps each interval (the kit's
   ``clear(args, ...)``): a pass reads the counts since the start, and its snapshot *replaces* the
-  served state. A counter or histogram so never goes down, and nothing is lost between a read and
+  served state. So a counter or histogram never goes down, and nothing is lost between a read and
   a clear. Two tools whose keys carry process ids and ports (biotop, tcptop) would fill their
   maps if never cleared: they clear as before and *add* each pass's counts (``add=True``),
   summed by bounded labels; tcplife, which prints events, adds each session as it closes.
@@ -56,10 +56,10 @@ if TYPE_CHECKING:
 UNITS = {"nsecs": ("seconds", 1, 1e9), "usecs": ("seconds", 1, 1e6), "msecs": ("seconds", 1, 1e3),
          "secs": ("seconds", 1, 1), "bytes": ("bytes", 1, 1), "Kbytes": ("bytes", 1024, 1)}
 #: Labels for BCC's section headers that are not names.
-LABELS = {"process name": "comm", "bucket ptr": "bucket", "function": "function"}
+LABELS = {"process name": "comm", "bucket ptr": "bucket"}
 #: How long a scrape waits for the tool's pass before it is answered with the last state.
 PASS_TIMEOUT = 10.0
-#: The message when prometheus_client is missing (``TOOL`` is the tool's name).
+#: The one line said when prometheus_client is missing.
 MISSING = "bpfkit {tool}: --prometheus needs prometheus_client: pip install bpfkit[exporter]"
 
 
