@@ -14,7 +14,9 @@ How a tool serves, without a second copy of its logic:
   served state. So a counter or histogram never goes down, and nothing is lost between a read and
   a clear. Two tools whose keys carry process ids and ports (biotop, tcptop) would fill their
   maps if never cleared: they clear as before and *add* each pass's counts (``add=True``),
-  summed by bounded labels; tcplife, which prints events, adds each session as it closes.
+  summed by bounded labels; tcplife, which prints events, adds each session as it closes. (The
+  per-process sections some tools offer, ``-P``/``-L``, grow with the processes seen: over a
+  long run such a map can reach its ``max_entries``, and the program then drops new keys.)
 * **One server, one address syntax for the project.** The endpoint is
   :class:`bpfkit.exporter.MetricsServer` (``bpfkit exporter``'s) and ``[ADDR:]PORT`` reads as
   its ``--listen`` does (a port alone: every interface).
