@@ -15,7 +15,13 @@ Python.
 * :func:`print_hists` — the histograms of an interval as BCC prints them, or one JSON object with
   the buckets as numbers;
 * the argument types (:func:`pid`, :func:`uid`, :func:`seconds`, :func:`count`, :func:`regex`,
-  :func:`cgroup_path`) that refuse a bad value with a one-line usage error before anything starts.
+  :func:`cgroup_path`, :func:`listen_address`) that refuse a bad value with a one-line usage error
+  before anything starts;
+* ``--prometheus [ADDR:]PORT`` (the ``prometheus`` group): the summary tools serve what they would
+  print as Prometheus metrics instead. ``Tool.load`` opens the exporter (``_prom.py``, imported only
+  then), :func:`intervals` runs one pass of the tool's loop per scrape, :func:`print_hists` turns
+  the histograms into metrics, :func:`clear` leaves the maps cumulative, and a tool's totals go
+  through ``exporter(args).counter(...)``. See ``_prom.py`` for the design.
 
 On the BPF side, ``tool.bpf.h`` gives ``tool_traced()`` (the ``-p -t -u -c`` filters, as
 ``const volatile`` globals), ``TOOL_EVENTS(size)`` (the ``events`` map) and ``tool_reserve()``,
@@ -64,7 +70,8 @@ and ``getppidsnoop.bpf.c``::
 docstring's first line; ``bpfkit getppidsnoop -h`` shows the examples; ``--ebpf`` prints the C.
 
 Only the standard library's light modules are imported here: this is on every tool's start path
-(``json`` only with ``--json``, ``bpfkit`` itself only when the tool loads its program).
+(``json`` only with ``--json``, ``bpfkit`` itself only when the tool loads its program, and
+``bpfkit.exporter``, ``_prom`` and prometheus_client only with ``--prometheus``).
 """
 
 from __future__ import annotations
@@ -165,6 +172,9 @@ def event_loop(b: Any, on_event: Callable[[Any], Any], *, duration: float | None
     else:
         events.open_ring_buffer(lambda _ctx, data, _size: on_event(decode(data)))
         poll, consume = b.ring_buffer_poll, b.ring_buffer_consume
+    serving = _exporter
+    if serving is not None:  # --prometheus: a scrape reads what on_event has added up so far
+        serving.serve()
     if ready is not None:
         ready()
     deadline = None if duration is None else time.monotonic() + duration
@@ -184,6 +194,9 @@ def event_loop(b: Any, on_event: Callable[[Any], Any], *, duration: float | None
             consume()
         except (KeyboardInterrupt, StopEvents):
             pass
+    finally:
+        if serving is not None:
+            _close_exporter(serving)
     lost = int(events.lost if perf else b.get_global("dropped"))
     if lost:
         print(f"WARNING: {lost} events lost ({'perf' if perf else 'ring'} buffer full)", file=sys.stderr)
@@ -199,7 +212,15 @@ def intervals(args: Namespace, *, final: bool = True, gap: bool = False,
 
     >>> for _ in intervals(args):
     ...     print_hists(collect(b["dist"].items()), args, "usecs")
+
+    With ``--prometheus`` it does not sleep: each scrape of the metrics runs one pass (the tool's
+    loop body reads its maps then, so what is served is current), until Ctrl-C, SIGTERM or the
+    time the tool would have printed for (``interval * count``) has passed; nothing is printed.
     """
+    serving = exporter(args)
+    if serving is not None:
+        yield from _serve_passes(serving, args.interval * args.count)
+        return
     out = file or sys.stdout
     text = not getattr(args, "json", False)
     stamp = text and getattr(args, "timestamp", False)
@@ -315,11 +336,24 @@ def print_json(obj: Any, file: Any = None) -> None:
 
 def print_hists(hists: dict, args: Namespace, val_type: str, *, section_header: str = "Bucket ptr",
                 section_print_fn: Callable[[Any], str] | None = None, linear: bool = False,
-                sectioned: bool | None = None, extra: dict | None = None, file: Any = None) -> None:
+                sectioned: bool | None = None, extra: dict | None = None, file: Any = None,
+                metric: str | None = None, top_slot: int | None = None, total: float | None = None) -> None:
     """Prints ``{section: {slot: count}}`` (section None for one histogram) as BCC's
     ``print_log2_hist`` (``print_linear_hist`` with ``linear``) does, or with ``--json`` as one
     line of JSON (:func:`bpfkit.table.hist_json`, with ``extra``'s keys added; ``sectioned``: the
-    JSON has sections even when there is no histogram)."""
+    JSON has sections even when there is no histogram).
+
+    With ``--prometheus`` nothing is printed: the histograms become the metric
+    ``bpfkit_<tool>_<metric>`` (``metric``: by default the base unit of ``val_type``, ``seconds``
+    for ``usecs``; a section is a label named after ``section_header``), its buckets converted to
+    the base unit. ``top_slot``: the slot the program clamps larger values into (counted in
+    ``+Inf`` only); ``total``: the exact sum of the values in ``val_type`` units, when the tool
+    measures it (a histogram without sections then has an exact ``_sum``; see ``_prom.py``)."""
+    serving = exporter(args)
+    if serving is not None:
+        serving.histogram(metric, hists, val_type, section=section_header, labeller=section_print_fn,
+                          linear=linear, top_slot=top_slot, sums=None if total is None else {None: total})
+        return
     from bpfkit import _hist
 
     if getattr(args, "json", False):
@@ -332,6 +366,56 @@ def print_hists(hists: dict, args: Namespace, val_type: str, *, section_header: 
     else:
         _hist.print_log2_hist(hists or {None: {}}, val_type, section_header, section_print_fn, file=file)
     (file or sys.stdout).flush()
+
+
+# -- --prometheus: the kit's side (the exporter itself is _prom.py, imported only when asked for) ----
+
+#: The exporter of the running tool (``Tool.load`` opens it when ``args.prometheus`` is set).
+_exporter: Any = None
+
+
+def exporter(args: Namespace) -> Any:
+    """The tool's :class:`_prom.Exporter` when it serves metrics (``--prometheus``), else None: a
+    tool's totals go to it (``exporter(args).counter(...)``) instead of being printed.
+
+    >>> serving = exporter(args)
+    >>> if serving is not None:
+    ...     serving.counter("calls_total", "System calls", ("syscall",), {("read",): 181})
+    """
+    return _exporter if getattr(args, "prometheus", None) and _exporter is not None else None
+
+
+def clear(args: Namespace, *maps: Any) -> None:
+    """Clears the maps after an interval's read (BCC's per-interval counts), except with
+    ``--prometheus``, where they stay cumulative: each scrape reads them whole, so a counter never
+    goes down and nothing that happens between a read and a clear is lost."""
+    if exporter(args) is None:
+        for m in maps:
+            m.clear()
+
+
+def _serve_passes(serving: Any, seconds: float) -> Iterator[float]:
+    try:
+        yield from serving.passes(None if seconds >= MAX_SECONDS else seconds)
+    finally:
+        _close_exporter(serving)
+
+
+def _close_exporter(serving: Any) -> None:
+    global _exporter
+    serving.close()
+    if _exporter is serving:
+        _exporter = None
+
+
+def _open_exporter(tool: Tool, address: tuple[str, int]) -> None:
+    global _exporter
+    try:
+        from . import _prom
+    except ImportError:  # run as a script from tools/
+        import _prom  # type: ignore[no-redef]
+
+    _exporter = _prom.Exporter(tool.name, tool.summary, address)
 
 
 def _columns() -> int:
@@ -435,7 +519,22 @@ class Tool:
         attached, and ``-c``'s cgroup in place; ``uprobes`` (:class:`Uprobes`) opened while the
         object loads and attached after; ``text``: the C of a generated tool, compiled instead of
         its source file; ``kwargs`` go to ``BPF()`` (``alternatives=``, ``autoattach=``,
-        ``usdt_contexts=``). Checks the privilege first. Use it as a context manager."""
+        ``usdt_contexts=``). Checks the privilege first. Use it as a context manager.
+
+        With ``--prometheus`` it opens the exporter before anything else (prometheus_client
+        imported, the port bound, SIGTERM made a Ctrl-C): a missing module or a port in use is
+        said at once, and the endpoint answers only once the tool's loop runs, attached."""
+        if getattr(args, "prometheus", None):
+            _open_exporter(self, args.prometheus)
+        try:
+            return self._load(args, consts=consts, uprobes=uprobes, text=text, **kwargs)
+        except BaseException:
+            if _exporter is not None:
+                _close_exporter(_exporter)
+            raise
+
+    def _load(self, args: Namespace, *, consts: dict | None, uprobes: Uprobes | None, text: str | None,
+              **kwargs: Any) -> Any:
         require_privileges()
         from bpfkit import BPF
 
@@ -702,6 +801,35 @@ def cgroup_path(text: str) -> str:
     return text
 
 
+def listen_address(text: str) -> tuple[str, int]:
+    """Where ``--prometheus`` listens, ``[ADDR:]PORT``, as ``(host, port)``, read as ``bpfkit exporter
+    --listen`` reads it (:func:`bpfkit.exporter.parse_listen`): a port alone (or ``:PORT``)
+    listens on every interface, as exporters do; ``127.0.0.1:PORT`` on this machine only;
+    ``[ADDR]:PORT`` on an IPv6 address; port 0 on a free port (the tool prints its URL). ADDR is
+    checked here too: an IP address, or a host name's letters, digits, hyphens and dots.
+
+    >>> listen_address("9100"), listen_address("127.0.0.1:9100"), listen_address("[::1]:9100")
+    (('', 9100), ('127.0.0.1', 9100), ('::1', 9100))
+    """
+    import _socket
+
+    from bpfkit.exporter import parse_listen
+
+    try:
+        host, port = parse_listen(text)
+    except ValueError as e:
+        raise invalid(str(e)) from None
+    v6 = text.strip().startswith("[")
+    if v6 or host.replace(".", "").isdigit():  # an address: the kernel's own parser says
+        try:
+            _socket.inet_pton(_socket.AF_INET6 if v6 else _socket.AF_INET, host)
+        except OSError:
+            raise invalid(f"{text!r} is not [ADDR:]PORT: {host!r} is not an IPv{6 if v6 else 4} address") from None
+    elif host and not all(part and part.isascii() and part.replace("-", "").isalnum() for part in host.split(".")):
+        raise invalid(f"{text!r} is not [ADDR:]PORT: {host!r} is neither an IP address nor a host name")
+    return host, port
+
+
 def regex(text: str) -> re.Pattern[bytes]:
     """A regular expression, compiled to match bytes (the kernel's strings are bytes; a name that
     is not UTF-8 comes back as the bytes it was given).
@@ -732,4 +860,9 @@ GROUPS: dict = {
     "duration": (("-d", "--duration"), dict(type=seconds, help="total duration of trace in seconds")),
     "json": (("-j", "--json"), dict(action="store_true", help="print JSON lines instead of text")),
     "interval": None,
+    "prometheus": (("--prometheus",), dict(type=listen_address, metavar="[ADDR:]PORT",
+                                           help="serve the summaries as Prometheus metrics on "
+                                                "http://ADDR:PORT/metrics instead of printing them (every "
+                                                "interface unless ADDR is given: 127.0.0.1:PORT for this "
+                                                "machine only)")),
 }

@@ -31,6 +31,7 @@ Examples::
     bpfkit argdist -C 't:irq:irq_handler_entry():int:args->irq'          # interrupts by IRQ
     bpfkit argdist -C 'u:pthread:pthread_start():u64:arg2' -p 1337       # a USDT probe's argument
     bpfkit argdist -p 2780 -z 120 -C 'p:c:write(int fd, char* buf, size_t len):char*:buf:fd==1'
+    bpfkit argdist --prometheus 9100 -H 't:syscalls:sys_enter_read():size_t:args->count#read'
 """
 
 from __future__ import annotations
@@ -39,9 +40,9 @@ import sys
 import time
 
 try:
-    from ._kit import Tool, count, intervals, invalid, pid, print_hists, print_json, seconds
+    from ._kit import Tool, count, exporter, intervals, invalid, pid, print_hists, print_json, seconds
 except ImportError:  # run as a script from tools/
-    from _kit import Tool, count, intervals, invalid, pid, print_hists, print_json, seconds  # type: ignore[no-redef]
+    from _kit import Tool, count, exporter, intervals, invalid, pid, print_hists, print_json, seconds  # type: ignore[no-redef]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -153,7 +154,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="probe specifier to capture count of (see examples below)")
     p.add_argument("-I", "--include", action="append", metavar="header",
                    help="accepted for BCC's command lines: the kernel's types come from its BTF here")
-    TOOL.add_groups(p, "json")
+    TOOL.add_groups(p, "json", "prometheus")
     p.add_argument("--ebpf", action="store_true", help="==SUPPRESS==")
     args = p.parse_args(argv)
     from ._probes import ProbeError
@@ -169,6 +170,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     # -d: as BCC, the last output is the one at or past the duration.
     limit = 99999999 if args.duration is None else max(1, -int(-args.duration // args.interval))
     args.count = min(args.count or 99999999, limit)
+    if args.prometheus:  # served: every count since the start
+        args.cumulative, args.top = True, None
     return args
 
 
@@ -191,6 +194,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     with prog.load(TOOL, args) as b:
         for _ in intervals(args):
+            if exporter(args) is not None:
+                serve(exporter(args), b, args)
+                continue
             if args.json:
                 print_json({"time": time.strftime("%H:%M:%S"),
                             "probes": [_json(b, j, s, args) for j, s in enumerate(args.specs)]})
@@ -200,6 +206,23 @@ def main(argv: Sequence[str] | None = None) -> int:
                 _display(b, j, s, args)
             sys.stdout.flush()
     return 0
+
+
+def serve(serving: Any, b: Any, args: Any) -> None:
+    """The probes' histograms (``bpfkit_argdist_value{probe=}``, the expression's own values as
+    bounds) and counts (``bpfkit_argdist_events_total{probe=, event=}``) since the start."""
+    hists: dict = {}
+    counts: dict = {}
+    for j, s in enumerate(args.specs):
+        if s.hist:
+            hists[s.label or s.raw] = _slots(b, j, True)
+        else:
+            counts.update({(s.label or s.raw, s.key_text(k)): n for k, n in _counts(b, j, s, args)})
+    if hists:
+        serving.histogram("value", hists, "value", section="probe", help="argdist -H: each probe's values")
+    if counts:
+        serving.counter("events_total", "argdist -C: events, by probe and the values of its expressions",
+                        ("probe", "event"), counts)
 
 
 def _slots(b: Any, j: int, cumulative: bool) -> dict:

@@ -14,6 +14,7 @@ Examples::
     bpfkit biolatency -j          # print a JSON object per interval
     bpfkit biolatency -e          # show extension summary (total, average)
     bpfkit biolatency -d sdc      # trace sdc only
+    bpfkit biolatency -D --prometheus 9100   # serve bpfkit_biolatency_seconds{disk=...}
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ import os
 import sys
 
 try:
-    from ._kit import Tool, intervals, invalid, print_hists
+    from ._kit import Tool, clear, intervals, invalid, print_hists
 except ImportError:  # run as a script from tools/
-    from _kit import Tool, intervals, invalid, print_hists  # type: ignore[no-redef]
+    from _kit import Tool, clear, intervals, invalid, print_hists  # type: ignore[no-redef]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
 TOOL = Tool(__file__, __doc__)
 #: The program's C, beside this file.
 SOURCE = TOOL.source
+#: The program's last log2 slot (MAX_SLOTS - 1 in the C), which also counts every longer latency.
+TOP_SLOT = 26
 
 # Request operations (the low 8 bits of cmd_flags, REQ_OP_*) and common modifier bits.
 _OPS = {0: "Read", 1: "Write", 2: "Flush", 3: "Discard", 5: "SecureErase", 9: "WriteZeroes",
@@ -71,7 +74,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("-e", "--extension", action="store_true", help="summarize average/total value")
     TOOL.add_groups(p, "json")
     p.add_argument("-d", "--disk", type=disk, help="Trace this disk only")
-    TOOL.add_groups(p, "interval")
+    TOOL.add_groups(p, "interval", "prometheus")
     return p.parse_args(argv)
 
 
@@ -93,13 +96,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                     flags_name(k.flags) if args.flags else None
                 h = hists.setdefault(section, {})
                 h[k.slot] = h.get(k.slot, 0) + v.value
-            dist.clear()
+            clear(args, dist)
             ext = extension[0]
             total, n = ext.total, ext.count
-            extension.clear()
+            clear(args, extension)
             summary = {"avg": total / n if n else 0, "total": total, "count": n} if args.extension else None
             print_hists(hists, args, label, section_header=header, sectioned=args.disks or args.flags,
-                        extra={"extension": summary} if summary else None)
+                        extra={"extension": summary} if summary else None, top_slot=TOP_SLOT, total=total)
             if summary and n and not args.json:
                 print("\navg = %ld %s, total: %ld %s, count: %ld\n" % (total / n, label, total, label, n), flush=True)
     return 0

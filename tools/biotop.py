@@ -13,6 +13,7 @@ Examples::
     bpfkit biotop 5 10       # 5 second summaries, 10 times only
     bpfkit biotop -r 5       # only the 5 busiest rows
     bpfkit biotop -j 1 3     # three JSON objects, one a second
+    bpfkit biotop --prometheus 9100   # serve bpfkit_biotop_*_total{comm=,disk=,op=}
 """
 
 from __future__ import annotations
@@ -21,14 +22,15 @@ import sys
 import time
 
 try:
-    from ._kit import Tool, count, intervals, print_json
+    from ._kit import Tool, count, exporter, intervals, print_json
 except ImportError:  # run as a script from tools/
-    from _kit import Tool, count, intervals, print_json  # type: ignore[no-redef]
+    from _kit import Tool, count, exporter, intervals, print_json  # type: ignore[no-redef]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
     from collections.abc import Sequence
+    from typing import Any
 
 TOOL = Tool(__file__, __doc__)
 #: The program's C, beside this file.
@@ -43,7 +45,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = TOOL.parser()
     p.add_argument("-C", "--noclear", action="store_true", help="don't clear the screen")
     p.add_argument("-r", "--maxrows", type=count, default=20, help="maximum rows to print, default 20")
-    TOOL.add_groups(p, "pid", "json", "interval")
+    TOOL.add_groups(p, "pid", "json", "interval", "prometheus")
     p.set_defaults(interval=1)
     return p.parse_args(argv)
 
@@ -62,6 +64,26 @@ def disk_names() -> dict:
     return names
 
 
+def serve(serving: Any, snap: list, disks: dict) -> None:
+    """A pass's counts added to the served counters, by command, disk and direction (a label per
+    process id would make a series of every short-lived process)."""
+    ios: dict = {}
+    nbytes: dict = {}
+    secs: dict = {}
+    for k, v in snap:
+        if (k.major, k.minor) not in disks:
+            disks.update(disk_names())  # a disk that appeared since
+        key = (k.comm.decode(errors="replace"), disks.get((k.major, k.minor), f"{k.major}:{k.minor}"),
+               "write" if k.rwflag else "read")
+        ios[key] = ios.get(key, 0) + v.io
+        nbytes[key] = nbytes.get(key, 0) + v.bytes
+        secs[key] = secs.get(key, 0) + v.us / 1e6
+    labels = ("comm", "disk", "op")
+    serving.counter("requests_total", "Block I/O requests completed", labels, ios, add=True)
+    serving.counter("bytes_total", "Bytes of block I/O completed", labels, nbytes, add=True)
+    serving.counter("seconds_total", "Time of block I/O requests, issue to completion", labels, secs, add=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     clear = not args.noclear and not args.json and sys.stdout.isatty()
@@ -74,7 +96,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             # keys() and lookups rather than items(): items() reads through numpy (100 ms, 12 MiB).
             snap = [(k, v) for k in counts.keys() if (v := counts.get(k)) is not None]
             rows = sorted(snap, key=lambda kv: kv[1].bytes, reverse=True)[:args.maxrows]
-            counts.clear()
+            counts.clear()  # also when serving: its keys hold process ids, which would fill it
+            if exporter(args) is not None:
+                serve(exporter(args), snap, disks)
+                continue
             out = []
             for k, v in rows:
                 name = disks.get((k.major, k.minor))

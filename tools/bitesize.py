@@ -18,9 +18,9 @@ from __future__ import annotations
 import sys
 
 try:
-    from ._kit import Tool, intervals, invalid, print_hists
+    from ._kit import Tool, clear, intervals, invalid, print_hists
 except ImportError:  # run as a script from tools/
-    from _kit import Tool, intervals, invalid, print_hists  # type: ignore[no-redef]
+    from _kit import Tool, clear, intervals, invalid, print_hists  # type: ignore[no-redef]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -31,6 +31,8 @@ TOOL = Tool(__file__, __doc__)
 #: The program's C, beside this file.
 SOURCE = TOOL.source
 COMM_LEN = 16
+#: The program's last log2 slot (MAX_SLOTS - 1 in the C), which also counts every larger size.
+TOP_SLOT = 19
 
 
 def comm(text: str) -> bytes:
@@ -54,7 +56,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = TOOL.parser("timestamp")
     p.add_argument("-c", "--comm", type=comm, help="trace this comm only")
     p.add_argument("-d", "--disk", type=disk, help="trace this disk only")
-    TOOL.add_groups(p, "json", "interval")
+    TOOL.add_groups(p, "json", "interval", "prometheus")
     return p.parse_args(argv)
 
 
@@ -74,8 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             for k, v in [(k, v) for k in dist.keys() if (v := dist.get(k)) is not None]:
                 h = hists.setdefault(k.comm.decode(errors="replace"), {})
                 h[k.slot] = h.get(k.slot, 0) + v.value
-            dist.clear()
-            print_hists(hists, args, "Kbytes", section_header="Process Name", sectioned=True)
+            clear(args, dist)
+            print_hists(hists, args, "Kbytes", section_header="Process Name", sectioned=True, top_slot=TOP_SLOT)
     return 0
 
 

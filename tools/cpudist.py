@@ -15,6 +15,7 @@ Examples::
     bpfkit cpudist -I           # include CPU idle time
     bpfkit cpudist -e           # show extension summary (average/total/count)
     bpfkit cpudist -j 1 5       # a JSON object per second, 5 times
+    bpfkit cpudist -O --prometheus 9100   # serve bpfkit_cpudist_offcpu_seconds
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ from __future__ import annotations
 import sys
 
 try:
-    from ._kit import Tool, intervals, print_hists
+    from ._kit import Tool, clear, intervals, print_hists
 except ImportError:  # run as a script from tools/
-    from _kit import Tool, intervals, print_hists  # type: ignore[no-redef]
+    from _kit import Tool, clear, intervals, print_hists  # type: ignore[no-redef]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     TOOL.add_groups(p, "pid")
     p.add_argument("-I", "--include-idle", action="store_true", help="include CPU idle time")
     p.add_argument("-e", "--extension", action="store_true", help="show extension summary (average/total/count)")
-    TOOL.add_groups(p, "json", "interval")
+    TOOL.add_groups(p, "json", "interval", "prometheus")
     return p.parse_args(argv)
 
 
@@ -77,14 +78,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             for k, v in dist.items():
                 h = hists.setdefault(k.id if section else None, {})
                 h[k.slot] = h.get(k.slot, 0) + v.value
-            dist.clear()
+            clear(args, dist)
             ext = extension[0]
             total, n = ext.total, ext.count
-            extension.clear()
+            clear(args, extension)
             summary = {"avg": total / n if n else 0, "total": total, "count": n} if args.extension else None
             print_hists(hists, args, label, section_header=section or "", sectioned=section is not None,
-                        section_print_fn=pid_to_comm if section and not args.json else None,
-                        extra={"extension": summary} if summary else None)
+                        section_print_fn=pid_to_comm if section and not args.json and not args.prometheus else None,
+                        extra={"extension": summary} if summary else None, total=total,
+                        metric="offcpu_seconds" if args.offcpu else "oncpu_seconds")
             if summary and n and not args.json:
                 print("\navg = %ld %s, total: %ld %s, count: %ld\n" % (total / n, label, total, label, n), flush=True)
     return 0

@@ -22,6 +22,7 @@ Examples::
     bpfkit funccount -c 1 'vfs_*'                 # count vfs calls on CPU 1 only
     bpfkit funccount -D t:sched:sched_fork        # print the generated BPF C, then count
     bpfkit funccount -j -i 1 c:malloc             # a JSON object per second
+    bpfkit funccount --prometheus 9100 'vfs_*'    # serve bpfkit_funccount_calls_total{function=...}
 """
 
 from __future__ import annotations
@@ -30,9 +31,9 @@ import sys
 import time
 
 try:
-    from ._kit import Tool, cpu, interval_options, intervals, print_json, seconds
+    from ._kit import Tool, clear, cpu, exporter, interval_options, intervals, print_json, seconds
 except ImportError:  # run as a script from tools/
-    from _kit import Tool, cpu, interval_options, intervals, print_json, seconds  # type: ignore[no-redef]
+    from _kit import Tool, clear, cpu, exporter, interval_options, intervals, print_json, seconds  # type: ignore[no-redef]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -55,7 +56,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("-D", "--debug", action="store_true",
                    help="print BPF program before starting (for debugging purposes)")
     p.add_argument("-c", "--cpu", type=cpu, help="trace this CPU only")
-    TOOL.add_groups(p, "json")
+    TOOL.add_groups(p, "json", "prometheus")
     p.add_argument("--ebpf", action="store_true", help="==SUPPRESS==")
     p.add_argument("pattern", help="search expression for events")
     args = p.parse_args(argv)
@@ -82,7 +83,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         counts = b["counts"]
         for _ in intervals(args, gap=True):
             values = [v.value for v in counts.values()]
-            counts.clear()
+            clear(args, counts)
+            if exporter(args) is not None:  # every function matched, from 0
+                exporter(args).counter("calls_total", "Calls (events) of each function or probe matched",
+                                       ("function",), {(t.name,): n for t, n in zip(targets, values)})
+                continue
             rows = sorted(((targets[i].name, n) for i, n in enumerate(values) if n and i < len(targets)),
                           key=lambda r: r[1])
             if args.json:

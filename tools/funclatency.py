@@ -28,9 +28,9 @@ from __future__ import annotations
 import sys
 
 try:
-    from ._kit import Tool, interval_options, intervals, print_hists, seconds
+    from ._kit import Tool, clear, interval_options, intervals, print_hists, seconds
 except ImportError:  # run as a script from tools/
-    from _kit import Tool, interval_options, intervals, print_hists, seconds  # type: ignore[no-redef]
+    from _kit import Tool, clear, interval_options, intervals, print_hists, seconds  # type: ignore[no-redef]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("-r", "--regexp", action="store_true",
                    help='use regular expressions. Default is "*" wildcards only.')
     p.add_argument("-v", "--verbose", action="store_true", help="print the BPF program (for debugging purposes)")
-    TOOL.add_groups(p, "json")
+    TOOL.add_groups(p, "json", "prometheus")
     p.add_argument("--ebpf", action="store_true", help="==SUPPRESS==")
     p.add_argument("pattern", help="search expression for functions")
     args = p.parse_args(argv)
@@ -94,14 +94,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             for k, v in dist.items():
                 h = hists.setdefault((k.index, k.pid) if sectioned else None, {})
                 h[k.slot] = h.get(k.slot, 0) + v.value
-            dist.clear()
+            clear(args, dist)
             total = totals[0]
             ns, calls = total.ns, total.count
-            totals.clear()
+            clear(args, totals)
             scale = UNITS[args.label]
             summary = {"avg": int(ns / scale / calls) if calls else 0, "total": int(ns / scale), "count": calls}
             print_hists(hists, args, args.label, section_header="Function", sectioned=sectioned,
-                        section_print_fn=section_name, extra=summary)
+                        section_print_fn=section_name, extra=summary, total=ns / scale)
             if not args.json and calls:
                 print(f"\navg = {summary['avg']} {args.label}, total: {summary['total']} {args.label}, "
                       f"count: {calls}\n", flush=True)

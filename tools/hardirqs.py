@@ -13,6 +13,7 @@ Examples::
     bpfkit hardirqs -NT 1      # 1s summaries, nanoseconds, and timestamps
     bpfkit hardirqs -c 1       # sum hard irq event time on CPU 1 only
     bpfkit hardirqs -j 1 5     # a JSON object per second, 5 times
+    bpfkit hardirqs --prometheus 9100   # serve bpfkit_hardirqs_seconds_total{hardirq=...}
 """
 
 from __future__ import annotations
@@ -20,14 +21,15 @@ from __future__ import annotations
 import sys
 
 try:
-    from ._kit import Tool, cpu, intervals, print_hists, print_json
+    from ._kit import Tool, clear, cpu, exporter, intervals, print_hists, print_json
 except ImportError:  # run as a script from tools/
-    from _kit import Tool, cpu, intervals, print_hists, print_json  # type: ignore[no-redef]
+    from _kit import Tool, clear, cpu, exporter, intervals, print_hists, print_json  # type: ignore[no-redef]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
     from collections.abc import Sequence
+    from typing import Any
 
 TOOL = Tool(__file__, __doc__)
 #: The program's C, beside this file.
@@ -38,13 +40,25 @@ LADDERS = [["entry_btf", "entry_raw"], ["exit_btf", "exit_raw"]]
 
 
 
+def serve_totals(serving: Any, items: list, label: str, count_only: bool) -> None:
+    """``(name, slot, n)`` totals as ``bpfkit_<tool>_total`` (events) or ``_seconds_total``."""
+    totals: dict = {}
+    for name, _, n in items:
+        totals[(name,)] = totals.get((name,), 0) + n
+    if count_only:
+        serving.counter("total", f"{label.capitalize()} events, by {label}", (label,), totals)
+    else:
+        serving.counter("seconds_total", f"Time spent in {label} handlers", (label,),
+                        {k: ns / 1e9 for k, ns in totals.items()})
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = TOOL.parser("timestamp")
     p.add_argument("-N", "--nanoseconds", action="store_true", help="output in nanoseconds")
     p.add_argument("-C", "--count", action="store_true", dest="count_only", help="show event counts instead of timing")
     p.add_argument("-d", "--dist", action="store_true", help="show distributions as histograms")
     p.add_argument("-c", "--cpu", type=cpu, help="trace this CPU only")
-    TOOL.add_groups(p, "json", "interval")
+    TOOL.add_groups(p, "json", "interval", "prometheus")
     args = p.parse_args(argv)
     if args.count_only and (args.dist or args.nanoseconds):
         p.error("the --count option can't be used with time-based options")
@@ -63,12 +77,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         dist = b["dist"]
         for _ in intervals(args, gap=True):
             items = [(k.name.decode(errors="replace"), k.slot, v.value) for k, v in dist.items()]
-            dist.clear()
+            clear(args, dist)
             if args.dist:
                 hists: dict = {}
                 for name, slot, n in items:
                     hists.setdefault(name, {})[slot] = n
                 print_hists(hists, args, label, section_header="hardirq", sectioned=True)
+                continue
+            if exporter(args) is not None:  # counts, or time in seconds (the map's are ns)
+                serve_totals(exporter(args), items, "hardirq", args.count_only)
                 continue
             totals = sorted(((n // factor, name) for name, _, n in items))
             if args.json:

@@ -14,6 +14,7 @@ Examples::
     bpfkit runqlat --pidnss   # show each PID namespace separately
     bpfkit runqlat -p 185     # trace PID 185 only
     bpfkit runqlat -j 1 5     # a JSON object per second, 5 times
+    bpfkit runqlat --prometheus 127.0.0.1:9100   # serve bpfkit_runqlat_seconds on this machine only
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ from __future__ import annotations
 import sys
 
 try:
-    from ._kit import Tool, intervals, print_hists
+    from ._kit import Tool, clear, intervals, print_hists
 except ImportError:  # run as a script from tools/
-    from _kit import Tool, intervals, print_hists  # type: ignore[no-redef]
+    from _kit import Tool, clear, intervals, print_hists  # type: ignore[no-redef]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -44,7 +45,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     sections.add_argument("-P", "--pids", action="store_true", help="print a histogram per process ID")
     sections.add_argument("--pidnss", action="store_true", help="print a histogram per PID namespace")
     sections.add_argument("-L", "--tids", action="store_true", help="print a histogram per thread ID")
-    TOOL.add_groups(p, "pid", "json", "interval")
+    TOOL.add_groups(p, "pid", "json", "interval", "prometheus")
     return p.parse_args(argv)
 
 
@@ -62,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for k, v in dist.items():
                 h = hists.setdefault(k.id if section else None, {})
                 h[k.slot] = h.get(k.slot, 0) + v.value
-            dist.clear()
+            clear(args, dist)
             print_hists(hists, args, label, section_header=section or "", sectioned=section is not None)
     return 0
 

@@ -20,9 +20,9 @@ from __future__ import annotations
 import sys
 
 try:
-    from ._kit import Tool, intervals, invalid, print_hists, print_json
+    from ._kit import Tool, clear, intervals, invalid, print_hists, print_json
 except ImportError:  # run as a script from tools/
-    from _kit import Tool, intervals, invalid, print_hists, print_json  # type: ignore[no-redef]
+    from _kit import Tool, clear, intervals, invalid, print_hists, print_json  # type: ignore[no-redef]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("-O", "--runqocc", action="store_true", help="report run queue occupancy")
     p.add_argument("-C", "--cpus", action="store_true", help="print output for each CPU separately")
     p.add_argument("-f", "--frequency", type=frequency, default=99, help="sample at this frequency (Hz), 99 by default")
-    TOOL.add_groups(p, "json", "interval")
+    TOOL.add_groups(p, "json", "interval", "prometheus")
     return p.parse_args(argv)
 
 
@@ -75,11 +75,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             for k, v in dist.items():
                 h = hists.setdefault(k.cpu if args.cpus else None, {})
                 h[k.len] = h.get(k.len, 0) + v.value
-            dist.clear()
-            if args.runqocc:
+            clear(args, dist)
+            if args.runqocc and not args.prometheus:  # served: the histogram, whose le=0 gives it
                 _print_occupancy(hists, args)
             else:
-                print_hists(hists, args, "runqlen", section_header="cpu", linear=True, sectioned=args.cpus)
+                print_hists(hists, args, "runqlen", section_header="cpu", linear=True, sectioned=args.cpus,
+                            metric="tasks")
     return 0
 
 

@@ -13,6 +13,7 @@ Examples::
     bpfkit softirqs -NT 1      # 1s summaries, nanoseconds, and timestamps
     bpfkit softirqs -c 1       # sum soft irq event time on CPU 1 only
     bpfkit softirqs -j 1 5     # a JSON object per second, 5 times
+    bpfkit softirqs -C --prometheus 9100   # serve bpfkit_softirqs_total{softirq=...}
 """
 
 from __future__ import annotations
@@ -20,11 +21,11 @@ from __future__ import annotations
 import sys
 
 try:
-    from ._kit import Tool, intervals, print_hists, print_json
-    from .hardirqs import cpu
+    from ._kit import Tool, clear, exporter, intervals, print_hists, print_json
+    from .hardirqs import cpu, serve_totals
 except ImportError:  # run as a script from tools/
-    from _kit import Tool, intervals, print_hists, print_json  # type: ignore[no-redef]
-    from hardirqs import cpu  # type: ignore[no-redef]
+    from _kit import Tool, clear, exporter, intervals, print_hists, print_json  # type: ignore[no-redef]
+    from hardirqs import cpu, serve_totals  # type: ignore[no-redef]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -50,7 +51,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("-C", "--events", action="store_true", help="show the number of soft irq events")
     p.add_argument("-d", "--dist", action="store_true", help="show distributions as histograms")
     p.add_argument("-c", "--cpu", type=cpu, help="trace this CPU only")
-    TOOL.add_groups(p, "json", "interval")
+    TOOL.add_groups(p, "json", "interval", "prometheus")
     args = p.parse_args(argv)
     if args.events and (args.dist or args.nanoseconds):
         p.error("the --events option can't be used with time-based options")
@@ -69,12 +70,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         dist = b["dist"]
         for _ in intervals(args, gap=True):
             items = [(k.vec, k.slot, v.value) for k, v in dist.items()]
-            dist.clear()
+            clear(args, dist)
             if args.dist:
                 hists: dict = {}
                 for vec, slot, n in sorted(items):
                     hists.setdefault(vec_name(vec), {})[slot] = n
                 print_hists(hists, args, label, section_header="softirq", sectioned=True)
+                continue
+            if exporter(args) is not None:  # counts, or time in seconds (the map's are ns)
+                serve_totals(exporter(args), [(vec_name(v), s, n) for v, s, n in items], "softirq", args.events)
                 continue
             totals = sorted((n // factor, vec_name(vec)) for vec, _, n in items)
             if args.json:

@@ -16,6 +16,7 @@ Examples::
     bpfkit syscount -c 181          # only the children of PID 181
     bpfkit syscount -l              # list the syscalls it knows by name
     bpfkit syscount -j -i 1         # a JSON object per second
+    bpfkit syscount -L --prometheus 9100   # serve bpfkit_syscount_calls_total{syscall=...}
 """
 
 from __future__ import annotations
@@ -24,16 +25,17 @@ import sys
 import time
 
 try:
-    from ._kit import MAX_SECONDS, Tool, count, intervals, invalid, pid, print_json, seconds
+    from ._kit import MAX_SECONDS, Tool, clear, count, exporter, intervals, invalid, pid, print_json, seconds
     from ._syscalls import names
 except ImportError:  # run as a script from tools/
-    from _kit import MAX_SECONDS, Tool, count, intervals, invalid, pid, print_json, seconds  # type: ignore[no-redef]
+    from _kit import MAX_SECONDS, Tool, clear, count, exporter, intervals, invalid, pid, print_json, seconds  # type: ignore[no-redef]
     from _syscalls import names  # type: ignore[no-redef]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
     from collections.abc import Sequence
+    from typing import Any
 
 TOOL = Tool(__file__, __doc__)
 #: The program's C, beside this file.
@@ -55,6 +57,18 @@ def syscall_name(nr: int, table: list) -> str:
     return table[nr] if 0 <= nr < len(table) and table[nr] else f"[unknown: {nr}]"
 
 
+def serve(serving: Any, rows: list, args: argparse.Namespace, table: list) -> None:
+    """The counts since the start as counters, every call (or process) of them (no top N)."""
+    labels = ("pid", "comm") if args.process else ("syscall",)
+    keys = [(key, comm) if args.process else (syscall_name(key, table),) for key, _, _, comm in rows]
+    what = "failed system calls" if args.failures or args.errno else "system calls"
+    serving.counter("calls_total", f"{what.capitalize()}, counted as they return", labels,
+                    {k: n for k, (_, n, _, _) in zip(keys, rows)})
+    if args.latency:
+        serving.counter("seconds_total", f"Time spent in {what}", labels,
+                        {k: ns / 1e9 for k, (_, _, ns, _) in zip(keys, rows)})
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = TOOL.parser()
     p.add_argument("-p", "--pid", type=pid, dest="pid", help="trace only this pid")
@@ -73,7 +87,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("-P", "--process", action="store_true", help="count by process and not by syscall")
     p.add_argument("-l", "--list", action="store_true", help="print list of recognized syscalls and exit")
     p.add_argument("--syscall", help="trace this syscall only (use option -l to get all recognized syscalls)")
-    TOOL.add_groups(p, "json")
+    TOOL.add_groups(p, "json", "prometheus")
     args = p.parse_args(argv)
     args.nr = -1
     if args.syscall is not None:
@@ -109,7 +123,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         data = b["data"]
         for _ in intervals(args):
             rows = [(k.value, v.count, v.total_ns, v.comm.decode(errors="replace")) for k, v in data.items()]
-            data.clear()
+            clear(args, data)
+            if exporter(args) is not None:
+                serve(exporter(args), rows, args, table)
+                continue
             rows.sort(key=lambda r: -(r[2] if args.latency else r[1]))
             rows = rows[:args.top]
             now = time.strftime("%H:%M:%S")

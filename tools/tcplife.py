@@ -19,6 +19,7 @@ Examples::
     bpfkit tcplife -4        # only trace IPv4 family
     bpfkit tcplife -6        # only trace IPv6 family
     bpfkit tcplife -j        # one JSON object per session, exact byte counts
+    bpfkit tcplife --prometheus 9100   # serve sessions, bytes and lifespans by command
 """
 
 from __future__ import annotations
@@ -27,10 +28,10 @@ import sys
 
 try:
     from . import _net
-    from ._kit import Columns, Tool, event_loop
+    from ._kit import Columns, Tool, event_loop, exporter
 except ImportError:  # run as a script from tools/
     import _net  # type: ignore[no-redef]
-    from _kit import Columns, Tool, event_loop  # type: ignore[no-redef]
+    from _kit import Columns, Tool, event_loop, exporter  # type: ignore[no-redef]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -50,7 +51,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("-L", "--localport", type=_net.ports, help="comma-separated list of local ports to trace.")
     p.add_argument("-D", "--remoteport", type=_net.ports, help="comma-separated list of remote ports to trace.")
     _net.add_family(p)
-    TOOL.add_groups(p, "duration", "json")
+    TOOL.add_groups(p, "duration", "json", "prometheus")
     return p.parse_args(argv)
 
 
@@ -69,7 +70,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("ms", "MS", "%.2f", "%.2f")]), json=args.json)
     with TOOL.load(args, consts=consts) as b:
         b["events"].set_record("struct event")  # the C also defines a CO-RE flavour of struct sock
-        event_loop(b, _printer(args, cols), duration=args.duration, ready=cols.header)
+        serving = exporter(args)
+        event_loop(b, _printer(args, cols) if serving is None else _totals(serving), duration=args.duration,
+                   ready=cols.header if serving is None else None)
     return 0
 
 
@@ -82,6 +85,28 @@ def _printer(args: argparse.Namespace, cols: Columns) -> Any:
                  laddr=_net.ntop(fam, e.saddr), lport=e.lport, raddr=_net.ntop(fam, e.daddr), rport=e.rport,
                  tx_kb=e.tx_b // 1024, rx_kb=e.rx_b // 1024, tx_bytes=e.tx_b, rx_bytes=e.rx_b,
                  ms=e.span_us / 1000)
+
+    return on_event
+
+
+def _totals(serving: Any) -> Any:
+    """``--prometheus``: each session closed added to counters and a lifespan histogram, by
+    command (a label per address or port would make a series of every session)."""
+    labels = ("comm",)
+
+    def on_event(e: Any) -> None:
+        comm = e.comm.decode(errors="replace")
+        key = {(comm,): 1}
+        serving.counter("sessions_total", "TCP sessions closed", labels, key, add=True)
+        serving.counter("sent_bytes_total", "TCP bytes sent and acknowledged, of the sessions closed", labels,
+                        {(comm,): e.tx_b}, add=True)
+        serving.counter("received_bytes_total", "TCP bytes received, of the sessions closed", labels,
+                        {(comm,): e.rx_b}, add=True)
+        # The log2 slot as the programs number them (bpf_log2l: 0 and 1 in slot 1); every
+        # span is known, so the sum is exact.
+        serving.histogram("duration_seconds", {comm: {max(1, int(e.span_us).bit_length()): 1}}, "usecs",
+                          section="comm", sums={comm: e.span_us}, help="Lifespan of the TCP sessions closed",
+                          add=True)
 
     return on_event
 

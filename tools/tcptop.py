@@ -14,6 +14,7 @@ Examples::
     bpfkit tcptop -4        # trace IPv4 family only
     bpfkit tcptop -6        # trace IPv6 family only
     bpfkit tcptop -j 5 3    # three 5-second summaries as JSON
+    bpfkit tcptop --prometheus 9100   # serve bpfkit_tcptop_{sent,received}_bytes_total{comm=...}
 """
 
 from __future__ import annotations
@@ -23,10 +24,10 @@ import time
 
 try:
     from . import _net
-    from ._kit import Tool, intervals, print_json
+    from ._kit import Tool, exporter, intervals, print_json
 except ImportError:  # run as a script from tools/
     import _net  # type: ignore[no-redef]
-    from _kit import Tool, intervals, print_json  # type: ignore[no-redef]
+    from _kit import Tool, exporter, intervals, print_json  # type: ignore[no-redef]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -47,7 +48,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("-S", "--nosummary", action="store_true", help="skip system summary line")
     TOOL.add_groups(p, "pid")
     _net.add_family(p)
-    TOOL.add_groups(p, "json", "interval", help={"interval": "output interval, in seconds (default 1)"})
+    TOOL.add_groups(p, "json", "interval", "prometheus", help={"interval": "output interval, in seconds (default 1)"})
     p.add_argument("-v", "--verbose", action="store_true", help="say which hooks are used, and why")
     p.set_defaults(interval=1)
     return p.parse_args(argv)
@@ -71,7 +72,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "laddr": _net.ntop(fam, k.saddr), "lport": k.lport, "raddr": _net.ntop(fam, k.daddr),
                              "rport": k.dport, "rx_kb": v.received // 1024, "tx_kb": v.sent // 1024,
                              "rx_bytes": v.received, "tx_bytes": v.sent})
-            flows.clear()
+            flows.clear()  # also when serving: its keys hold ports and process ids, which would fill it
+            if exporter(args) is not None:  # added up by command (a series per connection would not end)
+                sent: dict = {}
+                received: dict = {}
+                for r in rows:
+                    sent[(r["comm"],)] = sent.get((r["comm"],), 0) + r["tx_bytes"]
+                    received[(r["comm"],)] = received.get((r["comm"],), 0) + r["rx_bytes"]
+                exporter(args).counter("sent_bytes_total", "TCP bytes sent", ("comm",), sent, add=True)
+                exporter(args).counter("received_bytes_total", "TCP bytes received", ("comm",), received, add=True)
+                continue
             rows.sort(key=lambda r: r["rx_bytes"] + r["tx_bytes"], reverse=True)
             now = time.strftime("%H:%M:%S")
             with open("/proc/loadavg") as f:

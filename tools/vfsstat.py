@@ -11,6 +11,7 @@ Examples::
     bpfkit vfsstat -p 181   # only the calls of PID 181
     bpfkit vfsstat -j 1 1   # one JSON object per interval
     bpfkit vfsstat -v 1 1   # also say which rung each counter uses
+    bpfkit vfsstat --prometheus 9100   # serve bpfkit_vfsstat_calls_total{op=...}
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ import sys
 import time
 
 try:
-    from ._kit import Columns, Tool, intervals
+    from ._kit import Columns, Tool, clear, exporter, intervals
 except ImportError:  # run as a script from tools/
-    from _kit import Columns, Tool, intervals  # type: ignore[no-redef]
+    from _kit import Columns, Tool, clear, exporter, intervals  # type: ignore[no-redef]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -36,7 +37,7 @@ LADDERS = [[f"{s.lower()}_fentry", f"{s.lower()}_kprobe", f"{s.lower()}_tp"] for
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    p = TOOL.parser("pid", "json", "interval")
+    p = TOOL.parser("pid", "json", "interval", "prometheus")
     p.add_argument("-v", "--verbose", action="store_true", help="say which hook each counter uses, and why")
     p.set_defaults(interval=1)
     return p.parse_args(argv)
@@ -52,10 +53,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for prog, why in alt.passed_over:
                     print(f"        not {prog}: {why}", file=sys.stderr)
         stats = b["stats"]
-        cols.header()
+        serving = exporter(args)
+        if serving is None:
+            cols.header()
         for _ in intervals(args, final=False):
             counts = [sum(stats[i]) for i in range(len(STATS))]
-            stats.clear()
+            clear(args, stats)
+            if serving is not None:
+                serving.counter("calls_total", "VFS calls, by operation", ("op",),
+                                {(s.lower(),): c for s, c in zip(STATS, counts)})
+                continue
             # BCC's rates: the counts divided by the interval asked for, truncated.
             rates = {s.lower(): int(c / args.interval) for s, c in zip(STATS, counts)}
             cols.row(time=time.strftime("%H:%M:%S"), **rates)
