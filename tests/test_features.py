@@ -244,3 +244,31 @@ def test_answers_are_remembered_for_the_boot(tmp_path, monkeypatch):
     again = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert again.strip() == "(False, 95, 'forged for the test')"
     assert _native.probe_feature("ringbuf")[0] is True
+
+
+def test_a_ladder_may_not_pass_over_a_required_feature(monkeypatch):
+    """Where BPFKIT_REQUIRE_FEATURES names kprobes (the qemu kernels), a ladder that passes over
+    a kprobe rung (here: no kprobes, or a program the verifier refuses) is an error naming the
+    rung and why, not a quiet fall to the tracepoint. A rung whose function this kernel does not
+    have is passed over as before: no feature can give it one."""
+    from bpfkit import NotSupportedError
+
+    src = r"""
+    SEC("kprobe/do_unlinkat") int BPF_KPROBE(tick_kprobe) { return *(int *)PT_REGS_PARM1(ctx); }
+    SEC("kprobe/bpfkit_no_such_function") int BPF_KPROBE(gone_kprobe) { return 0; }
+    SEC("tracepoint/syscalls/sys_enter_getppid") int tick_tp(void *ctx) { return 0; }
+    SEC("tracepoint/syscalls/sys_enter_getpid") int gone_tp(void *ctx) { return 0; }
+    """
+    ladders = [["tick_kprobe", "tick_tp"], ["gone_kprobe", "gone_tp"]]
+    with BPF(text=src, alternatives=ladders) as b:
+        assert b.chosen("tick_kprobe") == "tick_tp" and b.chosen("gone_kprobe") == "gone_tp"
+        [(_prog, why)] = b.alternatives["tick_kprobe"].passed_over
+    monkeypatch.setenv("BPFKIT_REQUIRE_FEATURES", "fentry,kprobes")
+    with pytest.raises(NotSupportedError) as ei:
+        BPF(text=src, alternatives=ladders)
+    msg = str(ei.value)
+    assert "`tick_kprobe` (kprobe/do_unlinkat)" in msg and "kprobes is required here" in msg, msg
+    assert msg.endswith(f"(BPFKIT_REQUIRE_FEATURES): {why}"), msg
+    gone = "\n".join(line for line in src.splitlines() if "tick_" not in line)
+    with BPF(text=gone, alternatives=ladders[1:]) as b:
+        assert b.chosen("gone_kprobe") == "gone_tp"

@@ -153,6 +153,7 @@ def test_bad_port_lists_are_one_line_usage_errors():
 
 # -- tcpconnect ------------------------------------------------------------------------------------
 
+@pytest.mark.kernels
 def test_tcpconnect_shows_the_clients_connect(session_factory):
     s = session_factory(send=10, recv=20)
     p = start_tool("tcpconnect", "-t", "-U", "-L")
@@ -194,6 +195,7 @@ def test_tcpconnect_json_port_filter_and_counts(session_factory):
 
 # -- tcpaccept -------------------------------------------------------------------------------------
 
+@pytest.mark.kernels
 def test_tcpaccept_shows_accept4_and_accept(session_factory):
     a, b = session_factory(), session_factory()
     p = start_tool("tcpaccept", "-T", "-t", "-d", "4")
@@ -381,6 +383,7 @@ def test_tcpretrans_lossprobe_refused_in_one_line_where_no_hook():
 
 # -- tcptop ----------------------------------------------------------------------------------------
 
+@pytest.mark.kernels
 def test_tcptop_counts_the_sessions_bytes(session_factory):
     s = session_factory(30000, 70000)
     p = start_quiet(2, "tcptop", "-C", "2", "1")

@@ -83,6 +83,7 @@ def _dead_pid() -> int:
     return child.pid
 
 
+@pytest.mark.kernels
 def test_killsnoop_shows_kill_calls_with_their_result():
     target = subprocess.Popen(["sleep", "30"])
     gone = _dead_pid()
@@ -149,6 +150,7 @@ def test_sigsnoop_kill_mode_json_has_signal_zero():
 
 # -- statsnoop -------------------------------------------------------------------------------------
 
+@pytest.mark.kernels
 def test_statsnoop_shows_the_marker_path(tmp_path: Path):
     marker = tmp_path / f"marker-{uuid.uuid4().hex}"
     missing = tmp_path / f"missing-{uuid.uuid4().hex}"
@@ -202,7 +204,7 @@ libc.syncfs(fd)
 """
 
 
-@pytest.mark.parametrize("json", [False, True])
+@pytest.mark.parametrize("json", [pytest.param(False, marks=pytest.mark.kernels), True])
 def test_syncsnoop_shows_each_sync_call(tmp_path: Path, json: bool):
     name = f"sync{uuid.uuid4().hex[:8]}"
     code = f"NAME, PATH = {name!r}, {str(tmp_path / 'f')!r}\n" + SYNC_WORKLOAD
@@ -238,7 +240,7 @@ assert libc.umount2(TARGET, 0) == -1
 """
 
 
-@pytest.mark.parametrize("json", [False, True])
+@pytest.mark.parametrize("json", [pytest.param(False, marks=pytest.mark.kernels), True])
 def test_mountsnoop_sees_a_tmpfs_mount_in_a_private_namespace(tmp_path: Path, json: bool):
     source = f"bpfkit-{uuid.uuid4().hex[:8]}"
     target = tmp_path / "mnt"
@@ -274,6 +276,7 @@ def test_mountsnoop_sees_a_tmpfs_mount_in_a_private_namespace(tmp_path: Path, js
 
 # -- capable ---------------------------------------------------------------------------------------
 
+@pytest.mark.kernels
 def test_capable_sees_the_nice_check():
     child = waiting_child("import os\nos.nice(-1)\n")  # raising priority needs CAP_SYS_NICE (23)
     p = start_tool("capable", "-x", "-p", str(child.pid), "-d", "2")
@@ -383,7 +386,7 @@ def memory_cgroup() -> Iterator[Path]:
                 time.sleep(0.1)
 
 
-@pytest.mark.parametrize("json", [False, True])
+@pytest.mark.parametrize("json", [pytest.param(False, marks=pytest.mark.kernels), True])
 def test_oomkill_sees_a_kill_in_a_small_cgroup(memory_cgroup: Path, json: bool):
     hog = waiting_child("x = b'1' * (512 << 20)\n")  # touches every page of 512 MiB
     (memory_cgroup / "cgroup.procs").write_text(str(hog.pid))

@@ -4,14 +4,17 @@ for a tool with no hook on this kernel, its one-line refusal (status 1)."""
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
 
 import pytest
-from bpfkit import tools
+from bpfkit import _native, tools
+from bpfkit._bpf import _hook_function
 from bpfkit.tools import _kit
 
+from ._features import need
 from .test_tools import BPFKIT, REQUIRED_ARGS
 
 NAMES = tools.names()
@@ -92,3 +95,55 @@ def test_two_second_run_ends_cleanly(name: str):
     assert p.returncode == 0, err
     # Warnings (a tool saying its hook shows less here) are allowed, each on one line; errors are not.
     assert "error:" not in err, err
+
+
+#: The tools whose C has rungs for kprobes, fentry or fexit (found by their sections, so a tool
+#: given such a rung later is covered too), each with the cflags that compile all of its programs.
+RUNG_FEATURES = {"kprobes", "fentry", "fexit"}
+ALL_PROGRAMS_CFLAGS = {"tcpretrans": ["-DLOSS_PROBE"]}
+
+
+def _c_of(name: str) -> str:
+    """A tool's C with the tools' own headers it includes (``#include <block.bpf.h>``)."""
+    try:
+        with open(f"{_kit.HERE}/{name}.bpf.c") as f:
+            text = f.read()
+    except FileNotFoundError:  # a generic tool: it generates its C
+        return ""
+    for header in re.findall(r"^#include <(\w+\.bpf\.h)>", text, re.M):
+        if os.path.exists(f"{_kit.HERE}/{header}"):
+            with open(f"{_kit.HERE}/{header}") as f:
+                text += f.read()
+    return text
+
+
+KERNEL_RUNG_TOOLS = [n for n in NAMES
+                     if re.search(r'SEC\("(fentry|fexit|kprobe|kretprobe|ksyscall|kretsyscall)/', _c_of(n))]
+
+
+@pytest.mark.kernels
+@pytest.mark.parametrize("name", KERNEL_RUNG_TOOLS)
+def test_kprobe_and_fentry_rungs_load_and_attach(name: str):
+    """Here (no kprobes, fentry locked down) the tools run on their tracepoint rungs; in the qemu
+    kernels every rung for kprobes, fentry or fexit whose function the kernel has must pass the
+    verifier and attach, all at once, so that a kernel that picks any of them gets a working
+    program. (The tools' workload tests that are also marked ``kernels`` check the data such a
+    rung reports.)"""
+    need("kprobes", "fentry", "fexit")
+    with open(_kit.HEADER) as h, open(f"{_kit.HERE}/{name}.bpf.c") as c:
+        source = h.read() + "\n" + c.read()
+    obj, *_ = _native.compile(source, cflags=ALL_PROGRAMS_CFLAGS.get(name, []), source_dir=_kit.HERE)
+    sections = {prog: _native.Section(sec) for prog, sec in _native.object_programs(obj)}
+    rungs = {prog: sec for prog, sec in sections.items() if sec.feature in RUNG_FEATURES}
+    # A rung whose function this kernel does not have (renamed, inlined) is one its ladder passes over.
+    here = sorted(prog for prog, sec in rungs.items() if _native.ksymname(_hook_function(sec)) is not None)
+    if not here:
+        pytest.skip(f"none of {name}'s functions exist in {os.uname().release}: "
+                    + ", ".join(sorted({sec.raw for sec in rungs.values()})))
+    o = _native.Object.load(obj, autoload_off=[p for p in sections if p not in here])
+    try:
+        for prog in here:
+            o.attach_section(prog)
+        assert sorted({link.program for link in o.links()}) == here
+    finally:
+        o.close()

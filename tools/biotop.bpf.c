@@ -10,7 +10,7 @@
 
 #define TASK_COMM_LEN 16
 
-struct start_info {
+struct io_start {
 	u64 ts_issue;
 	u32 pid;
 	char comm[TASK_COMM_LEN];
@@ -34,7 +34,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 10240);
 	__type(key, struct request *);
-	__type(value, struct start_info);
+	__type(value, struct io_start);
 } starts SEC(".maps");
 
 struct {
@@ -46,7 +46,7 @@ struct {
 
 static __always_inline int on_start(struct request *rq)
 {
-	struct start_info s = {};
+	struct io_start s = {};
 
 	if (!tool_traced())
 		return 0;
@@ -58,7 +58,7 @@ static __always_inline int on_start(struct request *rq)
 
 static __always_inline int on_issue(struct request *rq)
 {
-	struct start_info *s = bpf_map_lookup_elem(&starts, &rq);
+	struct io_start *s = bpf_map_lookup_elem(&starts, &rq);
 
 	if (s) {
 		s->ts_issue = bpf_ktime_get_ns();
@@ -67,7 +67,7 @@ static __always_inline int on_issue(struct request *rq)
 	/* Not seen at submission: with -p, not ours; else counted for the issuing task. */
 	if (targ_tgid)
 		return 0;
-	struct start_info n = { .ts_issue = bpf_ktime_get_ns() };
+	struct io_start n = { .ts_issue = bpf_ktime_get_ns() };
 	n.pid = bpf_get_current_pid_tgid() >> 32;
 	bpf_get_current_comm(n.comm, sizeof(n.comm));
 	bpf_map_update_elem(&starts, &rq, &n, BPF_ANY);
@@ -76,7 +76,7 @@ static __always_inline int on_issue(struct request *rq)
 
 static __always_inline int on_complete(void *ctx, struct request *rq)
 {
-	struct start_info *s = bpf_map_lookup_elem(&starts, &rq);
+	struct io_start *s = bpf_map_lookup_elem(&starts, &rq);
 	struct io_key key = {};
 	struct io_val *v, zero = {};
 

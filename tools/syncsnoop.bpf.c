@@ -7,7 +7,9 @@
  * entry tracepoint. Compiled after tool.bpf.h: tool_traced() is the -p/-c filter.
  */
 
-enum sync_call { SYNC, FSYNC, FDATASYNC, MSYNC, SYNC_FILE_RANGE, SYNCFS };
+/* CALL_-prefixed: a kernel's vmlinux.h may have an enumerator SYNC (the whole header is used when
+ * the minimal one is not enough), and C has one namespace for enumerators. */
+enum sync_call { CALL_SYNC, CALL_FSYNC, CALL_FDATASYNC, CALL_MSYNC, CALL_SYNC_FILE_RANGE, CALL_SYNCFS };
 
 struct sync_event {
 	u64 ts_ns;
@@ -33,8 +35,8 @@ static __always_inline int report(void *ctx, enum sync_call call)
 }
 
 #define SYNC_SYSCALL(sys, call)                                                       \
-	SEC("ksyscall/" #sys) int BPF_KSYSCALL(sys##_k) { return report(ctx, call); } \
-	SEC("tracepoint/syscalls/sys_enter_" #sys) int sys##_tp(void *ctx) { return report(ctx, call); }
+	SEC("ksyscall/" #sys) int BPF_KSYSCALL(sys##_k) { return report(ctx, CALL_##call); } \
+	SEC("tracepoint/syscalls/sys_enter_" #sys) int sys##_tp(void *ctx) { return report(ctx, CALL_##call); }
 
 SYNC_SYSCALL(sync, SYNC)
 SYNC_SYSCALL(fsync, FSYNC)

@@ -80,8 +80,17 @@ int BPF_PROG(retrans_btf, const struct sock *sk, const struct sk_buff *skb)
 	return retransmitted(ctx, sk, skb, RETRANSMIT);
 }
 
+/* The tracepoint's record as its format file lays it out, the same since 4.16. Not the kernel's
+ * type for it: that is named after the event class, which was tcp_event_sk_skb until 6.13, so a
+ * kernel's vmlinux.h has one name or the other. */
+struct tcp_retransmit_skb_record {
+	u64 common;		/* struct trace_entry */
+	const void *skbaddr;
+	const void *skaddr;
+};
+
 SEC("tracepoint/tcp/tcp_retransmit_skb")
-int retrans_tp(struct trace_event_raw_tcp_retransmit_skb *ctx)
+int retrans_tp(struct tcp_retransmit_skb_record *ctx)
 {
 	return retransmitted(ctx, ctx->skaddr, ctx->skbaddr, RETRANSMIT);
 }

@@ -81,8 +81,19 @@ int BPF_KPROBE(send_kprobe, struct sock *sk, struct msghdr *msg, size_t size)
 	return count(sk, size, 0);
 }
 
+/* The record of sock_send_length and sock_recv_length as their format files lay it out (since
+ * 6.3, where they arrived): kernels before them have no such type for vmlinux.h to hold. */
+struct sock_msg_length_record {
+	u64 common;		/* struct trace_entry */
+	void *sk;
+	u16 family;
+	u16 protocol;
+	int ret;
+	int flags;
+};
+
 SEC("tracepoint/sock/sock_send_length")
-int send_tp(struct trace_event_raw_sock_msg_length *ctx)
+int send_tp(struct sock_msg_length_record *ctx)
 {
 	if (ctx->protocol != IPPROTO_TCP || ctx->ret <= 0)
 		return 0;
@@ -104,7 +115,7 @@ int BPF_KPROBE(recv_kprobe, struct sock *sk, int copied)
 }
 
 SEC("tracepoint/sock/sock_recv_length")
-int recv_tp(struct trace_event_raw_sock_msg_length *ctx)
+int recv_tp(struct sock_msg_length_record *ctx)
 {
 	if (ctx->protocol != IPPROTO_TCP || ctx->ret <= 0 || (ctx->flags & MSG_PEEK))
 		return 0;

@@ -147,6 +147,39 @@ def _format_sym(r: Optional[tuple], show_module: bool, show_offset: bool, defaul
     return out
 
 
+def _hook_function(sec: Any) -> Optional[str]:
+    """The kernel function that a kprobe, fentry, fexit, fmod_ret or ksyscall section (a
+    ``_native.Section``) hooks, or None: other kinds, and functions of modules (``mod:func``)."""
+    if sec.kind in ("ksyscall", "kretsyscall"):
+        return KernelAttachMixin.get_syscall_prefix() + sec.target
+    if sec.kind in ("kprobe", "kretprobe", "fentry", "fexit", "fmod_ret"):
+        func = sec.kprobe_function[0] if sec.kprobe_function is not None else sec.target
+        return func if func and ":" not in func else None
+    return None
+
+
+def _check_required(alternatives: dict, sections: dict) -> None:
+    """Where ``BPFKIT_REQUIRE_FEATURES`` names the features this kernel must have (the qemu
+    kernels of the tests), a ladder may not pass over a rung that needs one of them, whatever the
+    reason but one: the rung's function does not exist in this kernel (renamed, or inlined), which
+    no kernel feature can change. A tool that falls back otherwise would hide a broken kprobe or
+    fentry rung behind its tracepoint. Raises NotSupportedError naming the rung, its feature and
+    why it was passed over."""
+    required = os.environ.get("BPFKIT_REQUIRE_FEATURES")
+    if not required:
+        return
+    need = {f.strip() for f in required.split(",") if f.strip()}
+    for alt in alternatives.values():
+        for q, why in alt.passed_over:
+            sec = _native.Section(sections[q])
+            f = sec.feature
+            func = _hook_function(sec)
+            if f in need and (func is None or _native.ksymname(func) is not None):
+                raise NotSupportedError(
+                    f"fallback ladder passed over `{q}` ({sections[q]}) for `{alt.program}`, but {f} is required "
+                    f"here (BPFKIT_REQUIRE_FEATURES): {why}", _errno.EOPNOTSUPP)
+
+
 class Alternative:
     """What a fallback ladder chose: ``program``; ``passed_over``, ``[(program, why)]`` for each
     better alternative the kernel does not support; and ``candidates``, the whole ladder."""
@@ -171,10 +204,9 @@ def _predict(section: str) -> Optional[str]:
         ok, _errno_, reason = _native.probe_feature(need, remembered=True)
         if not ok:
             return f"{need}: {reason}"
-    if sec.kprobe_function is not None:
-        func = sec.kprobe_function[0]
-        if _native.ksymname(func) is None:
-            return f"kernel function {func} does not exist here"
+    func = _hook_function(sec)
+    if func is not None and _native.ksymname(func) is None:
+        return f"kernel function {func} does not exist here"
     if sec.tracepoint is not None:
         cat, ev = sec.tracepoint
         if not _native.tracepoint_exists(cat, ev):
@@ -370,6 +402,11 @@ class BPF(KernelAttachMixin, UserAttachMixin, NetAttachMixin):
                 continue
             for g, p in zip(groups, chosen):
                 self.alternatives[g[0]] = Alternative(p, [(q, rejected[q]) for q in g if q in rejected], g)
+            try:
+                _check_required(self.alternatives, sections)
+            except BaseException:
+                self._obj.close()
+                raise
             for g, p in zip(groups, chosen):
                 passed = self.alternatives[g[0]].passed_over
                 log.info("alternatives for %s: using %s%s", g[0], p,
