@@ -13,7 +13,8 @@ Python.
 * :class:`Columns` — a column spec that prints the header and the rows, or with ``-j/--json`` one
   JSON object per row;
 * :func:`print_hists` — the histograms of an interval as BCC prints them, or one JSON object with
-  the buckets as numbers;
+  the buckets as numbers; :func:`read_hists` reads them from the ``dist`` map, and
+  :func:`read_extension` and :func:`print_extension` give ``-e``'s summary;
 * the argument types (:func:`pid`, :func:`uid`, :func:`seconds`, :func:`count`, :func:`regex`,
   :func:`cgroup_path`, :func:`listen_address`) that refuse a bad value with a one-line usage error
   before anything starts;
@@ -211,7 +212,7 @@ def intervals(args: Namespace, *, final: bool = True, gap: bool = False,
     a blank line with ``gap``, then with ``-T`` (``args.timestamp``) the time as ``HH:MM:SS``.
 
     >>> for _ in intervals(args):
-    ...     print_hists(collect(b["dist"].items()), args, "usecs")
+    ...     print_hists(read_hists(args, b["dist"]), args, "usecs")
 
     With ``--prometheus`` it does not sleep: each scrape of the metrics runs one pass (the tool's
     loop body reads its maps then, so what is served is current), until Ctrl-C, SIGTERM or the
@@ -367,6 +368,44 @@ def print_hists(hists: dict, args: Namespace, val_type: str, *, section_header: 
         _hist.print_log2_hist(hists or {None: {}}, val_type, section_header, section_print_fn, file=file)
     (file or sys.stdout).flush()
 
+
+
+def read_hists(args: Namespace, dist: Any, section: Callable[[Any], Any] | None = None, *,
+               slot: str = "slot") -> dict:
+    """An interval's histograms from a map keyed by a section and a slot (``hist.bpf.h``'s
+    ``dist``), as :func:`print_hists` takes them: ``{section(key): {slot: count}}`` (``section``
+    None: one histogram, under None), the counts of keys alike but for other fields added up;
+    ``slot``: the key's field that holds the slot. The map is then cleared (:func:`clear`).
+
+    >>> for _ in intervals(args, gap=True):
+    ...     print_hists(read_hists(args, b["dist"], lambda k: k.id if args.pids else None), args, "usecs")
+    """
+    hists: dict = {}
+    for k, v in dist.items():
+        h = hists.setdefault(None if section is None else section(k), {})
+        i = getattr(k, slot)
+        h[i] = h.get(i, 0) + v.value
+    clear(args, dist)
+    return hists
+
+
+def read_extension(args: Namespace, table: Any) -> tuple[int, dict | None]:
+    """An interval's total, in the histogram's unit, from ``hist.bpf.h``'s one-entry ``EXT_MAP``
+    (which is then cleared: :func:`clear`), and with ``-e`` (``args.extension``) BCC's summary
+    of it, ``{"avg", "total", "count"}``, for :func:`print_hists`' JSON and
+    :func:`print_extension` (None without ``-e``)."""
+    ext = table[0]
+    total, n = ext.total, ext.count
+    clear(args, table)
+    return total, {"avg": total / n if n else 0, "total": total, "count": n} if args.extension else None
+
+
+def print_extension(args: Namespace, summary: dict | None, val_type: str) -> None:
+    """BCC's ``-e`` line under a histogram (``avg = 12 usecs, total: 1234 usecs, count: 100``):
+    for an interval that counted something, and not with ``--json``, whose object has it."""
+    if summary and summary["count"] and not getattr(args, "json", False):
+        print("\navg = %ld %s, total: %ld %s, count: %ld\n" % (summary["avg"], val_type, summary["total"], val_type,
+                                                              summary["count"]), flush=True)
 
 # -- --prometheus: the kit's side (the exporter itself is _prom.py, imported only when asked for) ----
 

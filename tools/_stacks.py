@@ -5,6 +5,7 @@
 * :func:`collect` — the run: until the duration or Ctrl-C, remembering meanwhile (ten times a
   second) the mappings of the processes whose user stacks were taken (:meth:`Symbols.watch_map`,
   ``BPF.remember_process``), so that a process that exits before the report is still named;
+  :func:`report_task_stacks` — that run and the report of profile's and offcputime's stacks;
 * :class:`Symbols` — kernel and user frames by name, cached, with the count of ``[unknown]`` ones;
 * :class:`Report` — the stacks, printed as BCC prints them, folded (``-f``, FlameGraph's format),
   as JSON lines (``-j``), or drawn as a flame graph (``--flamegraph``), with the stacks that could
@@ -170,6 +171,30 @@ def collect(duration: float | None, watch: Callable[[], Any] | None = None, ever
         watch()
     return interrupted
 
+
+def stack_kinds(args: Any) -> str:
+    """The stacks taken, as a header line says them: ``user``, ``kernel`` or ``user + kernel``."""
+    return "user" if args.user_stacks_only else "kernel" if args.kernel_stacks_only else "user + kernel"
+
+
+def report_task_stacks(b: Any, args: Any, report: Report, *, sym_pid: Callable[[Any], int], trim: bool = False,
+                       extra: Callable[[Any], dict] | None = None) -> None:
+    """profile's and offcputime's run and report, their program's ``counts`` being by a task's
+    stacks (``stack.bpf.h``): :func:`collect` until ``-d`` or Ctrl-C, noting meanwhile the
+    mappings of the processes in ``stack_pids`` (user frames are named at the end), a blank line
+    in text, then each task's stacks added (:meth:`Report.add_task_stack`, the user frames named
+    in process ``sym_pid(key)``, with ``trim`` and JSON fields ``extra(key)``) and printed."""
+    symbols = report.symbols
+    pids = b["stack_pids"]
+    collect(args.duration, None if args.kernel_stacks_only else lambda: symbols.watch_map(pids))
+    if not args.folded and not args.json:
+        print()
+    stack_map = b["stacks"]
+    for k, v in b["counts"].items():
+        report.add_task_stack(v.value, k.name.decode(errors="replace"), k.pid, sym_pid(k), k.user_stack_id,
+                              k.kernel_stack_id, stack_map, user=not args.kernel_stacks_only,
+                              kernel=not args.user_stacks_only, trim=trim, extra=extra(k) if extra else None)
+    report.print()
 
 class Symbols:
     """Names of stack frames: kernel addresses through ``BPF.ksym`` (``/proc/kallsyms``), user

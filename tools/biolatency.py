@@ -23,9 +23,9 @@ import os
 import sys
 
 try:
-    from ._kit import Tool, clear, intervals, invalid, print_hists
+    from ._kit import Tool, intervals, invalid, print_extension, print_hists, read_extension, read_hists
 except ImportError:  # run as a script from tools/
-    from _kit import Tool, clear, intervals, invalid, print_hists  # type: ignore[no-redef]
+    from _kit import Tool, intervals, invalid, print_extension, print_hists, read_extension, read_hists  # type: ignore[no-redef]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -89,22 +89,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         dist, extension = b["dist"], b["extension"]
         label = "msecs" if args.milliseconds else "usecs"
         header = "disk" if args.disks else "flags"
+        section = (lambda k: k.disk.decode(errors="replace") or "?") if args.disks else \
+            (lambda k: flags_name(k.flags)) if args.flags else None
         for _ in intervals(args, gap=True):
-            hists: dict = {}
-            for k, v in dist.items():
-                section = (k.disk.decode(errors="replace") or "?") if args.disks else \
-                    flags_name(k.flags) if args.flags else None
-                h = hists.setdefault(section, {})
-                h[k.slot] = h.get(k.slot, 0) + v.value
-            clear(args, dist)
-            ext = extension[0]
-            total, n = ext.total, ext.count
-            clear(args, extension)
-            summary = {"avg": total / n if n else 0, "total": total, "count": n} if args.extension else None
+            hists = read_hists(args, dist, section)
+            total, summary = read_extension(args, extension)
             print_hists(hists, args, label, section_header=header, sectioned=args.disks or args.flags,
                         extra={"extension": summary} if summary else None, top_slot=TOP_SLOT, total=total)
-            if summary and n and not args.json:
-                print("\navg = %ld %s, total: %ld %s, count: %ld\n" % (total / n, label, total, label, n), flush=True)
+            print_extension(args, summary, label)
     return 0
 
 

@@ -23,8 +23,10 @@ import time
 
 try:
     from ._kit import Tool, count, exporter, intervals, print_json
+    from .biosnoop import LADDERS  # block.bpf.h's ladders, the same in both tools
 except ImportError:  # run as a script from tools/
     from _kit import Tool, count, exporter, intervals, print_json  # type: ignore[no-redef]
+    from biosnoop import LADDERS  # type: ignore[no-redef]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -35,8 +37,6 @@ if TYPE_CHECKING:
 TOOL = Tool(__file__, __doc__)
 #: The program's C, beside this file.
 SOURCE = TOOL.source
-LADDERS = [["start_tp_btf", "start_raw_tp", "start_fentry", "start_kprobe"],
-           ["issue_tp_btf", "issue_raw_tp"], ["complete_tp_btf", "complete_raw_tp"]]
 HEADER = "%-7s %-16s %1s %-3s %-3s %-8s %5s %7s %6s" % ("PID", "COMM", "D", "MAJ", "MIN", "DISK", "I/O", "Kbytes",
                                                        "AVGms")
 

@@ -23,9 +23,9 @@ from __future__ import annotations
 import sys
 
 try:
-    from ._kit import Tool, clear, intervals, print_hists
+    from ._kit import Tool, intervals, print_extension, print_hists, read_extension, read_hists
 except ImportError:  # run as a script from tools/
-    from _kit import Tool, clear, intervals, print_hists  # type: ignore[no-redef]
+    from _kit import Tool, intervals, print_extension, print_hists, read_extension, read_hists  # type: ignore[no-redef]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -74,21 +74,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"Tracing {'off' if args.offcpu else 'on'}-CPU time... Hit Ctrl-C to end.", flush=True)
         dist, extension = b["dist"], b["extension"]
         for _ in intervals(args, gap=True):
-            hists: dict = {}
-            for k, v in dist.items():
-                h = hists.setdefault(k.id if section else None, {})
-                h[k.slot] = h.get(k.slot, 0) + v.value
-            clear(args, dist)
-            ext = extension[0]
-            total, n = ext.total, ext.count
-            clear(args, extension)
-            summary = {"avg": total / n if n else 0, "total": total, "count": n} if args.extension else None
+            hists = read_hists(args, dist, (lambda k: k.id) if section else None)
+            total, summary = read_extension(args, extension)
             print_hists(hists, args, label, section_header=section or "", sectioned=section is not None,
                         section_print_fn=pid_to_comm if section and not args.json and not args.prometheus else None,
                         extra={"extension": summary} if summary else None, total=total,
                         metric="offcpu_seconds" if args.offcpu else "oncpu_seconds")
-            if summary and n and not args.json:
-                print("\navg = %ld %s, total: %ld %s, count: %ld\n" % (total / n, label, total, label, n), flush=True)
+            print_extension(args, summary, label)
     return 0
 
 

@@ -28,9 +28,9 @@ from __future__ import annotations
 import sys
 
 try:
-    from ._kit import Tool, clear, interval_options, intervals, print_hists, seconds
+    from ._kit import Tool, clear, interval_options, intervals, print_hists, read_hists, seconds
 except ImportError:  # run as a script from tools/
-    from _kit import Tool, clear, interval_options, intervals, print_hists, seconds  # type: ignore[no-redef]
+    from _kit import Tool, clear, interval_options, intervals, print_hists, read_hists, seconds  # type: ignore[no-redef]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -90,11 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f'Tracing {len(targets)} functions for "{args.pattern}"... Hit Ctrl-C to end.', flush=True)
         dist, totals = b["dist"], b["totals"]
         for _ in intervals(args, gap=True):
-            hists: dict = {}
-            for k, v in dist.items():
-                h = hists.setdefault((k.index, k.pid) if sectioned else None, {})
-                h[k.slot] = h.get(k.slot, 0) + v.value
-            clear(args, dist)
+            hists = read_hists(args, dist, (lambda k: (k.index, k.pid)) if sectioned else None)
             total = totals[0]
             ns, calls = total.ns, total.count
             clear(args, totals)

@@ -21,9 +21,11 @@ from __future__ import annotations
 import sys
 
 try:
-    from ._kit import Tool, clear, cpu, exporter, intervals, print_hists, print_json
+    from . import _irqs
+    from ._kit import Tool
 except ImportError:  # run as a script from tools/
-    from _kit import Tool, clear, cpu, exporter, intervals, print_hists, print_json  # type: ignore[no-redef]
+    import _irqs  # type: ignore[no-redef]
+    from _kit import Tool  # type: ignore[no-redef]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -35,67 +37,22 @@ TOOL = Tool(__file__, __doc__)
 #: The program's C, beside this file.
 SOURCE = TOOL.source
 #: Each hook's fallback ladder, best first: a BTF tracepoint, then a raw tracepoint.
-LADDERS = [["entry_btf", "entry_raw"], ["exit_btf", "exit_raw"]]
-
-
-
-
-def serve_totals(serving: Any, items: list, label: str, count_only: bool) -> None:
-    """``(name, slot, n)`` totals as ``bpfkit_<tool>_total`` (events) or ``_seconds_total``."""
-    totals: dict = {}
-    for name, _, n in items:
-        totals[(name,)] = totals.get((name,), 0) + n
-    if count_only:
-        serving.counter("total", f"{label.capitalize()} events, by {label}", (label,), totals)
-    else:
-        serving.counter("seconds_total", f"Time spent in {label} handlers", (label,),
-                        {k: ns / 1e9 for k, ns in totals.items()})
+LADDERS = _irqs.LADDERS
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    p = TOOL.parser("timestamp")
-    p.add_argument("-N", "--nanoseconds", action="store_true", help="output in nanoseconds")
-    p.add_argument("-C", "--count", action="store_true", dest="count_only", help="show event counts instead of timing")
-    p.add_argument("-d", "--dist", action="store_true", help="show distributions as histograms")
-    p.add_argument("-c", "--cpu", type=cpu, help="trace this CPU only")
-    TOOL.add_groups(p, "json", "interval", "prometheus")
-    args = p.parse_args(argv)
-    if args.count_only and (args.dist or args.nanoseconds):
-        p.error("the --count option can't be used with time-based options")
-    return args
+    return _irqs.parse_args(TOOL, argv, count_only=("--count", "count_only", "show event counts instead of timing"))
+
+
+def read(dist: Any) -> list:
+    """The map's entries as ``(handler name, slot, value)``: a handler by its irqaction's name."""
+    return [(k.name.decode(errors="replace"), k.slot, v.value) for k, v in dist.items()]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    consts = {"count_only": args.count_only, "per_slot": args.dist, "nsecs": args.nanoseconds,
-              "targ_cpu": -1 if args.cpu is None else args.cpu}
-    label = "count" if args.count_only else "nsecs" if args.nanoseconds else "usecs"
-    factor = 1 if args.count_only or args.nanoseconds else 1000
-    with TOOL.load(args, consts=consts, alternatives=LADDERS) as b:
-        if not args.json:
-            print(f"Tracing hard irq {'events' if args.count_only else 'event time'}... Hit Ctrl-C to end.", flush=True)
-        dist = b["dist"]
-        for _ in intervals(args, gap=True):
-            items = [(k.name.decode(errors="replace"), k.slot, v.value) for k, v in dist.items()]
-            clear(args, dist)
-            if args.dist:
-                hists: dict = {}
-                for name, slot, n in items:
-                    hists.setdefault(name, {})[slot] = n
-                print_hists(hists, args, label, section_header="hardirq", sectioned=True)
-                continue
-            if exporter(args) is not None:  # counts, or time in seconds (the map's are ns)
-                serve_totals(exporter(args), items, "hardirq", args.count_only)
-                continue
-            totals = sorted(((n // factor, name) for name, _, n in items))
-            if args.json:
-                print_json({"val_type": label, "totals": [{"hardirq": name, "total": n} for n, name in totals]})
-                continue
-            print("%-26s %11s" % ("HARDIRQ", "TOTAL_" + label))
-            for n, name in totals:
-                print("%-26s %11d" % (name, n))
-            sys.stdout.flush()
-    return 0
+    return _irqs.main(TOOL, args, count_only=args.count_only, what="hard irq", column="hardirq", width=26,
+                      read=read)
 
 
 if __name__ == "__main__":

@@ -232,24 +232,25 @@ int BPF_UPROBE(free_enter, void *addr) { return tool_traced() ? free_addr(ctx, (
 
 /* -- kernel mode: the kmem tracepoints, attached by memleak.py when no process is given ------ */
 
+/* An allocation seen whole at its tracepoint (its address and size at once): recorded unless the
+ * filters leave it out. */
+static __always_inline int kernel_alloc(void *ctx, u64 addr, u64 size)
+{
+	if (!tool_traced() || !wanted_size(size))
+		return 0;
+	return record(ctx, addr, size);
+}
+
 SEC("tracepoint")
 int kmalloc_tp(struct trace_event_raw_kmalloc *ctx)
 {
-	u64 size = BPF_CORE_READ(ctx, bytes_alloc);
-
-	if (!tool_traced() || !wanted_size(size))
-		return 0;
-	return record(ctx, (u64)BPF_CORE_READ(ctx, ptr), size);
+	return kernel_alloc(ctx, (u64)BPF_CORE_READ(ctx, ptr), BPF_CORE_READ(ctx, bytes_alloc));
 }
 
 SEC("tracepoint")
 int kmem_cache_alloc_tp(struct trace_event_raw_kmem_cache_alloc *ctx)
 {
-	u64 size = BPF_CORE_READ(ctx, bytes_alloc);
-
-	if (!tool_traced() || !wanted_size(size))
-		return 0;
-	return record(ctx, (u64)BPF_CORE_READ(ctx, ptr), size);
+	return kernel_alloc(ctx, (u64)BPF_CORE_READ(ctx, ptr), BPF_CORE_READ(ctx, bytes_alloc));
 }
 
 SEC("tracepoint")
@@ -264,11 +265,7 @@ int kmem_cache_free_tp(struct trace_event_raw_kmem_cache_free *ctx)
 SEC("tracepoint")
 int page_alloc_tp(struct trace_event_raw_mm_page_alloc *ctx)
 {
-	u64 size = (u64)PAGE_SIZE << BPF_CORE_READ(ctx, order);
-
-	if (!tool_traced() || !wanted_size(size))
-		return 0;
-	return record(ctx, BPF_CORE_READ(ctx, pfn), size);
+	return kernel_alloc(ctx, BPF_CORE_READ(ctx, pfn), (u64)PAGE_SIZE << BPF_CORE_READ(ctx, order));
 }
 
 SEC("tracepoint")
@@ -277,11 +274,7 @@ int page_free_tp(struct trace_event_raw_mm_page_free *ctx) { return free_addr(ct
 SEC("tracepoint")
 int percpu_alloc_tp(struct trace_event_raw_percpu_alloc_percpu *ctx)
 {
-	u64 size = BPF_CORE_READ(ctx, bytes_alloc);
-
-	if (!tool_traced() || !wanted_size(size))
-		return 0;
-	return record(ctx, (u64)BPF_CORE_READ(ctx, ptr), size);
+	return kernel_alloc(ctx, (u64)BPF_CORE_READ(ctx, ptr), BPF_CORE_READ(ctx, bytes_alloc));
 }
 
 SEC("tracepoint")

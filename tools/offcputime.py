@@ -82,27 +82,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     who = (f"PID {args.pid}" if args.pid else f"TID {args.tid}" if args.tid else
            "user threads" if args.user_threads_only else "kernel threads" if args.kernel_threads_only else
            "all threads")
-    stack = "user" if args.user_stacks_only else "kernel" if args.kernel_stacks_only else "user + kernel"
+    stack = _stacks.stack_kinds(args)
     with TOOL.load(args, consts=consts, alternatives=LADDERS,
                    map_sizes=_stacks.map_sizes(args)) as b:
         if not args.folded and not args.json:
             print(f"Tracing off-CPU time (us) of {who} by {stack} stack{_stacks.duration_text(args.duration)}",
                   flush=True)
-        counts = b["counts"]
-        symbols = _stacks.Symbols()
-        # User stacks are named at the end: the mappings of their processes are noted meanwhile.
-        pids = b["stack_pids"]
-        _stacks.collect(args.duration, None if args.kernel_stacks_only else lambda: symbols.watch_map(pids))
-        if not args.folded and not args.json:
-            print()
-        report = _stacks.Report(args, symbols, unit="us", title="Off-CPU Time Flame Graph", colors="io")
-        stack_map = b["stacks"]
-        for k, v in counts.items():
-            # The text shows the thread, as BCC's; user frames are named in its process.
-            report.add_task_stack(v.value, k.name.decode(errors="replace"), k.pid, k.tgid, k.user_stack_id,
-                                  k.kernel_stack_id, stack_map, user=not args.kernel_stacks_only,
-                                  kernel=not args.user_stacks_only, trim=True, extra={"pid": k.tgid, "tid": k.pid})
-        report.print()
+        report = _stacks.Report(args, _stacks.Symbols(), unit="us", title="Off-CPU Time Flame Graph", colors="io")
+        # The text shows the thread, as BCC's; user frames are named in its process.
+        _stacks.report_task_stacks(b, args, report, sym_pid=lambda k: k.tgid, trim=True,
+                                   extra=lambda k: {"pid": k.tgid, "tid": k.pid})
     return 0
 
 

@@ -88,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sampling = f"{args.frequency or 49} Hertz"
     who = (f"PID {','.join(map(str, args.pid))}" if args.pid else
            f"TID {','.join(map(str, args.tid))}" if args.tid else "all threads")
-    stack = "user" if args.user_stacks_only else "kernel" if args.kernel_stacks_only else "user + kernel"
+    stack = _stacks.stack_kinds(args)
     with TOOL.load(args, consts=consts, map_sizes=_stacks.map_sizes(args)) as b:
         from bpfkit import PerfSWConfig, PerfType
 
@@ -101,20 +101,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             on = "" if args.cpu is None else f" on CPU#{args.cpu}"
             print(f"Sampling at {sampling} of {who} by {stack} stack{on}{_stacks.duration_text(args.duration)}",
                   flush=True)
-        counts = b["counts"]
-        symbols = _stacks.Symbols(annotate_kernel=args.annotations)
-        # User stacks are named at the end: the mappings of their processes are noted meanwhile.
-        pids = b["stack_pids"]
-        _stacks.collect(args.duration, None if args.kernel_stacks_only else lambda: symbols.watch_map(pids))
-        if not args.folded and not args.json:
-            print()
-        report = _stacks.Report(args, symbols, unit="samples", title="CPU Flame Graph", colors="hot")
-        stack_map = b["stacks"]
-        for k, v in counts.items():
-            report.add_task_stack(v.value, k.name.decode(errors="replace"), k.pid, k.pid, k.user_stack_id,
-                                  k.kernel_stack_id, stack_map, user=not args.kernel_stacks_only,
-                                  kernel=not args.user_stacks_only)
-        report.print()
+        report = _stacks.Report(args, _stacks.Symbols(annotate_kernel=args.annotations), unit="samples",
+                                title="CPU Flame Graph", colors="hot")
+        _stacks.report_task_stacks(b, args, report, sym_pid=lambda k: k.pid)
     return 0
 
 

@@ -22,9 +22,9 @@ from __future__ import annotations
 import sys
 
 try:
-    from ._kit import Tool, clear, intervals, print_hists
+    from ._kit import Tool, intervals, print_hists, read_hists
 except ImportError:  # run as a script from tools/
-    from _kit import Tool, clear, intervals, print_hists  # type: ignore[no-redef]
+    from _kit import Tool, intervals, print_hists, read_hists  # type: ignore[no-redef]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -59,11 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("Tracing run queue latency... Hit Ctrl-C to end.", flush=True)
         dist = b["dist"]
         for _ in intervals(args, gap=True):
-            hists: dict = {}
-            for k, v in dist.items():
-                h = hists.setdefault(k.id if section else None, {})
-                h[k.slot] = h.get(k.slot, 0) + v.value
-            clear(args, dist)
+            hists = read_hists(args, dist, (lambda k: k.id) if section else None)
             print_hists(hists, args, label, section_header=section or "", sectioned=section is not None)
     return 0
 

@@ -20,9 +20,9 @@ from __future__ import annotations
 import sys
 
 try:
-    from ._kit import Tool, clear, intervals, invalid, print_hists, print_json
+    from ._kit import Tool, intervals, invalid, print_hists, print_json, read_hists
 except ImportError:  # run as a script from tools/
-    from _kit import Tool, clear, intervals, invalid, print_hists, print_json  # type: ignore[no-redef]
+    from _kit import Tool, intervals, invalid, print_hists, print_json, read_hists  # type: ignore[no-redef]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -71,11 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("Sampling run queue length... Hit Ctrl-C to end.", flush=True)
         dist = b["dist"]
         for _ in intervals(args, gap=True):
-            hists: dict = {}
-            for k, v in dist.items():
-                h = hists.setdefault(k.cpu if args.cpus else None, {})
-                h[k.len] = h.get(k.len, 0) + v.value
-            clear(args, dist)
+            hists = read_hists(args, dist, (lambda k: k.cpu) if args.cpus else None, slot="len")
             if args.runqocc and not args.prometheus:  # served: the histogram, whose le=0 gives it
                 _print_occupancy(hists, args)
             else:

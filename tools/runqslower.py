@@ -21,8 +21,10 @@ import time
 
 try:
     from ._kit import Columns, Tool, event_loop, invalid, pid
+    from .runqlat import LADDERS  # sched.bpf.h's wakeup and switch ladders, the same in both tools
 except ImportError:  # run as a script from tools/
     from _kit import Columns, Tool, event_loop, invalid, pid  # type: ignore[no-redef]
+    from runqlat import LADDERS  # type: ignore[no-redef]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -32,8 +34,6 @@ if TYPE_CHECKING:
 TOOL = Tool(__file__, __doc__)
 #: The program's C, beside this file.
 SOURCE = TOOL.source
-#: Each hook's fallback ladder, best first: a BTF tracepoint, then a raw tracepoint.
-LADDERS = [[f"{hook}_btf", f"{hook}_raw"] for hook in ("wakeup", "wakeup_new", "switch")]
 
 
 def microseconds(text: str) -> int:

@@ -21,22 +21,23 @@ from __future__ import annotations
 import sys
 
 try:
-    from ._kit import Tool, clear, exporter, intervals, print_hists, print_json
-    from .hardirqs import cpu, serve_totals
+    from . import _irqs
+    from ._kit import Tool
 except ImportError:  # run as a script from tools/
-    from _kit import Tool, clear, exporter, intervals, print_hists, print_json  # type: ignore[no-redef]
-    from hardirqs import cpu, serve_totals  # type: ignore[no-redef]
+    import _irqs  # type: ignore[no-redef]
+    from _kit import Tool  # type: ignore[no-redef]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
     from collections.abc import Sequence
+    from typing import Any
 
 TOOL = Tool(__file__, __doc__)
 #: The program's C, beside this file.
 SOURCE = TOOL.source
 #: Each hook's fallback ladder, best first: a BTF tracepoint, then a raw tracepoint.
-LADDERS = [["entry_btf", "entry_raw"], ["exit_btf", "exit_raw"]]
+LADDERS = _irqs.LADDERS
 #: The soft irq vectors' names, by number (the kernel's softirq_to_name, in lower case as BCC).
 VECTORS = ["hi", "timer", "net_tx", "net_rx", "block", "irq_poll", "tasklet", "sched", "hrtimer", "rcu"]
 
@@ -46,49 +47,17 @@ def vec_name(vec: int) -> str:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    p = TOOL.parser("timestamp")
-    p.add_argument("-N", "--nanoseconds", action="store_true", help="output in nanoseconds")
-    p.add_argument("-C", "--events", action="store_true", help="show the number of soft irq events")
-    p.add_argument("-d", "--dist", action="store_true", help="show distributions as histograms")
-    p.add_argument("-c", "--cpu", type=cpu, help="trace this CPU only")
-    TOOL.add_groups(p, "json", "interval", "prometheus")
-    args = p.parse_args(argv)
-    if args.events and (args.dist or args.nanoseconds):
-        p.error("the --events option can't be used with time-based options")
-    return args
+    return _irqs.parse_args(TOOL, argv, count_only=("--events", "events", "show the number of soft irq events"))
+
+
+def read(dist: Any) -> list:
+    """The map's entries as ``(vector name, slot, value)``, in the vectors' order."""
+    return [(vec_name(vec), slot, n) for vec, slot, n in sorted((k.vec, k.slot, v.value) for k, v in dist.items())]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    consts = {"count_only": args.events, "per_slot": args.dist, "nsecs": args.nanoseconds,
-              "targ_cpu": -1 if args.cpu is None else args.cpu}
-    label = "count" if args.events else "nsecs" if args.nanoseconds else "usecs"
-    factor = 1 if args.events or args.nanoseconds else 1000
-    with TOOL.load(args, consts=consts, alternatives=LADDERS) as b:
-        if not args.json:
-            print(f"Tracing soft irq {'events' if args.events else 'event time'}... Hit Ctrl-C to end.", flush=True)
-        dist = b["dist"]
-        for _ in intervals(args, gap=True):
-            items = [(k.vec, k.slot, v.value) for k, v in dist.items()]
-            clear(args, dist)
-            if args.dist:
-                hists: dict = {}
-                for vec, slot, n in sorted(items):
-                    hists.setdefault(vec_name(vec), {})[slot] = n
-                print_hists(hists, args, label, section_header="softirq", sectioned=True)
-                continue
-            if exporter(args) is not None:  # counts, or time in seconds (the map's are ns)
-                serve_totals(exporter(args), [(vec_name(v), s, n) for v, s, n in items], "softirq", args.events)
-                continue
-            totals = sorted((n // factor, vec_name(vec)) for vec, _, n in items)
-            if args.json:
-                print_json({"val_type": label, "totals": [{"softirq": name, "total": n} for n, name in totals]})
-                continue
-            print("%-16s %11s" % ("SOFTIRQ", "TOTAL_" + label))
-            for n, name in totals:
-                print("%-16s %11d" % (name, n))
-            sys.stdout.flush()
-    return 0
+    return _irqs.main(TOOL, args, count_only=args.events, what="soft irq", column="softirq", width=16, read=read)
 
 
 if __name__ == "__main__":
