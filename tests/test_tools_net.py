@@ -193,6 +193,93 @@ def test_tcpconnect_json_port_filter_and_counts(session_factory):
     assert table == [["LADDR", "RADDR", "RPORT", "CONNECTS"], [LOCAL, LOCAL, str(port), "3"]], out
 
 
+
+# -d: the child looks up a name that only its private /etc/hosts knows (a bind mount in a mount
+# namespace of its own: unshare -m makes the mounts private), connects to the address it got, then
+# to another address by its bare IP, with no lookup. unshare and sh exec, so the pid stays the one
+# Popen started.
+DNS_CHILD = textwrap.dedent("""
+    import socket, sys
+    name, named_port, bare_ip, bare_port = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+    print("ready", flush=True)
+    sys.stdin.readline()
+    (fam, kind, proto, _, addr), *_ = socket.getaddrinfo(name, named_port, type=socket.SOCK_STREAM)
+    for where in (addr, (bare_ip, bare_port)):
+        with socket.socket(fam, kind, proto) as c:
+            c.connect(where)
+    print(addr[0], flush=True)
+""")
+NAMED_IP, BARE_IP = "127.0.0.7", "127.0.0.2"  # on lo, as any 127/8 address; not 127.0.0.1 (BCC: "localhost")
+
+
+class DnsChild:
+    """Listeners on NAMED_IP and BARE_IP, and the child above, ready to go."""
+
+    def __init__(self, tmp_path) -> None:
+        self.name = f"bpfkit-dns-{os.getpid()}.test"
+        hosts = tmp_path / "hosts"
+        hosts.write_text(f"{NAMED_IP} {self.name}\n")
+        self.listeners = []
+        for ip in (NAMED_IP, BARE_IP):
+            sock = socket.socket()
+            sock.bind((ip, 0))
+            sock.listen()
+            self.listeners.append(sock)
+        self.named_port, self.bare_port = (sock.getsockname()[1] for sock in self.listeners)
+        script = f"mount --bind {hosts} /etc/hosts && exec \"$@\""
+        self.child = subprocess.Popen(["unshare", "-m", "sh", "-c", script, "sh", sys.executable, "-c", DNS_CHILD,
+                                       self.name, str(self.named_port), BARE_IP, str(self.bare_port)],
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self.child.stdout is not None and self.child.stdout.readline() == "ready\n"
+        self.pid, self.comm = self.child.pid, comm_of(self.child.pid)
+
+    def run(self) -> None:
+        assert self.child.stdin is not None and self.child.stdout is not None
+        self.child.stdin.write("go\n")
+        self.child.stdin.flush()
+        assert self.child.stdout.readline() == NAMED_IP + "\n", "the private hosts file named the address"
+        assert self.child.wait(timeout=10) == 0
+
+    def close(self) -> None:
+        for sock in self.listeners:
+            sock.close()
+        if self.child.poll() is None:
+            self.child.kill()
+            self.child.wait()
+
+
+@pytest.fixture
+def dns_child(tmp_path) -> Iterator[DnsChild]:
+    c = DnsChild(tmp_path)
+    yield c
+    c.close()
+
+
+def test_tcpconnect_dns_names_the_address_a_lookup_returned(dns_child: DnsChild):
+    p = start_tool("tcpconnect", "-d", "-p", str(dns_child.pid))
+    header = wait_header(p, r"QUERY\s*$")
+    assert header.split() == ["PID", "COMM", "IP", "SADDR", "DADDR", "DPORT", "QUERY"]
+    assert header.index("QUERY") == header.index("DPORT") + 7, "BCC: DPORT is %-6s, then ' QUERY'"
+    dns_child.run()
+    out = interrupt(p)
+    mine = [f for f in rows(out, 7) if f[0] == str(dns_child.pid)]
+    assert [f[1:6] for f in mine] == [[dns_child.comm[:12], "4", LOCAL, NAMED_IP, str(dns_child.named_port)],
+                                      [dns_child.comm[:12], "4", LOCAL, BARE_IP, str(dns_child.bare_port)]], out
+    assert mine[0][6:] == [dns_child.name], "the name the lookup was made by, without an age (<100 ms)"
+    assert mine[1][6:] == ["No", "DNS", "Query"], "a connect by bare IP: BCC's text"
+
+
+def test_tcpconnect_dns_json_and_refusals(dns_child: DnsChild):
+    p = start_quiet(4, "tcpconnect", "-j", "-d", "-L", "-p", str(dns_child.pid))  # 2 connect hooks, 2 uprobes
+    dns_child.run()
+    got = json_lines(interrupt(p))
+    assert [(r["daddr"], r["dport"], r["query"]) for r in got] == [
+        (NAMED_IP, dns_child.named_port, dns_child.name), (BARE_IP, dns_child.bare_port, None)], got
+    assert all(r["pid"] == dns_child.pid and r["lport"] > 0 for r in got)
+    r = subprocess.run([*BPFKIT, "tcpconnect", "-d", "-c"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2 and "-d/--dns with -c/--count" in r.stderr and len(r.stderr.splitlines()) == 1
+
+
 # -- tcpaccept -------------------------------------------------------------------------------------
 
 @pytest.mark.kernels
@@ -312,6 +399,68 @@ def test_tcpstates_json_local_port_filter(session_factory):
     closing = [r for r in got if r["rport"] == 0]
     assert [(r["oldstate"], r["newstate"], r["pid"]) for r in closing] == [("LISTEN", "CLOSE", os.getpid())]
     assert all(r["ip"] == 4 and r["laddr"] == LOCAL and isinstance(r["skaddr"], int) for r in got)
+
+
+
+def journal_entry(datagram: bytes) -> dict:
+    """The fields of one entry in the journal's native protocol: ``KEY=value`` lines, or ``KEY``,
+    a little-endian 64-bit length and that many bytes (a value with a newline)."""
+    fields, i = {}, 0
+    while i < len(datagram):
+        end = datagram.index(b"\n", i)
+        line = datagram[i:end]
+        if b"=" in line:
+            key, _, value = line.partition(b"=")
+            i = end + 1
+        else:
+            key, size = line, int.from_bytes(datagram[end + 1:end + 9], "little")
+            value = datagram[end + 9:end + 9 + size]
+            assert datagram[end + 9 + size:end + 10 + size] == b"\n"
+            i = end + 10 + size
+        fields[key.decode()] = value.decode()
+    return fields
+
+
+def test_tcpstates_journal_sends_bccs_fields(session_factory, tmp_path, monkeypatch):
+    """-Y writes to the socket $BPFKIT_JOURNAL_SOCKET names (journald's is not needed): one
+    datagram per change, with BCC's field names."""
+    path = str(tmp_path / "journal.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as journal:
+        journal.bind(path)
+        monkeypatch.setenv("BPFKIT_JOURNAL_SOCKET", path)
+        s = session_factory(1, 1)
+        p = start_quiet(1, "tcpstates", "-Y", "-j", "-D", str(s.listen_port), "-d", "3")
+        s.run()
+        printed = json_lines(finish(p))
+        journal.setblocking(False)
+        entries = []
+        while True:
+            try:
+                entries.append(journal_entry(journal.recv(65536)))
+            except BlockingIOError:
+                break
+    client = [e for e in entries if e["OBJECT_TCP_DESTINATION_PORT"] == str(s.listen_port)]
+    assert [(e["OBJECT_TCP_OLD_STATE"], e["OBJECT_TCP_NEW_STATE"]) for e in client] == CLIENT_STATES, entries
+    assert len(entries) == len(printed), "one entry per change printed"
+    first = client[0]
+    assert first["SYSLOG_IDENTIFIER"] == "tcpstates" and first["PRIORITY"] == "5"
+    assert first["OBJECT_PID"] == str(s.pid) and first["OBJECT_IPV4_DESTINATION_ADDRESS"] == LOCAL
+    # Made in connect(), by the client, before the local port is chosen.
+    assert first["MESSAGE"] == f"{s.comm} {LOCAL} 0 → {LOCAL} {s.listen_port} CLOSE → SYN_SENT"
+    for e in client[1:]:
+        assert e["OBJECT_IPV4_SOURCE_ADDRESS"] == LOCAL and e["OBJECT_TCP_SOURCE_PORT"] == str(s.port)
+        assert int(e["OBJECT_TCP_SPAN_TIME"]) >= 0 and int(e["_SOURCE_REALTIME_TIMESTAMP"]) > 0
+        assert e["MESSAGE"].endswith(f"{LOCAL} {s.port} → {LOCAL} {s.listen_port} "
+                                     f"{e['OBJECT_TCP_OLD_STATE']} → {e['OBJECT_TCP_NEW_STATE']}")
+    assert ("OBJECT_COMM" in first) == (os.getuid() != 0), "as BCC: journald adds it for root"
+
+
+def test_tcpstates_journal_missing_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("BPFKIT_JOURNAL_SOCKET", str(tmp_path / "none"))
+    r = subprocess.run([*BPFKIT, "tcpstates", "-Y", "-d", "1"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1 and r.stdout == "", r
+    assert r.stderr.splitlines() == [f"bpfkit tcpstates: error: no systemd journal to log to "
+                                     f"(No such file or directory): '{tmp_path / 'none'}'"]
 
 
 # -- tcpretrans ------------------------------------------------------------------------------------

@@ -1,17 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * gethostlatency: the latency of host name lookups, from uprobes and uretprobes on libc's
- * resolvers (getaddrinfo, gethostbyname, gethostbyname2), which gethostlatency.py attaches.
+ * resolvers (getaddrinfo, gethostbyname, gethostbyname2), which gethostlatency.py attaches: the
+ * entry's uprobe is resolver.bpf.h's lookup_enter, the return's sends the record.
  * Compiled after tool.bpf.h (tool_traced(): -p).
  */
 
-#define TASK_COMM_LEN 16
-#define HOST_LEN 80
+#include <resolver.bpf.h>
 
-struct lookup {
-	u64 ts_ns;
-	char host[HOST_LEN];
-};
+#define TASK_COMM_LEN 16
 
 struct host_event {
 	u64 delta_ns;
@@ -21,29 +18,7 @@ struct host_event {
 	char host[HOST_LEN];
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 10240);
-	__type(key, u32);
-	__type(value, struct lookup);
-} lookups SEC(".maps");
-
 TOOL_EVENTS(1 << 16);
-
-SEC("uprobe")
-int BPF_UPROBE(lookup_enter, const char *host)
-{
-	u32 tid = (u32)bpf_get_current_pid_tgid();
-	struct lookup l = {};
-
-	if (!tool_traced())
-		return 0;
-	if (host)
-		bpf_probe_read_user_str(l.host, sizeof(l.host), host);
-	l.ts_ns = bpf_ktime_get_ns();
-	bpf_map_update_elem(&lookups, &tid, &l, BPF_ANY);
-	return 0;
-}
 
 SEC("uretprobe")
 int BPF_URETPROBE(lookup_return)

@@ -9,16 +9,25 @@
  *   tcp_v{4,6}_connect, in the caller's context, just before the local port is picked. Without
  *   -L the record is sent there; with -L it is sent at the socket's next change (ESTABLISHED,
  *   or CLOSE when the connect fails), when the port is known.
+ *
+ * -d: the host name a connect's destination was looked up by, from uprobes on the C library's
+ * getaddrinfo() (tcpconnect.py attaches them): resolver.bpf.h's lookup_enter keeps the name and
+ * the result pointer, dns_return walks the struct addrinfo list getaddrinfo() made and records
+ * each IPv4 and IPv6 address in `names`, and a connect's record gets the name of its destination
+ * address. (BCC reads the DNS answers udp_recvmsg() receives, with kprobes; where there are none,
+ * the resolver's own answer serves, and it also names what /etc/hosts resolved.)
  * Compiled after tool.bpf.h: tool_traced() is -p and -u.
  */
 
 #include <hist.bpf.h>
 #include <sock.bpf.h>
+#include <resolver.bpf.h>
 
 const volatile u16 dports[MAX_PORTS] = {};	/* -P: only these destination ports */
 const volatile u32 n_dports = 0;
 const volatile bool with_lport = false;		/* -L */
 const volatile bool do_count = false;		/* -c: count per flow instead of sending records */
+const volatile bool with_dns = false;		/* -d */
 
 struct event {
 	u64 ts_us;
@@ -30,6 +39,8 @@ struct event {
 	u8 saddr[16];
 	u8 daddr[16];
 	char comm[16];
+	u64 query_ts_us;	/* -d: when the lookup that named daddr returned; 0: none seen */
+	char query[HOST_LEN];
 };
 
 struct flow {
@@ -51,7 +62,89 @@ struct {
 
 TOOL_EVENTS(1 << 18);
 
-/* Counts or sends a connect whose addresses and ports `e` holds. */
+/* -- -d: the addresses getaddrinfo() returned, and the name each was looked up by ------------- */
+
+#define MAX_ADDRINFOS 16	/* a name's entries read: each address comes once per socket type */
+
+struct addr_key {
+	u32 family;
+	u8 addr[16];		/* IPv4 in the first 4 bytes, as the records hold it */
+};
+
+struct name {
+	u64 ts_us;
+	char host[HOST_LEN];
+};
+
+/* BCC's DNS cache holds 10240 answers too; the least recently used go first. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 10240);
+	__type(key, struct addr_key);
+	__type(value, struct name);
+} names SEC(".maps");
+
+/* struct addrinfo of a 64-bit process, glibc's and musl's alike (POSIX's order of fields). */
+struct user_addrinfo {
+	int ai_flags;
+	int ai_family;
+	int ai_socktype;
+	int ai_protocol;
+	u32 ai_addrlen;
+	u64 ai_addr;		/* struct sockaddr_in: the address at byte 4; sockaddr_in6: at byte 8 */
+	u64 ai_canonname;
+	u64 ai_next;
+};
+
+/* Whether `host` is an address written out ("10.0.0.1", "::1"): its lookup asked no name server. */
+static __always_inline bool numeric_host(const char *host)
+{
+	for (int i = 0; i < HOST_LEN; i++) {
+		char c = host[i];
+
+		if (!c)
+			return i > 0;
+		if (c == ':')
+			return true;	/* no host name has one */
+		if (c != '.' && (c < '0' || c > '9'))
+			return false;
+	}
+	return false;
+}
+
+SEC("uretprobe")
+int BPF_URETPROBE(dns_return, int ret)
+{
+	u32 tid = (u32)bpf_get_current_pid_tgid();
+	struct lookup *l = bpf_map_lookup_elem(&lookups, &tid);
+	struct name n = {};
+	u64 ai = 0;
+
+	if (!l)
+		return 0;
+	if (ret || !l->res || numeric_host(l->host) || bpf_probe_read_user(&ai, sizeof(ai), (void *)l->res))
+		goto out;
+	n.ts_us = bpf_ktime_get_ns() / 1000;
+	__builtin_memcpy(n.host, l->host, sizeof(n.host));
+	for (int i = 0; i < MAX_ADDRINFOS && ai; i++) {
+		struct user_addrinfo a;
+		struct addr_key key = {};
+
+		if (bpf_probe_read_user(&a, sizeof(a), (void *)ai))
+			break;
+		ai = a.ai_next;
+		key.family = a.ai_family;
+		if (a.ai_family == AF_INET && !bpf_probe_read_user(key.addr, 4, (void *)(a.ai_addr + 4)))
+			bpf_map_update_elem(&names, &key, &n, BPF_ANY);
+		else if (a.ai_family == AF_INET6 && !bpf_probe_read_user(key.addr, 16, (void *)(a.ai_addr + 8)))
+			bpf_map_update_elem(&names, &key, &n, BPF_ANY);
+	}
+out:
+	bpf_map_delete_elem(&lookups, &tid);
+	return 0;
+}
+
+/* Counts or sends a connect whose addresses and ports `e` holds (-d: with its name, if known). */
 static __always_inline void report(void *ctx, struct event *e)
 {
 	if (do_count) {
@@ -61,6 +154,17 @@ static __always_inline void report(void *ctx, struct event *e)
 		__builtin_memcpy(key.daddr, e->daddr, sizeof(key.daddr));
 		count_increment(&counts, &key);
 		return;
+	}
+	if (with_dns) {
+		struct addr_key key = { .family = e->family };
+		struct name *n;
+
+		__builtin_memcpy(key.addr, e->daddr, sizeof(key.addr));
+		n = bpf_map_lookup_elem(&names, &key);
+		if (n) {
+			e->query_ts_us = n->ts_us;
+			__builtin_memcpy(e->query, n->host, sizeof(e->query));
+		}
 	}
 	tool_output(ctx, e, sizeof(*e));
 }

@@ -5,6 +5,12 @@ MS: the milliseconds spent in the old state), from the sock:inet_sock_set_state 
 C-PID and C-COMM are the task on the CPU at the change, which is not always the socket's owner
 (a change in a softirq shows whatever ran there).
 
+``-Y`` also logs each change to the systemd journal, with BCC's fields (``SYSLOG_IDENTIFIER=tcpstates``,
+``OBJECT_PID``, ``OBJECT_IPV4_SOURCE_ADDRESS`` or ``OBJECT_IPV6_...``, ``OBJECT_TCP_SOURCE_PORT``,
+``OBJECT_TCP_OLD_STATE``, ``OBJECT_TCP_SPAN_TIME`` in microseconds, ...): written to journald's
+native socket directly, so python-systemd is not needed; ``$BPFKIT_JOURNAL_SOCKET`` names
+another socket. Read them back with ``journalctl SYSLOG_IDENTIFIER=tcpstates``.
+
 Examples::
 
     bpfkit tcpstates           # trace all TCP state changes
@@ -12,6 +18,7 @@ Examples::
     bpfkit tcpstates -T        # include time column (HH:MM:SS)
     bpfkit tcpstates -w        # wider columns (fit IPv6)
     bpfkit tcpstates -stT      # csv output, with times & timestamps
+    bpfkit tcpstates -Y        # log events to the systemd journal
     bpfkit tcpstates -L 80     # only trace local port 80
     bpfkit tcpstates -L 80,81  # only trace local ports 80 and 81
     bpfkit tcpstates -D 80     # only trace remote port 80
@@ -26,9 +33,11 @@ import sys
 
 try:
     from . import _net
+    from ._journal import Journal
     from ._kit import Columns, Tool, event_loop
 except ImportError:  # run as a script from tools/
     import _net  # type: ignore[no-redef]
+    from _journal import Journal  # type: ignore[no-redef]
     from _kit import Columns, Tool, event_loop  # type: ignore[no-redef]
 
 TYPE_CHECKING = False
@@ -47,6 +56,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     _net.add_time_flags(p)
     p.add_argument("-L", "--localport", type=_net.ports, help="comma-separated list of local ports to trace.")
     p.add_argument("-D", "--remoteport", type=_net.ports, help="comma-separated list of remote ports to trace.")
+    p.add_argument("-Y", "--journal", action="store_true", help="log session state changes to the systemd journal")
     _net.add_family(p)
     TOOL.add_groups(p, "duration", "json")
     return p.parse_args(argv)
@@ -64,22 +74,52 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("raddr", "RADDR", "%-26s " if args.wide else "%-15s ", "%s"), ("rport", "RPORT", "%-5d ", "%d"),
         ("oldstate", "OLDSTATE", "%-11s -> ", "%s"), ("newstate", "NEWSTATE", "%-11s ", "%s"),
         ("ms", "MS", "%.3f", "%.3f")]), json=args.json)
-    with TOOL.load(args, consts=consts) as b:
-        event_loop(b, _printer(args, cols), duration=args.duration, ready=cols.header)
+    journal = Journal() if args.journal else None  # before loading: no journal is said at once
+    try:
+        with TOOL.load(args, consts=consts) as b:
+            event_loop(b, _printer(args, cols, journal), duration=args.duration, ready=cols.header)
+    finally:
+        if journal is not None:
+            journal.close()
     return 0
 
 
-def _printer(args: argparse.Namespace, cols: Columns) -> Any:
+def _printer(args: argparse.Namespace, cols: Columns, journal: Journal | None) -> Any:
     stamp = _net.Stamp(args)
 
     def on_event(e: Any) -> None:  # struct event, typed from the program's BTF
         fam = e.family
-        cols.row(**stamp(e.ts_us), skaddr=e.skaddr, pid=e.pid, comm=e.comm.decode(errors="replace"),
-                 ip=_net.ip_version(fam), laddr=_net.ntop(fam, e.saddr), lport=e.lport,
-                 raddr=_net.ntop(fam, e.daddr), rport=e.rport, oldstate=_net.state_name(e.oldstate),
-                 newstate=_net.state_name(e.newstate), ms=e.delta_us / 1000)
+        comm, laddr, raddr = e.comm.decode(errors="replace"), _net.ntop(fam, e.saddr), _net.ntop(fam, e.daddr)
+        old, new = _net.state_name(e.oldstate), _net.state_name(e.newstate)
+        cols.row(**stamp(e.ts_us), skaddr=e.skaddr, pid=e.pid, comm=comm, ip=_net.ip_version(fam), laddr=laddr,
+                 lport=e.lport, raddr=raddr, rport=e.rport, oldstate=old, newstate=new, ms=e.delta_us / 1000)
+        if journal is not None:
+            journal.send(**journal_fields(e.pid, comm, fam, laddr, e.lport, raddr, e.rport, old, new, e.delta_us))
 
     return on_event
+
+
+def journal_fields(pid: int, comm: str, fam: int, laddr: str, lport: int, raddr: str, rport: int, old: str,
+                   new: str, span_us: int) -> dict:
+    """-Y: one state change as BCC's tcpstates logs it to the journal, with its field names
+    (the standard ones of systemd.journal-fields(7), and OBJECT_TCP_* of BCC's own).
+
+    >>> journal_fields(181, "curl", 2, "10.0.0.1", 40000, "10.0.0.2", 80, "CLOSE", "SYN_SENT", 3)["MESSAGE"]
+    'curl 10.0.0.1 40000 → 10.0.0.2 80 CLOSE → SYN_SENT'
+    """
+    import os
+    import time
+
+    ip = "IPV6" if fam == _net.AF_INET6 else "IPV4"
+    fields = {"SYSLOG_IDENTIFIER": "tcpstates", "PRIORITY": 5,
+              "_SOURCE_REALTIME_TIMESTAMP": int(time.time() * 1e6), "OBJECT_PID": pid, "OBJECT_COMM": comm,
+              f"OBJECT_{ip}_SOURCE_ADDRESS": laddr, "OBJECT_TCP_SOURCE_PORT": lport,
+              f"OBJECT_{ip}_DESTINATION_ADDRESS": raddr, "OBJECT_TCP_DESTINATION_PORT": rport,
+              "OBJECT_TCP_OLD_STATE": old, "OBJECT_TCP_NEW_STATE": new, "OBJECT_TCP_SPAN_TIME": span_us,
+              "MESSAGE": f"{comm} {laddr} {lport} → {raddr} {rport} {old} → {new}"}
+    if os.getuid() == 0:
+        del fields["OBJECT_COMM"]  # journald adds the OBJECT_* of OBJECT_PID's process for root
+    return fields
 
 
 if __name__ == "__main__":
