@@ -447,3 +447,20 @@ def test_sslsniff_refuses_without_a_library():
     r = subprocess.run([*BPFKIT, "sslsniff", "-o", "-g", "-n"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
     assert r.stderr.startswith("bpfkit sslsniff: error: no TLS library to probe"), r.stderr
+
+
+def test_the_block_rq_insert_rungs_load_and_attach_here():
+    """Kernels with neither block_io_start (6.5+) nor a blk_account_io_start to probe (Debian's
+    6.1 inlines it) take submissions from block_rq_insert: both of its rungs must pass the
+    verifier and attach, beside the rest of biosnoop's and biotop's programs."""
+    from bpfkit import BPF
+    from bpfkit.tools import _kit, biosnoop, biotop
+
+    start = biosnoop.LADDERS[0]
+    inserts = [p for p in start if p.startswith("start_insert_")]
+    assert biotop.LADDERS[0] == start and len(inserts) == 2
+    ladders = [[p] for p in inserts] + [[p for p in start if p not in inserts]] + biosnoop.LADDERS[1:]
+    for tool in (biosnoop, biotop):
+        with BPF(src_file=tool.SOURCE, hdr_file=_kit.HEADER, alternatives=ladders) as b:
+            attached = {link.program for link in b.links()}
+            assert set(inserts) <= attached and len(attached) == len(ladders), attached

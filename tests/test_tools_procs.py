@@ -357,10 +357,17 @@ def test_bashreadline_sees_a_typed_command(json: bool):
 @pytest.fixture
 def memory_cgroup() -> Iterator[Path]:
     """A new memory cgroup limited to 64 MiB (cgroup v2's memory.max, else v1's limit_in_bytes);
-    the test skips where neither hierarchy has the memory controller."""
+    the test skips where neither hierarchy has the memory controller. A v2 root that has the
+    controller but does not give it to its children (the qemu kernels' fresh hierarchy) is made
+    to for the test, and put back after."""
     from bpfkit import BPF
 
     v2 = Path(BPF.cgroup2_mountpoint())
+    enabled = False
+    if "memory" in (v2 / "cgroup.controllers").read_text().split() and \
+            "memory" not in (v2 / "cgroup.subtree_control").read_text().split():
+        (v2 / "cgroup.subtree_control").write_text("+memory")
+        enabled = True
     if "memory" in (v2 / "cgroup.controllers").read_text().split() and \
             "memory" in (v2 / "cgroup.subtree_control").read_text().split():
         root, limits = v2, {"memory.max": "64M", "memory.swap.max": "0"}
@@ -384,6 +391,11 @@ def memory_cgroup() -> Iterator[Path]:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.1)
+        if enabled:
+            try:
+                (v2 / "cgroup.subtree_control").write_text("-memory")
+            except OSError:  # another cgroup uses it now: leave it on
+                pass
 
 
 @pytest.mark.parametrize("json", [pytest.param(False, marks=pytest.mark.kernels), True])

@@ -35,7 +35,8 @@ TOOL = Tool(__file__, __doc__)
 #: The program's C, beside this file.
 SOURCE = TOOL.source
 #: Submission, issue and completion: each a fallback ladder, best first.
-LADDERS = [["start_tp_btf", "start_raw_tp", "start_fentry", "start_kprobe"],
+LADDERS = [["start_tp_btf", "start_raw_tp", "start_fentry", "start_kprobe", "start_insert_tp_btf",
+            "start_insert_raw_tp"],
            ["issue_tp_btf", "issue_raw_tp"], ["complete_tp_btf", "complete_raw_tp"]]
 PATTERN = {0: "?", 1: "S", 2: "R"}
 

@@ -5,7 +5,9 @@
  * that submitted it, and when it was submitted and issued); and the programs of their three
  * fallback ladders, one for each moment of a request (the tools' Python names them in LADDERS):
  * - submission, by the task the I/O is for: the block:block_io_start tracepoint (6.5+) as tp_btf
- *   or raw_tp, else fentry or kprobe on blk_account_io_start;
+ *   or raw_tp, else fentry or kprobe on blk_account_io_start, else (6.1-6.4, where that function
+ *   is inlined) block_rq_insert as tp_btf or raw_tp: it sees the requests that go through an I/O
+ *   scheduler; one issued at once is seen at its issue, by the issuing task, with no queued time;
  * - issue to the device: block_rq_issue as tp_btf, else raw_tp;
  * - completion: block_rq_complete as tp_btf, else raw_tp.
  * The submission and issue programs are the header's; a tool gives what it does at completion.
@@ -138,6 +140,10 @@ static __always_inline int block_issue(struct request *rq)
 	int BPF_PROG(start_fentry, struct request *rq) { return block_start(rq); }         \
 	SEC("kprobe/blk_account_io_start")                                                 \
 	int BPF_KPROBE(start_kprobe, struct request *rq) { return block_start(rq); }       \
+	SEC("tp_btf/block_rq_insert")                                                      \
+	int BPF_PROG(start_insert_tp_btf, struct request *rq) { return block_start(rq); }  \
+	SEC("raw_tp/block_rq_insert")                                                      \
+	int BPF_PROG(start_insert_raw_tp, struct request *rq) { return block_start(rq); }  \
                                                                                            \
 	SEC("tp_btf/block_rq_issue")                                                       \
 	int BPF_PROG(issue_tp_btf, struct request *rq) { return block_issue(rq); }         \
