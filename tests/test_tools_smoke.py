@@ -4,6 +4,7 @@ for a tool with no hook on this kernel, its one-line refusal (status 1)."""
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 import signal
@@ -11,7 +12,7 @@ import subprocess
 
 import pytest
 from bpfkit import _native, tools
-from bpfkit._bpf import _hook_function
+from bpfkit._bpf import _hook_function, _predict
 from bpfkit.tools import _kit
 
 from ._features import need
@@ -125,21 +126,26 @@ KERNEL_RUNG_TOOLS = [n for n in NAMES
 @pytest.mark.parametrize("name", KERNEL_RUNG_TOOLS)
 def test_kprobe_and_fentry_rungs_load_and_attach(name: str):
     """Here (no kprobes, fentry locked down) the tools run on their tracepoint rungs; in the qemu
-    kernels every rung for kprobes, fentry or fexit whose function the kernel has must pass the
-    verifier and attach, all at once, so that a kernel that picks any of them gets a working
-    program. (The tools' workload tests that are also marked ``kernels`` check the data such a
-    rung reports.)"""
+    kernels every rung for kprobes, fentry or fexit that a ladder can pick there must pass the
+    verifier and attach, all at once. A rung a ladder can pick: its function exists in that
+    kernel, and no better rung of its ladder (a tool's LADDERS) is usable there. (The tools'
+    workload tests that are also marked ``kernels`` check the data such a rung reports.)"""
     need("kprobes", "fentry", "fexit")
     with open(_kit.HEADER) as h, open(f"{_kit.HERE}/{name}.bpf.c") as c:
         source = h.read() + "\n" + c.read()
     obj, *_ = _native.compile(source, cflags=ALL_PROGRAMS_CFLAGS.get(name, []), source_dir=_kit.HERE)
-    sections = {prog: _native.Section(sec) for prog, sec in _native.object_programs(obj)}
-    rungs = {prog: sec for prog, sec in sections.items() if sec.feature in RUNG_FEATURES}
-    # A rung whose function this kernel does not have (renamed, inlined) is one its ladder passes over.
+    raw = dict(_native.object_programs(obj))
+    sections = {prog: _native.Section(sec) for prog, sec in raw.items()}
+    beneath = set()  # rungs under a better one this kernel has: never picked here
+    for ladder in getattr(importlib.import_module(f"bpfkit.tools.{name}"), "LADDERS", []):
+        usable = [i for i, prog in enumerate(ladder) if _predict(raw[prog]) is None]
+        beneath |= set(ladder[usable[0] + 1:] if usable else [])
+    rungs = {prog: sec for prog, sec in sections.items() if sec.feature in RUNG_FEATURES and prog not in beneath}
     here = sorted(prog for prog, sec in rungs.items() if _native.ksymname(_hook_function(sec)) is not None)
     if not here:
-        pytest.skip(f"none of {name}'s functions exist in {os.uname().release}: "
-                    + ", ".join(sorted({sec.raw for sec in rungs.values()})))
+        pytest.skip(f"none of {name}'s kprobe or fentry rungs can be picked in {os.uname().release}: "
+                    + ", ".join(sorted(sec.raw for prog, sec in sections.items() if sec.feature in RUNG_FEATURES))
+                    + " (their functions do not exist, or a better rung works)")
     o = _native.Object.load(obj, autoload_off=[p for p in sections if p not in here])
     try:
         for prog in here:
