@@ -18,6 +18,8 @@ Examples::
     bpfkit tcpconnect -u 1000   # only trace UID 1000
     bpfkit tcpconnect -c        # count connects per src ip and dest ip/port
     bpfkit tcpconnect -L        # include LPORT while printing outputs
+    bpfkit tcpconnect --cgroupmap /sys/fs/bpf/cgset # only trace cgroups in this BPF map
+    bpfkit tcpconnect --mntnsmap /sys/fs/bpf/mntset # only trace mount namespaces in the map
     bpfkit tcpconnect -j        # one JSON object per connect
 """
 
@@ -54,6 +56,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("-L", "--lport", action="store_true", help="include LPORT on output")
     TOOL.add_groups(p, "print_uid", "uid", help={"print_uid": "include UID on output"})
     p.add_argument("-c", "--count", action="store_true", help="count connects per src ip and dest ip/port")
+    TOOL.add_groups(p, "cgroupmap", "mntnsmap")
     TOOL.add_groups(p, "json")
     p.add_argument("-v", "--verbose", action="store_true", help="say which hook each family uses, and why")
     return p.parse_args(argv)
