@@ -696,29 +696,33 @@ PINNED_SETS = {"cgroupmap": ("cgroupset", 8), "mntnsmap": ("mntnsset", 4)}
 def _pinned_set_shapes(tool: Tool, args: Namespace) -> list:
     """The cflags that shape ``tool.bpf.h``'s templates after the maps ``--cgroupmap`` and
     ``--mntnsmap`` name, where they differ from the defaults (the kernel takes a map into a slot
-    only with the template's value size and flags). Refuses, with a one-line ``MapError``, a
-    path where no BPF map is pinned, or a map that is not a hash map with 8-byte keys. Reads the
-    pins only: nothing is created."""
-    out: list = []
-    for group, (name, value_size) in PINNED_SETS.items():
-        path = getattr(args, group, None) if group in tool.groups else None
-        if path is None:
-            continue
-        from bpfkit import MapError, _native
+    only with the template's value size and flags, and before 5.10 its max_entries). Refuses,
+    with a one-line ``MapError``, a path where no BPF map is pinned, or a map that is not a hash
+    map with 8-byte keys. Reads the pins only: nothing is created."""
+    wanted = [(group, name, value_size, getattr(args, group)) for group, (name, value_size) in PINNED_SETS.items()
+              if group in tool.groups and getattr(args, group) is not None]
+    if not wanted:
+        return []
+    from bpfkit import MapError, _native
+    from bpfkit.features import kernel_version
 
+    kinds = {num: kind.lower() for num, kind, _since in _native.map_types()}
+    old = kernel_version() < (5, 10)
+    out: list = []
+    for group, name, value_size, path in wanted:
         try:
             m = _native.open_pinned_map(path)
         except MapError as e:
             raise MapError(f"--{group} {path}: no BPF map pinned there ({os.strerror(e.errno or errno.EINVAL)})",
                            e.errno) from None
-        kinds = {num: kind.lower() for num, kind, _since in _native.map_types()}
         if kinds.get(m.map_type) != "hash" or m.key_size != 8:
             raise MapError(f"--{group} {path}: a {kinds.get(m.map_type, m.map_type)} map with {m.key_size}-byte "
                            "keys, not a hash map with 8-byte keys (bpftool map create PATH type hash key 8 value 8 "
                            "entries 128 name NAME)", errno.EINVAL)
-        if m.value_size != value_size or m.flags:
+        if m.value_size != value_size or m.flags or old:
             macro = f"-DTOOL_{name.upper()}"
-            out += [f"{macro}_VALUE={m.value_size}", f"{macro}_FLAGS={m.flags}"]
+            out += [f"{macro}_VALUE={m.value_size}", f"{macro}_FLAGS={m.flags}",
+                    f"{macro}_ENTRIES={m.max_entries if old else 1}"]
     return out
 
 

@@ -53,8 +53,9 @@ struct {
  * is, which a filter must never do. The kernel takes a map into the slot if it has the template's
  * key size, value size and flags (and before 5.10 its max_entries too): the templates below are
  * the shapes of BCC's documentation (values of 8 bytes for cgroups, 4 for mount namespaces, flags
- * 0), and for a map of another shape the kit compiles with -DTOOL_CGROUPSET_VALUE=... and
- * -DTOOL_CGROUPSET_FLAGS=... (MNTNSSET for the other), once: the compile cache keeps it.
+ * 0), and for a map of another shape the kit compiles with -DTOOL_CGROUPSET_VALUE=...,
+ * -DTOOL_CGROUPSET_FLAGS=... and before 5.10 -DTOOL_CGROUPSET_ENTRIES=... (MNTNSSET for the
+ * other), once: the compile cache keeps it.
  * Unused, they cost two small maps at load and nothing per event.
  */
 const volatile bool filter_cgroupmap = false;
@@ -63,13 +64,15 @@ const volatile bool filter_mntnsmap = false;
 #ifndef TOOL_CGROUPSET_VALUE
 #define TOOL_CGROUPSET_VALUE 8
 #define TOOL_CGROUPSET_FLAGS 0
+#define TOOL_CGROUPSET_ENTRIES 1
 #endif
 #ifndef TOOL_MNTNSSET_VALUE
 #define TOOL_MNTNSSET_VALUE 4
 #define TOOL_MNTNSSET_FLAGS 0
+#define TOOL_MNTNSSET_ENTRIES 1
 #endif
 
-#define TOOL_PINNED_SET(name, value_bytes, flags)                  \
+#define TOOL_PINNED_SET(name, value_bytes, flags, entries)         \
 	const volatile char __bpfkit_pin_path__##name[4096];       \
 	struct {                                                   \
 		__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);          \
@@ -77,15 +80,15 @@ const volatile bool filter_mntnsmap = false;
 		__type(key, u32);                                  \
 		__array(values, struct {                           \
 			__uint(type, BPF_MAP_TYPE_HASH);           \
-			__uint(max_entries, 1);                    \
+			__uint(max_entries, entries);              \
 			__uint(map_flags, flags);                  \
 			__uint(key_size, sizeof(u64));             \
 			__uint(value_size, value_bytes);           \
 		});                                                \
 	} __bpfkit_pinned__##name SEC(".maps")
 
-TOOL_PINNED_SET(cgroupset, TOOL_CGROUPSET_VALUE, TOOL_CGROUPSET_FLAGS);
-TOOL_PINNED_SET(mntnsset, TOOL_MNTNSSET_VALUE, TOOL_MNTNSSET_FLAGS);
+TOOL_PINNED_SET(cgroupset, TOOL_CGROUPSET_VALUE, TOOL_CGROUPSET_FLAGS, TOOL_CGROUPSET_ENTRIES);
+TOOL_PINNED_SET(mntnsset, TOOL_MNTNSSET_VALUE, TOOL_MNTNSSET_FLAGS, TOOL_MNTNSSET_ENTRIES);
 
 /* Whether `key` is in the map in the slot of `outer` (no map there: no). */
 static __always_inline bool tool_in_pinned_set(void *outer, u64 key)
