@@ -101,6 +101,28 @@ def no_leaks(request: pytest.FixtureRequest):
 
 
 @pytest.fixture
+def pinned_set():
+    """``make(value_type, key_type="u64")``: a hash map pinned under /sys/fs/bpf, by default
+    shaped as BCC's tools want it (``bpftool map create ... type hash key 8 value V entries
+    128``), as ``(path, table)``; removed after the test."""
+    from bpfkit import BPF, open_pinned
+
+    made = []
+
+    def make(value_type: str, key_type: str = "u64") -> tuple:
+        path = f"/sys/fs/bpf/bpfkit-test-{os.urandom(6).hex()}"
+        with BPF(text=f"BPF_HASH(set, {key_type}, {value_type}, 128);\n"
+                      "TRACEPOINT_PROBE(syscalls, sys_enter_getppid) { return 0; }\n") as b:
+            b["set"].pin(path)
+        made.append(path)
+        return path, open_pinned(path)
+
+    yield make
+    for p in made:
+        os.unlink(p)
+
+
+@pytest.fixture
 def cache_dir(tmp_path: Path) -> Path:
     """A private, empty compile cache for one test."""
     d = tmp_path / "cache"

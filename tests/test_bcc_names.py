@@ -11,7 +11,6 @@ import re
 import subprocess
 import sys
 import types
-import uuid
 
 import pytest
 from bpfkit import BPF, AttachError, BPFAttachType, BPFProgType, PerfEventSampleFormat, SymbolCache, _native
@@ -206,25 +205,6 @@ TRACEPOINT_PROBE(syscalls, sys_enter_getppid) {
     return 0;
 }
 """
-
-
-@pytest.fixture
-def pinned_set(request):
-    """A hash map pinned under /sys/fs/bpf, shaped as BCC's tools want it (``bpftool map create
-    ... type hash key 8 value V entries 128``); removed after the test."""
-    made = []
-
-    def make(value_type: str) -> tuple:
-        path = f"/sys/fs/bpf/bpfkit-test-{uuid.uuid4().hex[:12]}"
-        with BPF(text=f"BPF_HASH(set, u64, {value_type}, 128);\n"
-                      "TRACEPOINT_PROBE(syscalls, sys_enter_getppid) { return 0; }\n") as b:
-            b["set"].pin(path)
-        made.append(path)
-        return path, __import__("bpfkit").open_pinned(path)
-
-    yield make
-    for p in made:
-        os.unlink(p)
 
 
 def _count(b: BPF, n: int) -> int:

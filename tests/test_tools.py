@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from .test_bcc_names import _own_cgroup_id
+from .test_cgroup import _run_in, cgroup  # noqa: F401 (cgroup: a fixture)
+
 BPFKIT = [sys.executable, "-m", "bpfkit"]
 #: What a tool cannot run without, for the tests that run every tool: the generic tools' probe
 #: (a syscall's function: a kprobe where there are kprobes, its tracepoints where not).
@@ -105,6 +108,51 @@ def test_opensnoop_pid_and_failed_filters(tmp_path: Path):
     # ...and only failures.
     assert all(line.split()[3] != "0" for line in lines), out
     assert [line.split()[-1] for line in lines] == [str(marker)], out
+
+
+def test_opensnoop_cgroupmap_shows_the_cgroups_in_the_pinned_map_only(tmp_path: Path, pinned_set,
+                                                                     cgroup: Path):  # noqa: F811
+    path, cgset = pinned_set("u64")
+    cgset[_own_cgroup_id()] = 1  # this process's cgroup, where `cat` runs; not the new one
+    inside, outside = tmp_path / f"inside-{uuid.uuid4().hex}", tmp_path / f"outside-{uuid.uuid4().hex}"
+    inside.write_text("x")
+    outside.write_text("x")
+    p = start_tool("opensnoop", "-d", "3", "--cgroupmap", path)
+    wait_header(p, r"PATH$")
+    w = subprocess.Popen(["cat", str(inside)], stdout=subprocess.DEVNULL)
+    w.wait()
+    _run_in(cgroup, f"open({str(outside)!r}).close(); print(open('/proc/self/cgroup').read())")
+    out = finish(p)
+    hit = [line.split() for line in out.splitlines() if line.endswith(str(inside))]
+    assert len(hit) == 1 and hit[0][:2] == [str(w.pid), "cat"] and int(hit[0][2]) >= 0 and hit[0][3] == "0", out
+    assert str(outside) not in out, "the open in a cgroup outside the map is filtered out"
+
+
+def test_cgroupmap_and_mntnsmap_refuse_a_bad_map_in_one_line(tmp_path: Path, pinned_set):
+    before = set(os.listdir("/sys/fs/bpf"))
+    missing = "/sys/fs/bpf/bpfkit-test-no-such-map"
+    r = subprocess.run([*BPFKIT, "opensnoop", "--cgroupmap", missing], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and len(r.stderr.splitlines()) == 1 and "does not exist" in r.stderr, r.stderr
+    not_a_map = tmp_path / "file"
+    not_a_map.write_text("x")
+    narrow, _ = pinned_set("u64", key_type="u32")
+    for flag, where, why in (("--mntnsmap", str(not_a_map), "no BPF map pinned there"),
+                             ("--cgroupmap", narrow, "not a hash map with 8-byte keys")):
+        r = subprocess.run([*BPFKIT, "opensnoop", flag, where], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 1 and len(r.stderr.splitlines()) == 1 and why in r.stderr, r.stderr
+        assert "Traceback" not in r.stderr
+    assert set(os.listdir("/sys/fs/bpf")) == before | {os.path.basename(narrow)}, "no pin is created"
+
+
+def test_opensnoop_buffer_pages(tmp_path: Path):
+    r = subprocess.run([*BPFKIT, "opensnoop", "-b", "3"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and len(r.stderr.splitlines()) == 1 and "power of two" in r.stderr, r.stderr
+    marker = tmp_path / f"marker-{uuid.uuid4().hex}"
+    marker.write_text("x")
+    p = start_tool("opensnoop", "-b", "4", "-d", "2")
+    wait_header(p, r"PATH$")
+    subprocess.run(["cat", str(marker)], stdout=subprocess.DEVNULL, check=True)
+    assert any(line.endswith(str(marker)) for line in finish(p).splitlines())
 
 
 def test_execsnoop_sees_the_marker_command():

@@ -280,6 +280,26 @@ def test_tcpconnect_dns_json_and_refusals(dns_child: DnsChild):
     assert r.returncode == 2 and "-d/--dns with -c/--count" in r.stderr and len(r.stderr.splitlines()) == 1
 
 
+def test_tcpconnect_mntnsmap_shows_the_mount_namespaces_in_the_pinned_map_only(pinned_set):
+    # 8-byte values: not the template's 4 (BCC's mount-namespace set), so the kit compiles for it.
+    path, nsset = pinned_set("u64")
+    nsset[os.stat("/proc/self/ns/mnt").st_ino] = 1
+    connect = "import socket, sys; socket.create_connection(('127.0.0.1', int(sys.argv[1]))).close()"
+    with socket.socket() as listener:
+        listener.bind((LOCAL, 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        p = start_quiet(2, "tcpconnect", "-j", "-P", str(port), "--mntnsmap", path)
+        # unshare(1) execs the command: the pid is the connecting process's, in a new mount namespace.
+        clients = [subprocess.Popen([*prefix, sys.executable, "-c", connect, str(port)]) for prefix in ([], ["unshare", "-m"])]
+        for c in clients:
+            assert c.wait(timeout=30) == 0
+            listener.accept()[0].close()
+        got = json_lines(interrupt(p))
+    inside, outside = clients
+    assert [(r["pid"], r["daddr"], r["dport"]) for r in got] == [(inside.pid, LOCAL, port)], got
+
+
 # -- tcpaccept -------------------------------------------------------------------------------------
 
 @pytest.mark.kernels

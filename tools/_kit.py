@@ -4,7 +4,8 @@ Python.
 * :class:`Tool` — a tool's name, its C (``<name>.bpf.c`` beside the module) and its docstring;
   ``tool.parser(*groups)`` makes its command line from BCC-spelled argument groups
   (:data:`GROUPS`), and ``tool.load(args)`` checks the privilege, compiles the C after the shared
-  header ``tool.bpf.h`` and sets the groups' filters (``-p -t -u -c``) before load;
+  header ``tool.bpf.h`` and sets the groups' filters (``-p -t -u -c --cgroupmap --mntnsmap``)
+  before load;
 * :func:`event_loop` — runs a tool's ``on_event(e)`` for each record of its ``events`` ring
   buffer (a perf buffer where the kernel has no ring buffers) until ``-d``, Ctrl-C or the reader
   of stdout leaves, then reports lost records on stderr with their count;
@@ -16,7 +17,7 @@ Python.
   the buckets as numbers; :func:`read_hists` reads them from the ``dist`` map, and
   :func:`read_extension` and :func:`print_extension` give ``-e``'s summary;
 * the argument types (:func:`pid`, :func:`uid`, :func:`seconds`, :func:`count`, :func:`regex`,
-  :func:`cgroup_path`, :func:`listen_address`) that refuse a bad value with a one-line usage error
+  :func:`cgroup_path`, :func:`pinned_map`, :func:`listen_address`) that refuse a bad value with a one-line usage error
   before anything starts;
 * ``--prometheus [ADDR:]PORT`` (the ``prometheus`` group): the summary tools serve what they would
   print as Prometheus metrics instead. ``Tool.load`` opens the exporter (``_prom.py``, imported only
@@ -24,8 +25,8 @@ Python.
   the histograms into metrics, :func:`clear` leaves the maps cumulative, and a tool's totals go
   through ``exporter(args).counter(...)``. See ``_prom.py`` for the design.
 
-On the BPF side, ``tool.bpf.h`` gives ``tool_traced()`` (the ``-p -t -u -c`` filters, as
-``const volatile`` globals), ``TOOL_EVENTS(size)`` (the ``events`` map) and ``tool_reserve()``,
+On the BPF side, ``tool.bpf.h`` gives ``tool_traced()`` (the ``-p -t -u -c --cgroupmap
+--mntnsmap`` filters, as ``const volatile`` globals), ``TOOL_EVENTS(size)`` (the ``events`` map) and ``tool_reserve()``,
 ``tool_submit()``, ``tool_output()`` to send records. A whole tool, ``getppidsnoop.py``::
 
     '''getppidsnoop: Trace getppid() calls.
@@ -539,6 +540,8 @@ class Tool:
 
     def filters(self, args: Namespace) -> dict:
         """The ``const volatile`` values of ``tool.bpf.h`` for the groups the parser has."""
+        from bpfkit._bpf import PIN_PATH_PREFIX
+
         consts: dict = {}
         if "pid" in self.groups:
             consts["targ_tgid"] = args.pid or 0
@@ -549,16 +552,24 @@ class Tool:
             consts["filter_uid"] = args.uid is not None
         if "cgroup" in self.groups:
             consts["filter_cg"] = args.cgroup is not None
+        for group, (name, _shape) in PINNED_SETS.items():
+            if group in self.groups:
+                path = getattr(args, group)
+                consts[f"filter_{group}"] = path is not None
+                # bpfkit.BPF puts the map pinned there in the set's slot (see tool.bpf.h).
+                consts[PIN_PATH_PREFIX + name] = os.fsencode(path or "")
         return consts
 
     def load(self, args: Namespace, *, consts: dict | None = None, uprobes: Uprobes | None = None,
-             text: str | None = None, **kwargs: Any) -> Any:
+             text: str | None = None, buffer_pages: int | None = None, **kwargs: Any) -> Any:
         """The tool's program, compiled after ``tool.bpf.h`` (from the compile cache after the
         first run), loaded with the groups' filters and ``consts`` set, its ``SEC()``-named hooks
         attached, and ``-c``'s cgroup in place; ``uprobes`` (:class:`Uprobes`) opened while the
         object loads and attached after; ``text``: the C of a generated tool, compiled instead of
-        its source file; ``kwargs`` go to ``BPF()`` (``alternatives=``, ``autoattach=``,
-        ``usdt_contexts=``). Checks the privilege first. Use it as a context manager.
+        its source file; ``buffer_pages``: the size of the ``events`` ring buffer in pages (a
+        power of two; BCC's ``-b``: a perf buffer is sized by :func:`event_loop`'s ``page_cnt``
+        instead); ``kwargs`` go to ``BPF()`` (``alternatives=``, ``autoattach=``,
+        ``usdt_contexts=``, ``map_sizes=``). Checks the privilege first. Use it as a context manager.
 
         With ``--prometheus`` it opens the exporter before anything else (prometheus_client
         imported, the port bound, SIGTERM made a Ctrl-C): a missing module or a port in use is
@@ -566,14 +577,14 @@ class Tool:
         if getattr(args, "prometheus", None):
             _open_exporter(self, args.prometheus)
         try:
-            return self._load(args, consts=consts, uprobes=uprobes, text=text, **kwargs)
+            return self._load(args, consts=consts, uprobes=uprobes, text=text, buffer_pages=buffer_pages, **kwargs)
         except BaseException:
             if _exporter is not None:
                 _close_exporter(_exporter)
             raise
 
     def _load(self, args: Namespace, *, consts: dict | None, uprobes: Uprobes | None, text: str | None,
-              **kwargs: Any) -> Any:
+              buffer_pages: int | None, **kwargs: Any) -> Any:
         require_privileges()
         from bpfkit import BPF
 
@@ -581,6 +592,9 @@ class Tool:
         if transport not in ("ring", "perf"):
             raise ValueError(f"${EVENTS_ENV} is {transport!r}: it can be ring or perf")
         cflags = list(kwargs.pop("cflags", ())) + (["-DTOOL_PERF_EVENTS"] if transport == "perf" else [])
+        cflags += _pinned_set_shapes(self, args)
+        if buffer_pages is not None and transport == "ring":  # a ring buffer's size is its max_entries, in bytes
+            kwargs["map_sizes"] = {**kwargs.get("map_sizes", {}), "events": buffer_pages * os.sysconf("SC_PAGE_SIZE")}
         opening = _meanwhile(uprobes.open) if uprobes is not None and uprobes.wanted else None
         imported = None if "bpfkit.table" in sys.modules else _meanwhile(lambda: __import__("bpfkit.table"))
         try:
@@ -713,6 +727,44 @@ def _has_ringbuf() -> bool:
     return bool(_native.probe_feature("ringbuf", remembered=True)[0])
 
 
+#: ``--cgroupmap`` and ``--mntnsmap``: the name of each set in ``tool.bpf.h`` and the value size
+#: its template there is compiled with by default (BCC's documented shapes).
+PINNED_SETS = {"cgroupmap": ("cgroupset", 8), "mntnsmap": ("mntnsset", 4)}
+
+
+def _pinned_set_shapes(tool: Tool, args: Namespace) -> list:
+    """The cflags that shape ``tool.bpf.h``'s templates after the maps ``--cgroupmap`` and
+    ``--mntnsmap`` name, where they differ from the defaults (the kernel takes a map into a slot
+    only with the template's value size and flags, and before 5.10 its max_entries). Refuses,
+    with a one-line ``MapError``, a path where no BPF map is pinned, or a map that is not a hash
+    map with 8-byte keys. Reads the pins only: nothing is created."""
+    wanted = [(group, name, value_size, getattr(args, group)) for group, (name, value_size) in PINNED_SETS.items()
+              if group in tool.groups and getattr(args, group) is not None]
+    if not wanted:
+        return []
+    from bpfkit import MapError, _native
+    from bpfkit.features import kernel_version
+
+    kinds = {num: kind.lower() for num, kind, _since in _native.map_types()}
+    old = kernel_version() < (5, 10)
+    out: list = []
+    for group, name, value_size, path in wanted:
+        try:
+            m = _native.open_pinned_map(path)
+        except MapError as e:
+            raise MapError(f"--{group} {path}: no BPF map pinned there ({os.strerror(e.errno or errno.EINVAL)})",
+                           e.errno) from None
+        if kinds.get(m.map_type) != "hash" or m.key_size != 8:
+            raise MapError(f"--{group} {path}: a {kinds.get(m.map_type, m.map_type)} map with {m.key_size}-byte "
+                           "keys, not a hash map with 8-byte keys (bpftool map create PATH type hash key 8 value 8 "
+                           "entries 128 name NAME)", errno.EINVAL)
+        if m.value_size != value_size or m.flags or old:
+            macro = f"-DTOOL_{name.upper()}"
+            out += [f"{macro}_VALUE={m.value_size}", f"{macro}_FLAGS={m.flags}",
+                    f"{macro}_ENTRIES={m.max_entries if old else 1}"]
+    return out
+
+
 def _set_cgroup(b: Any, path: str) -> None:
     """Puts the cgroup directory ``path`` in ``cgroup_map[0]`` for ``tool_traced()``."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -840,6 +892,19 @@ def cgroup_path(text: str) -> str:
     return text
 
 
+def pinned_map(text: str) -> str:
+    """The path of a pinned BPF map (``--cgroupmap``, ``--mntnsmap``), which must exist; what is
+    pinned there is checked at load, when the tool holds the privilege to open it.
+
+    >>> pinned_map("/sys/fs/bpf/cgset")
+    '/sys/fs/bpf/cgset'
+    """
+    if not os.path.exists(text):
+        raise invalid(f"{text!r} does not exist (create the map with bpftool map create {text} type hash "
+                      "key 8 value 8 entries 128 name NAME)")
+    return text
+
+
 def listen_address(text: str) -> tuple[str, int]:
     """Where ``--prometheus`` listens, ``[ADDR:]PORT``, as ``(host, port)``, read as ``bpfkit exporter
     --listen`` reads it (:func:`bpfkit.exporter.parse_listen`): a port alone (or ``:PORT``)
@@ -893,6 +958,10 @@ GROUPS: dict = {
     "uid": (("-u", "--uid"), dict(type=uid, help="trace this UID (or user name) only")),
     "cgroup": (("-c", "--cgroup"), dict(type=cgroup_path, metavar="PATH",
                                         help="trace tasks in this cgroup (v2 directory) and below it only")),
+    "cgroupmap": (("--cgroupmap",), dict(type=pinned_map, metavar="MAPPATH",
+                                         help="trace cgroups in this BPF map only")),
+    "mntnsmap": (("--mntnsmap",), dict(type=pinned_map, metavar="MAPPATH",
+                                       help="trace mount namespaces in this BPF map only")),
     "timestamp": (("-T", "--timestamp"), dict(action="store_true", help="include timestamp on output")),
     "print_uid": (("-U", "--print-uid"), dict(action="store_true", help="print UID column")),
     "failed": (("-x", "--failed"), dict(action="store_true", help="only show failed calls")),

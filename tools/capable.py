@@ -14,6 +14,8 @@ Examples::
     bpfkit capable -U          # add user-space stacks to trace
     bpfkit capable -x          # extra fields: show TID and INSETID columns
     bpfkit capable --unique    # don't repeat stacks for the same pid
+    bpfkit capable --cgroupmap /sys/fs/bpf/cgset # only trace cgroups in this BPF map
+    bpfkit capable --mntnsmap /sys/fs/bpf/mntset # only trace mount namespaces in the map
     bpfkit capable -j          # one JSON object per check
 """
 
@@ -54,6 +56,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("-K", "--kernel-stack", action="store_true", help="output kernel stack trace")
     p.add_argument("-U", "--user-stack", action="store_true", help="output user stack trace")
     p.add_argument("-x", "--extra", action="store_true", help="show extra fields in TID and INSETID columns")
+    TOOL.add_groups(p, "cgroupmap", "mntnsmap")
     p.add_argument("--unique", action="store_true", help="don't repeat stacks for the same pid")
     TOOL.add_groups(p, "cgroup", "duration", "json")
     return p.parse_args(argv)

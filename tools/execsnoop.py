@@ -16,6 +16,8 @@ Examples::
     bpfkit execsnoop -n main       # only print command lines containing "main"
     bpfkit execsnoop -l tpkg       # only print command where arguments contains "tpkg"
     bpfkit execsnoop -c /sys/fs/cgroup/unified/user.slice   # only tasks in this cgroup
+    bpfkit execsnoop --cgroupmap /sys/fs/bpf/cgset          # only trace cgroups in this BPF map
+    bpfkit execsnoop --mntnsmap /sys/fs/bpf/mntset          # only trace mount namespaces in the map
     bpfkit execsnoop --max-args 5  # print at most 5 arguments
     bpfkit execsnoop -j            # one JSON object per exec()
 """
@@ -27,9 +29,9 @@ import sys
 import time
 
 try:
-    from ._kit import SUPPRESS, Columns, Tool, count, event_loop, pid, regex
+    from ._kit import Columns, Tool, count, event_loop, pid, regex
 except ImportError:  # run as a script from tools/
-    from _kit import SUPPRESS, Columns, Tool, count, event_loop, pid, regex  # type: ignore[no-redef]
+    from _kit import Columns, Tool, count, event_loop, pid, regex  # type: ignore[no-redef]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -49,8 +51,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("-T", "--time", action="store_true", help="include time column on output (HH:MM:SS)")
     p.add_argument("-t", "--timestamp", action="store_true", help="include timestamp on output")
     p.add_argument("-x", "--fails", action="store_true", help="include failed exec()s")
-    p.add_argument("--cgroupmap", help=SUPPRESS)
-    TOOL.add_groups(p, "cgroup", "uid")
+    TOOL.add_groups(p, "cgroupmap", "mntnsmap", "cgroup", "uid")
     p.add_argument("-q", "--quote", action="store_true", help='Add quotemarks (") around arguments.')
     p.add_argument("-n", "--name", type=regex, help="only print commands matching this name (regex), any arg")
     p.add_argument("-l", "--line", type=regex, help="only print commands where arg contains this line (regex)")

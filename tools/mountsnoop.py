@@ -9,6 +9,8 @@ Examples::
     bpfkit mountsnoop           # trace mount() and umount() calls
     bpfkit mountsnoop -P        # also show the parent process
     bpfkit mountsnoop -p 181    # only trace PID 181
+    bpfkit mountsnoop --cgroupmap /sys/fs/bpf/cgset # only trace cgroups in this BPF map
+    bpfkit mountsnoop --mntnsmap /sys/fs/bpf/mntset # only trace mount namespaces in the map
     bpfkit mountsnoop -j        # one JSON object per call
 """
 
@@ -80,7 +82,7 @@ def call_text(e: Any) -> str:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = TOOL.parser()
     p.add_argument("-P", "--parent_process", action="store_true", help="also snoop the parent process")
-    TOOL.add_groups(p, "pid", "cgroup", "duration", "json")
+    TOOL.add_groups(p, "cgroupmap", "mntnsmap", "pid", "cgroup", "duration", "json")
     return p.parse_args(argv)
 
 

@@ -12,11 +12,14 @@ Examples::
     bpfkit opensnoop -t 123       # only trace TID 123
     bpfkit opensnoop -u 1000      # only trace UID 1000
     bpfkit opensnoop -c /sys/fs/cgroup/system.slice   # only tasks in this cgroup
+    bpfkit opensnoop --cgroupmap /sys/fs/bpf/cgset    # only trace cgroups in this BPF map
+    bpfkit opensnoop --mntnsmap /sys/fs/bpf/mntset    # only trace mount namespaces in the map
     bpfkit opensnoop -d 10        # trace for 10 seconds only
     bpfkit opensnoop -n main      # only print process names containing "main"
     bpfkit opensnoop -e           # show extended fields (flags)
     bpfkit opensnoop -f O_WRONLY -f O_RDWR   # only print calls for writing
     bpfkit opensnoop -F           # show the full path of a relative one
+    bpfkit opensnoop -b 256       # a buffer of 256 pages (ring buffer: 1 MiB; perf buffer: per CPU)
     bpfkit opensnoop -j           # one JSON object per open
 """
 
@@ -48,8 +51,17 @@ def open_flag(text: str) -> int:
     raise invalid(f"{text!r} is not an open() flag such as O_WRONLY or O_CREAT")
 
 
+def buffer_pages(text: str) -> int:
+    """A buffer size in pages, as ``-b`` takes it: a power of two (BCC's rule for its perf buffer)."""
+    n = int(text, 10) if text.isascii() and text.isdigit() else 0
+    if n < 1 or n & (n - 1):
+        raise invalid(f"{text!r} is not a power of two number of pages")
+    return n
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    p = TOOL.parser("timestamp", "print_uid", "failed", "pid", "tid", "cgroup", "uid", "duration", "json",
+    p = TOOL.parser("timestamp", "print_uid", "failed", "pid", "tid", "cgroupmap", "mntnsmap", "cgroup", "uid",
+                    "duration", "json",
                     help={"failed": "only show failed opens"})
     p.add_argument("-n", "--name", help="only print process names containing this name")
     p.add_argument("-e", "--extended_fields", action="store_true", help="show extended fields")
@@ -57,6 +69,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="filter on flags argument (e.g., O_WRONLY); may be given more than once")
     p.add_argument("-F", "--full-path", action="store_true",
                    help="show full path for an open file with relative path")
+    p.add_argument("-b", "--buffer-pages", type=buffer_pages,
+                   help="size of the event buffer, a power of two number of pages (the ring buffer: 256 by "
+                        "default, 1 MiB; or the perf buffer on kernels before 5.8: 64 per CPU by default)")
     return p.parse_args(argv)
 
 
@@ -65,7 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     flags = args.flag_filter or []
     consts = {"only_failed": args.failed, "flag_mask": sum(set(flags)), "flag_rdonly": os.O_RDONLY in flags}
     # -F is compiled in rather than a const: see walk_cwd() in the C for why.
-    with TOOL.load(args, consts=consts, cflags=["-DFULL_PATH"] if args.full_path else []) as b:
+    with TOOL.load(args, consts=consts, cflags=["-DFULL_PATH"] if args.full_path else [],
+                   buffer_pages=args.buffer_pages) as b:
         from bpfkit import BPF
 
         # open(2) and openat2(2) are not on every architecture and kernel: attach where present.
@@ -79,7 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         ("comm", "COMM", "%-16s "), ("fd", "FD", "%4d "), ("err", "ERR", "%3d "),
                         ("flags", "FLAGS", "%08o ", args.extended_fields), ("path", "PATH", "%s")],
                        json=args.json)
-        event_loop(b, _printer(args, cols), duration=args.duration, ready=cols.header)
+        event_loop(b, _printer(args, cols), duration=args.duration, ready=cols.header,
+                   page_cnt=args.buffer_pages or 64)
     return 0
 
 

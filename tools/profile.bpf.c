@@ -46,6 +46,8 @@ int do_perf_event(struct bpf_perf_event_data *ctx)
 		return 0;
 	if (filter_tid && !bpf_map_lookup_elem(&targets, &tid))
 		return 0;
+	if (!tool_traced())	/* --cgroupmap, --mntnsmap (tool.bpf.h) */
+		return 0;
 	key.pid = tgid;
 	stack_ids(ctx, &key.user_stack_id, &key.kernel_stack_id);
 	bpf_get_current_comm(key.name, sizeof(key.name));

@@ -20,6 +20,8 @@ Examples::
     bpfkit profile -U          # only show user space stacks (no kernel)
     bpfkit profile -K          # only show kernel space stacks (no user)
     bpfkit profile -C 0        # only profile CPU 0
+    bpfkit profile --cgroupmap /sys/fs/bpf/cgset # only trace cgroups in this BPF map
+    bpfkit profile --mntnsmap /sys/fs/bpf/mntset # only trace mount namespaces in the map
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("-I", "--include-idle", action="store_true", help="include CPU idle stacks")
     _stacks.add_output_args(p, STORAGE_DEFAULT)
     p.add_argument("-C", "--cpu", type=cpu, help="cpu number to run profile on")
+    TOOL.add_groups(p, "cgroupmap", "mntnsmap")
     p.add_argument("duration", nargs="?", type=seconds, help="duration of trace, in seconds")
     return p.parse_args(argv)
 

@@ -13,6 +13,8 @@ Examples::
     bpfkit tcpaccept -p 181    # only trace PID 181
     bpfkit tcpaccept -4        # trace IPv4 family
     bpfkit tcpaccept -6        # trace IPv6 family
+    bpfkit tcpaccept --cgroupmap /sys/fs/bpf/cgset # only trace cgroups in this BPF map
+    bpfkit tcpaccept --mntnsmap /sys/fs/bpf/mntset # only trace mount namespaces in the map
     bpfkit tcpaccept -j        # one JSON object per accept
 """
 
@@ -47,7 +49,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     TOOL.add_groups(p, "pid")
     p.add_argument("-P", "--port", type=_net.ports, help="comma-separated list of local ports to trace")
     _net.add_family(p)
-    TOOL.add_groups(p, "duration", "json")
+    TOOL.add_groups(p, "cgroupmap", "mntnsmap", "duration", "json")
     p.add_argument("-v", "--verbose", action="store_true", help="say which hook is used, and why")
     return p.parse_args(argv)
 

@@ -21,7 +21,11 @@
 
 #include <hist.bpf.h>
 #include <sock.bpf.h>
+#ifdef TOOL_DNS
 #include <resolver.bpf.h>
+#else
+#define HOST_LEN 80	/* resolver.bpf.h's: the record is the same with and without -d */
+#endif
 
 const volatile u16 dports[MAX_PORTS] = {};	/* -P: only these destination ports */
 const volatile u32 n_dports = 0;
@@ -63,6 +67,9 @@ struct {
 TOOL_EVENTS(1 << 18);
 
 /* -- -d: the addresses getaddrinfo() returned, and the name each was looked up by ------------- */
+/* Compiled only for -d (TOOL_DNS): without it, its uprobes and its LRU map would cost every start
+ * a verifier pass and the map's preallocation, for nothing. */
+#ifdef TOOL_DNS
 
 #define MAX_ADDRINFOS 16	/* a name's entries read: each address comes once per socket type */
 
@@ -143,6 +150,7 @@ out:
 	bpf_map_delete_elem(&lookups, &tid);
 	return 0;
 }
+#endif /* TOOL_DNS */
 
 /* Counts or sends a connect whose addresses and ports `e` holds (-d: with its name, if known). */
 static __always_inline void report(void *ctx, struct event *e)
@@ -155,6 +163,7 @@ static __always_inline void report(void *ctx, struct event *e)
 		count_increment(&counts, &key);
 		return;
 	}
+#ifdef TOOL_DNS
 	if (with_dns) {
 		struct addr_key key = { .family = e->family };
 		struct name *n;
@@ -166,6 +175,7 @@ static __always_inline void report(void *ctx, struct event *e)
 			__builtin_memcpy(e->query, n->host, sizeof(e->query));
 		}
 	}
+#endif
 	tool_output(ctx, e, sizeof(*e));
 }
 

@@ -27,6 +27,8 @@ Examples::
     bpfkit tcpconnect -u 1000   # only trace UID 1000
     bpfkit tcpconnect -c        # count connects per src ip and dest ip/port
     bpfkit tcpconnect -L        # include LPORT while printing outputs
+    bpfkit tcpconnect --cgroupmap /sys/fs/bpf/cgset # only trace cgroups in this BPF map
+    bpfkit tcpconnect --mntnsmap /sys/fs/bpf/mntset # only trace mount namespaces in the map
     bpfkit tcpconnect -j        # one JSON object per connect
 """
 
@@ -65,6 +67,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("-L", "--lport", action="store_true", help="include LPORT on output")
     TOOL.add_groups(p, "print_uid", "uid", help={"print_uid": "include UID on output"})
     p.add_argument("-c", "--count", action="store_true", help="count connects per src ip and dest ip/port")
+    TOOL.add_groups(p, "cgroupmap", "mntnsmap")
     p.add_argument("-d", "--dns", action="store_true", help="include likely DNS query associated with each connect")
     p.add_argument("--libc", default="c", help="-d: the C library to probe (a path; default: the system's)")
     TOOL.add_groups(p, "json")
@@ -84,7 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         uprobes = Uprobes()
         uprobes.add("lookup_enter", name=args.libc, sym="getaddrinfo", pid=args.pid or -1)
         uprobes.add("dns_return", name=args.libc, sym="getaddrinfo", pid=args.pid or -1, retprobe=True)
-    with TOOL.load(args, consts=consts, uprobes=uprobes, alternatives=LADDERS) as b:
+    with TOOL.load(args, consts=consts, uprobes=uprobes, alternatives=LADDERS,
+                   cflags=["-DTOOL_DNS"] if args.dns else []) as b:
         if args.verbose:
             _net.say_rungs(b)
         if not args.json:

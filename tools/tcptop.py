@@ -13,6 +13,8 @@ Examples::
     bpfkit tcptop -p 181    # only trace PID 181
     bpfkit tcptop -4        # trace IPv4 family only
     bpfkit tcptop -6        # trace IPv6 family only
+    bpfkit tcptop --cgroupmap /sys/fs/bpf/cgset # only trace cgroups in this BPF map
+    bpfkit tcptop --mntnsmap /sys/fs/bpf/mntset # only trace mount namespaces in the map
     bpfkit tcptop -j 5 3    # three 5-second summaries as JSON
     bpfkit tcptop --prometheus 9100   # serve bpfkit_tcptop_{sent,received}_bytes_total{comm=...}
 """
@@ -46,7 +48,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = TOOL.parser()
     p.add_argument("-C", "--noclear", action="store_true", help="don't clear the screen")
     p.add_argument("-S", "--nosummary", action="store_true", help="skip system summary line")
-    TOOL.add_groups(p, "pid")
+    TOOL.add_groups(p, "pid", "cgroupmap", "mntnsmap")
     _net.add_family(p)
     TOOL.add_groups(p, "json", "interval", "prometheus", help={"interval": "output interval, in seconds (default 1)"})
     p.add_argument("-v", "--verbose", action="store_true", help="say which hooks are used, and why")

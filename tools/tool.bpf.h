@@ -5,8 +5,8 @@
  * tool's .bpf.c after this header (BPF(hdr_file=)), so a tool's C uses it without an #include and
  * the compile cache sees the header's text: an edit here is never served a stale object.
  *
- * - tool_traced(): the -p/-t/-u/-c filters, as `const volatile` globals the kit sets before load
- *   (one object serves every combination of flags);
+ * - tool_traced(): the -p/-t/-u/-c/--cgroupmap/--mntnsmap filters, as `const volatile` globals
+ *   the kit sets before load (one object serves every combination of flags);
  * - TOOL_EVENTS(): the `events` map, a ring buffer, or a perf buffer on kernels without ring
  *   buffers (before 5.8; the kit then defines TOOL_PERF_EVENTS), with tool_reserve() and
  *   tool_submit() to send a fixed-size record either way, tool_scratch() and tool_output() to
@@ -39,7 +39,81 @@ struct {
 	__uint(value_size, sizeof(u32));
 } cgroup_map SEC(".maps");
 
-/* Whether the current task passes the tool's -p/-t/-u/-c filters. */
+/*
+ * --cgroupmap PATH, --mntnsmap PATH (BCC's): only tasks whose cgroup id, or whose mount
+ * namespace's inode number, is a key of the BPF hash map pinned at PATH, a map the user creates
+ * and fills (`bpftool map create /sys/fs/bpf/cgset type hash key 8 value 8 entries 128 name
+ * cgset`); a change to it applies at once.
+ *
+ * The programs read the pinned map itself through the one slot of an array of maps, which
+ * bpfkit.BPF fills as it loads the object (BPF._bind_pinned: the map `__bpfkit_pinned__NAME` gets
+ * the map pinned at the path held in `__bpfkit_pin_path__NAME`; an empty path, a tool run without
+ * the flag, leaves the slot empty). Not libbpf's pinning: it reuses a pinned map only if it has
+ * the entries, value size and flags the program declares, and creates and pins a map where none
+ * is, which a filter must never do. The kernel takes a map into the slot if it has the template's
+ * key size, value size and flags (and before 5.10 its max_entries too): the templates below are
+ * the shapes of BCC's documentation (values of 8 bytes for cgroups, 4 for mount namespaces, flags
+ * 0), and for a map of another shape the kit compiles with -DTOOL_CGROUPSET_VALUE=...,
+ * -DTOOL_CGROUPSET_FLAGS=... and before 5.10 -DTOOL_CGROUPSET_ENTRIES=... (MNTNSSET for the
+ * other), once: the compile cache keeps it.
+ * Unused, they cost two small maps at load and nothing per event.
+ */
+const volatile bool filter_cgroupmap = false;
+const volatile bool filter_mntnsmap = false;
+
+#ifndef TOOL_CGROUPSET_VALUE
+#define TOOL_CGROUPSET_VALUE 8
+#define TOOL_CGROUPSET_FLAGS 0
+#define TOOL_CGROUPSET_ENTRIES 1
+#endif
+#ifndef TOOL_MNTNSSET_VALUE
+#define TOOL_MNTNSSET_VALUE 4
+#define TOOL_MNTNSSET_FLAGS 0
+#define TOOL_MNTNSSET_ENTRIES 1
+#endif
+
+#define TOOL_PINNED_SET(name, value_bytes, flags, entries)         \
+	const volatile char __bpfkit_pin_path__##name[4096];       \
+	struct {                                                   \
+		__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);          \
+		__uint(max_entries, 1);                            \
+		__type(key, u32);                                  \
+		__array(values, struct {                           \
+			__uint(type, BPF_MAP_TYPE_HASH);           \
+			__uint(max_entries, entries);              \
+			__uint(map_flags, flags);                  \
+			__uint(key_size, sizeof(u64));             \
+			__uint(value_size, value_bytes);           \
+		});                                                \
+	} __bpfkit_pinned__##name SEC(".maps")
+
+TOOL_PINNED_SET(cgroupset, TOOL_CGROUPSET_VALUE, TOOL_CGROUPSET_FLAGS, TOOL_CGROUPSET_ENTRIES);
+TOOL_PINNED_SET(mntnsset, TOOL_MNTNSSET_VALUE, TOOL_MNTNSSET_FLAGS, TOOL_MNTNSSET_ENTRIES);
+
+/* Whether `key` is in the map in the slot of `outer` (no map there: no). */
+static __always_inline bool tool_in_pinned_set(void *outer, u64 key)
+{
+	u32 zero = 0;
+	void *set = bpf_map_lookup_elem(outer, &zero);
+
+	return set && bpf_map_lookup_elem(set, &key);
+}
+
+/* Whether the current task passes --cgroupmap and --mntnsmap. */
+static __always_inline bool tool_container_ok(void)
+{
+	if (filter_cgroupmap && !tool_in_pinned_set(&__bpfkit_pinned__cgroupset, bpf_get_current_cgroup_id()))
+		return false;
+	if (filter_mntnsmap) {
+		struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+
+		if (!tool_in_pinned_set(&__bpfkit_pinned__mntnsset, BPF_CORE_READ(task, nsproxy, mnt_ns, ns.inum)))
+			return false;
+	}
+	return true;
+}
+
+/* Whether the current task passes the tool's -p/-t/-u/-c/--cgroupmap/--mntnsmap filters. */
 static __always_inline bool tool_traced(void)
 {
 	if (targ_tgid || targ_tid) {
@@ -55,7 +129,7 @@ static __always_inline bool tool_traced(void)
 	/* 1: under the cgroup; 0: not; negative: no cgroup set (yet), which traces nothing. */
 	if (filter_cg && bpf_current_task_under_cgroup(&cgroup_map, 0) != 1)
 		return false;
-	return true;
+	return tool_container_ok();
 }
 
 #ifndef TOOL_SCRATCH_SIZE

@@ -19,7 +19,7 @@ from ._attach_base import _s
 from ._attach_kernel import KernelAttachMixin
 from ._attach_net import NetAttachMixin
 from ._attach_user import UserAttachMixin
-from ._errors import AttachError, ClosedError, CompileError, LoadError, NotSupportedError
+from ._errors import AttachError, ClosedError, CompileError, LoadError, MapError, NotSupportedError
 
 TYPE_CHECKING = False  # not typing's: typing stays off a tool's start path
 if TYPE_CHECKING:
@@ -761,16 +761,26 @@ class BPF(KernelAttachMixin, UserAttachMixin, NetAttachMixin):
         """Fills the pinned-map slots of the object (see :mod:`bpfkit.bcc.containers`): an
         array of maps named ``__bpfkit_pinned__NAME`` whose one slot is given the map pinned at
         the path the ``.rodata`` string ``__bpfkit_pin_path__NAME`` holds. The programs then
-        read the pinned map itself, live, as BCC's ``BPF_TABLE_PINNED`` does. A missing pin
-        raises :class:`~bpfkit.MapError` (the object is closed)."""
+        read the pinned map itself, live, as BCC's ``BPF_TABLE_PINNED`` does. An empty path
+        leaves the slot empty (the bundled tools' ``--cgroupmap`` and ``--mntnsmap`` when not
+        given: the program does not read it then). A missing pin, or a map the kernel will not
+        put in the slot (another key or value size or flags than the slot's template), raises
+        :class:`~bpfkit.MapError` (the object is closed)."""
         for m in self._obj.maps():
             if not m.name.startswith(PINNED_PREFIX):
                 continue
             name = m.name[len(PINNED_PREFIX):]
-            path = self._obj.read_global(PIN_PATH_PREFIX + name).split(b"\0", 1)[0].decode()
+            path = os.fsdecode(self._obj.read_global(PIN_PATH_PREFIX + name).split(b"\0", 1)[0])
+            if not path:
+                continue
             inner = _native.open_pinned_map(path)
             # The outer map keeps its own reference to the inner map: the fd can close.
-            self._obj.map(m.name).update(bytes(4), inner.fd.to_bytes(4, sys.byteorder), 0)
+            try:
+                self._obj.map(m.name).update(bytes(4), inner.fd.to_bytes(4, sys.byteorder), 0)
+            except MapError as e:
+                raise MapError(f"the map pinned at {_display(path)} does not fit {name} (a {inner.map_type}-type map "
+                               f"with {inner.key_size}-byte keys, {inner.value_size}-byte values and flags "
+                               f"{inner.flags:#x}): {e}", e.errno) from None
 
     @staticmethod
     def free_bcc_memory() -> int:
