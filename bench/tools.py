@@ -103,6 +103,15 @@ def tools() -> list:
     return names()
 
 
+def probe_args(name: str) -> list:
+    """What a generic tool (funccount, trace, ...) needs to run: the probe the tests give it, a
+    syscall's tracepoint or function (tests/test_tools.py); nothing for the others."""
+    sys.path.insert(0, str(HERE.parent))
+    from tests.test_tools import REQUIRED_ARGS
+
+    return REQUIRED_ARGS.get(name, [])
+
+
 def main(argv: list | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=5, help="runs per figure (at least 5)")
@@ -115,7 +124,7 @@ def main(argv: list | None = None) -> int:
     names = args.tool or tools()
     rows = []
     for name in names:
-        cmd = [*_bpfkit(), name]
+        cmd = [*_bpfkit(), name, *probe_args(name)]
         ready_once(cmd)  # warms the cache (and the page cache)
         warm = median_ready(cmd, runs)
         cold = median_ready(cmd, max(3, runs // 2), cold=True) if not warm.startswith("fails") else ""
@@ -127,7 +136,8 @@ def main(argv: list | None = None) -> int:
         print(f"{name}: warm {warm}; cold {cold}; libbpf-tools {lt}; bpftrace {bpft}", file=sys.stderr)
     when = (f"Measured {time.strftime('%Y-%m-%d')} on {os.uname().release}, {os.cpu_count()} CPUs, "
             f"load average {os.getloadavg()[0]:.2f}; median of {runs} runs (cold: {max(3, runs // 2)}), "
-            "exec to the first line of output, and peak RSS then (`bench/tools.py`).")
+            "exec to the first line of output, and peak RSS then (`bench/tools.py`; the generic tools "
+            "with the probe the tests give them, a syscall's tracepoint or function).")
     lines = [when, "", "| tool | bpfkit warm | bpfkit cold (compiles) | libbpf-tools | bpftrace |",
              "|---|---|---|---|---|"]
     lines += [f"| {' | '.join(r)} |" for r in rows]
