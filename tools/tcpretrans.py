@@ -85,6 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                      local=f"{laddr}:{e.lport}", type=TYPES.get(e.type, "?"), raddr=raddr, rport=e.dport,
                      remote=f"{raddr}:{e.dport}", state=_net.state_name(e.state), seq=e.seq)
 
+        b["events"].set_record("struct event")  # the C also declares the tracepoint's record
         event_loop(b, on_event, duration=args.duration, ready=cols.header)
     return 0
 
