@@ -106,7 +106,8 @@ def tools() -> list:
 def probe_args(name: str) -> list:
     """What a generic tool (funccount, trace, ...) needs to run: the probe the tests give it, a
     syscall's tracepoint or function (tests/test_tools.py); nothing for the others."""
-    sys.path.insert(0, str(HERE.parent))
+    if str(HERE.parent) not in sys.path:
+        sys.path.insert(0, str(HERE.parent))
     from tests.test_tools import REQUIRED_ARGS
 
     return REQUIRED_ARGS.get(name, [])

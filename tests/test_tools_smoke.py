@@ -133,7 +133,7 @@ def test_kprobe_and_fentry_rungs_load_and_attach(name: str):
     need("kprobes", "fentry", "fexit")
     with open(_kit.HEADER) as h, open(f"{_kit.HERE}/{name}.bpf.c") as c:
         source = h.read() + "\n" + c.read()
-    obj, *_ = _native.compile(source, cflags=ALL_PROGRAMS_CFLAGS.get(name, []), source_dir=_kit.HERE)
+    obj, *_ = _native.compile(source, cflags=ALL_PROGRAMS_CFLAGS.get(name, []), source_dir=os.path.realpath(_kit.HERE))
     raw = dict(_native.object_programs(obj))
     sections = {prog: _native.Section(sec) for prog, sec in raw.items()}
     beneath = set()  # rungs under a better one this kernel has: never picked here

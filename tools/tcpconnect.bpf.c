@@ -31,7 +31,6 @@ const volatile u16 dports[MAX_PORTS] = {};	/* -P: only these destination ports *
 const volatile u32 n_dports = 0;
 const volatile bool with_lport = false;		/* -L */
 const volatile bool do_count = false;		/* -c: count per flow instead of sending records */
-const volatile bool with_dns = false;		/* -d */
 
 struct event {
 	u64 ts_us;
@@ -163,17 +162,15 @@ static __always_inline void report(void *ctx, struct event *e)
 		count_increment(&counts, &key);
 		return;
 	}
-#ifdef TOOL_DNS
-	if (with_dns) {
-		struct addr_key key = { .family = e->family };
-		struct name *n;
+#ifdef TOOL_DNS	/* -d */
+	struct addr_key key = { .family = e->family };
+	struct name *n;
 
-		__builtin_memcpy(key.addr, e->daddr, sizeof(key.addr));
-		n = bpf_map_lookup_elem(&names, &key);
-		if (n) {
-			e->query_ts_us = n->ts_us;
-			__builtin_memcpy(e->query, n->host, sizeof(e->query));
-		}
+	__builtin_memcpy(key.addr, e->daddr, sizeof(key.addr));
+	n = bpf_map_lookup_elem(&names, &key);
+	if (n) {
+		e->query_ts_us = n->ts_us;
+		__builtin_memcpy(e->query, n->host, sizeof(e->query));
 	}
 #endif
 	tool_output(ctx, e, sizeof(*e));

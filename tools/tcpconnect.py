@@ -81,7 +81,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     consts = {**_net.port_consts("dports", args.port), "targ_family": _net.family(args),
-              "with_lport": args.lport, "do_count": args.count, "with_dns": args.dns}
+              "with_lport": args.lport, "do_count": args.count}
     uprobes = None
     if args.dns:  # opened while the program loads
         uprobes = Uprobes()
