@@ -4,6 +4,7 @@ column spec and the docstring parser, and compile errors that name the tool's ow
 
 from __future__ import annotations
 
+import errno
 import importlib
 import io
 import json
@@ -305,5 +306,40 @@ def test_uprobes_are_opened_while_the_tool_loads_and_attached_after(tmp_path: Pa
     u.add("enter", name="c", sym="getppid")
     u.add("enter", name="c", sym="no_such_function_in_libc")
     with pytest.raises(OSError, match="no_such_function_in_libc"):
+        tool.load(args, uprobes=u)
+    assert perf_event_fds() == before
+
+
+def test_the_first_uprobe_opened_ahead_is_left_out_kept_or_closed_as_the_rest(tmp_path: Path):
+    """The first uprobe opens in a thread of its own while the other places are read: when it
+    cannot open and is optional it is left out like any other; when it matched several places
+    the rest are opened after it; and a load that fails closes it with the others."""
+    (tmp_path / "getpids.bpf.c").write_text(
+        'u64 calls = 0;\nSEC("uprobe")\nint enter(struct pt_regs *ctx)\n'
+        "{ if (tool_traced()) __sync_fetch_and_add(&calls, 1); return 0; }\n")
+    tool = _kit.Tool(str(tmp_path / "getpids.py"), "getpids: Counts getpid() and getppid().")
+    args = tool.parser("pid").parse_args(["-p", str(os.getpid())])
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    before = perf_event_fds()
+    for dead_first in (True, False):
+        u = _kit.Uprobes()
+        wanted = [dict(sym="getppid", pid=dead.pid, optional=True),  # ESRCH: no such process
+                  dict(sym_re=r"getp?pid$", pid=os.getpid())]  # two places
+        for kw in wanted if dead_first else wanted[::-1]:
+            u.add("enter", name="c", **kw)
+        with tool.load(args, uprobes=u) as b:
+            for _ in range(3):
+                os.getppid()
+                os.getpid()
+            assert b.get_global("calls") == 6
+            assert [(kw["pid"], e.errno) for kw, e in u.failed] == [(dead.pid, errno.ESRCH)]
+            assert len(b.links()) == 2
+        assert perf_event_fds() == before
+    (tmp_path / "getpids.bpf.c").write_text('SEC("uprobe")\nint enter(struct pt_regs *ctx) { return nope; }\n')
+    u = _kit.Uprobes()
+    u.add("enter", name="c", sym_re=r"getp?pid$", pid=os.getpid())
+    u.add("enter", name="c", sym="getuid", pid=os.getpid())
+    with pytest.raises(CompileError, match="nope"):
         tool.load(args, uprobes=u)
     assert perf_event_fds() == before

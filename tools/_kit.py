@@ -585,20 +585,25 @@ class Tool:
 
     def _load(self, args: Namespace, *, consts: dict | None, uprobes: Uprobes | None, text: str | None,
               buffer_pages: int | None, **kwargs: Any) -> Any:
-        require_privileges()
-        from bpfkit import BPF
-
-        transport = os.environ.get(EVENTS_ENV) or ("ring" if _has_ringbuf() else "perf")
-        if transport not in ("ring", "perf"):
-            raise ValueError(f"${EVENTS_ENV} is {transport!r}: it can be ring or perf")
-        cflags = list(kwargs.pop("cflags", ())) + (["-DTOOL_PERF_EVENTS"] if transport == "perf" else [])
-        cflags += _pinned_set_shapes(self, args)
-        if buffer_pages is not None and transport == "ring":  # a ring buffer's size is its max_entries, in bytes
-            kwargs["map_sizes"] = {**kwargs.get("map_sizes", {}), "events": buffer_pages * os.sysconf("SC_PAGE_SIZE")}
+        # The uprobes first: their first registration waits for an RCU grace period, which
+        # passes while everything else is done (a refusal below closes them).
         opening = _meanwhile(uprobes.open) if uprobes is not None and uprobes.wanted else None
-        imported = None if "bpfkit.table" in sys.modules else _meanwhile(lambda: __import__("bpfkit.table"))
+        imported = None
         try:
             try:
+                require_privileges()
+                from bpfkit import BPF
+
+                transport = os.environ.get(EVENTS_ENV) or ("ring" if _has_ringbuf() else "perf")
+                if transport not in ("ring", "perf"):
+                    raise ValueError(f"${EVENTS_ENV} is {transport!r}: it can be ring or perf")
+                cflags = list(kwargs.pop("cflags", ())) + (["-DTOOL_PERF_EVENTS"] if transport == "perf" else [])
+                cflags += _pinned_set_shapes(self, args)
+                if buffer_pages is not None and transport == "ring":  # a ring buffer's size is its max_entries
+                    kwargs["map_sizes"] = {**kwargs.get("map_sizes", {}),
+                                           "events": buffer_pages * os.sysconf("SC_PAGE_SIZE")}
+                if "bpfkit.table" not in sys.modules:
+                    imported = _meanwhile(lambda: __import__("bpfkit.table"))
                 if text is not None:
                     where: dict = {"text": text, "dialect": "libbpf"}
                 elif self.source is not None:
@@ -696,20 +701,53 @@ class Uprobes:
 
     def open(self) -> list:
         """``[(fn_name, opened uprobes)]``, in the order added (run in another thread while the
-        object loads)."""
-        from bpfkit._attach_user import open_uprobes
+        object loads). The first uprobe is opened as soon as its place is known, in a thread of
+        its own: its registration waits for the RCU grace period, and the other places are read
+        from their binaries meanwhile; after it the rest register at once."""
+        from bpfkit._attach_user import open_places, uprobe_places
 
-        out: list = []
         self.failed = []
+        found: list = []  # (fn_name, keywords, optional, path, pid, places)
+        first: Callable[[], Any] | None = None  # waits for the first uprobe, opened meanwhile
+        out: list = []
         try:
             for fn, kw, optional in self.wanted:
                 try:
-                    out.append((fn, open_uprobes(**kw)))
+                    path, pid, places = uprobe_places(**kw)
                 except (OSError, ValueError) as e:  # AttachError, NotSupportedError are OSErrors
                     if not optional:
                         raise
                     self.failed.append((kw, e))
+                    continue
+                if first is None and places:
+                    first = _meanwhile(lambda a=(path, pid, places[:1], kw["retprobe"]): open_places(*a))
+                    found.append((fn, kw, optional, path, pid, places, first))
+                else:
+                    found.append((fn, kw, optional, path, pid, places, None))
+            for fn, kw, optional, path, pid, places, primed in found:
+                try:
+                    if primed is None:
+                        evs = open_places(path, pid, places, kw["retprobe"])
+                    else:
+                        first = None  # waited for here, and closed by out on an error after
+                        evs = primed()
+                        try:
+                            evs += open_places(path, pid, places[1:], kw["retprobe"])
+                        except BaseException:
+                            _close_opened([(fn, evs)])
+                            raise
+                except (OSError, ValueError) as e:
+                    if not optional:
+                        raise
+                    self.failed.append((kw, e))
+                    continue
+                out.append((fn, evs))
         except BaseException:
+            if first is not None:
+                try:
+                    _close_opened([("", first())])
+                except Exception:  # noqa: BLE001, S110 - the first error is the one to report
+                    pass
             _close_opened(out)
             raise
         return out

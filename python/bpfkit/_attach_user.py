@@ -389,13 +389,25 @@ def open_uprobes(name: _Str, sym: _Str = "", sym_re: _Str = "", addr: Optional[i
     waits for an RCU grace period (15-18 ms on a small VM). A tool opens its uprobes in another
     thread while its object loads, then gives them to its programs with
     :meth:`UserAttachMixin.attach_opened_uprobes`. All or none: on an error those opened are
-    closed."""
+    closed. The same as :func:`uprobe_places` then :func:`open_places`."""
+    path, pid, targets = uprobe_places(name, sym, sym_re, addr, pid, retprobe, sym_off)
+    return open_places(path, pid, targets, retprobe)
+
+
+def uprobe_places(name: _Str, sym: _Str = "", sym_re: _Str = "", addr: Optional[int] = None, pid: int = -1,
+                  retprobe: bool = False, sym_off: int = 0) -> tuple:
+    """``(path, pid, places)``: where :func:`open_uprobes` would open its uprobes, found (the
+    binary and its symbols read) but nothing opened."""
     if not name:
         raise ValueError("open_uprobes needs name= (a path, or a library's short name such as \"c\")")
-    path, pid, targets = _uprobe_places(name, sym, sym_re, addr, pid, sym_off, retprobe)
+    return _uprobe_places(name, sym, sym_re, addr, pid, sym_off, retprobe)
+
+
+def open_places(path: str, pid: int, places: list, retprobe: bool) -> list:
+    """The uprobes at ``places`` (of :func:`uprobe_places`), opened; all or none."""
     opened: list = []
     try:
-        for t in targets:
+        for t in places:
             opened.append(_native.open_uprobe(path, t.offset, pid, retprobe, symbol=t.symbol,
                                               offset=t.symbol_offset if t.symbol is not None else t.offset))
     except BaseException:

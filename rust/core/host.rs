@@ -260,6 +260,37 @@ pub fn tracepoint_exists(category: &str, name: &str) -> bool {
     Path::new(dir).join("events").join(category).join(name).join("id").exists()
 }
 
+/// The libraries the dynamic linker's cache (`/etc/ld.so.cache`) names, in its order: read once,
+/// and again only when the file changes (a tool resolving twenty uprobes reads it once).
+fn ld_cache_paths() -> std::sync::Arc<Vec<String>> {
+    use std::os::unix::fs::MetadataExt;
+    use std::sync::{Arc, Mutex};
+    type Stamp = (u64, u64, i64, i64, u64);
+    static READ: Mutex<Option<(Stamp, Arc<Vec<String>>)>> = Mutex::new(None);
+    const CACHE: &str = "/etc/ld.so.cache";
+    let Ok(meta) = fs::metadata(CACHE) else { return Arc::new(Vec::new()) };
+    let stamp = (meta.dev(), meta.ino(), meta.mtime(), meta.mtime_nsec(), meta.size());
+    let mut read = READ.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((seen, paths)) = read.as_ref() {
+        if *seen == stamp {
+            return Arc::clone(paths);
+        }
+    }
+    let paths: Vec<String> = fs::read(CACHE)
+        .map(|cache| {
+            cache
+                .split(|&b| b == 0)
+                .filter_map(|s| std::str::from_utf8(s).ok())
+                .filter(|s| s.starts_with('/'))
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    let paths = Arc::new(paths);
+    *read = Some((stamp, Arc::clone(&paths)));
+    paths
+}
+
 /// Resolves a uprobe target: a path is returned as is; a short library name (`"c"`, `"libc"`,
 /// `"libc.so.6"`) is looked up in the process's mappings (when `pid` is given), the dynamic
 /// linker's cache and the standard library directories; a bare program name is looked up on PATH.
@@ -275,8 +306,9 @@ pub fn resolve_binary(name: &str, pid: Option<i32>) -> Result<PathBuf> {
     let stem = name.strip_prefix("lib").unwrap_or(name);
     let stem = stem.split(".so").next().unwrap_or(stem);
     let prefix = format!("lib{stem}.so");
+    let dotted = format!("{prefix}.");
     let matches = |p: &str| {
-        Path::new(p).file_name().and_then(|f| f.to_str()).is_some_and(|f| f == prefix || f.starts_with(&format!("{prefix}.")))
+        Path::new(p).file_name().and_then(|f| f.to_str()).is_some_and(|f| f == prefix || f.starts_with(&dotted))
     };
     if let Some(pid) = pid.filter(|p| *p > 0) {
         if let Ok(maps) = fs::read_to_string(format!("/proc/{pid}/maps")) {
@@ -285,14 +317,8 @@ pub fn resolve_binary(name: &str, pid: Option<i32>) -> Result<PathBuf> {
             }
         }
     }
-    if let Ok(cache) = fs::read("/etc/ld.so.cache") {
-        for s in cache.split(|&b| b == 0) {
-            if let Ok(s) = std::str::from_utf8(s) {
-                if s.starts_with('/') && matches(s) && Path::new(s).exists() {
-                    return Ok(PathBuf::from(s));
-                }
-            }
-        }
+    if let Some(p) = ld_cache_paths().iter().find(|s| matches(s) && Path::new(s).exists()) {
+        return Ok(PathBuf::from(p));
     }
     let arch_dir = format!("{}-linux-gnu", std::env::consts::ARCH);
     for dir in ["/lib", "/usr/lib", "/lib64", "/usr/lib64", "/usr/local/lib"] {
