@@ -138,7 +138,8 @@ def main(argv: list | None = None) -> int:
         warm = median_ready(cmd, runs)
         cold = median_ready(cmd, max(3, runs // 2), cold=True) if not warm.startswith("fails") else ""
         libbpf = f"/usr/sbin/{name}"
-        lt = median_ready(["stdbuf", "-oL", libbpf], runs) if os.path.exists(libbpf) else ""
+        # The same probe for libbpf-tools' generic tool (funclatency FUNCTION).
+        lt = median_ready(["stdbuf", "-oL", libbpf, *probe_args(name)], runs) if os.path.exists(libbpf) else ""
         bt = f"/usr/sbin/{name}.bt"
         bpft = median_ready([bt], max(3, runs // 2)) if os.path.exists(bt) and shutil.which("bpftrace") else ""
         rows.append((name, warm, cold, lt, bpft))

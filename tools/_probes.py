@@ -458,8 +458,13 @@ def _kernel_functions(probe: Probe) -> list[Target]:
 
     if probe.is_literal:
         fn = probe.pattern
-        if _native.ksymname(fn) is None and syscall_of(fn):
-            # BCC's fix_syscall_fnname: sys_getppid means this kernel's __x64_sys_getppid.
+        if fn.startswith("sys_") and syscall_prefix() != "sys_":
+            # BCC's fix_syscall_fnname: sys_getppid means this kernel's __x64_sys_getppid
+            # (looked up first: a name kallsyms lacks costs a read of all of it).
+            fixed = syscall_prefix() + syscall_of(fn)
+            if _native.ksymname(fixed) is not None:
+                fn = fixed
+        elif _native.ksymname(fn) is None and syscall_of(fn):
             fixed = syscall_prefix() + syscall_of(fn)
             if _native.ksymname(fixed) is not None:
                 fn = fixed
@@ -475,13 +480,12 @@ def _kernel_functions(probe: Probe) -> list[Target]:
     kind = probe.kind
     via = ""
     if kind in ("fentry", "fexit"):
-        from bpfkit import features
-
-        st = features.probe(kind)
-        if not st.supported:
+        # The core's probe, not bpfkit.features (which imports dataclasses, typing and re).
+        ok, _errno, reason = _native.probe_feature(kind)
+        if not ok:
             # Without BPF trampolines, a kprobe sees the same entry and return.
             kind = "kretprobe" if kind == "fexit" else "kprobe"
-            via = f"{probe.kind} unavailable ({st.reason}): a {kind} instead"
+            via = f"{probe.kind} unavailable ({reason}): a {kind} instead"
     if kind in ("kprobe", "kretprobe"):
         why = _native.kprobes_unavailable()
         if why is not None:
@@ -492,7 +496,7 @@ def _kernel_functions(probe: Probe) -> list[Target]:
 def _syscall_tracepoints(probe: Probe, names: list[str], kind: str, why: str) -> list[Target]:
     """The kernel has no kprobes: each system call entry point among ``names`` is reached
     through its ``syscalls`` tracepoint; anything else is refused, naming the feature."""
-    from bpfkit import _native, features
+    from bpfkit import _native
 
     out: list[Target] = []
     refused: list[str] = []
@@ -506,6 +510,8 @@ def _syscall_tracepoints(probe: Probe, names: list[str], kind: str, why: str) ->
         else:
             refused.append(fn)
     if refused and not out:
+        from bpfkit import features
+
         which = refused[0] if len(refused) == 1 else f"{len(refused)} kernel functions ({refused[0]}, ...)"
         raise features.refusal("kprobes", f"{probe.spec}: a {kind} on {which} is not possible: {why}")
     if refused:

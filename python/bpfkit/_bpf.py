@@ -204,10 +204,10 @@ def _predict(section: str) -> Optional[str]:
         ok, _errno_, reason = _native.probe_feature(need, remembered=True)
         if not ok:
             return f"{need}: {reason}"
-    # A kprobe's function only. The first lookup reads all of kallsyms (0.2 s and 30 MiB here):
-    # an fentry or ksyscall rung, the first rung of most tools, is not checked, so that a tool
-    # does not pay that on every start; a missing function is refused at load or attach instead,
-    # and the ladder moves on. (_check_required, in the tests, does look them up.)
+    # A kprobe's function only. A lookup scans kallsyms up to the name (5-70 ms here): an
+    # fentry or ksyscall rung, the first rung of most tools, is not checked, so that a tool does
+    # not pay that on every start; a missing function is refused at load or attach instead, and
+    # the ladder moves on. (_check_required, in the tests, does look them up.)
     if sec.kprobe_function is not None:
         func = sec.kprobe_function[0]
         if _native.ksymname(func) is None:
