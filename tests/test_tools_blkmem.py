@@ -79,6 +79,7 @@ def direct_reads(dd: Path, f: Path, bs: str, n: int) -> int:
     return p.pid
 
 
+@pytest.mark.kernels  # 6.1: submissions from block_rq_insert; 6.12: block_io_start
 def test_biosnoop_shows_each_direct_read(direct_file: Path, named_dd: Path):
     p = start_tool("biosnoop", "-Q", "-P", "4")
     header = wait_header(p, r"LAT\(ms\)$")
@@ -114,6 +115,7 @@ def test_biosnoop_json_and_disk_filter(direct_file: Path, named_dd: Path):
     assert all(isinstance(r["lat_ms"], float) and r["lat_ms"] > 0 for r in mine)
 
 
+@pytest.mark.kernels  # 6.1: submissions from block_rq_insert; 6.12: block_io_start
 def test_biotop_sums_a_process_reads(direct_file: Path, named_dd: Path):
     p = start_tool("biotop", "-C", "3", "1")
     wait_header(p, r"^Tracing\.\.\. Output every 3 secs")

@@ -37,6 +37,11 @@ mkdir -p $R/dev/pts $R/dev/shm
 mount -t devpts devpts $R/dev/pts
 mount -t tmpfs tmpfs $R/dev/shm
 mount -t tmpfs tmpfs $R/run
+# vm.sh's scratch disk (ext4 on virtio-blk) is /scratch, and the job's TMPDIR: the block tools'
+# tests need a file on a disk. (Not /tmp, where the host keeps the job's files.)
+for _ in 1 2 3 4 5 6 7 8 9 10; do [ -b /dev/vda ] && break; sleep 0.2; done
+mkdir -p $R/scratch && mount -t ext4 /dev/vda $R/scratch && chmod 1777 $R/scratch ||
+    die "cannot mount the scratch disk (/dev/vda) on /scratch"
 mount -t securityfs securityfs $R/sys/kernel/security
 mount -t tracefs tracefs $R/sys/kernel/tracing
 mount -t debugfs debugfs $R/sys/kernel/debug
@@ -61,7 +66,7 @@ OUT=/dev/console ERR=/dev/console ST=/dev/console
 exec 3>$OUT 4>$ERR 5>$ST                          # held open so the raw mode below sticks
 for fd in 3 4 5; do stty raw -echo <&$fd 2>/dev/null; done   # no \n -> \r\n
 echo "boot_s $(cut -d' ' -f1 /proc/uptime)" >&5
-env -i chroot $R /bin/sh "$vm_job/cmd.sh" </dev/null >&3 2>&4 3>&- 4>&- 5>&-
+env -i TMPDIR=/scratch chroot $R /bin/sh "$vm_job/cmd.sh" </dev/null >&3 2>&4 3>&- 4>&- 5>&-
 echo "rc $?" >&5
 sync
 reboot -f

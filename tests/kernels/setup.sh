@@ -75,14 +75,15 @@ candidate_version() {
 
 # Everything that goes into an initrd; a change to any of it rebuilds the initrds.
 initrd_inputs_sum() {
-    cat "$HERE/init.sh" /bin/busybox "$1" | sha256sum | cut -d' ' -f1
+    { cat "$HERE/init.sh" /bin/busybox "$1"; declare -f build_initrd; } | sha256sum | cut -d' ' -f1
 }
 
 build_initrd() {   # build_initrd KDIR
     local kdir=$1 kroot=$1/root kver mods w m ko b
     kver=$(cat "$kdir/kver")
-    if [ "$(cat "$kdir/fs")" = 9p ]; then mods="virtio_pci virtio_mmio virtio_console 9pnet_virtio 9p overlay"
-    else mods="virtio_pci virtio_mmio virtio_console virtiofs overlay"; fi
+    # virtio_blk: the scratch disk vm.sh gives the guest for /tmp (ext4 is built in).
+    if [ "$(cat "$kdir/fs")" = 9p ]; then mods="virtio_pci virtio_mmio virtio_console virtio_blk 9pnet_virtio 9p overlay"
+    else mods="virtio_pci virtio_mmio virtio_console virtio_blk virtiofs overlay"; fi
     w=$(mktemp -d)
     mkdir -p "$w"/{bin,dev,proc,sys,modules}
     cp /bin/busybox "$w/bin/busybox"

@@ -62,6 +62,12 @@ else
             -device virtio-9p-device,fsdev=r,mount_tag=hostroot"
 fi
 
+# A scratch disk, ext4 on virtio-blk, that init.sh mounts on /scratch, the job's TMPDIR: block I/O for the
+# block tools' tests (biosnoop, biotop), which the overlay's tmpfs cannot give. Sparse, 1 GiB.
+truncate -s 1G "$JOB/scratch.img" && mkfs.ext4 -q -F -E lazy_itable_init=1,lazy_journal_init=1 "$JOB/scratch.img" ||
+    { echo "vm: cannot make the scratch disk (mkfs.ext4, from e2fsprogs)" >&2; exit 255; }
+SCRATCH="-drive file=$JOB/scratch.img,if=none,format=raw,id=scratch,cache=unsafe -device virtio-blk-device,drive=scratch"
+
 # The guest's stderr console writes into a fifo that cat copies to our stderr.
 mkfifo "$JOB/err"
 cat "$JOB/err" >&2 &
@@ -73,7 +79,7 @@ if [ -n "${VM_STATS:-}" ]; then   # note when the command starts, by the host's 
     WATCHPID=$!
 fi
 
-# shellcheck disable=SC2086  # MACHINE, ROOTFS and VM_QEMU_OPTS are option lists
+# shellcheck disable=SC2086  # MACHINE, ROOTFS, SCRATCH and VM_QEMU_OPTS are option lists
 timeout -k 5 "${VM_TIMEOUT:-1800}" qemu-system-x86_64 $MACHINE -accel tcg,thread=multi -cpu max \
     -m "$MEM" -smp "${VM_SMP:-1}" -nodefaults -no-user-config -display none -no-reboot \
     -serial file:"$JOB/console.log" \
@@ -82,7 +88,7 @@ timeout -k 5 "${VM_TIMEOUT:-1800}" qemu-system-x86_64 $MACHINE -accel tcg,thread
     -chardev pipe,id=err,path="$JOB/err" -device virtconsole,chardev=err \
     -chardev file,id=st,path="$JOB/status" -device virtconsole,chardev=st \
     -kernel "$KDIR/vmlinux" -initrd "$KDIR/initrd.cpio" -append "$APPEND ${VM_APPEND:-}" \
-    $ROOTFS ${VM_QEMU_OPTS:-} </dev/null &
+    $ROOTFS $SCRATCH ${VM_QEMU_OPTS:-} </dev/null &
 QPID=$!
 wait $QPID
 qrc=$?
