@@ -8,7 +8,9 @@ Run as root: `.venv/bin/python bench/tools.py [--runs N] [TOOL ...]` (part of `m
 after its programs are attached, so that line is the moment it starts seeing events. Peak RSS is
 the VmHWM of the tool's process at that moment. "warm" has the tool's object in the compile cache
 (one untimed run first); "cold" starts each run with an empty cache, so it includes clang. Each
-figure is the median of N runs (at least 5), each a fresh process. libbpf-tools' binaries
+figure is the median of N runs (at least 5), each a fresh process; the warm runs, bpfkit's and
+libbpf-tools', go in rounds across all the tools, so that the machine's drift (a VM's neighbours
+come and go) falls on every tool alike instead of on the few measured while it lasts. libbpf-tools' binaries
 (/usr/sbin/<tool>, apt-get install libbpf-tools) run under `stdbuf -oL`, and bpftrace's tools
 (/usr/sbin/<tool>.bt) as installed; a tool that cannot run on this kernel (no kprobes, no fentry)
 is shown with the first line of its error. A bpfkit tool that refuses here (no hook on this kernel)
@@ -81,20 +83,40 @@ def ready_once(cmd: list, env: dict | None = None, limit: float = 30.0) -> tuple
 def median_ready(cmd: list, runs: int, cold: bool = False, env: dict | None = None) -> str:
     """``"0.045 s, 21.3 MiB"`` (each run a fresh process; ``cold``: each with an empty compile
     cache), or why it could not run."""
-    times, rss = [], []
+    samples = []
     for _ in range(runs):
         cache = tempfile.mkdtemp(prefix="bpfkit-bench-") if cold else None
         run_env = dict(env or os.environ, BPFKIT_CACHE_DIR=cache) if cache else env
         try:
-            t, hwm = ready_once(cmd, run_env)
+            samples.append(ready_once(cmd, run_env))
         finally:
             if cache:
                 shutil.rmtree(cache, ignore_errors=True)
+        if samples[-1][0] is None:
+            break
+    return summary(samples)
+
+
+def summary(samples: list) -> str:
+    """The median time and RSS of ``ready_once`` results, or the first failure's reason."""
+    for t, why in samples:
         if t is None:
-            return f"fails: {hwm}"
-        times.append(t)
-        rss.append(hwm)
-    return f"{statistics.median(times):.3f} s, {statistics.median(rss) / 1024:.1f} MiB"
+            return f"fails: {why}"
+    return (f"{statistics.median(t for t, _ in samples):.3f} s, "
+            f"{statistics.median(h for _, h in samples) / 1024:.1f} MiB")
+
+
+def interleaved(cmds: dict, runs: int) -> dict:
+    """``{key: summary}`` of ``runs`` runs of each command, taken in rounds (each command once
+    per round): the machine's drift (a VM's neighbours) falls on every tool alike, not on the few
+    measured while it lasts. A command that fails is dropped after its first failure."""
+    samples: dict = {k: [] for k in cmds}
+    for _ in range(runs):
+        for k, cmd in cmds.items():
+            if samples[k] and samples[k][-1][0] is None:
+                continue
+            samples[k].append(ready_once(cmd))
+    return {k: summary(v) for k, v in samples.items()}
 
 
 def tools() -> list:
@@ -129,23 +151,32 @@ def main(argv: list | None = None) -> int:
     runs = max(5, args.runs)
     names = args.tool or tools()
     rows = []
+    warm_cmds: dict = {}
+    for name in names:
+        if name in SILENT_UNTIL_INTERVAL:
+            continue
+        warm_cmds[("bpfkit", name)] = [*_bpfkit(), name, *probe_args(name)]
+        ready_once(warm_cmds[("bpfkit", name)])  # warms the cache (and the page cache)
+        libbpf = f"/usr/sbin/{name}"
+        if os.path.exists(libbpf):  # the same probe for libbpf-tools' generic tool (funclatency FUNCTION)
+            warm_cmds[("libbpf", name)] = ["stdbuf", "-oL", libbpf, *probe_args(name)]
+    # The warm figures (bpfkit's and libbpf-tools') in rounds across all tools; the cold ones
+    # and bpftrace's (0.1-0.4 s each) tool by tool after.
+    warm = interleaved(warm_cmds, runs)
     for name in names:
         if name in SILENT_UNTIL_INTERVAL:
             rows.append((name, SILENT_UNTIL_INTERVAL[name], "", "", ""))
             continue
-        cmd = [*_bpfkit(), name, *probe_args(name)]
-        ready_once(cmd)  # warms the cache (and the page cache)
-        warm = median_ready(cmd, runs)
-        cold = median_ready(cmd, max(3, runs // 2), cold=True) if not warm.startswith("fails") else ""
-        libbpf = f"/usr/sbin/{name}"
-        # The same probe for libbpf-tools' generic tool (funclatency FUNCTION).
-        lt = median_ready(["stdbuf", "-oL", libbpf, *probe_args(name)], runs) if os.path.exists(libbpf) else ""
+        ours = warm[("bpfkit", name)]
+        cold = median_ready(warm_cmds[("bpfkit", name)], max(3, runs // 2), cold=True) if not ours.startswith("fails") else ""
+        lt = warm.get(("libbpf", name), "")
         bt = f"/usr/sbin/{name}.bt"
         bpft = median_ready([bt], max(3, runs // 2)) if os.path.exists(bt) and shutil.which("bpftrace") else ""
-        rows.append((name, warm, cold, lt, bpft))
-        print(f"{name}: warm {warm}; cold {cold}; libbpf-tools {lt}; bpftrace {bpft}", file=sys.stderr)
+        rows.append((name, ours, cold, lt, bpft))
+        print(f"{name}: warm {ours}; cold {cold}; libbpf-tools {lt}; bpftrace {bpft}", file=sys.stderr)
     when = (f"Measured {time.strftime('%Y-%m-%d')} on {os.uname().release}, {os.cpu_count()} CPUs, "
-            f"load average {os.getloadavg()[0]:.2f}; median of {runs} runs (cold: {max(3, runs // 2)}), "
+            f"load average {os.getloadavg()[0]:.2f}; median of {runs} runs (cold: {max(3, runs // 2)}; the warm "
+            "ones, bpfkit's and libbpf-tools', in rounds across all tools), "
             "exec to the first line of output, and peak RSS then (`bench/tools.py`; the generic tools "
             "with the probe the tests give them, a syscall's tracepoint or function).")
     lines = [when, "", "| tool | bpfkit warm | bpfkit cold (compiles) | libbpf-tools | bpftrace |",
