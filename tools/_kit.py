@@ -707,7 +707,7 @@ class Uprobes:
         from bpfkit._attach_user import open_places, uprobe_places
 
         self.failed = []
-        found: list = []  # (fn_name, keywords, optional, path, pid, places)
+        found: list = []  # (fn_name, keywords, optional, path, pid, places, wait for the first or None)
         first: Callable[[], Any] | None = None  # waits for the first uprobe, opened meanwhile
         out: list = []
         try:
