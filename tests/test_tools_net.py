@@ -531,6 +531,47 @@ def test_tcpretrans_sees_retransmits_of_dropped_segments(veth: VethPair):  # noq
     assert "LADDR:LPORT" in out and "RETRANSMITS" in out
 
 
+@pytest.mark.kernels
+def test_tcpretrans_lossprobe_sees_the_probe_of_a_lost_tail(veth: VethPair):  # noqa: F811
+    """-l: two segments sent at once while the far end is down (TCP_NODELAY, so both leave): with
+    more than one segment out, the kernel probes the tail after about two round trips, well before
+    the RTO, by sending the last segment again (tcp_send_loss_probe). That probe shows as type L,
+    on the flow's addresses, beside the RTO retransmits (R) that follow."""
+    from bpfkit import features
+
+    if not features.probe("fentry").supported and not features.probe("kprobes").supported:
+        pytest.skip(f"-l needs fentry or a kprobe on tcp_send_loss_probe: fentry: "
+                    f"{features.probe('fentry').reason}; kprobes: {features.probe('kprobes').reason}")
+    server = subprocess.Popen(["ip", "netns", "exec", veth.ns, sys.executable, "-c", SERVER, veth.peer_ip],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        port = int(server.stdout.readline())
+        client = socket.create_connection((veth.peer_ip, port), timeout=10)
+        client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        client.sendall(b"warm" * 100)  # a round trip or two measured, so the probe's timeout is short
+        time.sleep(0.2)
+        lport = client.getsockname()[1]
+        events = start_quiet(1, "tcpretrans", "-l", "-j", "-d", "3")
+        _run("ip", "-n", veth.ns, "link", "set", veth.peer, "down")
+        client.sendall(b"a" * 100)
+        client.sendall(b"b" * 100)
+        time.sleep(1.0)
+        _run("ip", "-n", veth.ns, "link", "set", veth.peer, "up")
+        got = [r for r in json_lines(finish(events)) if r["lport"] == lport]
+        client.close()
+    finally:
+        server.kill()
+        server.wait()
+    probes = [r for r in got if r["type"] == "L"]
+    assert probes, got
+    for r in got:
+        assert (r["ip"], r["laddr"], r["raddr"], r["rport"], r["state"]) == \
+            (4, veth.host_ip, veth.peer_ip, port, "ESTABLISHED"), r
+    assert {r["type"] for r in got} <= {"L", "R"}, got
+    assert got[0]["type"] == "L", "the probe comes before the first RTO"
+
+
 def test_tcpretrans_text_header():
     r = subprocess.run([*BPFKIT, "tcpretrans", "-d", "0.5"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr

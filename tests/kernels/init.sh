@@ -55,6 +55,12 @@ mkdir -p $R/lib/modules $R/boot
 rm -rf "$R/lib/modules/$KV"
 [ -n "$vm_moddir" ] && ln -s "$vm_moddir" "$R/lib/modules/$KV"
 [ -n "$vm_kconfig" ] && ln -sf "$vm_kconfig" "$R/boot/config-$KV"
+# The kernel loads a module it needs (veth for `ip link add ... type veth`, say) by running
+# modprobe in its own root, this initrd, which has neither kmod nor the modules: run the host's
+# modprobe in the guest's root instead.
+printf '#!/bin/sh\nexec /bin/chroot %s /sbin/modprobe "$@"\n' "$R" >/bin/modprobe-in-root
+chmod 755 /bin/modprobe-in-root
+echo /bin/modprobe-in-root >/proc/sys/kernel/modprobe
 
 hostname vm
 ip link set lo up 2>/dev/null
