@@ -9,6 +9,7 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -368,11 +369,27 @@ def test_tcplife_json_has_exact_bytes_and_pid_filter(session_factory):
                    "tx_bytes": SEND, "rx_bytes": RECV}
 
 
-def test_tcplife_csv_and_wide():
-    r = subprocess.run([*BPFKIT, "tcplife", "-s", "-T", "-t", "-d", "0.5"], capture_output=True, text=True,
-                       timeout=60)
-    assert r.returncode == 0, r.stderr
-    assert r.stdout.splitlines()[0] == "TIME,TIME(s),PID,COMM,IP,LADDR,LPORT,RADDR,RPORT,TX_KB,RX_KB,MS"
+def test_tcplife_csv_and_wide(session_factory):
+    """-s: comma-separated, with the IP column and -T/-t's times; -w: the wide columns (the IP
+    column too, and addresses that fit IPv6's): both show the session's values."""
+    s = session_factory(SEND, RECV)
+    csv = start_quiet(1, "tcplife", "-s", "-T", "-t", "-p", str(s.pid), "-d", "3")
+    wide = start_quiet(1, "tcplife", "-w", "-p", str(s.pid), "-d", "3")
+    s.run()
+    out = finish(csv).splitlines()
+    assert out[0] == "TIME,TIME(s),PID,COMM,IP,LADDR,LPORT,RADDR,RPORT,TX_KB,RX_KB,MS", out
+    assert len(out) == 2, out
+    f = out[1].split(",")
+    assert re.fullmatch(r"\d\d:\d\d:\d\d", f[0]) and float(f[1]) >= 0 and float(f[11]) > 0, f
+    assert f[2:11] == [str(s.pid), s.comm, "4", LOCAL, str(s.port), LOCAL, str(s.listen_port),
+                       str(SEND // 1024), str(RECV // 1024)], f
+    out = finish(wide).splitlines()
+    assert out[0].split() == ["PID", "COMM", "IP", "LADDR", "LPORT", "RADDR", "RPORT", "TX_KB", "RX_KB", "MS"], out
+    assert len(out) == 2, out
+    # The wide layout: a 16-character command and 26-character addresses.
+    want = "%-5d %-16.16s %-2d %-26s %-5d %-26s %-5d %6d %6d " % (
+        s.pid, s.comm, 4, LOCAL, s.port, LOCAL, s.listen_port, SEND // 1024, RECV // 1024)
+    assert out[1].startswith(want) and float(out[1][len(want):]) > 0, (want, out)
 
 
 # -- tcpstates -------------------------------------------------------------------------------------
