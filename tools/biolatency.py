@@ -44,11 +44,25 @@ _OPS = {0: "Read", 1: "Write", 2: "Flush", 3: "Discard", 5: "SecureErase", 9: "W
         17: "ZoneResetAll", 34: "DrvIn", 35: "DrvOut"}
 
 
+# Modifier bits of cmd_flags (enum req_flag_bits: REQ_OP_BITS = 8, then 3 failfast bits, so REQ_SYNC
+# is bit 11 on kernels since 4.10) named in a section's title, as BCC's -F names them: innermost
+# (next to the operation) first. Bits left out (failfast, integrity, preflush, ...) go unnamed.
+_MODIFIERS = ((11, "Sync"), (12, "Metadata"), (17, "ForcedUnitAccess"), (13, "Priority"), (14, "NoMerge"),
+              (15, "Idle"), (19, "ReadAhead"), (20, "Background"), (21, "NoWait"))
+
+
 def flags_name(flags: int) -> str:
-    """A readable name for a request's cmd_flags, e.g. ``Sync-Write``."""
-    op = _OPS.get(flags & 0xFF, f"Op{flags & 0xFF}")
-    # REQ_SYNC is bit 11 on kernels since 4.10 (REQ_OP_BITS = 8, then 3 failfast bits).
-    return ("Sync-" if flags & (1 << 11) else "") + op
+    """A readable name for a request's cmd_flags, its modifiers before its operation, as BCC's
+    ``-F`` sections are titled.
+
+    >>> flags_name(1 | 1 << 11), flags_name(0), flags_name(1 << 19), flags_name(1 | 1 << 11 | 1 << 17)
+    ('Sync-Write', 'Read', 'ReadAhead-Read', 'ForcedUnitAccess-Sync-Write')
+    """
+    name = _OPS.get(flags & 0xFF, f"Op{flags & 0xFF}")
+    for bit, modifier in _MODIFIERS:
+        if flags & (1 << bit):
+            name = f"{modifier}-{name}"
+    return name
 
 
 def disk(text: str) -> tuple[str, int, int]:

@@ -85,15 +85,16 @@ def _printer(args: argparse.Namespace, cols: Columns) -> Callable[[Any], None]:
         argv = raw.split(b"\0")[:-1] if raw.endswith(b"\0") else raw.split(b"\0")
         # The program counts one argument more than it stored when it stopped at --max-args.
         truncated = e.args_count > len(argv)
-        if args.quote:
-            argv = [b'"' + a.replace(b'"', b'\\"') + b'"' for a in argv]
+        # -n and -l search the arguments as given, as BCC's do: before -q quotes them.
         text = b" ".join(argv)
-        if truncated:
-            text += b" ..."
         if name_re and not name_re.search(e.comm + b" " + text):
             return
         if line_re and not line_re.search(text):
             return
+        if args.quote:
+            text = b" ".join(b'"' + a.replace(b'"', b'\\"') + b'"' for a in argv)
+        if truncated:
+            text += b" ..."
         if not start:
             start.append(e.ts_ns)
         ppid = e.ppid if args.json else (str(e.ppid) if e.ppid else "?")
