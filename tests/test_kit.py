@@ -12,6 +12,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -172,6 +173,89 @@ def test_opensnoop_over_a_perf_buffer_sees_the_marker(tmp_path: Path):
     # -F: the relative name comes back with the cat's working directory in front.
     hit = [line for line in out.splitlines() if line.endswith(str(marker))]
     assert len(hit) == 1 and hit[0].split()[:2] == [str(w.pid), "cat"], out[-2000:]
+
+
+# -- lost records, reported as they happen --------------------------------------------------------
+
+LOST_LINE = re.compile(r"WARNING: (\d+) events lost \((ring|perf) buffer full\)")
+
+
+@pytest.mark.parametrize("transport", ["ring", "perf"])
+def test_lost_records_are_reported_while_the_tool_runs_and_add_up(tmp_path: Path, transport: str):
+    """opensnoop with a one-page buffer and a child that opens a marker file 20000 times at
+    once: its records outrun the buffer (13 fit; the pump lingers 1 ms after a small batch).
+    Every open is either printed or counted in a WARNING line, and the first WARNING comes while
+    the tool still runs. The child stays on one CPU and, once the buffer is drained, opens the
+    marker once more: a perf buffer's lost count reaches the reader only in the lost record the
+    kernel writes before the next sample that fits on that CPU."""
+    opens = 20000
+    marker = tmp_path / f"lost-{uuid.uuid4().hex}"
+    marker.write_text("x")
+    child = subprocess.Popen([sys.executable, "-c", (
+        "import os, sys, time\n"
+        "os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})\n"
+        "print(flush=True)\n"
+        "sys.stdin.read(1)\n"
+        f"for _ in range({opens - 1}):\n"
+        f"    os.close(os.open({str(marker)!r}, os.O_RDONLY))\n"
+        "time.sleep(0.3)\n"
+        f"os.close(os.open({str(marker)!r}, os.O_RDONLY))\n"
+        "os._exit(0)\n")], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert child.stdin is not None and child.stdout is not None
+    child.stdout.readline()  # started: its own opens (imports) are done before the tool attaches
+    env = dict(os.environ, **{_kit.EVENTS_ENV: transport})
+    p = subprocess.Popen([*BPFKIT, "opensnoop", "-b", "1", "-p", str(child.pid), "-d", "3"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    watchdog = threading.Timer(60, p.kill)  # a tool that hangs fails the test instead of holding it
+    watchdog.start()
+    err_lines: list = []  # (line, whether the tool was still running when it came)
+
+    def read_stderr() -> None:
+        assert p.stderr is not None
+        for line in p.stderr:
+            err_lines.append((line, p.poll() is None))
+
+    reader = threading.Thread(target=read_stderr)
+    reader.start()
+    try:
+        wait_header(p, r"PATH$")
+        child.stdin.write(b"g")
+        child.stdin.close()
+        assert child.wait(timeout=30) == 0
+        assert p.stdout is not None
+        out = p.stdout.read()  # unread until now: the tool blocks on writing, the buffer overflows
+        p.wait(timeout=30)
+    finally:
+        watchdog.cancel()
+        for proc in (child, p):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        reader.join(timeout=30)
+    err = "".join(line for line, _ in err_lines)
+    assert p.returncode == 0, err
+    assert err_lines and err_lines[0][1], ("no loss reported while the tool ran", err)
+    warnings = [LOST_LINE.fullmatch(line) for line in err.splitlines()]
+    assert all(warnings), err  # nothing else on stderr
+    assert {m[2] for m in warnings if m} == {transport}
+    lost = sum(int(m[1]) for m in warnings if m)
+    printed = sum(line.endswith(str(marker)) for line in out.splitlines())
+    assert lost > 0 and printed > 0, (printed, lost)
+    assert printed + lost == opens, (printed, lost, err)
+
+
+def test_losses_are_reported_once_each_and_at_most_once_a_period(capsys):
+    totals = iter([0, 5, 5, 12])
+    reads = []
+    now = [100.0]
+    losses = _kit._Losses(lambda: reads.append(1) or next(totals), "ring", clock=lambda: now[0])
+    for step in (0.5, 0.4, 0.2, 0.5, 0.6, 1.0):  # checks at 0.5 0.9 1.1 1.6 2.2 3.2 s
+        now[0] += step
+        losses.check()
+    assert len(reads) == 3  # at 1.1 (0), 2.2 (5) and 3.2 (5): at most once a second
+    assert losses.report() == 12
+    assert capsys.readouterr().err == ("WARNING: 5 events lost (ring buffer full)\n"
+                                       "WARNING: 7 events lost (ring buffer full)\n")
 
 
 # -- discovery: `bpfkit list` ----------------------------------------------------------------------

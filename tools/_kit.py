@@ -8,7 +8,9 @@ Python.
   before load;
 * :func:`event_loop` — runs a tool's ``on_event(e)`` for each record of its ``events`` ring
   buffer (a perf buffer where the kernel has no ring buffers) until ``-d``, Ctrl-C or the reader
-  of stdout leaves, then reports lost records on stderr with their count;
+  of stdout leaves; records lost meanwhile are reported on stderr as they happen (at most once a
+  second, ``WARNING: 12 events lost (ring buffer full)``), and what is left at the end, so that
+  the counts add up to the total;
 * :func:`intervals` — the ``[interval] [count]`` loop: sleeps, yields, ends after ``count`` or at
   Ctrl-C, printing ``-T``'s time line;
 * :class:`Columns` — a column spec that prints the header and the rows, or with ``-j/--json`` one
@@ -162,9 +164,17 @@ def event_loop(b: Any, on_event: Callable[[Any], Any], *, duration: float | None
     header, say) runs once the buffer is open.
 
     The table is the ring buffer of ``TOOL_EVENTS()``, or its perf buffer (``page_cnt`` pages per
-    CPU) where the kernel has no ring buffers. Records are handled to the last one; then records
-    lost (a full ring buffer refused them: the program's ``dropped``; or the kernel dropped perf
-    samples) are reported on stderr with their count. Returns the number lost."""
+    CPU) where the kernel has no ring buffers. Records are handled to the last one. Records lost
+    (a full ring buffer refused them: the program's ``dropped``; or the kernel dropped perf
+    samples) are reported on stderr while the loop runs, at most once a second, as one line with
+    the count of those new since the last report (``WARNING: 12 events lost (ring buffer
+    full)``), and once more at the end for those not yet reported; the counts add up to the
+    total, which is returned.
+
+    The check costs little: ``dropped`` is read from the program's ``.bss`` where it is mapped in
+    memory (a map lookup before 5.5), the perf count is the stream's own counter. A perf buffer's
+    losses are known only once the kernel writes its lost record, which it does with the next
+    sample that fits on that CPU."""
     events = b[table]
     decode = events.event
     perf = hasattr(events, "open_perf_buffer")
@@ -174,6 +184,8 @@ def event_loop(b: Any, on_event: Callable[[Any], Any], *, duration: float | None
     else:
         events.open_ring_buffer(lambda _ctx, data, _size: on_event(decode(data)))
         poll, consume = b.ring_buffer_poll, b.ring_buffer_consume
+    losses = _Losses((lambda: events.lost) if perf else (lambda: b.get_global("dropped")),
+                     "perf" if perf else "ring")
     serving = _exporter
     if serving is not None:  # --prometheus: a scrape reads what on_event has added up so far
         serving.serve()
@@ -187,6 +199,7 @@ def event_loop(b: Any, on_event: Callable[[Any], Any], *, duration: float | None
             poll(timeout)
             if reader_gone is not None and reader_gone():
                 raise BrokenPipeError(errno.EPIPE, "the reader of standard output has gone")
+            losses.check()
         consume()
     except StopEvents:
         pass
@@ -199,10 +212,36 @@ def event_loop(b: Any, on_event: Callable[[Any], Any], *, duration: float | None
     finally:
         if serving is not None:
             _close_exporter(serving)
-    lost = int(events.lost if perf else b.get_global("dropped"))
-    if lost:
-        print(f"WARNING: {lost} events lost ({'perf' if perf else 'ring'} buffer full)", file=sys.stderr)
-    return lost
+    return losses.report()
+
+
+class _Losses:
+    """The losses :func:`event_loop` reports: ``read()`` gives the running total (the ring
+    buffer program's ``dropped``, the perf buffer's lost samples); :meth:`check` reports what is
+    new at most once a second, :meth:`report` at once, and returns the total."""
+
+    __slots__ = ("read", "kind", "clock", "reported", "next_check")
+
+    #: Seconds between two reads of the total while the loop runs.
+    PERIOD = 1.0
+
+    def __init__(self, read: Callable[[], int], kind: str, clock: Callable[[], float] = time.monotonic) -> None:
+        self.read, self.kind, self.clock = read, kind, clock
+        self.reported = 0
+        self.next_check = clock() + self.PERIOD
+
+    def check(self) -> None:
+        now = self.clock()
+        if now >= self.next_check:
+            self.next_check = now + self.PERIOD
+            self.report()
+
+    def report(self) -> int:
+        total = int(self.read())
+        if total > self.reported:
+            print(f"WARNING: {total - self.reported} events lost ({self.kind} buffer full)", file=sys.stderr)
+            self.reported = total
+        return total
 
 
 def intervals(args: Namespace, *, final: bool = True, gap: bool = False,
