@@ -6,6 +6,7 @@ output are checked for the session's pids, comms, addresses, ports, states and b
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -514,16 +515,27 @@ SERVER = textwrap.dedent("""
 """)
 
 
-def test_tcpretrans_sees_retransmits_of_dropped_segments(veth: VethPair):  # noqa: F811
-    """The server lives in the namespace; while the namespace's end of the veth pair is down,
-    the client's segment is dropped and retransmitted at each RTO. Two instances watch: one
-    prints each retransmit as JSON with -s, one counts per flow with -c; both must agree."""
+@contextlib.contextmanager
+def _client_of_a_server_behind(veth: VethPair) -> Iterator[tuple[socket.socket, int]]:  # noqa: F811
+    """A connection to a server in ``veth``'s namespace: the client socket and the server's port.
+    Taking the namespace's end of the pair down makes what the client sends get lost."""
     server = subprocess.Popen(["ip", "netns", "exec", veth.ns, sys.executable, "-c", SERVER, veth.peer_ip],
                               stdout=subprocess.PIPE, text=True)
     try:
         assert server.stdout is not None
         port = int(server.stdout.readline())
-        client = socket.create_connection((veth.peer_ip, port), timeout=10)
+        with socket.create_connection((veth.peer_ip, port), timeout=10) as client:
+            yield client, port
+    finally:
+        server.kill()
+        server.wait()
+
+
+def test_tcpretrans_sees_retransmits_of_dropped_segments(veth: VethPair):  # noqa: F811
+    """The server lives in the namespace; while the namespace's end of the veth pair is down,
+    the client's segment is dropped and retransmitted at each RTO. Two instances watch: one
+    prints each retransmit as JSON with -s, one counts per flow with -c; both must agree."""
+    with _client_of_a_server_behind(veth) as (client, port):
         lport = client.getsockname()[1]
         events = start_quiet(1, "tcpretrans", "-j", "-s", "-d", "4")
         counts = start_quiet(1, "tcpretrans", "-c", "-d", "4")
@@ -533,10 +545,6 @@ def test_tcpretrans_sees_retransmits_of_dropped_segments(veth: VethPair):  # noq
         _run("ip", "-n", veth.ns, "link", "set", veth.peer, "up")
         got = [r for r in json_lines(finish(events)) if r["lport"] == lport]
         out = finish(counts)
-        client.close()
-    finally:
-        server.kill()
-        server.wait()
     assert len(got) >= 2, got
     for r in got:
         assert (r["ip"], r["laddr"], r["raddr"], r["rport"], r["type"], r["state"]) == \
@@ -559,12 +567,7 @@ def test_tcpretrans_lossprobe_sees_the_probe_of_a_lost_tail(veth: VethPair):  # 
     if not features.probe("fentry").supported and not features.probe("kprobes").supported:
         pytest.skip(f"-l needs fentry or a kprobe on tcp_send_loss_probe: fentry: "
                     f"{features.probe('fentry').reason}; kprobes: {features.probe('kprobes').reason}")
-    server = subprocess.Popen(["ip", "netns", "exec", veth.ns, sys.executable, "-c", SERVER, veth.peer_ip],
-                              stdout=subprocess.PIPE, text=True)
-    try:
-        assert server.stdout is not None
-        port = int(server.stdout.readline())
-        client = socket.create_connection((veth.peer_ip, port), timeout=10)
+    with _client_of_a_server_behind(veth) as (client, port):
         client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         client.sendall(b"warm" * 100)  # a round trip or two measured, so the probe's timeout is short
         time.sleep(0.2)
@@ -576,10 +579,6 @@ def test_tcpretrans_lossprobe_sees_the_probe_of_a_lost_tail(veth: VethPair):  # 
         time.sleep(1.0)
         _run("ip", "-n", veth.ns, "link", "set", veth.peer, "up")
         got = [r for r in json_lines(finish(events)) if r["lport"] == lport]
-        client.close()
-    finally:
-        server.kill()
-        server.wait()
     probes = [r for r in got if r["type"] == "L"]
     assert probes, got
     for r in got:
