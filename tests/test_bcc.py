@@ -167,6 +167,46 @@ TRACEPOINT_PROBE(syscalls, sys_enter_getppid)
     assert "calls" in out.getvalue() and "|" in out.getvalue()
 
 
+def test_increment_loses_no_count_when_two_cpus_make_the_same_key_at_once():
+    """map.increment(key) on a key not yet in the map, from two CPUs at the same moment: both
+    find it missing, one inserts it first, and the other's count must still be added (BCC's
+    increment inserts a zero and adds atomically). Two children pinned to different CPUs call
+    getppid() in a loop; the key is the time in 16-microsecond windows, so their calls meet on a
+    fresh key thousands of times. The counts must add up to the calls made."""
+    import subprocess
+    import sys
+
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        pytest.skip("one CPU: two increments cannot meet on a fresh key")
+    calls = 30000
+    src = r"""
+BPF_HASH(counts, u64, u64, 1000000);
+
+TRACEPOINT_PROBE(syscalls, sys_enter_getppid)
+{
+    if (bpf_get_current_uid_gid() >> 32 != MARK)
+        return 0;
+    counts.increment(bpf_ktime_get_ns() >> 14);
+    return 0;
+}
+"""
+    mark = 424242  # the children's gid: only their calls count
+    child = ("import os, sys\nos.sched_setaffinity(0, {int(sys.argv[1])})\nos.setgid(%d)\n"
+             "sys.stdin.readline()\nfor _ in range(%d):\n    os.getppid()\n" % (mark, calls))
+    with BPF(text=src, cflags=[f"-DMARK={mark}"]) as b:
+        kids = [subprocess.Popen([sys.executable, "-c", child, str(cpu)], stdin=subprocess.PIPE, text=True)
+                for cpu in cpus[:2]]
+        time.sleep(0.3)  # both have started and wait
+        for k in kids:
+            assert k.stdin is not None
+            k.stdin.write("go\n")
+            k.stdin.flush()
+        assert all(k.wait(timeout=60) == 0 for k in kids)
+        values = [v.value for v in b["counts"].values()]
+    assert sum(values) == 2 * calls, (sum(values), len(values))
+
+
 def test_a_function_taking_registers_attaches_as_a_uprobe_by_name():
     """BCC loads any function whose context is `struct pt_regs *` as a program for
     attach_uprobe(fn_name=...); arguments named after ctx are read from the registers."""

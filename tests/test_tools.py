@@ -254,16 +254,22 @@ def test_execsnoop_sees_the_marker_command():
     assert failed and failed[0].split()[3] == "-2", "-x shows failed exec()s with their error"
 
 
-def test_execsnoop_name_filter_and_max_args():
-    marker = f"nm-{uuid.uuid4().hex}"
-    p = start_tool("execsnoop", "-d", "3", "-n", marker, "--max-args", "2")
+def test_execsnoop_name_filter_and_max_args(tmp_path: Path):
+    """-n matches the command's name (its comm after exec), not its arguments, as BCC's does;
+    --max-args 2 keeps the program's path and its first argument."""
+    marker = f"nm{uuid.uuid4().hex[:10]}"
+    named = tmp_path / marker
+    shutil.copy("/bin/echo", named)
+    p = start_tool("execsnoop", "-d", "3", "-n", marker[2:8], "--max-args", "2")
     wait_header(p, r"ARGS$")
     subprocess.run(["/bin/true", "unrelated"])
-    subprocess.run(["/bin/echo", marker, "b", "c", "d"], capture_output=True)
+    subprocess.run(["/bin/echo", marker, "b", "c", "d"], capture_output=True)  # the marker as an argument only
+    done = subprocess.run([str(named), "b", "c", "d"], capture_output=True)
     out = finish(p)
     lines = out.splitlines()  # the header was consumed by wait_header
     assert len(lines) == 1, out
-    assert lines[0].endswith(f"/bin/echo {marker} ..."), lines[0]
+    assert lines[0].split()[0] == marker and lines[0].endswith(f"{named} b ..."), lines[0]
+    assert done.returncode == 0
 
 
 def test_execsnoop_quote_puts_each_argument_in_quotes():

@@ -13,7 +13,7 @@ Examples::
     bpfkit execsnoop -u user       # get user UID and trace only them
     bpfkit execsnoop -t            # include timestamps
     bpfkit execsnoop -q            # add "quotemarks" around arguments
-    bpfkit execsnoop -n main       # only print command lines containing "main"
+    bpfkit execsnoop -n main       # only print commands whose name contains "main"
     bpfkit execsnoop -l tpkg       # only print command where arguments contains "tpkg"
     bpfkit execsnoop -c /sys/fs/cgroup/unified/user.slice   # only tasks in this cgroup
     bpfkit execsnoop --cgroupmap /sys/fs/bpf/cgset          # only trace cgroups in this BPF map
@@ -53,7 +53,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("-x", "--fails", action="store_true", help="include failed exec()s")
     TOOL.add_groups(p, "cgroupmap", "mntnsmap", "cgroup", "uid")
     p.add_argument("-q", "--quote", action="store_true", help='Add quotemarks (") around arguments.')
-    p.add_argument("-n", "--name", type=regex, help="only print commands matching this name (regex), any arg")
+    p.add_argument("-n", "--name", type=regex, help="only print commands whose name (regex) matches")
     p.add_argument("-l", "--line", type=regex, help="only print commands where arg contains this line (regex)")
     TOOL.add_groups(p, "print_uid")
     p.add_argument("--max-args", type=count, default=20,
@@ -85,10 +85,11 @@ def _printer(args: argparse.Namespace, cols: Columns) -> Callable[[Any], None]:
         argv = raw.split(b"\0")[:-1] if raw.endswith(b"\0") else raw.split(b"\0")
         # The program counts one argument more than it stored when it stopped at --max-args.
         truncated = e.args_count > len(argv)
-        # -n and -l search the arguments as given, as BCC's do: before -q quotes them.
-        text = b" ".join(argv)
-        if name_re and not name_re.search(e.comm + b" " + text):
+        # -n searches the command's name, -l the arguments as given (before -q quotes them), as
+        # BCC's do.
+        if name_re and not name_re.search(e.comm):
             return
+        text = b" ".join(argv)
         if line_re and not line_re.search(text):
             return
         if args.quote:

@@ -182,20 +182,20 @@
 		__bcc_v;                                                                              \
 	})
 #define __bcc_m_lookup_or_init(m, k, z) __bcc_m_lookup_or_try_init(m, k, z)
-/* increment(key[, n = 1]): the key by value, as BCC takes it. */
+/* increment(key[, n = 1]): the key by value, as BCC takes it. A key not yet there is inserted
+ * with the count; if another CPU inserted it meanwhile (EEXIST), the count is added to theirs. */
 #define __bcc_m_increment(m, ...) __BCC_SEL(__VA_ARGS__, , , , __bcc_inc_n, __bcc_inc_1)(m, __VA_ARGS__)
 #define __bcc_m_atomic_increment(m, ...) __bcc_m_increment(m, __VA_ARGS__)
 #define __bcc_inc_1(m, _k) __bcc_inc_n(m, _k, 1)
 #define __bcc_inc_n(m, _k, _n)                                                                        \
 	({                                                                                            \
 		__typeof__(*(m)->key) __bcc_k = (_k);                                                 \
+		__typeof__(*(m)->value) __bcc_n = (_n);                                               \
 		__typeof__((m)->value) __bcc_v = bpf_map_lookup_elem(m, &__bcc_k);                    \
-		if (__bcc_v) {                                                                        \
-			__sync_fetch_and_add(__bcc_v, (_n));                                          \
-		} else {                                                                              \
-			__typeof__(*(m)->value) __bcc_z = (_n);                                       \
-			bpf_map_update_elem(m, &__bcc_k, &__bcc_z, BPF_NOEXIST);                      \
-		}                                                                                     \
+		if (!__bcc_v && bpf_map_update_elem(m, &__bcc_k, &__bcc_n, BPF_NOEXIST))              \
+			__bcc_v = bpf_map_lookup_elem(m, &__bcc_k);                                   \
+		if (__bcc_v)                                                                          \
+			__sync_fetch_and_add(__bcc_v, __bcc_n);                                       \
 	})
 #define __bcc_m_perf_submit(m, ctx, data, size) bpf_perf_event_output(ctx, m, BPF_F_CURRENT_CPU, data, size)
 #define __bcc_m_perf_submit_skb(m, ctx, skb_len, data, size)                                           \
