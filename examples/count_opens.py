@@ -21,10 +21,10 @@ int count_opens(void *ctx)
 {
     u32 pid = bpf_get_current_pid_tgid() >> 32;
     u64 one = 1, *n = bpf_map_lookup_elem(&counts, &pid);
+    if (!n && bpf_map_update_elem(&counts, &pid, &one, BPF_NOEXIST))
+        n = bpf_map_lookup_elem(&counts, &pid);  /* another CPU made it first: add to theirs */
     if (n)
         __sync_fetch_and_add(n, 1);
-    else
-        bpf_map_update_elem(&counts, &pid, &one, BPF_NOEXIST);
     return 0;
 }
 """) as b:

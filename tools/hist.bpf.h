@@ -26,20 +26,6 @@
 #define COUNT_MAP(name, key_type, entries) __U64_HASH(name, key_type, entries)
 
 /*
- * Adds 1 to key's count in `map`, creating it at 1. Two CPUs creating the same key at once may
- * count 1 instead of 2: a loss a histogram can bear, once per key (count_add() has none).
- */
-static __always_inline void count_increment(void *map, const void *key)
-{
-	u64 one = 1, *count = bpf_map_lookup_elem(map, key);
-
-	if (count)
-		__sync_fetch_and_add(count, 1);
-	else
-		bpf_map_update_elem(map, key, &one, BPF_NOEXIST);
-}
-
-/*
  * Adds n to key's count in `map`, creating it at n; where another CPU created the key first, adds
  * to its count instead, so that no n is lost (a total of nanoseconds, say).
  */
@@ -54,6 +40,12 @@ static __always_inline void count_add(void *map, const void *key, u64 n)
 		if (v)
 			__sync_fetch_and_add(v, n);
 	}
+}
+
+/* Adds 1 to key's count in `map`, creating it at 1 (see count_add(): none is lost). */
+static __always_inline void count_increment(void *map, const void *key)
+{
+	count_add(map, key, 1);
 }
 
 /* -e: the total and the number of the values counted, for their average. */
